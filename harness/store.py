@@ -1,0 +1,118 @@
+"""Run storage: `results/runs/<run_id>/record.json` plus the files beside it.
+
+Writes are atomic (temporary file in the same folder, fsync, rename), so a reader never
+sees half a record, and a crash leaves the previous version intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from harness.records import RunRecord
+
+RECORD_FILE = "record.json"
+
+
+def runs_dir(results: Path) -> Path:
+    return Path(results) / "runs"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def write_record(run_dir: Path, record: RunRecord) -> Path:
+    path = Path(run_dir) / RECORD_FILE
+    atomic_write_text(path, record.model_dump_json(indent=2) + "\n")
+    return path
+
+
+def read_record(path: Path) -> RunRecord:
+    """A record from its file or its run folder. Raises ValueError naming the file on bad content."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RECORD_FILE
+    try:
+        return RunRecord.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        raise ValueError(f"{path}: not a valid run record: {exc.error_count()} problem(s), first: "
+                         f"{'.'.join(map(str, exc.errors()[0]['loc']))}: {exc.errors()[0]['msg']}") from exc
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read: {exc.strerror}") from exc
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    records: list[RunRecord]
+    problems: list[str]  # one line per unreadable or invalid record file
+
+
+def iter_record_paths(results: Path) -> Iterator[Path]:
+    base = runs_dir(results)
+    if base.is_dir():
+        yield from sorted(base.glob(f"*/{RECORD_FILE}"))
+
+
+def load_records(results: Path) -> LoadResult:
+    """Every record under `results`, oldest first; bad files are reported, not fatal."""
+    records, problems = [], []
+    for path in iter_record_paths(results):
+        try:
+            records.append(read_record(path))
+        except ValueError as exc:
+            problems.append(str(exc))
+    records.sort(key=lambda r: r.started_at)
+    return LoadResult(records, problems)
+
+
+def find_run(results: Path, run: str) -> Path:
+    """A run folder from a run id, an id prefix, a folder or a record path."""
+    p = Path(run)
+    if p.is_file():
+        return p.parent
+    if (p / RECORD_FILE).is_file():
+        return p
+    base = runs_dir(results)
+    matches = sorted(base.glob(f"{run}*")) if base.is_dir() else []
+    matches = [m for m in matches if (m / RECORD_FILE).is_file()]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise FileNotFoundError(f"no run {run!r} under {base}")
+    raise FileNotFoundError(f"run id {run!r} is ambiguous: {', '.join(m.name for m in matches[:5])}")
+
+
+def latest_record(results: Path, model: str | None = None, suite: str | None = None) -> RunRecord | None:
+    recs = [
+        r
+        for r in load_records(results).records
+        if (model is None or r.model.preset == model) and (suite is None or r.suite.name == suite)
+    ]
+    return recs[-1] if recs else None

@@ -1,0 +1,176 @@
+"""Suite definitions: what to run, validated before anything starts.
+
+A suite file is YAML that maps onto :class:`SuiteSpec`. Unknown keys and bad values fail at
+load time with the file, line and dotted field path, e.g.::
+
+    suites/smoke.yaml:14: performance.scenarios.0.concurency: unknown field
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskSpec(Spec):
+    name: str = Field(description="lm-eval task name or a bundled offline task.", examples=["arc_challenge"])
+    num_fewshot: int = Field(default=0, ge=0, description="Few-shot examples per prompt.")
+    limit: int | None = Field(default=None, ge=1, description="Evaluate only the first N documents.")
+
+
+class AccuracySpec(Spec):
+    tasks: list[TaskSpec] = Field(default_factory=list, description="Tasks evaluated with lm-eval.")
+    batch_size: int = Field(default=8, ge=1, description="Prompts per request sent to the engine.")
+    num_concurrent: int = Field(default=2, ge=1, description="Requests in flight at once.")
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _names_as_tasks(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+
+class PerfScenario(Spec):
+    name: str = Field(description="Scenario name, unique in the suite.", examples=["c1-512-128"])
+    input_tokens: int = Field(ge=1, description="Exact prompt length in the model's tokens.")
+    output_tokens: int = Field(ge=1, description="Exact output length (max_tokens with ignore_eos).")
+    num_requests: int = Field(ge=1, description="Measured requests (after warm-up).")
+    concurrency: int | None = Field(default=None, ge=1, description="Requests in flight at once (closed loop).")
+    request_rate: float | None = Field(
+        default=None, gt=0, description="Poisson arrival rate in requests/s (open loop); `concurrency` caps it."
+    )
+    warmup_requests: int = Field(default=1, ge=0, description="Unmeasured requests sent first.")
+
+    @model_validator(mode="after")
+    def _one_load_shape(self) -> PerfScenario:
+        if self.concurrency is None and self.request_rate is None:
+            raise ValueError("set `concurrency` or `request_rate`")
+        return self
+
+
+class PerformanceSpec(Spec):
+    scenarios: list[PerfScenario] = Field(default_factory=list)
+
+    @field_validator("scenarios")
+    @classmethod
+    def _unique_names(cls, value: list[PerfScenario]) -> list[PerfScenario]:
+        names = [s.name for s in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate scenario names: {', '.join(dupes)}")
+        return value
+
+
+class EngineOverrides(Spec):
+    max_model_len: int | None = Field(default=None, ge=16, description="Overrides the preset's context length.")
+    dtype: str | None = Field(default=None, description="Overrides the preset's dtype.")
+    startup_timeout_s: float = Field(default=600, gt=0, description="Seconds to wait for /health.")
+    extra_args: list[str] = Field(default_factory=list, description="Extra vLLM server CLI arguments.")
+
+
+class GateThreshold(Spec):
+    metric: str = Field(description="Accuracy task name or record field, e.g. 'p99_ttft_ms'.")
+    scenario: str | None = Field(default=None, description="Scenario the metric belongs to (performance only).")
+    higher_is_better: bool | None = Field(default=None, description="Taken from the metric where known.")
+    max_rel_change: float | None = Field(default=None, ge=0, description="Allowed worsening as a fraction.")
+    max_abs_change: float | None = Field(default=None, ge=0, description="Allowed worsening in the metric's unit.")
+
+
+class SuiteSpec(Spec):
+    name: str = Field(description="Suite name, used in run ids and records.")
+    description: str = ""
+    models: list[str] = Field(default_factory=list, description="Preset names run when no --model is given.")
+    seed: int = Field(default=1234, description="Seed for prompts, arrivals and sampling.")
+    engine: EngineOverrides = Field(default_factory=EngineOverrides)
+    accuracy: AccuracySpec = Field(default_factory=AccuracySpec)
+    performance: PerformanceSpec = Field(default_factory=PerformanceSpec)
+    gates: list[GateThreshold] = Field(default_factory=list, description="Regression thresholds for `harness gate`.")
+
+
+class SuiteError(ValueError):
+    """A suite file that cannot be used; the message names file, line and field."""
+
+
+class LoadedSuite(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    spec: SuiteSpec
+    path: Path | None
+    sha256: str | None
+
+
+def resolve_suite_path(name_or_path: str | Path) -> Path:
+    """A path as given, or `suites/<name>.yaml`."""
+    p = Path(name_or_path)
+    if p.suffix in {".yaml", ".yml"} or p.exists():
+        return p
+    candidate = SUITES_DIR / f"{name_or_path}.yaml"
+    if candidate.exists():
+        return candidate
+    known = sorted(x.stem for x in SUITES_DIR.glob("*.yaml"))
+    raise SuiteError(f"no suite {name_or_path!r}: known suites are {', '.join(known) or 'none'}")
+
+
+def load_suite(name_or_path: str | Path) -> LoadedSuite:
+    path = resolve_suite_path(name_or_path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SuiteError(f"{path}: cannot read suite file: {exc.strerror}") from exc
+    spec = parse_suite(raw.decode("utf-8"), source=str(path))
+    return LoadedSuite(spec=spec, path=path, sha256=hashlib.sha256(raw).hexdigest())
+
+
+def parse_suite(text: str, source: str = "<suite>") -> SuiteSpec:
+    """Validate YAML text as a suite; errors name `source:line: field.path: problem`."""
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise SuiteError(f"{source}{line}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise SuiteError(f"{source}:1: a suite must be a mapping of fields, got {type(data).__name__}")
+    try:
+        return SuiteSpec.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            line = _line_of(node, loc)
+            field = ".".join(str(p) for p in loc) or "<root>"
+            msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+            lines.append(f"{source}:{line}: {field}: {msg}")
+        raise SuiteError("\n".join(lines)) from None
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int:
+    """1-based line of the deepest YAML node along `loc` (the key's line for mapping keys)."""
+    line = node.start_mark.line + 1 if node is not None else 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == str(part):
+                    line = key.start_mark.line + 1
+                    node = value
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line

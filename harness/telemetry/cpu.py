@@ -1,0 +1,105 @@
+"""Engine process-tree figures with psutil: CPU seconds and peak resident memory."""
+
+from __future__ import annotations
+
+import threading
+
+import psutil
+
+
+class ProcessTreeMonitor:
+    """Samples the RSS of a process and all its descendants on a background thread.
+
+    CPU seconds are read from the kernel's accounting at window edges, so they are exact
+    for processes alive at both edges (children that exit inside a window lose their share).
+    """
+
+    def __init__(self, pid: int | None, interval_s: float = 0.1) -> None:
+        self.pid = pid
+        self.interval_s = interval_s
+        self._peak_total = 0
+        self._window_peaks: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._procs: dict[int, psutil.Process] = {}
+
+    def _tree(self) -> list[psutil.Process]:
+        if self.pid is None:
+            return []
+        try:
+            root = self._procs.get(self.pid) or psutil.Process(self.pid)
+            self._procs[self.pid] = root
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return []
+        # Keep Process objects so cpu_percent-style state and identity survive between samples.
+        out = []
+        for p in procs:
+            out.append(self._procs.setdefault(p.pid, p))
+        return out
+
+    def rss_bytes(self) -> int | None:
+        if self.pid is None:
+            return None
+        total = 0
+        for p in self._tree():
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                continue
+        return total
+
+    def cpu_seconds(self) -> float | None:
+        if self.pid is None:
+            return None
+        total = 0.0
+        for p in self._tree():
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                continue
+        return total
+
+    def _sample(self) -> None:
+        rss = self.rss_bytes() or 0
+        with self._lock:
+            self._peak_total = max(self._peak_total, rss)
+            for name in self._window_peaks:
+                self._window_peaks[name] = max(self._window_peaks[name], rss)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._sample()
+
+    def start(self) -> None:
+        if self.pid is None or self._thread is not None:
+            return
+        self._sample()
+        self._thread = threading.Thread(target=self._loop, name="harness-rss-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def open_window(self, name: str) -> None:
+        with self._lock:
+            self._window_peaks[name] = 0
+        self._sample()
+
+    def close_window(self, name: str) -> int | None:
+        self._sample()
+        with self._lock:
+            peak = self._window_peaks.pop(name, 0)
+        return peak if self.pid is not None else None
+
+    @property
+    def peak_rss_bytes(self) -> int | None:
+        if self.pid is None:
+            return None
+        with self._lock:
+            return self._peak_total
