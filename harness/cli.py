@@ -20,6 +20,8 @@ from rich.table import Table
 _FEATURE_CLIS: tuple[str, ...] = ()
 
 console = Console()
+if not console.is_terminal:  # logs and CI: wide enough that result tables do not wrap
+    console = Console(width=160)
 err_console = Console(stderr=True)
 
 

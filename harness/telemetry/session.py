@@ -71,6 +71,15 @@ class TelemetrySession:
         self.tree.stop()
         self.gpu.stop()
 
+    def attach(self, engine_pid: int | None) -> None:
+        """Follow the engine's process tree from now on (it exists only once the engine started).
+
+        A window open across attach() charges the tree's CPU seconds since its processes began,
+        which for the engine start-up window is exactly the start-up cost.
+        """
+        self.tree.pid = engine_pid
+        self.tree.start()
+
     def begin_window(self, name: str) -> None:
         self.tree.open_window(name)
         self.gpu.begin_window(name)
@@ -83,7 +92,7 @@ class TelemetrySession:
         energy_j, energy_reason, gpu = self.gpu.end_window(name)
         phase = PhaseResources(
             duration_s=time.perf_counter() - t0,
-            engine_cpu_s=(cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None,
+            engine_cpu_s=(cpu1 - (cpu0 or 0.0)) if cpu1 is not None else None,
             engine_peak_rss_bytes=peak,
             energy_j=energy_j,
             energy=energy_reason,

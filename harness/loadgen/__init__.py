@@ -1,0 +1,1 @@
+"""Streaming load generation and vLLM-bench-style metrics."""
