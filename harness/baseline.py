@@ -1,0 +1,119 @@
+"""Baselines: the run a candidate is gated against, one per (model, suite, hardware).
+
+A baseline is a copy of a run record under ``results/baselines/``, named
+``<model>__<suite>__<hardware>.json``. Unlike ``results/runs/`` that folder is meant to be
+committed, so a CI job gates against the figures a reviewer accepted. The file is a plain
+:class:`~harness.records.RunRecord` (``read_record`` reads it), so any run folder or record
+file can also be passed where a baseline is expected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.records import Environment, RunRecord
+from harness.store import atomic_write_text, read_record
+
+BASELINES_DIR = "baselines"
+
+
+class BaselineError(ValueError):
+    """A baseline that cannot be set or found; the message says which and what to do."""
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-.") or "unknown"
+
+
+def hardware_slug(env: Environment) -> str:
+    """File-name-safe hardware key: GPU names with counts, else the CPU model.
+
+    e.g. ``nvidia-h100-80gb-hbm3-x2`` or ``cpu-amd-epyc-7763-64-core-processor``.
+    """
+    if env.gpus:
+        counts = Counter(g.name for g in env.gpus)
+        return "+".join(f"{_slug(name)}-x{n}" for name, n in sorted(counts.items()))
+    return f"cpu-{_slug(env.cpu_model or 'unknown')}"
+
+
+def hardware_label(env: Environment) -> str:
+    """Human-readable hardware, e.g. ``2 × NVIDIA H100 80GB HBM3`` or the CPU model."""
+    if env.gpus:
+        counts = Counter(g.name for g in env.gpus)
+        return " + ".join(f"{n} × {name}" for name, n in sorted(counts.items()))
+    return f"CPU {env.cpu_model or 'unknown'}"
+
+
+def model_key(record: RunRecord) -> str:
+    """The model part of a baseline name: the preset, or `local-<dir>` for checkpoint folders."""
+    if record.model.preset == "local":
+        return "local-" + _slug(Path(record.model.source).name)
+    return _slug(record.model.preset)
+
+
+def baseline_path(results: Path, record: RunRecord) -> Path:
+    """Where the baseline for this record's (model, suite, hardware) lives."""
+    name = f"{model_key(record)}__{_slug(record.suite.name)}__{hardware_slug(record.environment)}.json"
+    return Path(results) / BASELINES_DIR / name
+
+
+def set_baseline(results: Path, record: RunRecord) -> tuple[Path, RunRecord | None]:
+    """Promote `record` to the baseline of its (model, suite, hardware).
+
+    Returns the baseline file and the record it replaced (None if there was none).
+    Raises BaselineError for a failed run: its figures are not a standard to hold others to.
+    """
+    if record.status != "ok":
+        raise BaselineError(f"run {record.run_id} failed ({record.error}); a failed run cannot be a baseline")
+    path = baseline_path(results, record)
+    previous: RunRecord | None = None
+    if path.is_file():
+        try:
+            previous = read_record(path)
+        except ValueError:
+            previous = None  # an unreadable old baseline is simply replaced
+    atomic_write_text(path, record.model_dump_json(indent=2) + "\n")
+    return path, previous
+
+
+@dataclass(frozen=True)
+class BaselineEntry:
+    path: Path
+    record: RunRecord | None
+    problem: str | None = None
+
+
+def list_baselines(results: Path) -> list[BaselineEntry]:
+    """Every baseline file under `results/baselines/`, by name; unreadable ones carry the problem."""
+    folder = Path(results) / BASELINES_DIR
+    entries = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            entries.append(BaselineEntry(path, read_record(path)))
+        except ValueError as exc:
+            entries.append(BaselineEntry(path, None, str(exc)))
+    return entries
+
+
+def find_baseline(results: Path, candidate: RunRecord) -> RunRecord:
+    """The baseline matching the candidate's (model, suite, hardware).
+
+    Raises BaselineError when there is none, naming the expected file and any baselines of the
+    same model and suite on other hardware (the usual cause on a new CI runner).
+    """
+    path = baseline_path(results, candidate)
+    if path.is_file():
+        return read_record(path)
+    prefix = f"{model_key(candidate)}__{_slug(candidate.suite.name)}__"
+    others = [e.path.name for e in list_baselines(results) if e.path.name.startswith(prefix)]
+    hint = (
+        f"; baselines of this model and suite exist for other hardware: {', '.join(others)}" if others else ""
+    )
+    raise BaselineError(
+        f"no baseline at {path} for model {candidate.model.preset!r}, suite {candidate.suite.name!r}, "
+        f"hardware {hardware_label(candidate.environment)}{hint}. "
+        f"Promote a run with `harness baseline set RUN` or pass --baseline PATH."
+    )

@@ -1,0 +1,201 @@
+"""`harness gate` and `harness baseline`: find the runs, call :mod:`harness.gate`, print, exit.
+
+Exit codes: 0 nothing regressed, 1 a regression (or a failed candidate run), 2 the
+comparison cannot be made (no baseline, mismatched configuration, unreadable record, bad
+thresholds). `--junit` and `--summary` are written in every one of those cases, so a CI job
+always has something to show.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from harness.baseline import (
+    BaselineError,
+    find_baseline,
+    hardware_label,
+    list_baselines,
+    set_baseline,
+)
+from harness.gate import (
+    GateError,
+    GateReport,
+    compare,
+    render_error_junit,
+    render_error_markdown,
+    render_junit,
+    render_markdown,
+    render_terminal,
+)
+from harness.records import RunRecord
+from harness.store import atomic_write_text, find_run, load_records, read_record
+
+
+def _consoles() -> tuple[Console, Console]:
+    out = Console()
+    if not out.is_terminal:  # CI logs: wide enough that the table does not wrap
+        out = Console(width=160)
+    return out, Console(stderr=True)
+
+
+def resolve_candidate(
+    results: Path,
+    run: str | None = None,
+    model: str | None = None,
+    suite: str | None = None,
+    warn: Console | None = None,
+) -> RunRecord:
+    """The record of `run` (id, id prefix, folder or record file), else the latest matching run.
+
+    Raises FileNotFoundError when no run matches and ValueError for an unreadable record.
+    """
+    if run is not None:
+        return read_record(find_run(results, run))
+    loaded = load_records(results)
+    if warn is not None:
+        for problem in loaded.problems:
+            warn.print(f"[yellow]warning:[/] skipped {escape(problem)}", highlight=False, soft_wrap=True)
+    recs = [
+        r
+        for r in loaded.records
+        if (model is None or r.model.preset == model) and (suite is None or r.suite.name == suite)
+    ]
+    if not recs:
+        which = " and ".join(x for x in (model and f"model {model!r}", suite and f"suite {suite!r}") if x)
+        raise FileNotFoundError(
+            f"no runs under {Path(results) / 'runs'}" + (f" for {which}" if which else "")
+        )
+    return recs[-1]
+
+
+def gate_runs(
+    results: Path,
+    candidate: RunRecord,
+    baseline: str | Path | None = None,
+    allow_mismatch: bool = False,
+) -> GateReport:
+    """Compare `candidate` with the baseline at `baseline` (a record file or run folder), or with
+    the committed baseline of its (model, suite, hardware). Raises BaselineError, GateError or
+    ValueError when the comparison cannot be made."""
+    base = read_record(Path(baseline)) if baseline is not None else find_baseline(results, candidate)
+    return compare(base, candidate, allow_mismatch=allow_mismatch)
+
+
+def _write_outputs(args: argparse.Namespace, junit: str, markdown: str) -> None:
+    if args.junit:
+        atomic_write_text(Path(args.junit), junit)
+    if args.summary:
+        atomic_write_text(Path(args.summary), markdown)
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    out, err = _consoles()
+    results = Path(args.results)
+    try:
+        candidate = resolve_candidate(results, args.candidate, args.model, args.suite, warn=err)
+        report = gate_runs(results, candidate, args.baseline, args.allow_mismatch)
+    except (GateError, BaselineError, ValueError, FileNotFoundError) as exc:
+        message = str(exc)
+        err.print(f"[bold yellow]REFUSED (exit 2):[/] {escape(message)}", highlight=False, soft_wrap=True)
+        _write_outputs(args, render_error_junit(message), render_error_markdown(message))
+        return 2
+    render_terminal(report, out)
+    _write_outputs(args, render_junit(report), render_markdown(report))
+    return report.exit_code
+
+
+def cmd_baseline_set(args: argparse.Namespace) -> int:
+    out, err = _consoles()
+    results = Path(args.results)
+    if (args.run is None) == (not args.latest):
+        err.print(
+            "[bold red]error:[/] name a RUN or pass --latest (not both)", highlight=False, soft_wrap=True
+        )
+        return 2
+    try:
+        record = resolve_candidate(results, args.run, args.model, args.suite, warn=err)
+        path, previous = set_baseline(results, record)
+    except (BaselineError, ValueError, FileNotFoundError) as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return 2
+    out.print(
+        f"baseline for model {record.model.preset}, suite {record.suite.name}, "
+        f"{hardware_label(record.environment)}: run {record.run_id}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    replaced = f" (replaces run {previous.run_id})" if previous is not None else ""
+    out.print(f"wrote {path}{replaced}; commit it so CI gates against it", highlight=False, soft_wrap=True)
+    return 0
+
+
+def cmd_baseline_list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    out, err = _consoles()
+    entries = list_baselines(Path(args.results))
+    if not entries:
+        out.print(f"no baselines under {Path(args.results) / 'baselines'}", highlight=False, soft_wrap=True)
+        return 0
+    table = Table(title="Baselines")
+    for col in ("file", "model", "suite", "hardware", "run", "started"):
+        table.add_column(col)
+    for e in entries:
+        r = e.record
+        if r is None:
+            table.add_row(e.path.name, f"[red]{e.problem}[/]", "", "", "", "")
+        else:
+            table.add_row(
+                e.path.name,
+                r.model.preset,
+                r.suite.name,
+                hardware_label(r.environment),
+                r.run_id,
+                r.started_at.isoformat(timespec="seconds"),
+            )
+    out.print(table)
+    return 0 if all(e.record is not None for e in entries) else 2
+
+
+def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "gate",
+        help="compare a run with its baseline: exit 0 pass, 1 regression, 2 cannot compare",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--candidate", metavar="RUN", help="run id, id prefix, run folder or record file")
+    which.add_argument("--latest", action="store_true", help="the latest run (narrow with --model/--suite)")
+    p.add_argument("--model", help="with --latest: only runs of this model preset")
+    p.add_argument("--suite", help="with --latest: only runs of this suite")
+    p.add_argument(
+        "--baseline",
+        metavar="PATH",
+        help="baseline record file or run folder (default: results/baselines/...)",
+    )
+    p.add_argument("--results", default="results", help="results folder (default: results)")
+    p.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per metric")
+    p.add_argument(
+        "--summary", metavar="FILE", help="write the report as Markdown (e.g. $GITHUB_STEP_SUMMARY)"
+    )
+    p.add_argument(
+        "--allow-mismatch", action="store_true", help="compare despite configuration differences (listed)"
+    )
+    p.set_defaults(func=cmd_gate)
+
+    b = sub.add_parser("baseline", help="promote a run to the baseline of its model, suite and hardware")
+    bsub = b.add_subparsers(dest="baseline_command", required=True)
+    s = bsub.add_parser("set", help="write results/baselines/<model>__<suite>__<hardware>.json from a run")
+    s.add_argument("run", nargs="?", help="run id, id prefix, run folder or record file")
+    s.add_argument("--latest", action="store_true", help="the latest run (narrow with --model/--suite)")
+    s.add_argument("--model", help="with --latest: only runs of this model preset")
+    s.add_argument("--suite", help="with --latest: only runs of this suite")
+    s.add_argument("--results", default="results", help="results folder (default: results)")
+    s.set_defaults(func=cmd_baseline_set)
+    ls = bsub.add_parser("list", help="list the baselines")
+    ls.add_argument("--results", default="results", help="results folder (default: results)")
+    ls.set_defaults(func=cmd_baseline_list)
