@@ -26,8 +26,13 @@ TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 # Preferred headline metric per lm-eval metric family, in order.
 _HEADLINE = ("acc_norm", "acc", "exact_match", "mc2", "f1", "em")
 # Tasks whose leaderboard metric is plain accuracy although lm-eval also reports acc_norm.
-_HEADLINE_OVERRIDES = {"mmlu": "acc", "winogrande": "acc", "truthfulqa_mc2": "acc", "harness_capitals": "acc",
-                       "harness_opposites": "acc"}
+_HEADLINE_OVERRIDES = {
+    "mmlu": "acc",
+    "winogrande": "acc",
+    "truthfulqa_mc2": "acc",
+    "harness_capitals": "acc",
+    "harness_opposites": "acc",
+}
 
 
 def bundled_tasks() -> list[str]:
@@ -107,7 +112,9 @@ def evaluate_tasks(
     return results
 
 
-def _task_results(out: dict[str, Any], spec: TaskSpec, samples_dir: Path, run_dir: Path) -> dict[str, TaskResult]:
+def _task_results(
+    out: dict[str, Any], spec: TaskSpec, samples_dir: Path, run_dir: Path
+) -> dict[str, TaskResult]:
     """One TaskResult per task lm-eval reported (a group reports its subtasks' aggregate too)."""
     res: dict[str, TaskResult] = {}
     versions = out.get("versions", {})
@@ -138,7 +145,7 @@ def _task_results(out: dict[str, Any], spec: TaskSpec, samples_dir: Path, run_di
             value=float(metrics[headline] or 0.0),
             stderr=stderr,
             higher_is_better=bool(hib.get(name, {}).get(metric_name, True)),
-            n_samples=int(n.get("effective", n.get("original", 0)) if isinstance(n, dict) else 0),
+            n_samples=int(n.get("effective") or n.get("original") or 0) if isinstance(n, dict) else 0,
             num_fewshot=int(out.get("n-shot", {}).get(name, spec.num_fewshot)),
             version=None if versions.get(name) is None else str(versions.get(name)),
             metrics=metrics,

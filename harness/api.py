@@ -38,7 +38,15 @@ def _hooks(plan: RunPlan, progress: bool) -> Iterator[RunHooks]:
     if not progress:
         yield RunHooks()
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     bar = Progress(
         SpinnerColumn(),
@@ -49,7 +57,7 @@ def _hooks(plan: RunPlan, progress: bool) -> Iterator[RunHooks]:
         transient=False,
     )
     phase_task = bar.add_task(f"{plan.label}: planning", total=None)
-    current: dict[str, int] = {}
+    current: dict[str, TaskID] = {}
 
     def on_phase(phase: str) -> None:
         bar.update(phase_task, description=f"{plan.label}: {phase}")
@@ -63,5 +71,7 @@ def _hooks(plan: RunPlan, progress: bool) -> Iterator[RunHooks]:
             bar.advance(current["task"])
 
     with bar:
-        yield RunHooks(on_phase=on_phase, on_scenario_start=on_scenario_start, on_request_done=on_request_done)
+        yield RunHooks(
+            on_phase=on_phase, on_scenario_start=on_scenario_start, on_request_done=on_request_done
+        )
         bar.update(phase_task, description=f"{plan.label}: done")

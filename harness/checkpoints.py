@@ -51,7 +51,12 @@ def tiny_config(name: str) -> Any:
         return tf.MistralConfig(**c, num_key_value_heads=2, head_dim=64, sliding_window=128)
     if name == "tiny-mixtral":  # 8 experts, top-2 routing, GQA
         return tf.MixtralConfig(
-            **c, num_key_value_heads=2, head_dim=64, num_local_experts=8, num_experts_per_tok=2, sliding_window=None
+            **c,
+            num_key_value_heads=2,
+            head_dim=64,
+            num_local_experts=8,
+            num_experts_per_tok=2,
+            sliding_window=None,
         )
     if name == "tiny-qwen":  # Qwen2: GQA with bias on q/k/v projections
         return tf.Qwen2Config(**c, num_key_value_heads=2, use_sliding_window=False)
@@ -76,7 +81,6 @@ def tiny_config(name: str) -> Any:
             topk_method="greedy",
             n_group=1,
             topk_group=1,
-            rope_scaling=None,
         )
     raise KeyError(name)
 
@@ -165,7 +169,7 @@ def _build_smollm2(out: Path) -> str:
     # The dequantized weights are plain float tensors now; the GGUF quantizer refuses to
     # serialize, and vLLM would try to load a GGUF checkpoint if the config still said so.
     del model.config.quantization_config
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     model.config._name_or_path = "smollm2-135m"
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
@@ -180,7 +184,14 @@ def _mistral_v1_tokenizer(out: Path) -> None:
     with tempfile.TemporaryDirectory() as d:
         shutil.copy(spm, Path(d) / "tokenizer.model")
         (Path(d) / "tokenizer_config.json").write_text(
-            json.dumps({"tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"})
+            json.dumps(
+                {
+                    "tokenizer_class": "LlamaTokenizer",
+                    "bos_token": "<s>",
+                    "eos_token": "</s>",
+                    "unk_token": "<unk>",
+                }
+            )
         )
         AutoTokenizer.from_pretrained(d).save_pretrained(out)
 

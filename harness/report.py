@@ -18,33 +18,61 @@ def _f(x: float | None, digits: int = 1) -> str:
 def print_summary(records: list[RunRecord], results: Path, console: Console) -> None:
     for rec in records:
         status = "[green]ok[/]" if rec.status == "ok" else f"[red]failed[/]: {rec.error}"
-        console.print(f"\n[bold]{rec.model.preset}[/] × {rec.suite.name}  ({rec.run_id})  {status}", highlight=False)
+        console.print(
+            f"\n[bold]{rec.model.preset}[/] × {rec.suite.name}  ({rec.run_id})  {status}", highlight=False
+        )
         if rec.accuracy:
             t = Table(title="Accuracy (lm-eval)")
             for c in ("task", "metric", "value", "± stderr", "n", "shots"):
                 t.add_column(c, justify="right" if c not in ("task", "metric") else "left")
             for r in rec.accuracy.values():
-                t.add_row(r.task, r.metric, _f(r.value, 3), _f(r.stderr, 3), str(r.n_samples), str(r.num_fewshot))
+                t.add_row(
+                    r.task, r.metric, _f(r.value, 3), _f(r.stderr, 3), str(r.n_samples), str(r.num_fewshot)
+                )
             console.print(t)
         if rec.performance:
             t = Table(title="Performance (streaming completions)")
-            cols = ("scenario", "load", "ok/fail", "out tok/s", "req/s", "TTFT p50 ms", "TTFT p99 ms",
-                    "TPOT p50 ms", "ITL p50 ms", "E2E p50 ms", "client µs/tok")
+            cols = (
+                "scenario",
+                "load",
+                "ok/fail",
+                "out tok/s",
+                "req/s",
+                "TTFT p50 ms",
+                "TTFT p99 ms",
+                "TPOT p50 ms",
+                "ITL p50 ms",
+                "E2E p50 ms",
+                "client µs/tok",
+            )
             for c in cols:
                 t.add_column(c, justify="left" if c in ("scenario", "load") else "right")
             for name, s in rec.performance.items():
                 st = s.settings
                 load = f"c={st.concurrency}" if st.request_rate is None else f"{st.request_rate:g} req/s"
                 t.add_row(
-                    name, f"{load} {st.input_tokens}/{st.output_tokens}", f"{s.completed}/{s.failed}",
-                    _f(s.output_throughput), _f(s.request_throughput, 2), _f(s.median_ttft_ms), _f(s.p99_ttft_ms),
-                    _f(s.median_tpot_ms), _f(s.median_itl_ms), _f(s.median_e2el_ms),
+                    name,
+                    f"{load} {st.input_tokens}/{st.output_tokens}",
+                    f"{s.completed}/{s.failed}",
+                    _f(s.output_throughput),
+                    _f(s.request_throughput, 2),
+                    _f(s.median_ttft_ms),
+                    _f(s.p99_ttft_ms),
+                    _f(s.median_tpot_ms),
+                    _f(s.median_itl_ms),
+                    _f(s.median_e2el_ms),
                     _f(s.client_cpu_us_per_output_token, 0),
                 )
             console.print(t)
         if rec.resources is not None:
             res = rec.resources
-            peak = "—" if res.engine_peak_rss_bytes is None else f"{res.engine_peak_rss_bytes / 2**30:.2f} GiB"
-            energy = f"{res.energy_j:.1f} J" if res.energy_j is not None else f"null ({res.energy.reason if res.energy else '?'})"
+            peak = (
+                "—" if res.engine_peak_rss_bytes is None else f"{res.engine_peak_rss_bytes / 2**30:.2f} GiB"
+            )
+            energy = (
+                f"{res.energy_j:.1f} J"
+                if res.energy_j is not None
+                else f"null ({res.energy.reason if res.energy else '?'})"
+            )
             console.print(f"engine peak RSS {peak}; energy {energy}", highlight=False)
         console.print(f"record: {runs_dir(results) / rec.run_id / 'record.json'}", highlight=False)

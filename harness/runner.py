@@ -86,7 +86,9 @@ def resolve_model(plan: RunPlan) -> ResolvedModel:
         return ResolvedModel(str(path), str(path), None, checkpoint_checksum(path), "built on this machine")
     if m.source == "local":
         assert m.local_path is not None
-        return ResolvedModel(m.local_path, m.local_path, None, checkpoint_checksum(Path(m.local_path)), "local")
+        return ResolvedModel(
+            m.local_path, m.local_path, None, checkpoint_checksum(Path(m.local_path)), "local"
+        )
     assert m.hub_id is not None
     return _resolve_hub(m.hub_id, gated=m.gated)
 
@@ -119,8 +121,7 @@ def _resolve_hub(hub_id: str, gated: bool) -> ResolvedModel:
 
     try:  # a complete local copy in the Hugging Face cache works offline
         path = snapshot_download(hub_id, local_files_only=True)
-        revision = Path(path).name
-        return ResolvedModel(path, path, revision, None, "Hugging Face cache")
+        return ResolvedModel(path, path, Path(path).name, None, "Hugging Face cache")
     except Exception:  # noqa: BLE001 - any cache miss means: not available locally
         pass
     if not _hub_reachable():
@@ -131,7 +132,7 @@ def _resolve_hub(hub_id: str, gated: bool) -> ResolvedModel:
             f"{token} (`huggingface-cli download {hub_id} --local-dir DIR`), copy DIR here and run "
             f"`harness run SUITE --model DIR`, or set HF_HOME to a cache that holds them."
         )
-    revision = None
+    revision: str | None = None
     try:
         from huggingface_hub import HfApi
 

@@ -62,8 +62,10 @@ def read_record(path: Path) -> RunRecord:
     try:
         return RunRecord.model_validate_json(path.read_bytes())
     except ValidationError as exc:
-        raise ValueError(f"{path}: not a valid run record: {exc.error_count()} problem(s), first: "
-                         f"{'.'.join(map(str, exc.errors()[0]['loc']))}: {exc.errors()[0]['msg']}") from exc
+        raise ValueError(
+            f"{path}: not a valid run record: {exc.error_count()} problem(s), first: "
+            f"{'.'.join(map(str, exc.errors()[0]['loc']))}: {exc.errors()[0]['msg']}"
+        ) from exc
     except OSError as exc:
         raise ValueError(f"{path}: cannot read: {exc.strerror}") from exc
 

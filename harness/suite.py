@@ -46,9 +46,13 @@ class PerfScenario(Spec):
     input_tokens: int = Field(ge=1, description="Exact prompt length in the model's tokens.")
     output_tokens: int = Field(ge=1, description="Exact output length (max_tokens with ignore_eos).")
     num_requests: int = Field(ge=1, description="Measured requests (after warm-up).")
-    concurrency: int | None = Field(default=None, ge=1, description="Requests in flight at once (closed loop).")
+    concurrency: int | None = Field(
+        default=None, ge=1, description="Requests in flight at once (closed loop)."
+    )
     request_rate: float | None = Field(
-        default=None, gt=0, description="Poisson arrival rate in requests/s (open loop); `concurrency` caps it."
+        default=None,
+        gt=0,
+        description="Poisson arrival rate in requests/s (open loop); `concurrency` caps it.",
     )
     warmup_requests: int = Field(default=1, ge=0, description="Unmeasured requests sent first.")
 
@@ -73,7 +77,9 @@ class PerformanceSpec(Spec):
 
 
 class EngineOverrides(Spec):
-    max_model_len: int | None = Field(default=None, ge=16, description="Overrides the preset's context length.")
+    max_model_len: int | None = Field(
+        default=None, ge=16, description="Overrides the preset's context length."
+    )
     dtype: str | None = Field(default=None, description="Overrides the preset's dtype.")
     startup_timeout_s: float = Field(default=600, gt=0, description="Seconds to wait for /health.")
     extra_args: list[str] = Field(default_factory=list, description="Extra vLLM server CLI arguments.")
@@ -81,10 +87,14 @@ class EngineOverrides(Spec):
 
 class GateThreshold(Spec):
     metric: str = Field(description="Accuracy task name or record field, e.g. 'p99_ttft_ms'.")
-    scenario: str | None = Field(default=None, description="Scenario the metric belongs to (performance only).")
+    scenario: str | None = Field(
+        default=None, description="Scenario the metric belongs to (performance only)."
+    )
     higher_is_better: bool | None = Field(default=None, description="Taken from the metric where known.")
     max_rel_change: float | None = Field(default=None, ge=0, description="Allowed worsening as a fraction.")
-    max_abs_change: float | None = Field(default=None, ge=0, description="Allowed worsening in the metric's unit.")
+    max_abs_change: float | None = Field(
+        default=None, ge=0, description="Allowed worsening in the metric's unit."
+    )
 
 
 class SuiteSpec(Spec):
@@ -95,7 +105,9 @@ class SuiteSpec(Spec):
     engine: EngineOverrides = Field(default_factory=EngineOverrides)
     accuracy: AccuracySpec = Field(default_factory=AccuracySpec)
     performance: PerformanceSpec = Field(default_factory=PerformanceSpec)
-    gates: list[GateThreshold] = Field(default_factory=list, description="Regression thresholds for `harness gate`.")
+    gates: list[GateThreshold] = Field(
+        default_factory=list, description="Regression thresholds for `harness gate`."
+    )
 
 
 class SuiteError(ValueError):
@@ -146,13 +158,13 @@ def parse_suite(text: str, source: str = "<suite>") -> SuiteSpec:
     try:
         return SuiteSpec.model_validate(data)
     except ValidationError as exc:
-        lines = []
+        lines: list[str] = []
         for err in exc.errors():
             loc = tuple(err["loc"])
-            line = _line_of(node, loc)
+            line_no = _line_of(node, loc)
             field = ".".join(str(p) for p in loc) or "<root>"
             msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-            lines.append(f"{source}:{line}: {field}: {msg}")
+            lines.append(f"{source}:{line_no}: {field}: {msg}")
         raise SuiteError("\n".join(lines)) from None
 
 

@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 import psutil
 
@@ -104,7 +105,7 @@ class VllmServer:
         ]
         self.proc: subprocess.Popen[bytes] | None = None
         self.startup_s: float | None = None
-        self._log_fh = None
+        self._log_fh: IO[bytes] | None = None
 
     @property
     def pid(self) -> int | None:

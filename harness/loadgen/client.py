@@ -158,7 +158,11 @@ async def _run(
             rng = np.random.default_rng(spec.seed + 1)
             gaps = rng.exponential(1.0 / spec.request_rate, size=len(measured))
             delays = np.concatenate([[0.0], np.cumsum(gaps)[:-1]]).tolist()
-        return list(await asyncio.gather(*(measured_one(i, p, d) for i, (p, d) in enumerate(zip(measured, delays, strict=True)))))
+        return list(
+            await asyncio.gather(
+                *(measured_one(i, p, d) for i, (p, d) in enumerate(zip(measured, delays, strict=True)))
+            )
+        )
 
 
 def run_load(
