@@ -18,6 +18,8 @@ name: gate-e2e
 description: Two identical tiny runs must pass the gate.
 models: [tiny-llama]
 seed: 1234
+engine:
+  extra_args: [--enforce-eager]
 accuracy:
   tasks:
     - {name: harness_capitals, num_fewshot: 0, limit: 20}

@@ -1,0 +1,65 @@
+"""Integration fixtures: real vLLM CPU servers with small real checkpoints.
+
+One SmolLM2 server is shared by the whole test session (start-up costs a minute or two
+on a CPU); tests that exercise the harness's own engine management start their own,
+with ``--enforce-eager`` to halve start-up.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness.checkpoints import ensure_checkpoint
+from harness.engine.vllm_server import VllmServer
+
+# Process groups of servers shared by the session, which the no-orphan checks must ignore.
+SHARED_PGIDS: set[int] = set()
+
+
+def vllm_processes() -> list[psutil.Process]:
+    """vLLM processes descending from this test process, shared session servers excepted.
+
+    Each vLLM server runs in its own process group, whose leader is listed first.
+    """
+    out = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if os.getpgid(p.pid) in SHARED_PGIDS or p.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if any("vllm" in part for part in p.cmdline()) or p.name().startswith(("VLLM", "EngineCore")):
+                out.append(p)
+        except (psutil.Error, OSError):
+            continue
+    out.sort(key=lambda p: 0 if os.getpgid(p.pid) == p.pid else 1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def smollm2_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
+    path = ensure_checkpoint("smollm2-135m")
+    log = tmp_path_factory.mktemp("smollm2-server") / "engine.log"
+    server = VllmServer(
+        str(path),
+        "smollm2-135m",
+        ["--dtype", "float32", "--max-model-len", "2048", "--enforce-eager"],
+        log_path=log,
+        startup_timeout_s=900,
+        seed=1234,
+    )
+    try:
+        server.start()
+        assert server.pid is not None
+        SHARED_PGIDS.add(server.pid)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    return tmp_path / "results"

@@ -1,0 +1,85 @@
+"""Metric math against hand-computed timelines (vLLM bench serve definitions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.loadgen.client import make_prompts
+from harness.loadgen.metrics import RequestTiming, aggregate, max_in_flight
+
+
+def req(
+    i: int, send: float, chunks: list[float], out: int, inp: int = 10, error: str | None = None
+) -> RequestTiming:
+    return RequestTiming(
+        index=i,
+        send_s=send,
+        input_tokens=inp,
+        first_token_s=chunks[0] if chunks else None,
+        end_s=chunks[-1] if chunks else send + 0.5,
+        chunk_s=chunks,
+        output_tokens=out,
+        error=error,
+    )
+
+
+def test_two_requests_by_hand() -> None:
+    # A: sent 0.0, chunks at 0.2, 0.3, 0.5 (3 tokens) -> ttft 200, e2e 500, tpot (500-200)/2 = 150, itl 100, 200
+    # B: sent 0.1, chunks at 0.4, 0.6, 0.7, 1.0 (4 tokens) -> ttft 300, e2e 900, tpot 600/3 = 200, itl 200,100,300
+    a = req(0, 0.0, [0.2, 0.3, 0.5], out=3)
+    b = req(1, 0.1, [0.4, 0.6, 0.7, 1.0], out=4)
+    m = aggregate([a, b])
+    assert m["completed"] == 2 and m["failed"] == 0
+    assert m["duration"] == pytest.approx(1.0)
+    assert m["total_input_tokens"] == 20 and m["total_output_tokens"] == 7
+    assert m["request_throughput"] == pytest.approx(2.0)
+    assert m["output_throughput"] == pytest.approx(7.0)
+    assert m["total_token_throughput"] == pytest.approx(27.0)
+    assert m["mean_ttft_ms"] == pytest.approx(250.0)
+    assert m["median_ttft_ms"] == pytest.approx(250.0)
+    assert m["std_ttft_ms"] == pytest.approx(50.0)
+    assert m["p99_ttft_ms"] == pytest.approx(200 + 0.99 * 100)
+    assert m["mean_tpot_ms"] == pytest.approx(175.0)
+    assert m["mean_e2el_ms"] == pytest.approx(700.0)
+    assert m["median_e2el_ms"] == pytest.approx(700.0)
+    # ITL pools every gap: 100, 200, 200, 100, 300
+    assert m["mean_itl_ms"] == pytest.approx(180.0)
+    assert m["median_itl_ms"] == pytest.approx(200.0)
+    assert m["p90_itl_ms"] == pytest.approx(260.0)
+    assert m["max_concurrency_reached"] == 2
+
+
+def test_single_token_outputs_have_no_tpot() -> None:
+    m = aggregate([req(0, 0.0, [0.25], out=1)])
+    assert m["mean_tpot_ms"] is None and m["p99_tpot_ms"] is None
+    assert m["mean_ttft_ms"] == pytest.approx(250.0)
+    assert m["mean_itl_ms"] is None
+
+
+def test_failed_requests_count_but_do_not_enter_latency() -> None:
+    ok = req(0, 0.0, [0.1, 0.2], out=2)
+    bad = req(1, 0.0, [], out=0, error="HTTP 500: boom")
+    m = aggregate([ok, bad])
+    assert m["completed"] == 1 and m["failed"] == 1
+    assert m["errors"] == ["HTTP 500: boom"]
+    assert m["mean_e2el_ms"] == pytest.approx(200.0)
+    assert m["total_output_tokens"] == 2
+
+
+def test_no_requests_is_all_none_not_zero() -> None:
+    m = aggregate([])
+    assert m["completed"] == 0 and m["duration"] == 0.0
+    assert m["mean_ttft_ms"] is None and m["output_throughput"] == 0.0
+
+
+def test_max_in_flight_sequential_is_one() -> None:
+    rs = [req(i, float(i), [i + 0.5, i + 1.0], out=2) for i in range(5)]
+    assert max_in_flight(rs) == 1
+
+
+def test_prompts_have_exact_length_and_are_seeded() -> None:
+    p1 = make_prompts(3, 17, list(range(100, 200)), seed=7)
+    p2 = make_prompts(3, 17, list(range(100, 200)), seed=7)
+    assert p1 == p2 and all(len(p) == 17 for p in p1)
+    assert all(100 <= t < 200 for p in p1 for t in p)
+    assert make_prompts(3, 17, list(range(100, 200)), seed=8) != p1
