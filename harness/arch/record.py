@@ -1,0 +1,223 @@
+"""Analytics that go into every run record, and tables the dashboard charts.
+
+:func:`record_analytics` is what the runner calls once a run has measured what it could;
+it never raises (a model this module cannot analyse gets its reason recorded instead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.arch.facts import ArchFacts
+from harness.arch.gpus import GpuSpec, match_nvml_name
+from harness.arch.report import GpuEstimate, estimate, preset_facts
+from harness.arch.reported import ReportedComparison, reported_vs_measured
+from harness.models import PRESETS, ModelPreset
+from harness.records import Environment, RunRecord, ScenarioResult, TaskResult
+
+ANALYTICS_VERSION = 1
+
+
+class DecodeVsRoofline(BaseModel):
+    """The concurrency-1 scenario's decode speed against the batch-1 roofline."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    scenario: str
+    context_tokens: int = Field(
+        description="Input tokens plus half the output: the mean context while decoding."
+    )
+    measured_tokens_per_s: float | None = Field(description="1000 / median TPOT (ms).")
+    roofline_tokens_per_s: float | None
+    fraction_of_roofline: float | None
+    reason: str | None = Field(default=None, description="Why a figure is null, where one is.")
+
+
+class RecordAnalytics(BaseModel):
+    """The ``analytics`` section of a run record."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int = ANALYTICS_VERSION
+    architecture: ArchFacts | None = None
+    architecture_reason: str | None = Field(
+        default=None, description="Why architecture is null, where it is."
+    )
+    gpu: str | None = Field(default=None, description="Roofline table key of the GPU the run used.")
+    roofline: GpuEstimate | None = Field(
+        default=None, description="Capacity and roofline on the run's hardware."
+    )
+    roofline_reason: str | None = None
+    decode: DecodeVsRoofline | None = None
+    reported_vs_measured: dict[str, ReportedComparison] = Field(default_factory=dict)
+
+
+def _hardware(environment: Environment | None) -> tuple[GpuSpec | None, int | None, str | None]:
+    """(table entry, NVML memory total, reason when there is no entry)."""
+    if environment is None:
+        return None, None, "no roofline entry for this hardware (environment unknown)"
+    if not environment.gpus:
+        cpu = environment.cpu_model or "unknown model"
+        return None, None, f"no roofline entry for this hardware (CPU: {cpu})"
+    first = environment.gpus[0]
+    spec = match_nvml_name(first.name)
+    if spec is None:
+        return None, None, f"no roofline entry for this hardware (GPU: {first.name})"
+    return spec, first.memory_total_bytes, None
+
+
+def _concurrency_one(performance: Mapping[str, ScenarioResult]) -> tuple[str, ScenarioResult] | None:
+    for name, result in performance.items():
+        if result.settings.concurrency == 1 and result.settings.request_rate is None:
+            return name, result
+    return None
+
+
+def record_analytics(
+    preset: ModelPreset,
+    *,
+    performance: Mapping[str, ScenarioResult] | None = None,
+    accuracy: Mapping[str, TaskResult] | None = None,
+    environment: Environment | None = None,
+    engine_args: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The analytics dictionary for ``RunRecord.analytics``.
+
+    Args:
+        preset: the model measured (``get_preset(name)``; local directories work too).
+        performance: the record's scenarios; the first with concurrency 1 and no request
+            rate is set against the roofline.
+        accuracy: the record's task results, for measured minus reported.
+        environment: the record's environment; its first GPU's NVML name picks the roofline
+            entry and its memory total replaces the table's.
+        engine_args: the engine arguments the run used (``EngineInfo.args``), which override
+            the preset's dtype, quantization and tensor-parallel size.
+    """
+    performance = performance or {}
+    facts: ArchFacts | None = None
+    arch_reason: str | None = None
+    try:
+        facts, _ = preset_facts(preset, engine_args)
+    except Exception as exc:  # analytics must never fail a run: record why instead
+        arch_reason = f"{type(exc).__name__}: {exc}"
+    spec, memory, hw_reason = _hardware(environment)
+    tp = int((engine_args or {}).get("tensor_parallel_size") or preset.engine.tensor_parallel_size)
+
+    picked = _concurrency_one(performance)
+    context = None
+    if picked is not None:
+        s = picked[1].settings
+        context = s.input_tokens + s.output_tokens // 2
+
+    roofline = None
+    roofline_reason = hw_reason
+    if facts is None:
+        roofline_reason = roofline_reason or "architecture unknown"
+    elif spec is not None:
+        roofline = estimate(
+            facts, spec, context_tokens=context or 0, tensor_parallel_size=tp, memory_bytes=memory
+        )
+
+    decode = None
+    if picked is not None and context is not None:
+        name, result = picked
+        tpot = result.median_tpot_ms
+        measured = 1000.0 / tpot if tpot else None
+        reasons = []
+        if measured is None:
+            reasons.append("no median TPOT (fewer than two output tokens per request, or all failed)")
+        if roofline is None:
+            reasons.append(roofline_reason or "no roofline")
+        ceiling = roofline.decode_tokens_per_s if roofline else None
+        decode = DecodeVsRoofline(
+            scenario=name,
+            context_tokens=context,
+            measured_tokens_per_s=measured,
+            roofline_tokens_per_s=ceiling,
+            fraction_of_roofline=measured / ceiling if measured and ceiling else None,
+            reason="; ".join(reasons) or None,
+        )
+
+    out = RecordAnalytics(
+        architecture=facts,
+        architecture_reason=arch_reason,
+        gpu=spec.key if spec else None,
+        roofline=roofline,
+        roofline_reason=roofline_reason if roofline is None else None,
+        decode=decode,
+        reported_vs_measured=reported_vs_measured(preset, accuracy or {}),
+    )
+    return out.model_dump(mode="json")
+
+
+def arch_table(presets: Iterable[ModelPreset] | None = None) -> list[dict[str, Any]]:
+    """One row per preset for the dashboard: KV bytes per token and active vs total parameters.
+
+    Presets whose config cannot be read here are listed with ``error`` set and no figures.
+    """
+    rows: list[dict[str, Any]] = []
+    for preset in presets if presets is not None else PRESETS.values():
+        try:
+            f, _ = preset_facts(preset)
+        except Exception as exc:  # one unreadable checkpoint must not hide the others
+            rows.append(
+                {"preset": preset.name, "family": preset.family, "error": f"{type(exc).__name__}: {exc}"}
+            )
+            continue
+        rows.append(
+            {
+                "preset": preset.name,
+                "family": preset.family,
+                "attention": f.attention,
+                "total_params": f.total_params,
+                "active_params": f.active_params,
+                "weight_bytes": f.weight_bytes,
+                "dtype": f.dtype,
+                "kv_bytes_per_token": f.kv_bytes_per_token,
+                "kv_bytes_per_token_mha": f.kv_bytes_per_token_mha,
+                "kv_saving_factor": f.kv_saving_factor,
+                "sliding_window": f.sliding_window,
+                "max_context_tokens": f.max_context_tokens,
+                "error": None,
+            }
+        )
+    return rows
+
+
+def roofline_points(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
+    """Measured batch-1 decode speed against the roofline, one row per record that has both parts.
+
+    Rows with no roofline (CPU runs, unknown GPUs) keep the measured speed and the reason,
+    so a chart can show them apart rather than drop them.
+    """
+    rows = []
+    for rec in records:
+        decode = (rec.analytics or {}).get("decode")
+        if not decode:
+            continue
+        rows.append(
+            {
+                "run_id": rec.run_id,
+                "preset": rec.model.preset,
+                "gpu": (rec.analytics or {}).get("gpu"),
+                "scenario": decode.get("scenario"),
+                "context_tokens": decode.get("context_tokens"),
+                "measured_tokens_per_s": decode.get("measured_tokens_per_s"),
+                "roofline_tokens_per_s": decode.get("roofline_tokens_per_s"),
+                "fraction_of_roofline": decode.get("fraction_of_roofline"),
+                "reason": decode.get("reason"),
+            }
+        )
+    return rows
+
+
+def reported_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
+    """Measured minus reported per (record, task), for the dashboard's accuracy table."""
+    rows = []
+    for rec in records:
+        for task, cmp in ((rec.analytics or {}).get("reported_vs_measured") or {}).items():
+            rows.append({"run_id": rec.run_id, "preset": rec.model.preset, **cmp, "task": task})
+    return rows
