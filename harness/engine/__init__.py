@@ -1,0 +1,1 @@
+"""Engine processes and what they report (vLLM-specific code lives here)."""
