@@ -63,11 +63,34 @@ class EngineInfo(Frozen):
 
 
 class GpuInfo(Frozen):
-    index: int
+    """One GPU the engine uses, as NVML described it when telemetry started."""
+
+    index: int = Field(
+        description="CUDA device ordinal in the engine's view (0..n-1); gpu_index in the time series."
+    )
     name: str
     uuid: str | None = None
     memory_total_bytes: int | None = None
     driver_version: str | None = None
+    nvml_index: int | None = Field(
+        default=None, description="NVML (PCI bus order) index of the physical GPU."
+    )
+    power_limit_w: float | None = Field(
+        default=None, description="Power limit the driver enforces, in watts."
+    )
+    persistence_mode: bool | None = None
+    sm_clock_mhz: int | None = Field(default=None, description="SM clock when telemetry started.")
+    graphics_clock_mhz: int | None = Field(default=None, description="Graphics clock when telemetry started.")
+    memory_clock_mhz: int | None = Field(default=None, description="Memory clock when telemetry started.")
+    energy_counter: bool | None = Field(
+        default=None, description="Whether NVML's total-energy counter is readable (Volta and newer)."
+    )
+    power_reading: Literal["instant", "average"] | None = Field(
+        default=None, description="NVML power reading used: the instantaneous field, or the 1 s average."
+    )
+    unmeasured: dict[str, str] = Field(
+        default_factory=dict, description="Field name -> why it is null (e.g. 'Not Supported' on this GPU)."
+    )
 
 
 class Environment(Frozen):
@@ -85,6 +108,14 @@ class Environment(Frozen):
     memory_total_bytes: int | None
     gpus: list[GpuInfo] = Field(default_factory=list)
     gpu_reason: str | None = Field(default=None, description="Why `gpus` is empty, where it is.")
+    cuda_driver_version: str | None = Field(
+        default=None, description="CUDA version the driver supports, e.g. '12.4'."
+    )
+    nvml_version: str | None = None
+    cuda_visible_devices: str | None = Field(
+        default=None, description="CUDA_VISIBLE_DEVICES as the engine saw it (null: unset, all GPUs)."
+    )
+    gpu_notes: list[str] = Field(default_factory=list, description="Caveats on the GPU figures (e.g. MIG).")
 
 
 class TaskResult(Frozen):
@@ -106,6 +137,73 @@ class TaskResult(Frozen):
     samples_path: str | None = Field(default=None, description="Per-sample log, relative to the run folder.")
 
 
+EnergySource = Literal["counter", "power_integration", "mixed"]
+
+
+class GpuDeviceWindow(Frozen):
+    """One GPU over one measurement window."""
+
+    index: int
+    uuid: str | None = None
+    energy_j: float | None
+    energy_source: Literal["counter", "power_integration"] | None = None
+    energy: Unmeasured | None = Field(default=None, description="Why energy_j is null, where it is.")
+    avg_power_w: float | None = Field(default=None, description="energy_j / window duration.")
+    peak_power_w: float | None = None
+    peak_memory_used_bytes: int | None = None
+    mean_gpu_util_pct: float | None = None
+    mean_mem_util_pct: float | None = None
+    samples: int = Field(default=0, description="Sampler readings inside the window.")
+
+
+class GpuPhaseTelemetry(Frozen):
+    """GPU figures of one window (a phase, or the steady state inside a scenario), summed over GPUs.
+
+    Energy comes from NVML's hardware energy counter (``energy_source='counter'``) read at the
+    window's edges; where a GPU has no counter, from trapezoidal integration of sampled power.
+    """
+
+    gpu_count: int
+    duration_s: float
+    energy_j: float | None = Field(description="Gross energy of all measured GPUs, joules.")
+    energy_source: EnergySource | None = None
+    energy: Unmeasured | None = Field(default=None, description="Why energy_j is null, where it is.")
+    energy_low_confidence: bool = False
+    low_confidence_reason: str | None = None
+    avg_power_w: float | None = Field(default=None, description="energy_j / duration_s.")
+    peak_power_w: float | None = Field(
+        default=None, description="Highest sampled total power (sum over GPUs)."
+    )
+    peak_memory_used_bytes: int | None = Field(
+        default=None,
+        description="Highest sampled NVML memory used, summed over GPUs (includes vLLM's KV pre-allocation).",
+    )
+    mean_gpu_util_pct: float | None = None
+    mean_mem_util_pct: float | None = None
+    idle_power_w: float | None = Field(
+        default=None, description="Idle baseline power (sum over GPUs) used below."
+    )
+    energy_above_idle_j: float | None = Field(
+        default=None, description="energy_j - idle_power_w * duration_s."
+    )
+    samples: int = 0
+    sample_rate_hz: float | None = Field(
+        default=None, description="Achieved sampler rate inside the window, per GPU."
+    )
+    devices: list[GpuDeviceWindow] = Field(default_factory=list)
+
+
+class KvCacheUsage(Frozen):
+    """vLLM KV-cache usage during one phase, from its /metrics gauge."""
+
+    peak_usage_frac: float | None = Field(description="Highest polled KV-cache usage, 0..1.")
+    peak_usage_tokens: int | None = Field(
+        default=None, description="peak_usage_frac x the capacity in tokens."
+    )
+    polls: int = 0
+    reason: str | None = Field(default=None, description="Why the figures are null, where they are.")
+
+
 class PhaseResources(Frozen):
     """Resources used during one phase (engine start, accuracy, or one scenario)."""
 
@@ -116,8 +214,51 @@ class PhaseResources(Frozen):
     )
     energy_j: float | None = None
     energy: Unmeasured | None = Field(default=None, description="Why energy_j is null, where it is.")
-    gpu: dict[str, Any] | None = Field(
+    gpu: GpuPhaseTelemetry | None = Field(
         default=None, description="GPU telemetry for the phase (NVML), if any."
+    )
+    kv_cache: KvCacheUsage | None = Field(
+        default=None, description="Engine KV-cache usage in the phase, if polled."
+    )
+
+
+class SteadyStateEnergy(Frozen):
+    """Energy inside a scenario's steady state: from the moment the target concurrency is first
+    reached to the moment it first drops (ramp-up and drain distort per-token energy)."""
+
+    start_s: float = Field(description="Seconds after the scenario's first send.")
+    end_s: float = Field(description="Seconds after the scenario's first send.")
+    duration_s: float
+    target_concurrency: int
+    output_tokens: float = Field(description="Output tokens streamed inside the window (from chunk times).")
+    energy_j: float | None
+    energy_source: EnergySource | None = None
+    energy: Unmeasured | None = None
+    energy_low_confidence: bool = False
+    avg_power_w: float | None = None
+    energy_per_output_token_j: float | None = None
+    output_tokens_per_j: float | None = None
+    energy_above_idle_j: float | None = None
+    energy_per_output_token_above_idle_j: float | None = None
+
+
+class ScenarioEnergy(Frozen):
+    """GPU energy of one performance scenario, gross and above the idle baseline."""
+
+    energy_j: float | None
+    energy_source: EnergySource | None = None
+    energy: Unmeasured | None = Field(default=None, description="Why energy_j is null, where it is.")
+    energy_low_confidence: bool = False
+    duration_s: float | None = None
+    avg_power_w: float | None = None
+    output_tokens: int
+    energy_per_output_token_j: float | None = None
+    output_tokens_per_j: float | None = None
+    energy_above_idle_j: float | None = None
+    energy_per_output_token_above_idle_j: float | None = None
+    steady_state: SteadyStateEnergy | None = None
+    steady_state_reason: str | None = Field(
+        default=None, description="Why steady_state is null, where it is."
     )
 
 
@@ -173,6 +314,60 @@ class ScenarioResult(Frozen):
         default=None, description="Per-request table, relative to the run folder."
     )
     resources: PhaseResources | None = None
+    energy: ScenarioEnergy | None = Field(
+        default=None, description="GPU energy per output token and friends."
+    )
+
+
+class AccuracyEnergy(Frozen):
+    """GPU energy of the accuracy phase (all tasks), per evaluated sample."""
+
+    energy_j: float | None
+    energy_source: EnergySource | None = None
+    energy: Unmeasured | None = None
+    energy_low_confidence: bool = False
+    duration_s: float | None = None
+    avg_power_w: float | None = None
+    n_samples: int = Field(description="Documents evaluated over all tasks.")
+    energy_per_sample_j: float | None = None
+    energy_above_idle_j: float | None = None
+    energy_per_sample_above_idle_j: float | None = None
+
+
+class IdleBaseline(Frozen):
+    """GPU power with the engine loaded and no requests, measured before the workload."""
+
+    duration_s: float | None = None
+    power_w: float | None = Field(description="Mean power over the baseline, summed over GPUs.")
+    energy_j: float | None = None
+    energy_source: EnergySource | None = None
+    device_power_w: list[float | None] = Field(default_factory=list, description="Per GPU, in GpuInfo order.")
+    memory_used_bytes: int | None = Field(
+        default=None, description="NVML memory used with the engine loaded and idle, summed over GPUs."
+    )
+    reason: str | None = Field(default=None, description="Why power_w is null, where it is.")
+
+
+class EngineMemory(Frozen):
+    """Memory figures that mean something beside NVML's 'used' (vLLM pre-allocates the card)."""
+
+    weights_bytes: int | None = Field(default=None, description="Size of the model weights.")
+    weights_source: str | None = Field(
+        default=None, description="e.g. 'safetensors headers' or 'engine log'."
+    )
+    kv_cache_capacity_tokens: int | None = Field(
+        default=None, description="KV-cache capacity the engine reports."
+    )
+    kv_cache_num_blocks: int | None = None
+    kv_cache_block_size: int | None = Field(default=None, description="Tokens per KV-cache block.")
+    kv_cache_source: str | None = Field(
+        default=None, description="e.g. 'engine log' or '/metrics cache_config_info'."
+    )
+    nvml_memory_used_bytes: int | None = Field(
+        default=None, description="NVML memory used after load, all GPUs."
+    )
+    nvml_memory_total_bytes: int | None = None
+    reasons: dict[str, str] = Field(default_factory=dict, description="Field name -> why it is null.")
 
 
 class Resources(Frozen):
@@ -180,6 +375,12 @@ class Resources(Frozen):
     phases: dict[str, PhaseResources] = Field(default_factory=dict)
     energy_j: float | None = None
     energy: Unmeasured | None = None
+    idle: IdleBaseline | None = Field(default=None, description="GPU idle baseline, engine loaded.")
+    accuracy_energy: AccuracyEnergy | None = None
+    memory: EngineMemory | None = None
+    gpu_samples_path: str | None = Field(
+        default=None, description="GPU time series, relative to the run folder."
+    )
 
 
 class RunRecord(Frozen):

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
-from harness.records import PhaseResources, Unmeasured
+from harness.records import (
+    AccuracyEnergy,
+    GpuPhaseTelemetry,
+    IdleBaseline,
+    KvCacheUsage,
+    PhaseResources,
+    ScenarioEnergy,
+    SteadyStateEnergy,
+    Unmeasured,
+)
 from harness.telemetry.cpu import ProcessTreeMonitor
+
+WindowResult = tuple[float | None, Unmeasured | None, GpuPhaseTelemetry | None]
 
 
 class GpuMeter(Protocol):
-    """Energy and GPU figures per window. Implementations: NVML (harness.telemetry.nvml), null."""
+    """Energy and GPU figures per window. Implementations: NVML (harness.telemetry.energy), null."""
 
     def start(self) -> None: ...
 
@@ -18,9 +31,37 @@ class GpuMeter(Protocol):
 
     def begin_window(self, name: str) -> None: ...
 
-    def end_window(self, name: str) -> tuple[float | None, Unmeasured | None, dict[str, Any] | None]:
+    def end_window(self, name: str) -> WindowResult:
         """(energy_j, reason if energy_j is None, GPU figures for the window or None)."""
         ...
+
+    def interval(self, t0_s: float, t1_s: float) -> WindowResult:
+        """Figures over a past interval of ``time.perf_counter`` seconds (inside the run)."""
+        ...
+
+    def measure_idle(self, seconds: float = 5.0) -> IdleBaseline:
+        """Idle power for ``seconds`` (engine loaded, no requests); later windows subtract it."""
+        ...
+
+    def environment_fields(self) -> dict[str, Any]:
+        """GPU provenance: keyword arguments for :class:`~harness.records.Environment`."""
+        ...
+
+    def write_samples(self, path: Path) -> int:
+        """Write the GPU time series (Parquet); returns rows written (0: no file)."""
+        ...
+
+
+class KvCacheProbe(Protocol):
+    """Engine KV-cache usage per window (``harness.engine.vllm_metrics.MetricsPoller``)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def begin_window(self, name: str) -> None: ...
+
+    def end_window(self, name: str, capacity_tokens: int | None = None) -> KvCacheUsage: ...
 
 
 class NullGpuMeter:
@@ -38,23 +79,68 @@ class NullGpuMeter:
     def begin_window(self, name: str) -> None:
         return None
 
-    def end_window(self, name: str) -> tuple[float | None, Unmeasured | None, dict[str, Any] | None]:
+    def end_window(self, name: str) -> WindowResult:
         return None, Unmeasured(reason=self.reason), None
 
+    def interval(self, t0_s: float, t1_s: float) -> WindowResult:
+        return None, Unmeasured(reason=self.reason), None
 
-def default_gpu_meter() -> GpuMeter:
-    """The best meter this machine supports."""
-    return NullGpuMeter()
+    def measure_idle(self, seconds: float = 5.0) -> IdleBaseline:
+        # Nothing to measure: do not spend the seconds.
+        return IdleBaseline(power_w=None, reason=self.reason)
+
+    def environment_fields(self) -> dict[str, Any]:
+        return {"gpus": [], "gpu_reason": self.reason}
+
+    def write_samples(self, path: Path) -> int:
+        return 0
+
+
+def default_gpu_meter(env: Mapping[str, str] | None = None, max_devices: int | None = None) -> GpuMeter:
+    """The best meter this machine supports: NVML when it starts and sees a GPU, else null with why.
+
+    Args:
+        env: the engine's environment (``CUDA_VISIBLE_DEVICES``); this process's by default.
+        max_devices: GPUs the engine uses (tensor x pipeline parallel size); all visible by default.
+    """
+    from harness.telemetry.energy import NvmlGpuMeter
+    from harness.telemetry.nvml import open_gpus
+
+    gpus = open_gpus(env, max_devices)
+    if not gpus:
+        return NullGpuMeter(gpus.reason or "no NVIDIA GPU visible")
+    return NvmlGpuMeter(gpus)
 
 
 class TelemetrySession:
     """Windows over the engine process tree and the GPU meter, one per run phase."""
 
-    def __init__(self, engine_pid: int | None, gpu: GpuMeter | None = None, interval_s: float = 0.1) -> None:
+    def __init__(
+        self,
+        engine_pid: int | None,
+        gpu: GpuMeter | None = None,
+        interval_s: float = 0.1,
+        *,
+        gpu_env: Mapping[str, str] | None = None,
+        gpu_count: int | None = None,
+        kv_cache: KvCacheProbe | None = None,
+    ) -> None:
+        """
+        Args:
+            engine_pid: root of the engine's process tree (None: no process figures).
+            gpu: the GPU meter; by default the best this machine has (:func:`default_gpu_meter`).
+            interval_s: process-tree sampling period.
+            gpu_env: the engine's environment, for its ``CUDA_VISIBLE_DEVICES``.
+            gpu_count: GPUs the engine uses (tensor x pipeline parallel size).
+            kv_cache: polls the engine's KV-cache usage; set :attr:`kv_capacity_tokens` once known.
+        """
         self.tree = ProcessTreeMonitor(engine_pid, interval_s=interval_s)
-        self.gpu: GpuMeter = gpu if gpu is not None else default_gpu_meter()
+        self.gpu: GpuMeter = gpu if gpu is not None else default_gpu_meter(gpu_env, gpu_count)
+        self.kv_cache = kv_cache
+        self.kv_capacity_tokens: int | None = None
         self._open: dict[str, tuple[float, float | None]] = {}
         self.phases: dict[str, PhaseResources] = {}
+        self.idle: IdleBaseline | None = None
 
     def __enter__(self) -> TelemetrySession:
         self.start()
@@ -66,10 +152,14 @@ class TelemetrySession:
     def start(self) -> None:
         self.tree.start()
         self.gpu.start()
+        if self.kv_cache is not None:
+            self.kv_cache.start()
 
     def stop(self) -> None:
         self.tree.stop()
         self.gpu.stop()
+        if self.kv_cache is not None:
+            self.kv_cache.stop()
 
     def attach(self, engine_pid: int | None) -> None:
         """Follow the engine's process tree from now on (it exists only once the engine started).
@@ -83,6 +173,8 @@ class TelemetrySession:
     def begin_window(self, name: str) -> None:
         self.tree.open_window(name)
         self.gpu.begin_window(name)
+        if self.kv_cache is not None:
+            self.kv_cache.begin_window(name)
         self._open[name] = (time.perf_counter(), self.tree.cpu_seconds())
 
     def end_window(self, name: str) -> PhaseResources:
@@ -90,6 +182,7 @@ class TelemetrySession:
         cpu1 = self.tree.cpu_seconds()
         peak = self.tree.close_window(name)
         energy_j, energy_reason, gpu = self.gpu.end_window(name)
+        kv = self.kv_cache.end_window(name, self.kv_capacity_tokens) if self.kv_cache is not None else None
         phase = PhaseResources(
             duration_s=time.perf_counter() - t0,
             engine_cpu_s=(cpu1 - (cpu0 or 0.0)) if cpu1 is not None else None,
@@ -97,6 +190,64 @@ class TelemetrySession:
             energy_j=energy_j,
             energy=energy_reason,
             gpu=gpu,
+            kv_cache=kv,
         )
         self.phases[name] = phase
         return phase
+
+    # -- GPU-specific figures (null with the reason on machines without a GPU) --------------
+
+    def measure_idle(self, seconds: float = 5.0) -> IdleBaseline:
+        """Idle GPU baseline; call with the engine loaded and before any request."""
+        self.idle = self.gpu.measure_idle(seconds)
+        return self.idle
+
+    def scenario_energy(
+        self,
+        name: str,
+        output_tokens: int,
+        requests: Sequence[Mapping[str, Any]] | None = None,
+        target_concurrency: int | None = None,
+        first_send_s: float | None = None,
+    ) -> ScenarioEnergy:
+        """Energy figures of a closed scenario window, with its steady state.
+
+        Args:
+            name: the window's name (already closed with :meth:`end_window`).
+            output_tokens: the scenario's total output tokens.
+            requests: per-request rows (``send_s``, ``end_s``, ``first_token_s``,
+                ``output_tokens``, ``itl_ms``), seconds after the first send.
+            target_concurrency: the scenario's concurrency (None for request-rate scenarios).
+            first_send_s: ``time.perf_counter()`` of the first send, which places the rows in time.
+        """
+        from harness.telemetry.energy import scenario_energy, steady_state_energy, steady_state_window
+
+        steady: SteadyStateEnergy | None = None
+        why: str | None
+        if target_concurrency is None:
+            why = "no concurrency target (request-rate scenario)"
+        elif requests is None or first_send_s is None:
+            why = "no per-request timeline"
+        else:
+            span, why = steady_state_window(requests, target_concurrency)
+            if span is not None:
+                result = self.gpu.interval(first_send_s + span.start_s, first_send_s + span.end_s)
+                steady = steady_state_energy(span, target_concurrency, result)
+        return scenario_energy(self.phases[name], output_tokens, steady, why)
+
+    def accuracy_energy(self, name: str, n_samples: int) -> AccuracyEnergy:
+        """Energy per evaluated sample of a closed accuracy window."""
+        from harness.telemetry.energy import accuracy_energy
+
+        return accuracy_energy(self.phases[name], n_samples)
+
+    def environment_fields(self) -> dict[str, Any]:
+        """GPU provenance (name, UUIDs, driver, CUDA, power limit, persistence, clocks) for Environment."""
+        return self.gpu.environment_fields()
+
+    def write_gpu_samples(self, run_dir: Path) -> str | None:
+        """Write ``telemetry/gpu_samples.parquet`` under ``run_dir``; its relative path, or None."""
+        from harness.telemetry.energy import GPU_SAMPLES_FILE
+
+        rows = self.gpu.write_samples(Path(run_dir) / GPU_SAMPLES_FILE)
+        return GPU_SAMPLES_FILE if rows else None

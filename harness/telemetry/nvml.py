@@ -1,0 +1,414 @@
+"""NVIDIA GPUs through NVML: the only module that imports ``pynvml`` (package ``nvidia-ml-py``).
+
+What it gives the rest of the harness:
+
+* :class:`GpuDevice`: one physical GPU. Each read (energy counter, power, memory, utilization,
+  clocks, temperature, power limit, persistence mode) returns a value in SI-ish units named in
+  the method (``_mj``, ``_w``, ``_bytes``, ``_pct``, ``_mhz``, ``_c``) or raises one of our
+  exceptions: :class:`NvmlNotSupported` for a field this GPU or driver does not offer (the caller
+  records it as null with that reason), :class:`NvmlError` for anything else.
+* :class:`GpuSet`: the GPUs the engine uses, in the engine's (CUDA's) order. :func:`open_gpus`
+  never raises: when NVML cannot start, or no GPU is visible, it returns an empty set that
+  carries the reason, so callers never branch on hardware.
+
+Which GPUs: ``CUDA_VISIBLE_DEVICES`` of the engine's environment decides, with CUDA's rules
+(:func:`parse_cuda_visible_devices`): unset means every GPU; a list of integers indexes the
+physical GPUs; ``GPU-...`` entries are UUIDs or unique UUID prefixes; ``MIG-...`` entries name
+MIG instances, which are measured through their parent GPU (NVML has no per-instance energy, so
+such figures include the other instances' work; :attr:`GpuSet.notes` says so). The first invalid
+entry ends the list, as it does for CUDA. Integers index NVML's order (PCI bus order); CUDA's
+default order is "fastest first", which is the same on machines with identical GPUs and always
+the same with ``CUDA_DEVICE_ORDER=PCI_BUS_ID``. On mixed machines, use UUIDs.
+
+Every ``pynvml`` call goes through :func:`_call`, which turns ``pynvml.NVMLError`` codes into our
+exception types; nothing outside this module knows that NVML exists. ``pynvml`` is imported
+inside functions so that ``import harness`` stays light, and this module imports neither pydantic
+nor torch, so the GPU check (``harness.telemetry.check``) runs with only torch and nvidia-ml-py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# ---------------------------------------------------------------------------------------------
+# Our errors, and the one place NVML's are translated.
+
+
+class NvmlError(RuntimeError):
+    """An NVML call failed. ``code`` is NVML's return code, where there is one."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class NvmlNotSupported(NvmlError):
+    """This GPU, driver or library version does not offer the field (report it as null, with why)."""
+
+
+class NvmlUnavailable(NvmlError):
+    """NVML cannot be used at all here: no library, no driver, or a driver/library mismatch."""
+
+
+class NvmlNoPermission(NvmlError):
+    """The driver refused the call to this user."""
+
+
+class NvmlGpuLost(NvmlError):
+    """The GPU fell off the bus or needs a reset; its figures from now on are void."""
+
+
+# NVML return codes (stable C API values, see nvml.h) mapped to our types.
+_CODE_TO_ERROR: dict[int, type[NvmlError]] = {
+    1: NvmlUnavailable,  # NVML_ERROR_UNINITIALIZED
+    3: NvmlNotSupported,  # NVML_ERROR_NOT_SUPPORTED
+    4: NvmlNoPermission,  # NVML_ERROR_NO_PERMISSION
+    9: NvmlUnavailable,  # NVML_ERROR_DRIVER_NOT_LOADED
+    12: NvmlUnavailable,  # NVML_ERROR_LIBRARY_NOT_FOUND
+    13: NvmlNotSupported,  # NVML_ERROR_FUNCTION_NOT_FOUND: the driver is older than the call
+    15: NvmlGpuLost,  # NVML_ERROR_GPU_IS_LOST
+    16: NvmlGpuLost,  # NVML_ERROR_RESET_REQUIRED
+    18: NvmlUnavailable,  # NVML_ERROR_LIB_RM_VERSION_MISMATCH
+}
+
+
+def _lib() -> ModuleType:
+    """The pynvml module, imported on first use (a missing package means NVML is unavailable)."""
+    try:
+        import pynvml
+    except ImportError as exc:  # pragma: no cover - nvidia-ml-py is a dependency of harness
+        raise NvmlUnavailable(f"nvidia-ml-py is not installed ({exc})") from exc
+    return pynvml
+
+
+def translate_error(exc: BaseException, what: str) -> NvmlError:
+    """Our exception for a ``pynvml.NVMLError`` raised while reading ``what``."""
+    code = getattr(exc, "value", None)
+    cls = _CODE_TO_ERROR.get(code, NvmlError) if isinstance(code, int) else NvmlError
+    try:
+        text = str(exc)
+    except Exception:  # NVMLError.__str__ itself calls into the library
+        text = f"NVML error code {code}"
+    return cls(f"{what}: {text}", code if isinstance(code, int) else None)
+
+
+def _call(what: str, fn: Callable[..., T], *args: Any) -> T:
+    """Call one pynvml function, translating its errors (and only its errors) into ours."""
+    lib = _lib()
+    try:
+        return fn(*args)
+    except lib.NVMLError as exc:
+        raise translate_error(exc, what) from exc
+
+
+def _text(value: str | bytes) -> str:
+    # nvidia-ml-py returns str since 11.5; older versions returned bytes.
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# One GPU.
+
+
+class GpuDevice:
+    """One physical NVIDIA GPU, as the engine sees it.
+
+    Attributes:
+        index: position in the engine's view (CUDA device ordinal 0..n-1); ``gpu_index`` in the
+            time series and ``GpuInfo.index`` in the record.
+        nvml_index: NVML's (PCI bus order) index of the physical GPU.
+        uuid, name: as NVML reports them.
+    """
+
+    def __init__(self, index: int, nvml_index: int, handle: Any, uuid: str, name: str) -> None:
+        self.index = index
+        self.nvml_index = nvml_index
+        self.handle = handle
+        self.uuid = uuid
+        self.name = name
+        self._power_mode: str | None = None  # "instant" | "average", settled on the first read
+
+    def __repr__(self) -> str:
+        return f"GpuDevice(index={self.index}, nvml_index={self.nvml_index}, name={self.name!r}, uuid={self.uuid!r})"
+
+    def energy_mj(self) -> int:
+        """Energy counter: millijoules since the driver was loaded (Volta and newer), ~100 ms updates."""
+        lib = _lib()
+        return int(_call("energy counter", lib.nvmlDeviceGetTotalEnergyConsumption, self.handle))
+
+    def power_w(self) -> float:
+        """Board power draw in watts.
+
+        Prefers NVML's instantaneous power field; ``nvmlDeviceGetPowerUsage`` is a one-second
+        moving average on recent data-centre GPUs, which would smear the edges of short windows.
+        Falls back to it where the field is missing.
+        """
+        if self._power_mode in (None, "instant"):
+            try:
+                value = self._instant_power_w()
+            except NvmlNotSupported:
+                if self._power_mode == "instant":
+                    raise
+                self._power_mode = "average"
+            else:
+                self._power_mode = "instant"
+                return value
+        lib = _lib()
+        return _call("power", lib.nvmlDeviceGetPowerUsage, self.handle) / 1000.0
+
+    @property
+    def power_reading(self) -> str | None:
+        """Which power reading :meth:`power_w` uses: 'instant', 'average', or None before the first read."""
+        return self._power_mode
+
+    def _instant_power_w(self) -> float:
+        lib = _lib()
+        field_id = getattr(lib, "NVML_FI_DEV_POWER_INSTANT", None)
+        if field_id is None:
+            raise NvmlNotSupported("instant power: field unknown to this nvidia-ml-py")
+        values = _call("instant power", lib.nvmlDeviceGetFieldValues, self.handle, [field_id])
+        value = values[0]
+        if value.nvmlReturn != 0:
+            raise translate_error(lib.NVMLError(value.nvmlReturn), "instant power")
+        return _field_number(value) / 1000.0  # milliwatts
+
+    def memory_used_bytes(self) -> int:
+        """Device memory in use, all processes together (vLLM pre-allocates most of it for KV cache)."""
+        lib = _lib()
+        return int(_call("memory", lib.nvmlDeviceGetMemoryInfo, self.handle).used)
+
+    def memory_total_bytes(self) -> int:
+        lib = _lib()
+        return int(_call("memory", lib.nvmlDeviceGetMemoryInfo, self.handle).total)
+
+    def utilization_pct(self) -> tuple[float, float]:
+        """(GPU, memory) utilization in percent over NVML's last sample period."""
+        lib = _lib()
+        rates = _call("utilization", lib.nvmlDeviceGetUtilizationRates, self.handle)
+        return float(rates.gpu), float(rates.memory)
+
+    def sm_clock_mhz(self) -> int:
+        lib = _lib()
+        return int(_call("SM clock", lib.nvmlDeviceGetClockInfo, self.handle, lib.NVML_CLOCK_SM))
+
+    def memory_clock_mhz(self) -> int:
+        lib = _lib()
+        return int(_call("memory clock", lib.nvmlDeviceGetClockInfo, self.handle, lib.NVML_CLOCK_MEM))
+
+    def graphics_clock_mhz(self) -> int:
+        lib = _lib()
+        return int(_call("graphics clock", lib.nvmlDeviceGetClockInfo, self.handle, lib.NVML_CLOCK_GRAPHICS))
+
+    def temperature_c(self) -> int:
+        lib = _lib()
+        return int(_call("temperature", lib.nvmlDeviceGetTemperature, self.handle, lib.NVML_TEMPERATURE_GPU))
+
+    def power_limit_w(self) -> float:
+        """The power limit the driver enforces, in watts."""
+        lib = _lib()
+        return _call("power limit", lib.nvmlDeviceGetEnforcedPowerLimit, self.handle) / 1000.0
+
+    def persistence_mode(self) -> bool:
+        lib = _lib()
+        return (
+            _call("persistence mode", lib.nvmlDeviceGetPersistenceMode, self.handle)
+            == lib.NVML_FEATURE_ENABLED
+        )
+
+
+def _field_number(value: Any) -> float:
+    """The number in an ``nvmlFieldValue_t``, by its value type."""
+    by_type = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
+    return float(getattr(value.value, by_type.get(int(value.valueType), "uiVal")))
+
+
+# ---------------------------------------------------------------------------------------------
+# CUDA_VISIBLE_DEVICES.
+
+_INT = re.compile(r"^[+-]?\d+$")
+
+
+def parse_cuda_visible_devices(value: str | None) -> list[str] | None:
+    """The entries of ``CUDA_VISIBLE_DEVICES``: None when unset (all GPUs), [] for none.
+
+    Entries are stripped of spaces; the list is cut at the first entry that cannot name a
+    device (a negative integer, or an empty entry), as CUDA cuts it.
+    """
+    if value is None:
+        return None
+    out: list[str] = []
+    for raw in value.split(","):
+        entry = raw.strip()
+        if not entry or (_INT.match(entry) and int(entry) < 0):
+            break
+        out.append(entry)
+    return out
+
+
+def resolve_visible(entries: Sequence[str] | None, physical_uuids: Sequence[str]) -> list[int]:
+    """Physical (NVML) indices of the GPUs that ``entries`` make visible, in the engine's order.
+
+    ``physical_uuids`` lists every GPU's UUID in NVML order. Integers index that list; ``GPU-``
+    entries match a UUID or a unique UUID prefix. An entry that matches nothing, matches more
+    than one GPU, repeats an earlier one, or is a MIG id (resolved separately) ends the list.
+    """
+    if entries is None:
+        return list(range(len(physical_uuids)))
+    out: list[int] = []
+    for entry in entries:
+        idx: int | None = None
+        if _INT.match(entry):
+            i = int(entry)
+            idx = i if 0 <= i < len(physical_uuids) else None
+        elif entry.startswith("GPU-"):
+            matches = [i for i, u in enumerate(physical_uuids) if u.startswith(entry)]
+            idx = matches[0] if len(matches) == 1 else None
+        if idx is None or idx in out:
+            break
+        out.append(idx)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The set of GPUs the engine uses.
+
+
+@dataclass
+class GpuSet(Sequence[GpuDevice]):
+    """The GPUs being measured, in the engine's order; empty (with ``reason``) where none are.
+
+    Use as a context manager or call :meth:`close` to release NVML.
+    """
+
+    devices: list[GpuDevice] = field(default_factory=list)
+    reason: str | None = None
+    notes: list[str] = field(default_factory=list)
+    visible_devices: str | None = None
+    _initialised: bool = field(default=False, repr=False)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self.devices[i]
+
+    def __len__(self) -> int:
+        return len(self.devices)
+
+    def __iter__(self) -> Iterator[GpuDevice]:
+        return iter(self.devices)
+
+    def __enter__(self) -> GpuSet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release this set's hold on NVML (NVML counts inits; each set shuts down its own)."""
+        if self._initialised:
+            self._initialised = False
+            with contextlib.suppress(NvmlError):
+                _call("shutdown", _lib().nvmlShutdown)
+
+    def driver_version(self) -> str | None:
+        return self._system("driver version", "nvmlSystemGetDriverVersion", _text)
+
+    def cuda_driver_version(self) -> str | None:
+        """The CUDA version the driver supports, e.g. '12.4'."""
+        return self._system("CUDA driver version", "nvmlSystemGetCudaDriverVersion", _cuda_version)
+
+    def nvml_version(self) -> str | None:
+        return self._system("NVML version", "nvmlSystemGetNVMLVersion", _text)
+
+    def _system(self, what: str, fn_name: str, conv: Callable[[Any], str]) -> str | None:
+        if not self._initialised:
+            return None
+        try:
+            return conv(_call(what, getattr(_lib(), fn_name)))
+        except (NvmlError, AttributeError):
+            return None
+
+
+def _cuda_version(v: int) -> str:
+    return f"{int(v) // 1000}.{(int(v) % 1000) // 10}"
+
+
+_INIT_HINTS = {
+    9: " (the NVIDIA kernel driver is not loaded)",
+    12: " (libnvidia-ml.so not found: no NVIDIA driver on this machine)",
+    18: " (driver and NVML library versions differ: reboot or reload the driver)",
+}
+
+
+def open_gpus(env: Mapping[str, str] | None = None, max_devices: int | None = None) -> GpuSet:
+    """The GPUs the engine will use. Never raises: an empty :class:`GpuSet` carries the reason.
+
+    Args:
+        env: the engine's environment (for ``CUDA_VISIBLE_DEVICES``); this process's by default.
+        max_devices: how many of the visible GPUs the engine uses (tensor × pipeline parallel
+            size); vLLM takes the first ones. None: all visible GPUs.
+    """
+    visible = (os.environ if env is None else env).get("CUDA_VISIBLE_DEVICES")
+    try:
+        lib = _lib()
+        _call("nvmlInit", lib.nvmlInit)
+    except NvmlError as exc:
+        return GpuSet(
+            reason=f"NVML unavailable: {exc}{_INIT_HINTS.get(exc.code or 0, '')}", visible_devices=visible
+        )
+    gpus = GpuSet(visible_devices=visible, _initialised=True)
+    try:
+        count = int(_call("device count", lib.nvmlDeviceGetCount))
+        handles = [_call("device handle", lib.nvmlDeviceGetHandleByIndex, i) for i in range(count)]
+        uuids = [_text(_call("uuid", lib.nvmlDeviceGetUUID, h)) for h in handles]
+        chosen = _choose(parse_cuda_visible_devices(visible), uuids, handles, gpus.notes)
+        if max_devices is not None:
+            chosen = chosen[:max_devices]
+        for pos, (nvml_index, handle) in enumerate(chosen):
+            name = _text(_call("name", lib.nvmlDeviceGetName, handle))
+            gpus.devices.append(GpuDevice(pos, nvml_index, handle, uuids[nvml_index], name))
+    except NvmlError as exc:
+        gpus.close()
+        return GpuSet(reason=f"NVML could not list GPUs: {exc}", visible_devices=visible)
+    if not gpus.devices:
+        gpus.close()
+        why = "no NVIDIA GPU visible"
+        if visible is not None:
+            why += f" (CUDA_VISIBLE_DEVICES={visible!r})"
+        return GpuSet(reason=why, visible_devices=visible)
+    return gpus
+
+
+def _choose(
+    entries: list[str] | None, uuids: list[str], handles: list[Any], notes: list[str]
+) -> list[tuple[int, Any]]:
+    """(NVML index, handle) of the visible GPUs; MIG entries map to their parent GPU."""
+    if not entries or not any(e.startswith("MIG-") for e in entries):
+        return [(i, handles[i]) for i in resolve_visible(entries, uuids)]
+    lib = _lib()
+    out: list[tuple[int, Any]] = []
+    for entry in entries:
+        if not entry.startswith("MIG-"):
+            break  # CUDA does not mix MIG instances with whole GPUs
+        try:
+            mig = _call("MIG handle", lib.nvmlDeviceGetHandleByUUID, entry)
+            parent = _call("MIG parent", lib.nvmlDeviceGetDeviceHandleFromMigDeviceHandle, mig)
+            parent_uuid = _text(_call("uuid", lib.nvmlDeviceGetUUID, parent))
+        except NvmlError:
+            break
+        idx = uuids.index(parent_uuid) if parent_uuid in uuids else None
+        if idx is None:
+            break
+        notes.append(
+            f"{entry} is a MIG instance: its energy and power are those of the whole GPU {parent_uuid}"
+        )
+        if all(i != idx for i, _ in out):
+            out.append((idx, handles[idx]))
+        break  # CUDA exposes only the first MIG instance listed
+    return out

@@ -1,0 +1,226 @@
+"""Shared fixtures for the unit tests.
+
+NVML fake: ``fake_nvml`` replaces the ``pynvml`` module with ``create_autospec(pynvml)`` (so every
+call is checked against the real signatures), keeps the real constants and NVMLError classes,
+and scripts each GPU's power trace, energy counter and fields on a fake clock.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+from unittest import mock
+
+import pytest
+
+
+class FakeClock:
+    """Monotonic seconds that move only when a test says so."""
+
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, dt: float) -> None:
+        self.t += dt
+
+
+@dataclass
+class FakeGpu:
+    """One scripted GPU. ``power`` is a piecewise-linear trace [(t, W)], constant beyond its ends."""
+
+    uuid: str
+    name: str = "NVIDIA Fake 80GB"
+    power: list[tuple[float, float]] = field(default_factory=lambda: [(0.0, 100.0)])
+    energy_offset_mj: int = 5_000_000_000  # counter since driver load: large, not zero
+    counter: Callable[[float], int] | None = None  # overrides the trace's integral (e.g. a reset)
+    unsupported: set[str] = field(default_factory=set)  # energy, instant, power, memory, utilization, ...
+    fail_once: dict[str, int] = field(default_factory=dict)  # field -> NVML error code, raised once
+    memory_used: int = 60 * 2**30
+    memory_total: int = 80 * 2**30
+    util: tuple[int, int] = (90, 40)
+    sm_clock: int = 1980
+    mem_clock: int = 2619
+    gfx_clock: int = 1980
+    temperature: int = 55
+    power_limit_mw: int = 700_000
+    persistence: int = 1
+    mig_of: str | None = None  # set on MIG instances: the parent's uuid
+
+    def power_at(self, t: float) -> float:
+        pts = self.power
+        if t <= pts[0][0]:
+            return pts[0][1]
+        for (ta, pa), (tb, pb) in zip(pts, pts[1:], strict=False):
+            if ta <= t <= tb:
+                return pb if tb == ta else pa + (pb - pa) * (t - ta) / (tb - ta)
+        return pts[-1][1]
+
+    def energy_j_at(self, t: float) -> float:
+        """Exact integral of the trace from t=0."""
+        pts = (
+            [(0.0, self.power_at(0.0))] + [p for p in self.power if 0.0 < p[0] < t] + [(t, self.power_at(t))]
+        )
+        return sum((tb - ta) * (pa + pb) / 2 for (ta, pa), (tb, pb) in zip(pts, pts[1:], strict=False))
+
+
+class FakeNvml:
+    """A fake ``pynvml`` module over scripted GPUs and a fake clock (the harness clock too)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import pynvml
+
+        self.real = pynvml
+        self.clock = FakeClock()
+        self.gpus: list[FakeGpu] = []
+        self.migs: list[FakeGpu] = []
+        self.init_error: int | None = None
+        self.inits = 0  # successful nvmlInit calls
+        self.driver = "550.54.15"
+        lib = mock.create_autospec(pynvml)
+        for name in dir(pynvml):
+            value = getattr(pynvml, name)
+            if name.startswith("NVML_") or (isinstance(value, type) and issubclass(value, Exception)):
+                setattr(lib, name, value)
+        self.lib = lib
+        self._wire()
+        monkeypatch.setitem(sys.modules, "pynvml", lib)
+
+    # -- scripting -------------------------------------------------------------------------
+
+    def add_gpu(self, **kw: Any) -> FakeGpu:
+        gpu = FakeGpu(uuid=kw.pop("uuid", f"GPU-{len(self.gpus):08d}-aaaa-bbbb-cccc-dddddddddddd"), **kw)
+        self.gpus.append(gpu)
+        return gpu
+
+    def add_mig(self, parent: FakeGpu, uuid: str) -> FakeGpu:
+        mig = FakeGpu(uuid=uuid, mig_of=parent.uuid)
+        self.migs.append(mig)
+        return mig
+
+    @property
+    def t(self) -> float:
+        return self.clock.t
+
+    def error(self, code: int) -> Exception:
+        return self.real.NVMLError(code)
+
+    # -- the fake functions ----------------------------------------------------------------
+
+    def _check(self, gpu: FakeGpu, what: str) -> None:
+        if what in gpu.unsupported:
+            raise self.error(self.real.NVML_ERROR_NOT_SUPPORTED)
+        code = gpu.fail_once.pop(what, None)
+        if code is not None:
+            raise self.error(code)
+
+    def _wire(self) -> None:
+        lib, real = self.lib, self.real
+
+        def init() -> None:
+            if self.init_error is not None:
+                raise self.error(self.init_error)
+            self.inits += 1
+
+        def by_uuid(uuid: Any) -> FakeGpu:
+            for g in self.gpus + self.migs:
+                if g.uuid == uuid:
+                    return g
+            raise self.error(real.NVML_ERROR_NOT_FOUND)
+
+        def energy(h: FakeGpu) -> int:
+            self._check(h, "energy")
+            if h.counter is not None:
+                return h.counter(self.t)
+            return h.energy_offset_mj + round(h.energy_j_at(self.t) * 1000)
+
+        def fields(h: FakeGpu, ids: list[int]) -> list[Any]:
+            # NVML answers per field: the call succeeds, the field carries its own return code.
+            ok = "instant" not in h.unsupported and "power" not in h.unsupported
+            code = h.fail_once.pop("power", None) if ok else real.NVML_ERROR_NOT_SUPPORTED
+            return [
+                SimpleNamespace(
+                    fieldId=ids[0],
+                    nvmlReturn=code or 0,
+                    valueType=real.NVML_VALUE_TYPE_UNSIGNED_INT,
+                    value=SimpleNamespace(uiVal=round(h.power_at(self.t) * 1000) if ok else 0),
+                )
+            ]
+
+        def power(h: FakeGpu) -> int:
+            self._check(h, "power")
+            return round(h.power_at(self.t) * 1000)
+
+        def memory(h: FakeGpu, version: Any = None) -> Any:
+            self._check(h, "memory")
+            return SimpleNamespace(
+                used=h.memory_used, total=h.memory_total, free=h.memory_total - h.memory_used
+            )
+
+        def util(h: FakeGpu) -> Any:
+            self._check(h, "utilization")
+            return SimpleNamespace(gpu=h.util[0], memory=h.util[1])
+
+        def clock(h: FakeGpu, kind: int) -> int:
+            self._check(h, "clock")
+            return {real.NVML_CLOCK_SM: h.sm_clock, real.NVML_CLOCK_MEM: h.mem_clock}.get(kind, h.gfx_clock)
+
+        def temperature(h: FakeGpu, sensor: int) -> int:
+            self._check(h, "temperature")
+            return h.temperature
+
+        def limit(h: FakeGpu) -> int:
+            self._check(h, "power_limit")
+            return h.power_limit_mw
+
+        def persistence(h: FakeGpu) -> int:
+            self._check(h, "persistence")
+            return h.persistence
+
+        def parent(h: FakeGpu) -> FakeGpu:
+            return by_uuid(h.mig_of)
+
+        lib.nvmlInit.side_effect = init
+        lib.nvmlShutdown.return_value = None
+        lib.nvmlDeviceGetCount.side_effect = lambda: len(self.gpus)
+        lib.nvmlDeviceGetHandleByIndex.side_effect = lambda i: self.gpus[i]
+        lib.nvmlDeviceGetHandleByUUID.side_effect = by_uuid
+        lib.nvmlDeviceGetDeviceHandleFromMigDeviceHandle.side_effect = parent
+        lib.nvmlDeviceGetUUID.side_effect = lambda h: h.uuid
+        lib.nvmlDeviceGetName.side_effect = lambda h: h.name
+        lib.nvmlDeviceGetTotalEnergyConsumption.side_effect = energy
+        lib.nvmlDeviceGetFieldValues.side_effect = fields
+        lib.nvmlDeviceGetPowerUsage.side_effect = power
+        lib.nvmlDeviceGetMemoryInfo.side_effect = memory
+        lib.nvmlDeviceGetUtilizationRates.side_effect = util
+        lib.nvmlDeviceGetClockInfo.side_effect = clock
+        lib.nvmlDeviceGetTemperature.side_effect = temperature
+        lib.nvmlDeviceGetEnforcedPowerLimit.side_effect = limit
+        lib.nvmlDeviceGetPersistenceMode.side_effect = persistence
+        lib.nvmlSystemGetDriverVersion.side_effect = lambda: self.driver
+        lib.nvmlSystemGetCudaDriverVersion.side_effect = lambda: 12040
+        lib.nvmlSystemGetNVMLVersion.side_effect = lambda: "12." + self.driver
+
+
+@pytest.fixture
+def fake_nvml(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeNvml]:
+    """A fake pynvml with no GPUs yet (add them with ``add_gpu``); CUDA_VISIBLE_DEVICES unset."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    fake = FakeNvml(monkeypatch)
+    yield fake
+    # NVML init/shutdown must balance: a set that is not closed holds the library.
+    assert fake.inits == fake.lib.nvmlShutdown.call_count, "an NVML GpuSet was not closed"
+
+
+@pytest.fixture
+def no_leaked_threads() -> Iterator[None]:
+    """Fails a test that leaves a harness sampler or poller thread running."""
+    yield
+    alive = [t.name for t in threading.enumerate() if t.name.startswith(("harness-gpu", "harness-metrics"))]
+    assert not alive, f"threads left running: {alive}"
