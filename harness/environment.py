@@ -8,6 +8,7 @@ import subprocess
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -62,8 +63,12 @@ def cpu_model() -> str | None:
     return platform.processor() or None
 
 
-def collect_environment(gpus: list[GpuInfo] | None = None, gpu_reason: str | None = None) -> Environment:
-    """The environment record; GPU facts come from the telemetry layer (NVML) when present."""
+def collect_environment(gpu_fields: dict[str, Any] | None = None) -> Environment:
+    """The environment record; GPU provenance comes from the telemetry layer (NVML meter's
+    ``environment_fields()``: gpus, driver and CUDA versions, or the reason there are none)."""
+    gpu_fields = dict(gpu_fields or {})
+    gpus: list[GpuInfo] = gpu_fields.pop("gpus", [])
+    gpu_reason = gpu_fields.pop("gpu_reason", None)
     sha, dirty = git_state()
     return Environment(
         harness_version=__version__,
@@ -76,6 +81,7 @@ def collect_environment(gpus: list[GpuInfo] | None = None, gpu_reason: str | Non
         cpu_model=cpu_model(),
         cpu_count=psutil.cpu_count(logical=True),
         memory_total_bytes=psutil.virtual_memory().total,
-        gpus=gpus or [],
+        gpus=gpus,
         gpu_reason=None if gpus else (gpu_reason or "no NVIDIA GPU visible"),
+        **gpu_fields,
     )

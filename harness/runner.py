@@ -23,7 +23,10 @@ from harness.environment import collect_environment
 from harness.loadgen.metrics import RequestTiming
 from harness.plan import RunPlan
 from harness.records import (
+    AccuracyEnergy,
     EngineInfo,
+    EngineMemory,
+    IdleBaseline,
     ModelInfo,
     PhaseResources,
     Resources,
@@ -68,6 +71,10 @@ class _Partial:
     accuracy: dict[str, TaskResult] = field(default_factory=dict)
     performance: dict[str, ScenarioResult] = field(default_factory=dict)
     engine_info: EngineInfo | None = None
+    idle: IdleBaseline | None = None
+    accuracy_energy: AccuracyEnergy | None = None
+    memory: EngineMemory | None = None
+    gpu_samples_path: str | None = None
 
 
 def new_run_id(model: str, suite: str, now: datetime | None = None) -> str:
@@ -194,14 +201,21 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
     model: ResolvedModel | None = None
     engine: Engine | None = None
     telemetry: TelemetrySession | None = None
+    poller = None
     phases: dict[str, PhaseResources] = {}
+    gpu_fields: dict[str, Any] = {}
     with _sigterm_as_interrupt():
         try:
             hooks.on_phase("resolving model")
             model = resolve_model(plan)
             engine = _make_engine(plan, model, run_dir)
             hooks.on_phase("starting engine")
-            telemetry = TelemetrySession(None)
+            # The GPU meter starts before the engine so that loading is measured too; the GPUs
+            # are those the engine will see (its CUDA_VISIBLE_DEVICES), tp of them.
+            telemetry = TelemetrySession(
+                None, gpu_env=dict(os.environ), gpu_count=plan.engine.tensor_parallel_size
+            )
+            gpu_fields = telemetry.environment_fields()
             telemetry.start()
             telemetry.begin_window("engine_start")
             try:
@@ -210,6 +224,15 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
                 partial.engine_info = _engine_info(plan, engine, run_dir)
                 telemetry.attach(engine.pid)
                 telemetry.end_window("engine_start")
+            from harness.engine.vllm_metrics import MetricsPoller
+
+            poller = MetricsPoller(engine.base_url)
+            telemetry.kv_cache = poller
+            poller.start()
+            hooks.on_phase("idle baseline")
+            partial.idle = telemetry.measure_idle(5.0)
+            partial.memory = _engine_memory(engine, model, run_dir, poller, partial.idle)
+            telemetry.kv_capacity_tokens = partial.memory.kv_cache_capacity_tokens
             _measure(plan, model, engine, telemetry, run_dir, partial, hooks)
         except KeyboardInterrupt as exc:
             interrupted = exc
@@ -221,10 +244,19 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
             if telemetry is not None:
                 telemetry.stop()
                 phases = dict(telemetry.phases)
+                try:
+                    partial.gpu_samples_path = telemetry.write_gpu_samples(run_dir)
+                except OSError as exc:
+                    error = error or f"could not write GPU samples: {exc}"
+            if poller is not None:
+                poller.stop()
             if engine is not None:
                 hooks.on_phase("stopping engine")
                 engine.stop()
     finished = datetime.now(timezone.utc)
+    environment = collect_environment(gpu_fields)
+    performance = partial.performance
+    analytics = _analytics(plan, partial, environment)
     record = RunRecord(
         run_id=run_id,
         status="failed" if error else "ok",
@@ -244,12 +276,13 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
             served_name=engine.served_name if engine and engine.served_name else plan.model.name,
         ),
         engine=partial.engine_info,
-        environment=collect_environment(),
+        environment=environment,
         started_at=started,
         finished_at=finished,
         accuracy=partial.accuracy,
-        performance=partial.performance,
-        resources=_resources(phases),
+        performance=performance,
+        resources=_resources(phases, partial),
+        analytics=analytics,
     )
     write_record(run_dir, record)
     if interrupted is not None:
@@ -312,6 +345,9 @@ def _measure(
             )
         finally:
             telemetry.end_window("accuracy")
+        partial.accuracy_energy = telemetry.accuracy_energy(
+            "accuracy", sum(t.n_samples for t in partial.accuracy.values())
+        )
         engine.check_alive()
     if plan.scenarios:
         from harness.loadgen.client import usable_token_ids
@@ -359,6 +395,13 @@ def _run_scenario(
     (run_dir / rel.parent).mkdir(parents=True, exist_ok=True)
     write_requests_parquet(str(run_dir / rel), result.requests)
     out_tokens = agg["total_output_tokens"]
+    energy = telemetry.scenario_energy(
+        window,
+        out_tokens,
+        requests=_timeline_rows(result.requests),
+        target_concurrency=scenario.concurrency if scenario.request_rate is None else None,
+        first_send_s=result.first_send_s,
+    )
     return ScenarioResult(
         settings=ScenarioSettings(
             input_tokens=scenario.input_tokens,
@@ -373,11 +416,56 @@ def _run_scenario(
         client_cpu_us_per_output_token=(result.client_cpu_s * 1e6 / out_tokens) if out_tokens else None,
         requests_path=str(rel),
         resources=phase,
+        energy=energy,
         **agg,
     )
 
 
-def _resources(phases: dict[str, PhaseResources]) -> Resources:
+def _timeline_rows(requests: list[RequestTiming]) -> list[dict[str, Any]]:
+    """Per-request rows in the shape the energy steady-state window reads (seconds, ms)."""
+    return [
+        {
+            "send_s": r.send_s,
+            "end_s": r.end_s,
+            "first_token_s": r.first_token_s,
+            "output_tokens": r.output_tokens,
+            "itl_ms": [g * 1000.0 for g in r.itl_s],
+        }
+        for r in requests
+    ]
+
+
+def _analytics(plan: RunPlan, partial: _Partial, environment: Any) -> dict[str, Any] | None:
+    from harness.arch import record_analytics
+
+    return record_analytics(
+        plan.model,
+        performance=partial.performance,
+        accuracy=partial.accuracy,
+        environment=environment,
+        engine_args=partial.engine_info.args if partial.engine_info else None,
+    )
+
+
+def _engine_memory(
+    engine: Engine, model: ResolvedModel, run_dir: Path, poller: Any, idle: IdleBaseline | None
+) -> EngineMemory:
+    """Weights, KV-cache capacity and NVML's figure side by side (NVML's alone says little,
+    since vLLM pre-allocates most of the card for its KV cache)."""
+    from harness.engine.vllm_metrics import engine_memory
+
+    log = run_dir / "engine.log"
+    poller.poll_once()
+    local = Path(model.path)
+    return engine_memory(
+        log_text=log.read_text(errors="replace") if log.exists() else None,
+        metrics_text=poller.last_text,
+        checkpoint=local if local.is_dir() else None,
+        nvml_memory_used_bytes=getattr(idle, "memory_used_bytes", None),
+    )
+
+
+def _resources(phases: dict[str, PhaseResources], partial: _Partial) -> Resources:
     peaks = [p.engine_peak_rss_bytes for p in phases.values() if p.engine_peak_rss_bytes is not None]
     energies = [p.energy_j for p in phases.values()]
     measured = bool(energies) and all(e is not None for e in energies)
@@ -387,6 +475,10 @@ def _resources(phases: dict[str, PhaseResources]) -> Resources:
         phases=phases,
         energy_j=sum(e for e in energies if e is not None) if measured else None,
         energy=None if measured else Unmeasured(reason=reasons[0] if reasons else "no phase was measured"),
+        idle=partial.idle,
+        accuracy_energy=partial.accuracy_energy,
+        memory=partial.memory,
+        gpu_samples_path=partial.gpu_samples_path,
     )
 
 

@@ -43,6 +43,7 @@ class LoadResult:
     requests: list[RequestTiming]  # measured requests only, times relative to the first send
     client_cpu_s: float
     wall_s: float
+    first_send_s: float | None = None  # time.perf_counter() of the first measured send
 
 
 def make_prompts(count: int, length: int, token_ids: Sequence[int], seed: int) -> list[list[int]]:
@@ -193,6 +194,7 @@ def run_load(
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
     requests: list[RequestTiming] = box["requests"]  # type: ignore[assignment]
+    t0: float | None = None
     if requests:
         t0 = min(r.send_s for r in requests)
         for r in requests:
@@ -200,7 +202,12 @@ def run_load(
             r.first_token_s = None if r.first_token_s is None else r.first_token_s - t0
             r.end_s = None if r.end_s is None else r.end_s - t0
             r.chunk_s = [c - t0 for c in r.chunk_s]
-    return LoadResult(requests=requests, client_cpu_s=float(box["cpu"]), wall_s=float(box["wall"]))  # type: ignore[arg-type]
+    return LoadResult(
+        requests=requests,
+        client_cpu_s=float(box["cpu"]),  # type: ignore[arg-type]
+        wall_s=float(box["wall"]),  # type: ignore[arg-type]
+        first_send_s=t0,
+    )
 
 
 def write_requests_parquet(path: str, requests: Sequence[RequestTiming]) -> None:

@@ -79,7 +79,7 @@ def check_consistency(rec: RunRecord, run_dir: Path) -> None:
         assert rec.resources.engine_peak_rss_bytes is None
     # No NVIDIA GPU here: energy is null with its reason, never a number.
     assert rec.resources.energy_j is None and rec.resources.energy is not None
-    assert "GPU" in rec.resources.energy.reason
+    assert "GPU" in rec.resources.energy.reason or "NVML" in rec.resources.energy.reason
     on_disk = json.loads((run_dir / "record.json").read_text())
     assert on_disk["schema_version"] == 1 and on_disk["status"] == "ok"
     env = rec.environment

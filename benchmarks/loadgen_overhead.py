@@ -1,0 +1,73 @@
+"""The load generator's own cost: CPU per streamed token, and throughput at concurrency 1 and 32.
+
+Starts a vLLM CPU server with the default model (or uses --endpoint), runs two closed-loop
+scenarios and prints, per scenario: output tokens/s, the generator's CPU microseconds per
+streamed token, and the share of one core it used. The generator is not the bottleneck when
+that share is far below 100 % and the engine, not the client, is saturated.
+
+    .venv/bin/python benchmarks/loadgen_overhead.py [--endpoint URL] [--model smollm2-135m]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from harness.checkpoints import ensure_checkpoint
+from harness.engine.vllm_server import VllmServer
+from harness.loadgen.client import LoadSpec, run_load, usable_token_ids
+from harness.loadgen.metrics import aggregate
+from harness.models import get_preset
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--endpoint", help="use this running server instead of starting one")
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--input-tokens", type=int, default=128)
+    ap.add_argument("--output-tokens", type=int, default=64)
+    args = ap.parse_args()
+
+    preset = get_preset(args.model)
+    path = str(ensure_checkpoint(preset.name)) if preset.source == "builtin" else (preset.local_path or "")
+    server = None
+    if args.endpoint:
+        base_url, served = args.endpoint, preset.name
+    else:
+        log = Path(tempfile.mkdtemp(prefix="loadgen-bench-")) / "engine.log"
+        server = VllmServer(path, preset.name, preset.engine.as_cli(), log_path=log, startup_timeout_s=900)
+        print(f"starting vLLM ({preset.name}); log: {log}", flush=True)
+        server.start()
+        base_url, served = server.base_url, preset.name
+        print(f"engine healthy after {server.startup_s:.0f} s", flush=True)
+    try:
+        ids = usable_token_ids(path)
+        print(
+            f"\n{'concurrency':>11} {'requests':>8} {'out tok/s':>10} {'client µs/tok':>14} {'client core %':>14}"
+        )
+        for concurrency, n in ((1, 16), (32, 96)):
+            spec = LoadSpec(
+                args.input_tokens, args.output_tokens, n, concurrency, None, min(concurrency, 4), 1234
+            )
+            res = run_load(spec, base_url, served, ids)
+            agg = aggregate(res.requests)
+            tokens = agg["total_output_tokens"]
+            us_per_tok = res.client_cpu_s * 1e6 / tokens if tokens else float("nan")
+            core_pct = 100.0 * res.client_cpu_s / agg["duration"] if agg["duration"] else float("nan")
+            print(
+                f"{concurrency:>11} {agg['completed']:>8} {agg['output_throughput']:>10.1f} "
+                f"{us_per_tok:>14.0f} {core_pct:>13.1f}%",
+                flush=True,
+            )
+        print(
+            "\nclient µs/tok: the generator thread's CPU time (parsing SSE, timing) per streamed token;"
+            "\nclient core %: that CPU time over the scenario's duration (100 % = one core saturated)."
+        )
+    finally:
+        if server is not None:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
