@@ -1,0 +1,48 @@
+"""Runner behaviour that needs no engine: unavailable weights, run ids, the request table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.api import run_suite
+from harness.loadgen.client import write_requests_parquet
+from harness.loadgen.metrics import RequestTiming, aggregate
+from harness.runner import new_run_id, requests_from_parquet
+from harness.store import read_record, runs_dir
+
+
+def test_hub_model_without_network_fails_at_once_with_a_remedy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    [rec] = run_suite("smoke", models=["mistral-7b"], results=tmp_path)
+    assert rec.status == "failed"
+    assert rec.error is not None
+    assert "mistralai/Mistral-7B-v0.1 cannot be fetched" in rec.error
+    assert "--model DIR" in rec.error and "huggingface-cli download" in rec.error
+    assert rec.engine is None and not rec.accuracy and not rec.performance
+    on_disk = read_record(runs_dir(tmp_path) / rec.run_id)
+    assert on_disk == rec
+
+
+def test_run_ids_sort_by_time_and_are_path_safe() -> None:
+    rid = new_run_id("/data/My Model", "smoke")
+    assert "/" not in rid and " " not in rid
+    assert rid[:16].endswith("Z") and "My-Model-smoke" in rid
+
+
+def test_request_table_round_trips_to_the_same_aggregates(tmp_path: Path) -> None:
+    reqs = [
+        RequestTiming(0, 0.0, 10, 0.2, 0.5, [0.2, 0.3, 0.5], 3),
+        RequestTiming(1, 0.1, 10, 0.4, 1.0, [0.4, 0.6, 0.7, 1.0], 4),
+        RequestTiming(2, 0.2, 10, None, 0.3, [], 0, "HTTP 500: x"),
+    ]
+    path = tmp_path / "r.parquet"
+    write_requests_parquet(str(path), reqs)
+    back = requests_from_parquet(path)
+    a, b = aggregate(reqs), aggregate(back)
+    for key, value in a.items():
+        assert b[key] == (pytest.approx(value) if isinstance(value, float) else value), key
