@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 # Modules that contribute subcommands: each defines register_cli(subparsers).
-_FEATURE_CLIS: tuple[str, ...] = ()
+_FEATURE_CLIS: tuple[str, ...] = ("harness.dashboard.cli",)
 
 console = Console()
 err_console = Console(stderr=True)
