@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from html import escape
 from typing import Any
 
@@ -155,7 +156,11 @@ def accuracy_scatter(
                 ),
             }
         )
-    return {"data": data, "layout": layout(xtitle, "Average accuracy", showlegend=True)}
+    lay = layout(xtitle, "Average accuracy", showlegend=True)
+    ys = {y for _, _, y in pts if y is not None}
+    if len(ys) == 1 and 0 <= min(ys) <= 1:  # one level: plotly would span ±1 around it
+        lay["yaxis"]["range"] = [0, 1]
+    return {"data": data, "layout": lay}
 
 
 def latency_under_load(
@@ -303,6 +308,10 @@ def history(
         return None
     lay = layout("", ytitle, height=height, showlegend=len(data) > 1)
     lay["xaxis"]["type"] = "date"
+    times = [r.started_at for runs in series.values() for r, v in runs if v is not None]
+    if min(times) == max(times):
+        # A single moment: plotly would zoom to milliseconds; show the day around it instead.
+        lay["xaxis"]["range"] = [iso(min(times) - timedelta(days=1)), iso(min(times) + timedelta(days=1))]
     return {"data": data, "layout": lay}
 
 

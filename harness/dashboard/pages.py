@@ -406,7 +406,10 @@ def leaderboard_config(rows: Sequence[LeaderRow], prefix: str = "") -> dict[str,
 
 
 def runs_config(views: Sequence[RunView], prefix: str = "", hash_filters: bool = True) -> dict[str, Any]:
-    """The run list: every run, newest first, failed ones included with their error."""
+    """The run list: every run, newest first, failed ones included with their error.
+
+    No best-value shading here: the list mixes suites and scenarios, whose figures do not compare.
+    """
     rows = []
     for v in reversed(views):
         h = v.headline
@@ -447,7 +450,6 @@ def runs_config(views: Sequence[RunView], prefix: str = "", hash_filters: bool =
             "path": ["acc_avg"],
             "fmt": "acc",
             "num": True,
-            "better": "high",
         },
         {
             "key": "tps",
@@ -455,7 +457,6 @@ def runs_config(views: Sequence[RunView], prefix: str = "", hash_filters: bool =
             "path": ["tps"],
             "fmt": "tps",
             "num": True,
-            "better": "high",
             "title": "In the suite's first scenario",
         },
         {
@@ -464,7 +465,6 @@ def runs_config(views: Sequence[RunView], prefix: str = "", hash_filters: bool =
             "path": ["ttft99"],
             "fmt": "ms",
             "num": True,
-            "better": "low",
             "title": "In the suite's first scenario",
         },
         {"key": "scenario", "label": "Scenario", "path": ["scenario"], "fmt": "text"},

@@ -4,9 +4,10 @@ Checks what only a browser can: no console errors, every chart drawn, the leader
 count, sorting and filtering, and that hostile record text stays text. Screenshots of each
 page go to ``test-output/dashboard/<case>/`` at the repository root.
 
-Cases: ``generated`` (records from tests/factories.py, always) and ``results`` (the
-repository's own ``results/`` folder, e.g. after ``make eval``; override with
-HARNESS_RESULTS), included whenever that folder holds records.
+Cases: ``generated`` (63 records from tests/factories.py, hostile names and a corrupt file
+among them), ``single`` (one run) and ``results`` (the repository's own ``results/``
+folder, e.g. after ``make eval``; override with HARNESS_RESULTS), the last included
+whenever that folder holds records.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ CHROMIUM_ARGS = [
 REAL_RESULTS = Path(os.environ.get("HARNESS_RESULTS", ROOT / "results"))
 XSS_MODEL = "<img src=x onerror=alert(1)>"
 
-CASES = ["generated"] + (["results"] if any((REAL_RESULTS / "runs").glob("*/record.json")) else [])
+CASES = ["generated", "single"] + (["results"] if any((REAL_RESULTS / "runs").glob("*/record.json")) else [])
 
 
 @dataclass
@@ -108,6 +109,9 @@ def built(request: pytest.FixtureRequest) -> Iterator[Built]:
     base = Path(tempfile.mkdtemp(prefix="dashboard-browser-"))
     if request.param == "generated":
         results, records = _generated(base)
+    elif request.param == "single":  # what a first `make eval` leaves: one run of one model
+        results, records = base / "results", [make_record("smollm2-135m", "smoke")]
+        write_run(results, records[0])
     else:
         results, records = REAL_RESULTS, load_records(REAL_RESULTS).records
     out = base / "dashboards"
@@ -326,7 +330,8 @@ def test_run_list_counts_and_failed_filter(browser: BrowserContext, built: Built
     page = o.page
     n_failed = sum(r.status == "failed" for r in built.records)
     assert page.locator("#runs tbody tr").count() == n_failed
-    assert page.locator("#runs select[data-filter='status']").input_value() == ("failed" if n_failed else "")
+    assert page.locator("#runs select[data-filter='status']").input_value() == "failed"
+    assert page.locator("#runs p.empty").is_visible() == (n_failed == 0)
     page.locator("#runs select[data-filter='status']").select_option("")
     assert page.locator("#runs tbody tr").count() == len(built.records)
     started = column(page, "runs", "started")

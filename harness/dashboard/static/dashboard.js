@@ -113,9 +113,10 @@
       sel.dataset.filter = name;
       sel.setAttribute("aria-label", "Filter by " + name);
       sel.appendChild(new Option("All " + (name === "hardware" ? "hardware" : name === "status" ? "statuses" : name + "s"), ""));
+      // A value asked for in the URL stays selectable even when no row has it (then no row shows).
+      if (self.filters[name]) values[self.filters[name]] = true;
       Object.keys(values).sort().forEach(function (v) { sel.appendChild(new Option(v, v)); });
-      sel.value = self.filters[name] in values ? self.filters[name] : "";
-      self.filters[name] = sel.value;
+      sel.value = self.filters[name];
       sel.addEventListener("change", function () { self.filters[name] = sel.value; self.render(); });
       tools.appendChild(sel);
     });
