@@ -138,7 +138,8 @@ def frame(title: str, body: str, *, root: str, active: str, generated: str, char
         f'<a href="{root}{href}"{" class=active" if key == active else ""}>{label}</a>'
         for href, label, key in NAV
     )
-    plotly = f'<script src="{root}plotly.min.js" defer></script>\n' if charts else ""
+    # dashboard.js first: it fills the tables while the browser is still compiling plotly.js.
+    plotly = f'\n<script src="{root}plotly.min.js" defer></script>' if charts else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -147,7 +148,7 @@ def frame(title: str, body: str, *, root: str, active: str, generated: str, char
 <title>{esc(title)}</title>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="{root}dashboard.css">
-{plotly}<script src="{root}dashboard.js" defer></script>
+<script src="{root}dashboard.js" defer></script>{plotly}
 </head>
 <body>
 <header class="top"><div class="brand">harness <span>LLM accuracy &amp; efficiency</span></div><nav>{nav}</nav>

@@ -321,8 +321,8 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () {
-    renderTables();
-    renderCharts();
-  });
+  // This script is deferred and comes before plotly.min.js, so the document is parsed by now:
+  // fill the tables at once, and draw the charts once plotly.js (also deferred) has run.
+  renderTables();
+  document.addEventListener("DOMContentLoaded", renderCharts);
 })();
