@@ -84,3 +84,7 @@ def time_in_browser(page_path: Path, chromium: str = "/usr/bin/chromium") -> tup
             best = min(best, (t1 - t0, t2 - t0))
         ctx.close()
     return best
+
+
+if __name__ == "__main__":
+    sys.exit(main())
