@@ -17,7 +17,12 @@ from rich.console import Console
 from rich.table import Table
 
 # Modules that contribute subcommands: each defines register_cli(subparsers).
-_FEATURE_CLIS: tuple[str, ...] = ("harness.gate_cli", "harness.arch.cli", "harness.telemetry.check")
+_FEATURE_CLIS: tuple[str, ...] = (
+    "harness.dashboard.cli",
+    "harness.gate_cli",
+    "harness.arch.cli",
+    "harness.telemetry.check",
+)
 
 console = Console()
 if not console.is_terminal:  # logs and CI: wide enough that result tables do not wrap

