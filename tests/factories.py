@@ -21,6 +21,7 @@ from harness.records import (
     EngineInfo,
     Environment,
     GpuInfo,
+    GpuPhaseTelemetry,
     ModelInfo,
     PhaseResources,
     Resources,
@@ -138,7 +139,14 @@ def make_scenario(
             engine_cpu_s=duration * 0.9,
             engine_peak_rss_bytes=3 * 2**30,
             energy_j=energy_j,
-            gpu={"peak_memory_used_bytes": gpu_peak_memory_bytes, "mean_power_w": energy_j / duration},
+            gpu=GpuPhaseTelemetry(
+                gpu_count=1,
+                duration_s=duration,
+                energy_j=energy_j,
+                energy_source="counter",
+                avg_power_w=energy_j / duration,
+                peak_memory_used_bytes=gpu_peak_memory_bytes,
+            ),
         )
     return ScenarioResult(
         settings=ScenarioSettings(

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.records import Environment, RunRecord, ScenarioResult
+from harness.records import Environment, GpuPhaseTelemetry, RunRecord, ScenarioResult
 
 MISSING = "—"
 
@@ -67,18 +67,9 @@ def engine_label(record: RunRecord) -> str:
     return name if record.engine.kind == "vllm-server" else f"endpoint ({name} client)"
 
 
-def _gpu_peak_memory_bytes(gpu: dict[str, Any] | None) -> float | None:
-    """The largest peak/max memory figure (``*_bytes``) in a phase's GPU telemetry, if it has one."""
-    if not gpu:
-        return None
-    best: float | None = None
-    for key, value in gpu.items():
-        k = key.lower()
-        if "memory" in k and ("peak" in k or "max" in k) and k.endswith("_bytes"):
-            v = finite(value)
-            if v is not None and (best is None or v > best):
-                best = v
-    return best
+def _gpu_peak_memory_bytes(gpu: GpuPhaseTelemetry | None) -> float | None:
+    """NVML's peak memory used in a phase (summed over GPUs), if the phase had GPU telemetry."""
+    return None if gpu is None else finite(gpu.peak_memory_used_bytes)
 
 
 @dataclass(frozen=True)
