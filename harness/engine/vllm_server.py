@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -155,8 +156,9 @@ class VllmServer:
             text = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             return "(no engine log)"
-        interesting = [ln for ln in text if "Error" in ln or "error" in ln or "Traceback" in ln]
-        tail = (interesting[-3:] if interesting else []) + text[-lines:]
+        # The root cause is usually the first exception line (workers die before the API server).
+        interesting = [ln for ln in text if re.search(r"\b\w*(Error|Exception)\b:", ln)]
+        tail = interesting[:2] + interesting[-2:] + text[-lines:]
         seen: set[str] = set()
         out = [ln for ln in tail if not (ln in seen or seen.add(ln))]  # type: ignore[func-returns-value]
         return "\n".join(out)[-3000:]
