@@ -168,23 +168,29 @@ def _make_engine(plan: RunPlan, model: ResolvedModel, run_dir: Path) -> Engine:
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so `finally` blocks stop the engine and write the record."""
+def _signals_as_interrupt() -> Iterator[list[int]]:
+    """SIGTERM and SIGINT unwind as KeyboardInterrupt, so `finally` blocks stop the engine and
+    write the record. The signals received are also noted in the yielded list, because library
+    code (lm-eval's async HTTP client) may swallow the KeyboardInterrupt and raise something else.
+    """
     import signal
     import threading
 
+    received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield received
         return
 
     def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
+        received.append(signum)
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        yield
+        yield received
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunRecord:
@@ -204,7 +210,7 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
     poller = None
     phases: dict[str, PhaseResources] = {}
     gpu_fields: dict[str, Any] = {}
-    with _sigterm_as_interrupt():
+    with _signals_as_interrupt() as signals:
         try:
             hooks.on_phase("resolving model")
             model = resolve_model(plan)
@@ -253,6 +259,9 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
             if engine is not None:
                 hooks.on_phase("stopping engine")
                 engine.stop()
+        if signals and interrupted is None:
+            interrupted = KeyboardInterrupt(f"signal {signals[0]}")
+            error = f"interrupted (signal {signals[0]}); the run then failed with: {error}"
     finished = datetime.now(timezone.utc)
     environment = collect_environment(gpu_fields)
     performance = partial.performance

@@ -209,10 +209,11 @@ def test_engine_killed_mid_run_ends_failed_and_other_runs_go_on(results: Path, t
 def test_sigterm_stops_engine_and_writes_failed_record(results: Path, tmp_path: Path) -> None:
     suite = tmp_path / "t.yaml"
     suite.write_text(TINY_SUITE.replace("models: [tiny-mistral]", "models: [tiny-phi]"))
+    out = (tmp_path / "harness.out").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness.cli", "run", str(suite), "--results", str(results), "--no-progress"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
     )
     engine_pids: set[int] = set()
     deadline = time.monotonic() + 600
@@ -227,7 +228,8 @@ def test_sigterm_stops_engine_and_writes_failed_record(results: Path, tmp_path: 
         engine_pids = {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
         assert engine_pids
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=120) == 130
+        code = proc.wait(timeout=120)
+        assert code == 130, (tmp_path / "harness.out").read_text(errors="replace")[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
