@@ -6,7 +6,7 @@ Generates ``--runs`` valid records (with per-request tables, a failed run every 
 temporary results folder, builds the dashboard twice (cold: plotly.js written; warm: pages
 only) and prints the seconds per phase, the index page's size and the whole folder's size.
 With ``--browser``, also times headless Chromium (/usr/bin/chromium) from opening
-index.html and history.html to every chart drawn.
+index.html, history.html and architecture.html to every chart drawn.
 """
 
 from __future__ import annotations
@@ -48,11 +48,11 @@ def main() -> int:
         sizes = {p.name: p.stat().st_size for p in out.glob("*.*")}
         total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
         print(f"index.html: {report.index_bytes:,} bytes")
-        for name in ("history.html", "runs.html", "plotly.min.js"):
+        for name in ("history.html", "runs.html", "architecture.html", "plotly.min.js"):
             print(f"{name}: {sizes.get(name, 0):,} bytes")
         print(f"whole folder: {total / 2**20:.1f} MiB")
         if args.browser:
-            for name in ("index.html", "history.html", "runs.html"):
+            for name in ("index.html", "history.html", "runs.html", "architecture.html"):
                 t_tables, t_charts = time_in_browser(out / name)
                 print(
                     f"{name} in Chromium: tables filled {t_tables:.2f} s, all charts drawn {t_charts:.2f} s"

@@ -15,8 +15,10 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from harness.arch import record_analytics
+from harness.models import PRESETS
 from harness.records import (
     EngineInfo,
     Environment,
@@ -65,7 +67,24 @@ HARDWARE: dict[str, dict[str, Any]] = {
 }
 
 SMOKE_TASKS = {"harness_capitals": 0.62, "harness_opposites": 0.48, "harness_arithmetic": 0.31}
-STANDARD_TASKS = {"arc_challenge": 0.55, "hellaswag": 0.79, "mmlu": 0.60, "winogrande": 0.74, "gsm8k": 0.38}
+STANDARD_TASKS = {
+    "arc_challenge": 0.55,
+    "hellaswag": 0.79,
+    "mmlu": 0.60,
+    "truthfulqa_mc2": 0.42,
+    "winogrande": 0.74,
+    "gsm8k": 0.38,
+}
+# Task -> (headline metric, lm-eval filter, shots) as suites/standard.yaml runs it; other tasks
+# get plain "acc" with no filter and no shots, like the smoke suite's own tasks.
+TASK_SETTINGS: dict[str, tuple[str, str, int]] = {
+    "arc_challenge": ("acc_norm", "none", 25),
+    "hellaswag": ("acc_norm", "none", 10),
+    "mmlu": ("acc", "none", 5),
+    "truthfulqa_mc2": ("acc", "none", 0),
+    "winogrande": ("acc", "none", 5),
+    "gsm8k": ("exact_match", "strict-match", 5),
+}
 SMOKE_SCENARIOS: dict[str, dict[str, Any]] = {
     "c1-128-32": {"concurrency": 1, "input_tokens": 128, "output_tokens": 32, "num_requests": 8},
     "rate4-128-32": {
@@ -179,6 +198,29 @@ def make_scenario(
     )
 
 
+def task_result(name: str, val: float | tuple[float, float | None]) -> TaskResult:
+    """A task result keyed the way lm-eval reports it (``metric,filter`` and ``metric_stderr,filter``)."""
+    value, stderr = (val, 0.02) if isinstance(val, (int, float)) else val
+    metric, filt, shots = TASK_SETTINGS.get(name, ("acc", "", 0))
+    sep = "," if filt else ""
+    metrics: dict[str, float | None] = {f"{metric}{sep}{filt}": value, f"{metric}_stderr{sep}{filt}": stderr}
+    if metric == "acc_norm":  # lm-eval reports plain accuracy beside the normalised one
+        metrics |= {"acc,none": max(0.0, value - 0.02), "acc_stderr,none": stderr}
+    if name == "gsm8k":
+        metrics |= {"exact_match,flexible-extract": min(1.0, value + 0.02)}
+    return TaskResult(
+        task=name,
+        metric=metric,
+        value=value,
+        stderr=stderr,
+        n_samples=100,
+        num_fewshot=shots,
+        version="1.0",
+        metrics=metrics,
+        samples_path=f"samples/{name}.jsonl",
+    )
+
+
 def run_id_for(model: str, suite: str, started_at: datetime) -> str:
     digest = hashlib.sha1(f"{model}|{suite}|{started_at.isoformat()}".encode()).hexdigest()[:6]
 
@@ -203,28 +245,18 @@ def make_record(
     family: str = "smollm",
     peak_rss_bytes: int | None = 2_700_000_000,
     energy_j: float | None = None,
-    analytics: dict[str, Any] | None = None,
+    analytics: dict[str, Any] | Literal["auto"] | None = "auto",
 ) -> RunRecord:
     """A complete, valid record. ``accuracy`` maps task -> value or (value, stderr); ``scenarios``
     maps name -> ScenarioResult or keyword arguments of :func:`make_scenario`. Defaults are the
-    smoke suite's tasks and scenarios. On GPU hardware, scenarios get energy unless given."""
+    smoke suite's tasks and scenarios. On GPU hardware, scenarios get energy unless given.
+
+    ``analytics="auto"`` computes the section as the runner does (``harness.arch.record_analytics``)
+    when ``model`` is a preset, and leaves it out otherwise."""
     started = started_at or T0
     if accuracy is None:
         accuracy = SMOKE_TASKS if suite == "smoke" else STANDARD_TASKS
-    tasks = {}
-    for name, val in accuracy.items():
-        value, stderr = (val, 0.02) if isinstance(val, (int, float)) else val
-        tasks[name] = TaskResult(
-            task=name,
-            metric="acc" if name != "gsm8k" else "exact_match",
-            value=value,
-            stderr=stderr,
-            n_samples=100,
-            num_fewshot=0,
-            version="1.0",
-            metrics={"acc": value, "acc_stderr": stderr},
-            samples_path=f"samples/{name}.jsonl",
-        )
+    tasks = {name: task_result(name, val) for name, val in accuracy.items()}
     if scenarios is None:
         scenarios = SMOKE_SCENARIOS
     perf = {}
@@ -254,6 +286,14 @@ def make_record(
             energy_j=None if hardware == "cpu" else 52000.0,
         ),
     }
+    env = environment(hardware)
+    engine_args: dict[str, Any] = {"dtype": "auto", "max_model_len": 2048}
+    if analytics == "auto":
+        analytics = None
+        if model in PRESETS:
+            analytics = record_analytics(
+                PRESETS[model], performance=perf, accuracy=tasks, environment=env, engine_args=engine_args
+            )
     return RunRecord(
         run_id=run_id or run_id_for(model, suite, started),
         status=status,  # type: ignore[arg-type]
@@ -270,12 +310,12 @@ def make_record(
         engine=EngineInfo(
             kind="vllm-server",
             endpoint="http://127.0.0.1:8000",
-            args={"dtype": "auto", "max_model_len": 2048},
+            args=engine_args,
             command=["vllm", "serve", model, "--dtype", "auto"],
             startup_s=25.0,
             log_path="engine.log",
         ),
-        environment=environment(hardware),
+        environment=env,
         started_at=started,
         finished_at=started + timedelta(seconds=duration_s),
         accuracy=tasks,
@@ -428,6 +468,8 @@ def generate_results(
             for t, v in base_tasks.items()
         }
         hw_speed = {"cpu": 1.0, "a10g": 8.0, "h100": 25.0}[hardware]
+        # Batch-1 decode is bandwidth-bound: an A10G (600 GB/s) takes about 3.5 times an H100's time.
+        tpot_scale = 3.5 if hardware == "a10g" else 1.0
         joules_per_token = (2.0 if hardware == "a10g" else 1.2) / (speed + 0.5) * rng.uniform(0.95, 1.05)
         if suite == "smoke":
             scen = {
@@ -460,7 +502,7 @@ def generate_results(
                     "num_requests": 32,
                     "output_throughput": 4 * speed * hw_speed * rng.uniform(0.95, 1.05),
                     "median_ttft_ms": 30 / speed * rng.uniform(0.9, 1.1),
-                    "median_tpot_ms": 9 / speed,
+                    "median_tpot_ms": 9 / speed * tpot_scale,
                     "energy_j": joules_per_token * 32 * 128,
                 },
                 "c64-512-128": {
@@ -470,7 +512,7 @@ def generate_results(
                     "num_requests": 512,
                     "output_throughput": 90 * speed * hw_speed * rng.uniform(0.95, 1.05),
                     "median_ttft_ms": 400 / speed * rng.uniform(0.9, 1.1),
-                    "median_tpot_ms": 25 / speed,
+                    "median_tpot_ms": 25 / speed * tpot_scale,
                     "energy_j": joules_per_token * 512 * 128 / 3,
                 },
             }

@@ -12,9 +12,16 @@ from __future__ import annotations
 
 from harness.arch.facts import ArchError, ArchFacts, arch_facts
 from harness.arch.gpus import GPUS, GpuSpec, get_gpu, match_nvml_name
-from harness.arch.record import RecordAnalytics, arch_table, record_analytics, reported_rows, roofline_points
+from harness.arch.record import (
+    RecordAnalytics,
+    arch_row,
+    arch_table,
+    record_analytics,
+    reported_rows,
+    roofline_points,
+)
 from harness.arch.report import ArchReport, GpuEstimate, build_report, estimate, load_config, preset_facts
-from harness.arch.reported import ReportedScore, reported_scores, reported_vs_measured
+from harness.arch.reported import ReportedScore, measured_value, reported_scores, reported_vs_measured
 
 __all__ = [
     "GPUS",
@@ -26,12 +33,14 @@ __all__ = [
     "RecordAnalytics",
     "ReportedScore",
     "arch_facts",
+    "arch_row",
     "arch_table",
     "build_report",
     "estimate",
     "get_gpu",
     "load_config",
     "match_nvml_name",
+    "measured_value",
     "preset_facts",
     "record_analytics",
     "reported_rows",

@@ -153,6 +153,37 @@ def record_analytics(
     return out.model_dump(mode="json")
 
 
+def arch_row(name: str, family: str, f: ArchFacts) -> dict[str, Any]:
+    """One row of :func:`arch_table` from a model's facts (a preset's, or a record's ``architecture``).
+
+    Byte counts are at the dtype the engine loads; ``kv_bytes_max_context`` is one sequence at
+    ``max_context_tokens`` with the sliding window applied, ``..._no_window`` without it.
+    """
+    no_window = f.model_copy(update={"sliding_window": None, "windowed_layers": 0})
+    return {
+        "preset": name,
+        "family": family,
+        "attention": f.attention,
+        "total_params": f.total_params,
+        "active_params": f.active_params,
+        "num_experts": f.moe.num_experts if f.moe else None,
+        "experts_per_token": f.moe.experts_per_token if f.moe else None,
+        "weight_bytes": f.weight_bytes,
+        "dtype": f.dtype,
+        "quantization": f.quantization,
+        "num_layers": f.num_layers,
+        "kv_bytes_per_token": f.kv_bytes_per_token,
+        "kv_bytes_per_token_mha": f.kv_bytes_per_token_mha,
+        "kv_saving_factor": f.kv_saving_factor,
+        "sliding_window": f.sliding_window,
+        "windowed_layers": f.windowed_layers,
+        "max_context_tokens": f.max_context_tokens,
+        "kv_bytes_max_context": f.kv_bytes_per_sequence(f.max_context_tokens),
+        "kv_bytes_max_context_no_window": no_window.kv_bytes_per_sequence(f.max_context_tokens),
+        "error": None,
+    }
+
+
 def arch_table(presets: Iterable[ModelPreset] | None = None) -> list[dict[str, Any]]:
     """One row per preset for the dashboard: KV bytes per token and active vs total parameters.
 
@@ -167,23 +198,7 @@ def arch_table(presets: Iterable[ModelPreset] | None = None) -> list[dict[str, A
                 {"preset": preset.name, "family": preset.family, "error": f"{type(exc).__name__}: {exc}"}
             )
             continue
-        rows.append(
-            {
-                "preset": preset.name,
-                "family": preset.family,
-                "attention": f.attention,
-                "total_params": f.total_params,
-                "active_params": f.active_params,
-                "weight_bytes": f.weight_bytes,
-                "dtype": f.dtype,
-                "kv_bytes_per_token": f.kv_bytes_per_token,
-                "kv_bytes_per_token_mha": f.kv_bytes_per_token_mha,
-                "kv_saving_factor": f.kv_saving_factor,
-                "sliding_window": f.sliding_window,
-                "max_context_tokens": f.max_context_tokens,
-                "error": None,
-            }
-        )
+        rows.append({**arch_row(preset.name, preset.family, f), "source": preset.source})
     return rows
 
 

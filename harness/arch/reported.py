@@ -43,6 +43,9 @@ class ReportedComparison(BaseModel):
     metric: str
     reported: float
     measured: float | None = Field(description="The run's value of the same metric, where it has one.")
+    measured_stderr: float | None = Field(
+        default=None, description="lm-eval's standard error of `measured`, where it reported one."
+    )
     delta: float | None = Field(description="measured - reported, as a fraction.")
     num_fewshot_reported: int
     num_fewshot_measured: int
@@ -62,16 +65,27 @@ def reported_scores(preset: ModelPreset | str) -> tuple[ReportedScore, ...]:
     return tuple(ReportedScore.model_validate(s) for s in data.get("scores", []))
 
 
-def _measured_value(result: TaskResult, metric: str) -> float | None:
-    # lm-eval keys metrics as "<metric>,<filter>"; the leaderboard scored unfiltered answers and
-    # GSM8K's strict match, so those come first, then the run's headline, then any filter.
+def _stderr_key(key: str) -> str:
+    # lm-eval names a metric's standard error "<metric>_stderr,<filter>".
+    name, sep, filt = key.partition(",")
+    return f"{name}_stderr{sep}{filt}"
+
+
+def measured_value(result: TaskResult, metric: str) -> tuple[float | None, float | None]:
+    """The run's value of `metric` (without filter) for one task, and its standard error.
+
+    lm-eval keys metrics as "<metric>,<filter>"; the leaderboard scored unfiltered answers and
+    GSM8K's strict match, so those come first, then the run's headline, then any filter.
+    """
     candidates = {k: v for k, v in result.metrics.items() if k.split(",")[0] == metric and v is not None}
     for key in (metric, f"{metric},none", f"{metric},strict-match"):
         if key in candidates:
-            return candidates[key]
+            return candidates[key], result.metrics.get(_stderr_key(key))
     if result.metric.split(",")[0] == metric:
-        return result.value
-    return next(iter(candidates.values()), None)
+        return result.value, result.stderr
+    for key, value in candidates.items():
+        return value, result.metrics.get(_stderr_key(key))
+    return None, None
 
 
 def reported_vs_measured(
@@ -83,7 +97,7 @@ def reported_vs_measured(
         result = accuracy.get(score.task)
         if result is None:
             continue
-        measured = _measured_value(result, score.metric)
+        measured, stderr = measured_value(result, score.metric)
         notes = []
         if measured is None:
             notes.append(f"the run has no {score.metric} for {score.task}")
@@ -94,6 +108,7 @@ def reported_vs_measured(
             metric=score.metric,
             reported=score.value,
             measured=measured,
+            measured_stderr=stderr,
             delta=None if measured is None else measured - score.value,
             num_fewshot_reported=score.num_fewshot,
             num_fewshot_measured=result.num_fewshot,

@@ -5,6 +5,7 @@ Layout of ``out``::
     index.html          leaderboard, accuracy vs efficiency, latency under load, task heatmap
     history.html        headline metrics of every model over time
     runs.html           every run, failed ones included
+    architecture.html   KV cache and parameters per model, decode vs roofline, measured vs published
     models/<m>.html     one model: its runs and each metric over them
     runs/<run>.html     one run: configuration, provenance, tables, latency distribution, telemetry
     plotly.min.js       written once, shared by every page (pages open from disk, offline)
@@ -25,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.dashboard import pages
+from harness.dashboard import archpage, pages
 from harness.dashboard.data import Palette, RunView, build_views, leaderboard
 from harness.dashboard.tables import (
     GPU_COLUMNS,
@@ -189,6 +190,7 @@ def build_dashboard(
         "index.html": pages.index_page(views, rows, problems, palette, generated),
         "history.html": pages.history_page(views, palette, generated),
         "runs.html": pages.runs_page(views, problems, generated),
+        "architecture.html": archpage.architecture_page(views, rows, palette, generated),
     }
     for name, text in top.items():
         write_page(out / name, text)

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from harness.dashboard import figures
+from harness.dashboard.archdata import ReportedView, RooflineView, reported_view, roofline_view
 from harness.dashboard.data import (
     MISSING,
     LeaderRow,
@@ -25,6 +26,8 @@ from harness.dashboard.data import (
     RunView,
     ScenarioView,
     finite,
+    human_bytes,
+    human_count,
     iso,
     row_labels,
     slug,
@@ -91,12 +94,14 @@ def fmt(kind: str, value: Any) -> str | None:
     """A figure as the tables show it; None for a missing one."""
     if value is None:
         return None
-    if kind in ("acc", "tps", "ms", "j", "int", "bytes", "s"):
+    if kind in ("acc", "delta", "tps", "ms", "j", "int", "bytes", "s"):
         v = finite(value)
         if v is None:
             return None
         if kind == "acc":
             return f"{v:.3f}"
+        if kind == "delta":
+            return f"{v:+.3f}"
         if kind in ("tps", "ms"):
             return f"{v:.{_fixed(v)}f}"
         if kind == "j":
@@ -129,6 +134,7 @@ NAV = (
     ("index.html", "Leaderboard", "index"),
     ("history.html", "History", "history"),
     ("runs.html", "All runs", "runs"),
+    ("architecture.html", "Architecture", "architecture"),
 )
 
 
@@ -171,14 +177,18 @@ def chart_card(
     root: str = "",
     empty: str = "No data yet.",
     wide: bool = False,
+    section_id: str | None = None,
 ) -> str:
-    """A card with a heading, a caption and a chart (or a line saying why there is none); ``wide`` spans the grid."""
+    """A card with a heading, a caption and a chart (or a line saying why there is none); ``wide`` spans
+    the grid; ``section_id`` gives the card an id to link to."""
     head = f"<h3>{esc(title)}</h3><p class=note>{note}</p>"
-    cls = "card wide" if wide else "card"
+    attrs = f'class="{"card wide" if wide else "card"}"' + (f' id="{esc(section_id)}"' if section_id else "")
     if spec is None:
-        return f'<section class="{cls}">{head}<p class="empty" data-no-chart="{esc(id_)}">{esc(empty)}</p></section>'
+        return (
+            f'<section {attrs}>{head}<p class="empty" data-no-chart="{esc(id_)}">{esc(empty)}</p></section>'
+        )
     return (
-        f'<section class="{cls}">{head}<div class="chart" id="{esc(id_)}" data-spec="{esc(id_)}-spec" '
+        f'<section {attrs}>{head}<div class="chart" id="{esc(id_)}" data-spec="{esc(id_)}-spec" '
         f'data-root="{root}"></div>{json_script(id_ + "-spec", spec)}</section>'
     )
 
@@ -241,6 +251,7 @@ def leaderboard_config(rows: Sequence[LeaderRow], prefix: str = "") -> dict[str,
     data_rows = []
     for r in rows:
         v = r.latest
+        rep = reported_view(v)
         flag = None
         if r.last_failed is not None:
             flag = f"newer run failed ({iso(r.last_failed.started_at)[:10]})"
@@ -260,6 +271,9 @@ def leaderboard_config(rows: Sequence[LeaderRow], prefix: str = "") -> dict[str,
                 "acc": {t: [tv.value, tv.stderr] for t, tv in v.accuracy.items()},
                 "acc_avg": v.acc_avg,
                 "acc_avg_se": v.acc_avg_se,
+                "rep": rep.mean_delta,
+                "rep_n": f"{len(rep.comparable)} task{'s' if len(rep.comparable) != 1 else ''}",
+                "rep_href": f"{prefix}architecture.html#reported",
                 "perf": {s.name: _perf(s) for s in v.scenarios.values()},
                 "headline": v.headline.name if v.headline else None,
                 "rss": v.peak_rss_bytes,
@@ -287,6 +301,18 @@ def leaderboard_config(rows: Sequence[LeaderRow], prefix: str = "") -> dict[str,
             "num": True,
             "better": "high",
             "title": "Mean over the tasks the run has ± its standard error",
+        },
+        {
+            "key": "rep",
+            "label": "Δ vs published",
+            "path": ["rep"],
+            "fmt": "delta",
+            "num": True,
+            "hideEmpty": True,
+            "href": ["rep_href"],
+            "sub": {"path": ["rep_n"], "label": "over", "fmt": "text"},
+            "title": "Mean of measured − published score over the tasks with a published figure at the same "
+            "metric and shots; details on the Architecture page",
         },
         {
             "key": "tps",
@@ -898,7 +924,9 @@ def run_page(
         )
     )
     parts.append(_accuracy_section(rec))
+    parts.append(reported_section(reported_view(view)))
     parts.append(_perf_section(view))
+    parts.append(_architecture_section(view))
     cdf = figures.latency_cdf(request_tables)
     charts = cdf is not None
     note = "From the per-request tables: the fraction of requests answered within each time."
@@ -961,6 +989,117 @@ def _accuracy_section(rec: RunRecord) -> str:
         "as lm-eval reports it.</p>"
         + plain_table(["Task", "Metric", "Value", "Samples", "Few-shot", "Better", "Version"], rows)
         + "</section>"
+    )
+
+
+def reported_table(rv: ReportedView, page: str | None = None) -> str:
+    """Task, published figure (source, shots), measured ± stderr (shots), delta and verdict, one row per task."""
+    rows = []
+    for c in rv.comparisons:
+        shots = f"{c.reported_shots}-shot" if c.reported_shots is not None else ""
+        source = f'<span class="sub">{esc(c.source)}, {esc(shots)}</span>' if c.source else ""
+        measured = cell("acc", c.measured, pm("acc", c.measured_stderr))
+        if c.measured is not None and c.measured_shots is not None:
+            measured = (
+                f'<td class="num">{esc(fmt("acc", c.measured))}'
+                + (
+                    f'<span class="se">{esc(pm("acc", c.measured_stderr))}</span>'
+                    if c.measured_stderr
+                    else ""
+                )
+                + f'<span class="sub">{c.measured_shots}-shot</span></td>'
+            )
+        delta = cell("delta", c.delta, cls="num" + ("" if c.comparable else " weak"))
+        verdict_cls = "ok" if c.z is not None and abs(c.z) <= 2 else "off" if c.z is not None else "na"
+        task = esc(c.task) if page is None else f'<a href="{esc(page)}">{esc(c.task)}</a>'
+        rows.append(
+            f"<tr><td>{task}</td><td>{esc(c.metric)}</td>"
+            f'<td class="num" title="{esc(c.settings)}">{esc(fmt("acc", c.reported) or MISSING)}{source}</td>'
+            f'{measured}{delta}<td class="verdict {verdict_cls}">{esc(c.verdict)}</td></tr>'
+        )
+    return plain_table(["Task", "Metric", "Published", "Measured ± SE", "Δ", "Verdict"], rows)
+
+
+def reported_section(rv: ReportedView) -> str:
+    """The run page's comparison with published scores, or the sentence saying why there is none."""
+    head = '<section class="card" id="reported"><h2>Measured vs published</h2>'
+    if not rv.comparisons:
+        return f'{head}<p class="empty">{esc(rv.message or "Nothing to compare.")}</p></section>'
+    note = (
+        "The run's score on each task with a published figure for this model, and measured − published. "
+        "A difference is only comparable at the same metric and shot count; within 2 standard errors "
+        "(SE) the run reproduces the published figure as well as its sample size can tell. "
+        "Hover a published figure for its evaluation settings."
+    )
+    if rv.computed_now:
+        note += " This record predates the analytics section: compared with the scores this harness ships."
+    summary = ""
+    if rv.comparable:
+        worst = rv.worst
+        summary = _stats(
+            [
+                ("Mean Δ (comparable tasks)", fmt("delta", rv.mean_delta), f"{len(rv.comparable)} task(s)"),
+                ("Within 2 SE", f"{rv.within_2se} of {len(rv.comparable)}", None),
+                (
+                    "Largest |Δ|",
+                    fmt("delta", worst.delta) if worst else None,
+                    worst.task if worst else None,
+                ),
+            ]
+        )
+    return f"{head}<p class=note>{esc(note)}</p>{summary}{reported_table(rv)}</section>"
+
+
+def _architecture_section(view: RunView) -> str:
+    """The model's architecture facts and the batch-1 decode speed against the roofline, from the analytics."""
+    analytics = view.record.analytics
+    if not analytics:
+        return ""
+    facts = analytics.get("architecture")
+    pairs: list[tuple[str, Any]] = []
+    if isinstance(facts, dict):
+        kv, mha = finite(facts.get("kv_bytes_per_token")), finite(facts.get("kv_bytes_per_token_mha"))
+        total, active = finite(facts.get("total_params")), finite(facts.get("active_params"))
+        pairs += [
+            ("Attention", facts.get("attention")),
+            (
+                "Parameters",
+                f"{human_count(total)} total, {human_count(active)} active per token"
+                if total and active
+                else None,
+            ),
+            (
+                "KV cache per token",
+                f"{human_bytes(kv)} at {facts.get('dtype')} (full multi-head: {human_bytes(mha)})"
+                if kv and mha
+                else None,
+            ),
+        ]
+        window = finite(facts.get("sliding_window"))
+        if window:
+            layers = f"{facts.get('windowed_layers')}/{facts.get('num_layers')}"
+            pairs.append(("Sliding window", f"{window:,.0f} tokens on {layers} layers"))
+    else:
+        pairs.append(("Architecture", analytics.get("architecture_reason") or MISSING))
+    r: RooflineView = roofline_view(view)
+    if r.has_roofline:
+        pairs.append(
+            (
+                "Decode vs roofline",
+                f"{fmt('tps', r.measured_tps)} tok/s measured ({r.scenario}, ~{r.context_tokens} tokens of context) "
+                f"against {fmt('tps', r.roofline_tps)} tok/s on {r.gpu}: {r.fraction:.0%} of the roofline"
+                if r.fraction is not None
+                else None,
+            )
+        )
+        if r.fits is False:
+            pairs.append(("Weights fit", r.fit_reason or "no"))
+    else:
+        measured = f"{fmt('tps', r.measured_tps)} tok/s measured; " if r.measured_tps is not None else ""
+        pairs.append(("Decode vs roofline", f"{measured}not set against a roofline: {r.reason or 'unknown'}"))
+    return (
+        '<section class="card" id="architecture"><h2>Architecture and roofline</h2><p class=note>From the record\'s '
+        'analytics; <a href="../architecture.html">all models →</a></p>' + kv_table(pairs) + "</section>"
     )
 
 

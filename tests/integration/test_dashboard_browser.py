@@ -379,3 +379,47 @@ def test_run_detail_pages(browser: BrowserContext, built: Built) -> None:
             assert page.locator(".error-box").inner_text() == rec.error
         shoot(o, built, name)
         page.close()
+
+
+def test_architecture_page(browser: BrowserContext, built: Built) -> None:
+    """Cache and parameter charts always; roofline and published-score charts where runs have them."""
+    index = open_page(browser, built, "index.html")
+    index.page.locator("header nav a", has_text="Architecture").click()
+    index.page.wait_for_load_state("load")
+    assert index.page.url.endswith("/architecture.html")
+    index.page.close()
+
+    o = open_page(browser, built, "architecture.html")  # every chart drawn, no console errors
+    page = o.page
+    assert page.locator("header nav a.active").inner_text() == "Architecture"
+    for chart in ("chart-arch-kv", "chart-arch-params"):
+        assert page.locator(f"#{chart} .main-svg").count() > 0, chart
+    # Every preset has a row in the KV chart.
+    assert page.locator("#chart-arch-kv .yaxislayer-above .ytick").count() >= 15
+    assert page.locator("img").count() == 0
+    ok = [r for r in built.records if r.status == "ok"]
+    cpu_runs = [r for r in ok if not r.environment.gpus]
+    if cpu_runs:  # CPU runs are listed with their reason, never drawn against a missing roofline
+        reasons = page.locator("#no-roofline + p + ul.reasons").inner_text()
+        assert "no roofline entry for this hardware (CPU:" in reasons or "no analytics section" in reasons
+    if built.name == "generated":
+        # Mistral 7B and SmolLM2 ran the standard suite on an H100: both have a roofline, and
+        # Mistral has published scores to compare with.
+        bars = page.locator("#chart-arch-roofline .ytick")
+        labels = [bars.nth(i).text_content() or "" for i in range(bars.count())]
+        assert any(label.startswith("mistral-7b") for label in labels), labels
+        assert all("CPU" not in label for label in labels), labels
+        assert page.locator("#chart-arch-reported .main-svg").count() > 0
+        assert page.locator("#reported details table tbody tr").count() == 6
+    shoot(o, built, "architecture")
+    page.close()
+
+    # The run page of a run with published scores shows its comparison table.
+    mistral = [r for r in ok if r.model.preset == "mistral-7b" and r.suite.name == "standard"]
+    if mistral:
+        page_file = next((built.out / "runs").glob(f"{mistral[-1].run_id}*.html"))
+        run = open_page(browser, built, f"runs/{page_file.name}")
+        assert run.page.locator("#reported table.plain tbody tr").count() == 6
+        assert run.page.locator("#architecture").inner_text().count("of the roofline") == 1
+        shoot(run, built, "run-reported")
+        run.page.close()

@@ -372,7 +372,13 @@ def test_reported_scores_use_the_standard_suite_tasks_and_shots() -> None:
 
 def test_measured_minus_reported() -> None:
     accuracy = {
-        "arc_challenge": _task("arc_challenge", 0.58, "acc", 25, **{"acc,none": 0.58, "acc_norm,none": 0.61}),
+        "arc_challenge": _task(
+            "arc_challenge",
+            0.58,
+            "acc",
+            25,
+            **{"acc,none": 0.58, "acc_norm,none": 0.61, "acc_norm_stderr,none": 0.014},
+        ),
         "hellaswag": _task("hellaswag", 0.8331, "acc_norm", 10),
         "gsm8k": _task(
             "gsm8k", 0.40, "exact_match,flexible-extract", 5, **{"exact_match,strict-match": 0.36}
@@ -384,8 +390,10 @@ def test_measured_minus_reported() -> None:
     assert set(out) == {"arc_challenge", "hellaswag", "gsm8k", "mmlu"}
     assert out["arc_challenge"].measured == 0.61  # acc_norm, the leaderboard's metric, not the headline acc
     assert out["arc_challenge"].delta == pytest.approx(0.61 - 0.5998)
+    assert out["arc_challenge"].measured_stderr == 0.014  # the stderr of acc_norm, not of the headline
     assert out["hellaswag"].delta == pytest.approx(0.0) and out["hellaswag"].comparable
-    assert out["gsm8k"].measured == 0.36
+    assert out["hellaswag"].measured_stderr == 0.01  # the headline's own stderr
+    assert out["gsm8k"].measured == 0.36 and out["gsm8k"].measured_stderr is None  # none reported
     assert not out["mmlu"].comparable and out["mmlu"].note is not None and "shots differ" in out["mmlu"].note
     assert reported_vs_measured("qwen2.5-7b", accuracy) == {}
 
@@ -499,6 +507,13 @@ def test_dashboard_tables() -> None:
     assert all(r["error"] is None for r in rows.values())
     assert rows["mixtral-8x7b"]["active_params"] < rows["mixtral-8x7b"]["total_params"]
     assert rows["deepseek-v2-lite"]["kv_bytes_per_token"] == 31_104
+    # Mistral's 4,096-token window caps a 32k sequence's cache at an eighth of the uncapped size.
+    m = rows["mistral-7b"]
+    assert (m["sliding_window"], m["windowed_layers"], m["num_layers"]) == (4096, 32, 32)
+    assert m["kv_bytes_max_context"] * 8 == m["kv_bytes_max_context_no_window"] == 32768 * 131_072
+    assert rows["llama2-13b"]["kv_bytes_max_context"] == rows["llama2-13b"]["kv_bytes_max_context_no_window"]
+    assert (rows["mixtral-8x7b"]["num_experts"], rows["mixtral-8x7b"]["experts_per_token"]) == (8, 2)
+    assert rows["mistral-7b"]["num_experts"] is None
     now = datetime.now(timezone.utc)
     analytics = record_analytics(
         get_preset("tiny-llama"), performance={"c1": _scenario(1, None, 10.0)}, environment=_env()

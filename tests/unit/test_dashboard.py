@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
+from harness.arch import record_analytics
 from harness.cli import main
 from harness.dashboard import build_dashboard
 from harness.dashboard import figures as F
+from harness.dashboard.archdata import NO_ANALYTICS, arch_rows, reported_view, roofline_view
 from harness.dashboard.data import (
     Palette,
     TaskView,
@@ -28,7 +30,16 @@ from harness.dashboard.data import (
     slug,
 )
 from harness.dashboard.pages import index_page, json_text, run_page
-from tests.factories import T0, environment, generate_results, make_record, make_scenario, write_run
+from harness.models import get_preset
+from tests.factories import (
+    T0,
+    environment,
+    generate_results,
+    make_record,
+    make_scenario,
+    task_result,
+    write_run,
+)
 
 XSS_MODEL = "<img src=x onerror=alert(1)>"
 XSS_SUITE = '"><script>alert("suite")</script>'
@@ -146,8 +157,12 @@ def test_every_chart_kind_is_a_valid_plotly_figure(tmp_path: Path) -> None:
         make_record("gpu-model", hardware="h100", started_at=T0 + timedelta(days=9)),
         gpu_samples=True,
     )
+    write_run(  # a preset with published scores, on a GPU with a roofline
+        tmp_path / "results",
+        make_record("mistral-7b", "standard", hardware="h100", started_at=T0 + timedelta(10)),
+    )
     report = build_dashboard(tmp_path / "results", tmp_path / "out")
-    assert report.runs == len(recs) + 1
+    assert report.runs == len(recs) + 2
     seen: list[str] = []
     for page in report.pages:
         for chart, spec in chart_specs(page.read_text()).items():
@@ -163,6 +178,10 @@ def test_every_chart_kind_is_a_valid_plotly_figure(tmp_path: Path) -> None:
         "chart-model-",
         "chart-latency-cdf",
         "chart-gpu",
+        "chart-arch-kv",
+        "chart-arch-params",
+        "chart-arch-roofline",
+        "chart-arch-reported",
     )
     missing = [k for k in kinds if not any(c.startswith(k) for c in seen)]
     assert not missing, missing
@@ -274,6 +293,24 @@ def test_bad_files_are_warned_about_and_failed_runs_listed(tmp_path: Path) -> No
     assert "CUDA out of memory" in failed_page and "No accuracy results" in failed_page
 
 
+def hostile_analytics() -> dict[str, Any]:
+    """Real analytics of a GPU run with every free-text field replaced by markup."""
+    rec = make_record("mistral-7b", "standard", hardware="h100")
+    a = json.loads(json.dumps(rec.analytics))
+    a["decode"]["scenario"] = "<i>scen</i>"
+    a["roofline"]["gpu_name"] = XSS_MODEL
+    cmp = a["reported_vs_measured"].pop("arc_challenge")
+    a["reported_vs_measured"]["<b>task</b>"] = {
+        **cmp,
+        "task": "<b>task</b>",
+        "source": XSS_ERROR,
+        "settings": XSS_SUITE,
+        "note": XSS_ERROR,
+        "metric": "<i>m</i>",
+    }
+    return a
+
+
 def test_record_text_is_escaped_everywhere(tmp_path: Path) -> None:
     results = tmp_path / "results"
     rec = make_record(
@@ -294,13 +331,21 @@ def test_record_text_is_escaped_everywhere(tmp_path: Path) -> None:
             accuracy={"<b>task</b>": 0.5},
             scenarios={"<i>scen</i>": {"concurrency": 2}},
             started_at=T0 - timedelta(1),
+            analytics=hostile_analytics(),
         ),
     )
+    cpu = make_record(XSS_MODEL, "other", hardware="cpu", started_at=T0 - timedelta(2))
+    analytics = record_analytics(
+        get_preset("tiny-llama"), performance=cpu.performance, environment=cpu.environment
+    )
+    analytics["decode"]["reason"] = XSS_ERROR
+    write_run(results, cpu.model_copy(update={"analytics": analytics}))
     report = build_dashboard(results, tmp_path / "out")
-    assert report.leaderboard_rows == 1
+    assert report.leaderboard_rows == 2
+    assert any(p.name == "architecture.html" for p in report.pages)
     for page in report.pages:
         text = page.read_text()
-        for raw in ("<img", "<script>alert", "<b>task", "<i>scen", "<b>bold", "x<script>"):
+        for raw in ("<img", "<script>alert", "<b>task", "<i>scen", "<i>m", "<b>bold", "x<script>"):
             assert raw not in text, (page.name, raw)
     run_page = next(p for p in report.pages if p.parent.name == "runs" and "x_script" in p.name).read_text()
     assert "&lt;img src=x onerror=alert(1)&gt;" in run_page
@@ -310,7 +355,14 @@ def test_record_text_is_escaped_everywhere(tmp_path: Path) -> None:
     )
     # Data blocks round-trip to the exact text, which the page script inserts as text.
     lb = embedded((tmp_path / "out" / "index.html").read_text(), "leaderboard-data")
-    assert lb["rows"][0]["model"] == XSS_MODEL and lb["rows"][0]["suite"] == XSS_SUITE
+    assert {r["model"] for r in lb["rows"]} == {XSS_MODEL} and XSS_SUITE in {r["suite"] for r in lb["rows"]}
+    # The architecture page shows the hostile model (known only from its runs) and its texts, escaped.
+    arch = (tmp_path / "out" / "architecture.html").read_text()
+    assert "&lt;img src=x onerror=alert(1)&gt;" in arch and "&lt;b&gt;task&lt;/b&gt;" in arch
+    assert "&lt;/script&gt;&lt;script&gt;alert(&#x27;error&#x27;)" in arch  # a roofline reason
+    for spec in chart_specs(arch).values():
+        F.validate(spec)
+        assert "<img" not in json.dumps(spec) and "<b>task" not in json.dumps(spec)
 
 
 def test_nan_figures_show_as_missing() -> None:
@@ -370,6 +422,173 @@ def test_palette_keeps_one_colour_per_model() -> None:
     p = Palette(["b", "a", "b", "c"])
     assert p("a") != p("b") != p("c") and p("a") == Palette(["a", "z"])("a")
     assert len(set(Palette([f"m{i}" for i in range(20)]).colours.values())) == 20
+
+
+# ---------------------------------------------------------------- architecture page
+
+
+C1_512 = {"c1-512-128": {"concurrency": 1, "input_tokens": 512, "output_tokens": 128, "median_tpot_ms": 8.0}}
+
+
+def test_roofline_view_with_and_without_a_roofline() -> None:
+    gpu = make_record("mistral-7b", "standard", hardware="h100", scenarios=C1_512)
+    cpu = make_record("smollm2-135m", hardware="cpu", started_at=T0 + timedelta(1))
+    bare = make_record("not-a-preset", started_at=T0 + timedelta(2))
+    assert bare.analytics is None
+    v_gpu, v_cpu, v_bare = (roofline_view(v) for v in build_views([gpu, cpu, bare]))
+
+    # An H100 SXM reads 3.35 TB/s; Mistral 7B reads its bf16 weights and a 576-token cache per token.
+    assert v_gpu.has_roofline and v_gpu.reason is None
+    assert v_gpu.measured_tps == pytest.approx(1000 / 8.0)
+    weights = 7_241_732_096 * 2
+    assert v_gpu.roofline_tps == pytest.approx(3.35e12 / (weights + 576 * 131_072), rel=1e-3)
+    assert v_gpu.fraction == pytest.approx(v_gpu.measured_tps / v_gpu.roofline_tps)
+    assert (v_gpu.gpu, v_gpu.context_tokens, v_gpu.scenario, v_gpu.fits) == (
+        "H100 SXM5 80GB",
+        576,
+        "c1-512-128",
+        True,
+    )
+
+    # On a CPU the speed is measured but there is no roofline, and the record says why.
+    assert not v_cpu.has_roofline and v_cpu.roofline_tps is None and v_cpu.fraction is None
+    assert v_cpu.measured_tps == pytest.approx(1000 / 8.0)
+    assert v_cpu.reason == "no roofline entry for this hardware (CPU: AMD EPYC 7B13)"
+    assert not v_bare.has_roofline and v_bare.reason == NO_ANALYTICS
+
+    # The chart draws only the run with both figures: the CPU run is not a bar at 0.
+    spec = F.roofline_bars([v_gpu, v_cpu, v_bare], ["gpu", "cpu", "bare"])
+    assert spec is not None
+    F.validate(spec)
+    (bars,) = spec["data"]
+    assert bars["y"] == ["gpu"] and bars["x"] == [F.r4(v_gpu.fraction)]
+    assert F.roofline_bars([v_cpu, v_bare], ["cpu", "bare"]) is None
+
+
+def test_arch_rows_cover_presets_and_models_known_only_from_runs() -> None:
+    local = make_record("my-checkpoint", analytics=record_analytics(get_preset("tiny-mixtral")))
+    views = build_views([local, make_record("mistral-7b", started_at=T0 + timedelta(1))])
+    rows = {r["name"]: r for r in arch_rows(views)}
+    assert rows["my-checkpoint"]["kind"] == "run" and rows["my-checkpoint"]["num_experts"] == 8
+    assert rows["my-checkpoint"]["model_page"] == views[0].model_page
+    assert rows["mistral-7b"]["kind"] == "hub" and rows["mistral-7b"]["runs"] == 1
+    assert rows["llama2-13b"]["model_page"] is None and rows["llama2-13b"]["runs"] == 0
+    kv = [r["kv_bytes_per_token"] for r in rows.values()]
+    assert kv == sorted(kv, reverse=True)  # largest cache first, as the chart lists them
+
+    kv_spec, params = F.kv_bars(list(rows.values())), F.param_bars(list(rows.values()))
+    assert kv_spec is not None and params is not None
+    F.validate(kv_spec)
+    F.validate(params)
+    # One bar per model as built (split by attention kind) and one for the full multi-head cache.
+    mha, *built = kv_spec["data"]
+    assert len(mha["y"]) == len(rows) == sum(len(t["y"]) for t in built)
+    assert {t["name"] for t in built} == {"as built: MHA", "as built: GQA", "as built: MLA"}
+    gqa = next(t for t in built if t["name"] == "as built: GQA")
+    assert gqa["text"][gqa["y"].index("mistral-7b")] == "÷4 · window 4,096"
+    moe = next(t for t in params["data"] if t["name"].endswith("mixture of experts"))
+    assert {"mixtral-8x7b", "deepseek-v2-lite", "my-checkpoint"} <= set(moe["y"])
+    assert "mistral-7b" not in moe["y"]
+
+
+def test_measured_minus_reported() -> None:
+    standard = make_record("mistral-7b", "standard", hardware="h100", accuracy={"mmlu": (0.62, 0.004)})
+    rv = reported_view(build_views([standard])[0])
+    (c,) = rv.comparisons
+    assert (c.task, c.metric, c.reported, c.reported_shots, c.measured_shots) == ("mmlu", "acc", 0.6416, 5, 5)
+    assert c.measured == 0.62 and c.measured_stderr == 0.004 and c.delta == pytest.approx(0.62 - 0.6416)
+    assert c.comparable and c.z == pytest.approx((0.62 - 0.6416) / 0.004) and c.verdict == "5.4 SE below"
+    assert rv.mean_delta == pytest.approx(c.delta) and not rv.computed_now and rv.message is None
+
+    # A record written before analytics: compared now, with the scores this harness ships.
+    old = standard.model_copy(update={"analytics": None})
+    rv_old = reported_view(build_views([old])[0])
+    assert rv_old.computed_now and rv_old.comparisons == rv.comparisons
+
+    # Different shots: shown, but not comparable and left out of the mean.
+    zero_shot = task_result("arc_challenge", (0.6, 0.014)).model_copy(update={"num_fewshot": 0})
+    acc = {"arc_challenge": zero_shot}
+    rec = make_record(
+        "mistral-7b", "standard", analytics=record_analytics(get_preset("mistral-7b"), accuracy=acc)
+    ).model_copy(update={"accuracy": acc})
+    rv_shots = reported_view(build_views([rec])[0])
+    assert not rv_shots.comparisons[0].comparable and rv_shots.mean_delta is None
+    assert rv_shots.comparisons[0].verdict == "not comparable: shots differ: measured 0, published 25"
+
+    # No published scores, and published scores for other tasks than the run's.
+    none = reported_view(build_views([make_record("smollm2-135m")])[0])
+    assert none.comparisons == [] and none.no_scores
+    assert (
+        none.message
+        == "No published scores are shipped for smollm2-135m, so there is nothing to compare with."
+    )
+    other = reported_view(build_views([make_record("mistral-7b", "smoke")])[0])
+    assert other.comparisons == [] and not other.no_scores
+    assert other.message is not None and "this run measured none of those tasks" in other.message
+
+
+def test_architecture_page_and_run_pages(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    gpu = make_record("mistral-7b", "standard", hardware="h100", scenarios=C1_512)
+    cpu = make_record("smollm2-135m", hardware="cpu", started_at=T0 + timedelta(1))
+    for rec in (gpu, cpu):
+        write_run(results, rec)
+    report = build_dashboard(results, tmp_path / "out")
+    out = tmp_path / "out"
+
+    # Every page links to the architecture page, relative to where it sits.
+    for page in report.pages:
+        prefix = "../" if page.parent != out else ""
+        assert f'href="{prefix}architecture.html"' in page.read_text(), page
+
+    arch = (out / "architecture.html").read_text()
+    specs = chart_specs(arch)
+    assert set(specs) == {"chart-arch-kv", "chart-arch-params", "chart-arch-roofline", "chart-arch-reported"}
+    for spec in specs.values():
+        F.validate(spec)
+    roof = specs["chart-arch-roofline"]["data"][0]
+    assert len(roof["y"]) == 1 and roof["y"][0].startswith("mistral-7b")
+    assert roof["text"][0].startswith(f"{1000 / 8.0 / roofline_view(build_views([gpu])[0]).roofline_tps:.0%}")
+    # The CPU run is listed with its reason and its measured speed, not charted.
+    no_roof = arch[arch.index('id="no-roofline"') :]
+    assert "no roofline entry for this hardware (CPU: AMD EPYC 7B13)" in no_roof
+    assert "smollm2-135m" in no_roof and "(125 tok/s)" in no_roof
+    # Sliding-window cap and MoE share in the facts table; models without published scores named once.
+    assert "4 GiB without the window" in arch and "MoE: top-2 of 8 experts, 28% active" in arch
+    assert "No published scores are shipped for" in arch and "smollm2-135m</a>, so their runs" in arch
+    reported = specs["chart-arch-reported"]["data"]
+    assert [t["x"] for t in reported] == [
+        ["arc_challenge", "hellaswag", "mmlu", "truthfulqa_mc2", "winogrande", "gsm8k"]
+    ]
+
+    # Run pages: the comparison table and the roofline line, or why there is none.
+    gpu_page = (out / f"runs/{gpu.run_id}.html").read_text()
+    start = gpu_page.index('id="reported"')
+    section = gpu_page[start : gpu_page.index("</section>", start)]
+    assert section.count("<tr>") == 1 + 6  # header and six tasks
+    assert "Open LLM Leaderboard v1 (Hugging Face), 25-shot" in section and "± 0.020" in section
+    assert f"{0.55 - 0.5998:+.3f}" in section  # factory arc_challenge 0.55 against the published 0.5998
+    assert "% of the roofline" in gpu_page and "H100 SXM5 80GB" in gpu_page
+    cpu_page = (out / f"runs/{cpu.run_id}.html").read_text()
+    assert "No published scores are shipped for smollm2-135m" in cpu_page
+    assert (
+        "125 tok/s measured; not set against a roofline: no roofline entry for this hardware (CPU: AMD EPYC 7B13)"
+        in cpu_page
+    )
+
+    # The leaderboard's mean delta over comparable tasks, missing (not 0) for a model without scores.
+    rows = {r["model"]: r for r in embedded((out / "index.html").read_text(), "leaderboard-data")["rows"]}
+    expected = reported_view(build_views([gpu])[0]).mean_delta
+    assert rows["mistral-7b"]["rep"] == pytest.approx(expected, abs=1e-6)
+    assert rows["smollm2-135m"]["rep"] is None
+
+
+def test_architecture_page_without_runs(tmp_path: Path) -> None:
+    (tmp_path / "results").mkdir()
+    build_dashboard(tmp_path / "results", tmp_path / "out")
+    arch = (tmp_path / "out" / "architecture.html").read_text()
+    assert set(chart_specs(arch)) == {"chart-arch-kv", "chart-arch-params"}  # presets need no runs
+    assert "No successful runs yet." in arch and "plotly.min.js" in arch
 
 
 # ---------------------------------------------------------------- command line

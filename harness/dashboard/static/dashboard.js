@@ -30,6 +30,7 @@
 
   var FORMATS = {
     acc: function (v) { return v.toFixed(3); },
+    delta: function (v) { return (v >= 0 ? "+" : "") + v.toFixed(3); },
     tps: function (v) { return v.toFixed(fixedFor(v)); },
     ms: function (v) { return v.toFixed(fixedFor(v)); },
     j: function (v) {
