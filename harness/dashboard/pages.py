@@ -1163,7 +1163,9 @@ def _resources_section(rec: RunRecord) -> str:
     res = rec.resources
     phases = dict(res.phases) if res is not None else {}
     for name, s in rec.performance.items():
-        if s.resources is not None and name not in phases:
+        # The runner names scenario windows "scenario:<name>"; older records may only carry them
+        # on the scenario itself.
+        if s.resources is not None and name not in phases and f"scenario:{name}" not in phases:
             phases[name] = s.resources
     if not phases:
         return ""
