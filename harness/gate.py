@@ -474,8 +474,13 @@ def config_mismatches(baseline: RunRecord, candidate: RunRecord) -> list[str]:
             out.append(f"{what}: {b!r} → {c!r}")
 
     diff("suite", baseline.suite.name, candidate.suite.name)
-    for field in ("source", "revision", "checksum_sha256"):
-        diff(f"model {field}", getattr(baseline.model, field), getattr(candidate.model, field))
+    bm, cm = baseline.model, candidate.model
+    # With both checksums known, the weights are identified; the folder they sit in is not a difference.
+    same_weights_known = bool(bm.checksum_sha256 and cm.checksum_sha256)
+    for field in (
+        ("revision", "checksum_sha256") if same_weights_known else ("source", "revision", "checksum_sha256")
+    ):
+        diff(f"model {field}", getattr(bm, field), getattr(cm, field))
     for task in baseline.accuracy.keys() & candidate.accuracy.keys():
         tb, tc = baseline.accuracy[task], candidate.accuracy[task]
         diff(f"task {task} version", tb.version, tc.version)

@@ -323,6 +323,14 @@ def test_junit_has_one_case_per_metric_and_failures_for_regressions() -> None:
     assert failure is not None and failure.get("type") == "regression"
 
 
+def test_same_weights_in_another_folder_are_like_for_like() -> None:
+    base = make_record(model={"source": "/cache-a/m", "checksum_sha256": "a" * 64})
+    moved = make_record("b", model={"source": "/cache-b/m", "checksum_sha256": "a" * 64})
+    assert compare(base, moved).exit_code == 0
+    unchecked = make_record("c", model={"source": "/cache-b/m", "checksum_sha256": None})
+    assert compare(base, unchecked).exit_code == 2
+
+
 def test_junit_refusal_is_an_error_case() -> None:
     report = compare(make_record(), make_record("b", model={"checksum_sha256": "e" * 64}))
     suite = ET.fromstring(render_junit(report)).find("testsuite")
