@@ -247,18 +247,20 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
             error = _describe_failure(exc, engine)
             (run_dir / "error.txt").write_text(traceback.format_exc())
         finally:
-            if telemetry is not None:
-                telemetry.stop()
-                phases = dict(telemetry.phases)
-                try:
-                    partial.gpu_samples_path = telemetry.write_gpu_samples(run_dir)
-                except OSError as exc:
-                    error = error or f"could not write GPU samples: {exc}"
-            if poller is not None:
-                poller.stop()
-            if engine is not None:
-                hooks.on_phase("stopping engine")
-                engine.stop()
+            try:
+                if poller is not None:
+                    poller.stop()
+                if telemetry is not None:
+                    telemetry.stop()
+                    phases = dict(telemetry.phases)
+                    try:
+                        partial.gpu_samples_path = telemetry.write_gpu_samples(run_dir)
+                    except OSError as exc:
+                        error = error or f"could not write GPU samples: {exc}"
+            finally:  # whatever happened above, the engine's process tree goes
+                if engine is not None:
+                    hooks.on_phase("stopping engine")
+                    engine.stop()
         if signals and interrupted is None:
             interrupted = KeyboardInterrupt(f"signal {signals[0]}")
             error = f"interrupted (signal {signals[0]}); the run then failed with: {error}"

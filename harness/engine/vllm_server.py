@@ -27,6 +27,19 @@ import psutil
 from harness.engine.base import EngineError
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the harness process dies, however it dies
+    (even SIGKILL), so a server can never outlive the run that started it (Linux prctl)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except OSError:  # not Linux / no glibc: stop() and the runner's finally blocks still apply
+        pass
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -124,6 +137,7 @@ class VllmServer:
             stdin=subprocess.DEVNULL,
             env=engine_env(self.cpu, self.kv_cache_gib),
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         deadline = t0 + self.startup_timeout_s
         while True:
