@@ -7,36 +7,14 @@ with ``--enforce-eager`` to halve start-up.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
 from harness.checkpoints import ensure_checkpoint
 from harness.engine.vllm_server import VllmServer
-
-# Process groups of servers shared by the session, which the no-orphan checks must ignore.
-SHARED_PGIDS: set[int] = set()
-
-
-def vllm_processes() -> list[psutil.Process]:
-    """vLLM processes descending from this test process, shared session servers excepted.
-
-    Each vLLM server runs in its own process group, whose leader is listed first.
-    """
-    out = []
-    for p in psutil.Process().children(recursive=True):
-        try:
-            if os.getpgid(p.pid) in SHARED_PGIDS or p.status() == psutil.STATUS_ZOMBIE:
-                continue
-            if any("vllm" in part for part in p.cmdline()) or p.name().startswith(("VLLM", "EngineCore")):
-                out.append(p)
-        except (psutil.Error, OSError):
-            continue
-    out.sort(key=lambda p: 0 if os.getpgid(p.pid) == p.pid else 1)
-    return out
+from tests.integration.procs import SHARED_PGIDS
 
 
 @pytest.fixture(scope="session")

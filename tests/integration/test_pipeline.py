@@ -22,7 +22,7 @@ from harness.models import get_preset
 from harness.records import RunRecord
 from harness.store import read_record, runs_dir
 from harness.suite import load_suite
-from tests.integration.conftest import vllm_processes
+from tests.integration.procs import vllm_processes
 
 pytestmark = pytest.mark.integration
 
@@ -241,3 +241,32 @@ def test_sigterm_stops_engine_and_writes_failed_record(results: Path, tmp_path: 
         pid for pid in engine_pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
     ]
     assert not alive, f"orphans left: {alive}"
+
+
+def test_engine_dies_with_a_killed_harness(results: Path, tmp_path: Path) -> None:
+    """Even SIGKILL of the harness (no clean-up code runs) leaves no vLLM server behind."""
+    suite = tmp_path / "k.yaml"
+    suite.write_text(TINY_SUITE.replace("models: [tiny-mistral]", "models: [tiny-qwen]"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", str(suite), "--results", str(results), "--no-progress"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            logs = list(runs_dir(results).glob("*/engine.log")) if runs_dir(results).exists() else []
+            if logs and "Application startup complete" in logs[0].read_text(errors="replace"):
+                break
+            time.sleep(1)
+        else:
+            pytest.fail("engine never came up")
+        engine = [psutil.Process(p.pid) for p in psutil.Process(proc.pid).children(recursive=True)]
+        assert engine
+        proc.kill()
+        proc.wait(timeout=30)
+        _, alive = psutil.wait_procs(engine, timeout=60)
+        assert not alive, f"orphans left: {alive}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
