@@ -86,6 +86,17 @@ def check_consistency(rec: RunRecord, run_dir: Path) -> None:
     assert env.packages.get("lm-eval") and env.packages.get("torch") and env.cpu_model
 
 
+def wait_for_engine(results: Path, timeout_s: float = 600) -> None:
+    """Block until the (only) run under `results` has a healthy engine."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        logs = list(runs_dir(results).glob("*/engine.log")) if runs_dir(results).exists() else []
+        if logs and "Application startup complete" in logs[0].read_text(errors="replace"):
+            return
+        time.sleep(1)
+    pytest.fail("engine never came up")
+
+
 def test_smoke_suite_on_smollm2(smollm2_server: VllmServer, results: Path) -> None:
     """The shipped smoke suite on the real pretrained default, through --endpoint."""
     [rec] = run_suite("smoke", models=["smollm2-135m"], results=results, endpoint=smollm2_server.base_url)
@@ -216,15 +227,8 @@ def test_sigterm_stops_engine_and_writes_failed_record(results: Path, tmp_path: 
         stderr=subprocess.STDOUT,
     )
     engine_pids: set[int] = set()
-    deadline = time.monotonic() + 600
     try:
-        while time.monotonic() < deadline:
-            logs = list(runs_dir(results).glob("*/engine.log")) if runs_dir(results).exists() else []
-            if logs and "Application startup complete" in logs[0].read_text(errors="replace"):
-                break
-            time.sleep(1)
-        else:
-            pytest.fail("engine never came up")
+        wait_for_engine(results)
         engine_pids = {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
         assert engine_pids
         proc.send_signal(signal.SIGTERM)
@@ -253,14 +257,7 @@ def test_engine_dies_with_a_killed_harness(results: Path, tmp_path: Path) -> Non
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            logs = list(runs_dir(results).glob("*/engine.log")) if runs_dir(results).exists() else []
-            if logs and "Application startup complete" in logs[0].read_text(errors="replace"):
-                break
-            time.sleep(1)
-        else:
-            pytest.fail("engine never came up")
+        wait_for_engine(results)
         engine = [psutil.Process(p.pid) for p in psutil.Process(proc.pid).children(recursive=True)]
         assert engine
         proc.kill()
