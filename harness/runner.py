@@ -384,15 +384,9 @@ def _run_scenario(
     from harness.loadgen.client import LoadSpec, run_load, write_requests_parquet
     from harness.loadgen.metrics import aggregate
 
-    load = LoadSpec(
-        input_tokens=scenario.input_tokens,
-        output_tokens=scenario.output_tokens,
-        num_requests=scenario.num_requests,
-        concurrency=scenario.concurrency,
-        request_rate=scenario.request_rate,
-        warmup_requests=scenario.warmup_requests,
-        seed=seed,
-    )
+    # The record's settings and the load generator's spec are the same figures.
+    settings = ScenarioSettings(**scenario.model_dump(exclude={"name"}), seed=seed)
+    load = LoadSpec(**settings.model_dump())
     window = f"scenario:{scenario.name}"
     telemetry.begin_window(window)
     try:
@@ -414,15 +408,7 @@ def _run_scenario(
         first_send_s=result.first_send_s,
     )
     return ScenarioResult(
-        settings=ScenarioSettings(
-            input_tokens=scenario.input_tokens,
-            output_tokens=scenario.output_tokens,
-            num_requests=scenario.num_requests,
-            concurrency=scenario.concurrency,
-            request_rate=scenario.request_rate,
-            warmup_requests=scenario.warmup_requests,
-            seed=seed,
-        ),
+        settings=settings,
         client_cpu_s=result.client_cpu_s,
         client_cpu_us_per_output_token=(result.client_cpu_s * 1e6 / out_tokens) if out_tokens else None,
         requests_path=str(rel),
