@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from harness.models import EngineArgs, ModelPreset, get_preset
+from harness.rigor.expand import describe_point, expand_scenarios
 from harness.suite import LoadedSuite, PerfScenario, TaskSpec
 
 
@@ -56,7 +57,7 @@ def plan_runs(
                 engine=engine,
                 startup_timeout_s=spec.engine.startup_timeout_s,
                 tasks=tuple(spec.accuracy.tasks),
-                scenarios=tuple(spec.performance.scenarios),
+                scenarios=tuple(expand_scenarios(spec.performance)),
                 seed=spec.seed,
                 endpoint=endpoint,
             )
@@ -80,11 +81,17 @@ def describe(plan: RunPlan) -> list[str]:
         limit = f", limit {t.limit}" if t.limit else ""
         lines.append(f"  accuracy: {t.name} ({t.num_fewshot}-shot{limit})")
     for s in plan.scenarios:
-        load = f"concurrency {s.concurrency}" if s.request_rate is None else f"Poisson {s.request_rate} req/s"
+        if s.request_rate is None and s.concurrency is None:
+            load = "loads chosen at run time"
+        elif s.request_rate is None:
+            load = f"concurrency {s.concurrency}"
+        else:
+            load = f"Poisson {s.request_rate} req/s"
         if s.request_rate is not None and s.concurrency is not None:
             load += f" (max {s.concurrency} in flight)"
         lines.append(
             f"  perf:    {s.name}: {s.num_requests} requests × {s.input_tokens} in / {s.output_tokens} out, "
             f"{load}, {s.warmup_requests} warm-up"
         )
+        lines.extend(describe_point(s, plan.suite.spec.performance.cooldown_s))
     return lines

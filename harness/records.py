@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.rigor.records import PointRigor
+
 SCHEMA_VERSION = 1
 
 RunStatus = Literal["ok", "failed"]
@@ -316,6 +318,17 @@ class ScenarioResult(Frozen):
     resources: PhaseResources | None = None
     energy: ScenarioEnergy | None = Field(
         default=None, description="GPU energy per output token and friends."
+    )
+    request_goodput: float | None = Field(
+        default=None, description="Requests meeting every SLO bound per second (vLLM's key); null: no SLO."
+    )
+    slo_attainment: float | None = Field(
+        default=None, description="Share of measured requests meeting every SLO bound; null: no SLO."
+    )
+    valid: bool | None = Field(default=None, description="Whether the point passed the validity rules.")
+    validity_reasons: list[str] = Field(default_factory=list, description="Why the point is invalid.")
+    rigor: PointRigor | None = Field(
+        default=None, description="Repeats, spreads, goodput, sweep and capacity of this point."
     )
 
 

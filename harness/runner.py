@@ -37,6 +37,7 @@ from harness.records import (
     TaskResult,
     Unmeasured,
 )
+from harness.rigor.expand import RIGOR_FIELDS
 from harness.store import runs_dir, write_record
 from harness.suite import PerfScenario
 from harness.telemetry import TelemetrySession
@@ -385,7 +386,7 @@ def _run_scenario(
     from harness.loadgen.metrics import aggregate
 
     # The record's settings and the load generator's spec are the same figures.
-    settings = ScenarioSettings(**scenario.model_dump(exclude={"name"}), seed=seed)
+    settings = ScenarioSettings(**scenario.model_dump(exclude={"name", *RIGOR_FIELDS}), seed=seed)
     load = LoadSpec(**settings.model_dump())
     window = f"scenario:{scenario.name}"
     telemetry.begin_window(window)
@@ -404,7 +405,7 @@ def _run_scenario(
         window,
         out_tokens,
         requests=_timeline_rows(result.requests),
-        target_concurrency=scenario.concurrency if scenario.request_rate is None else None,
+        target_concurrency=settings.concurrency if settings.request_rate is None else None,
         first_send_s=result.first_send_s,
     )
     return ScenarioResult(

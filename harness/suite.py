@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from harness.rigor.spec import SearchSpec, SloSpec, SweepSpec, ValiditySpec
+
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 
 
@@ -46,30 +48,73 @@ class PerfScenario(Spec):
     input_tokens: int = Field(ge=1, description="Exact prompt length in the model's tokens.")
     output_tokens: int = Field(ge=1, description="Exact output length (max_tokens with ignore_eos).")
     num_requests: int = Field(ge=1, description="Measured requests (after warm-up).")
-    concurrency: int | None = Field(
-        default=None, ge=1, description="Requests in flight at once (closed loop)."
-    )
-    request_rate: float | None = Field(
+    concurrency: int | list[int] | None = Field(
         default=None,
-        gt=0,
-        description="Poisson arrival rate in requests/s (open loop); `concurrency` caps it.",
+        description="Requests in flight at once (closed loop); a list sweeps it (points `NAME@cN`).",
+    )
+    request_rate: float | list[float] | None = Field(
+        default=None,
+        description="Poisson arrival rate in requests/s (open loop); `concurrency` caps it; "
+        "a list sweeps it (points `NAME@rR`).",
     )
     warmup_requests: int = Field(default=1, ge=0, description="Unmeasured requests sent first.")
+    repeats: int | None = Field(
+        default=None,
+        ge=1,
+        description="Times each point runs on the same engine (default: performance.repeats).",
+    )
+    sweep: SweepSpec | None = Field(
+        default=None, description="GuideLLM-style sweep: synchronous, throughput, rates between."
+    )
+    slo: SloSpec | None = Field(
+        default=None, description="Latency SLO for goodput (default: performance.slo)."
+    )
+    search: SearchSpec | None = Field(default=None, description="Capacity search under an SLO.")
+
+    @field_validator("concurrency", "request_rate")
+    @classmethod
+    def _positive_loads(cls, value: Any) -> Any:
+        values = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and not value:
+            raise ValueError("a sweep needs at least one value")
+        if any(v is not None and v <= 0 for v in values):
+            raise ValueError("loads must be > 0")
+        if isinstance(value, list) and len(set(value)) != len(value):
+            raise ValueError("sweep values must be distinct")
+        return value
 
     @model_validator(mode="after")
     def _one_load_shape(self) -> PerfScenario:
-        if self.concurrency is None and self.request_rate is None:
+        adaptive = [k for k in ("sweep", "search") if getattr(self, k) is not None]
+        if len(adaptive) > 1:
+            raise ValueError("set `sweep` or `search`, not both")
+        lists = [k for k in ("concurrency", "request_rate") if isinstance(getattr(self, k), list)]
+        if len(lists) > 1:
+            raise ValueError("sweep one of `concurrency` or `request_rate`, not both")
+        if adaptive and lists:
+            raise ValueError(f"`{adaptive[0]}` chooses the loads itself: drop the list in `{lists[0]}`")
+        if self.search is not None and self.search.over == "concurrency" and self.request_rate is not None:
+            raise ValueError("a concurrency search runs a closed loop: drop `request_rate`")
+        if not adaptive and self.concurrency is None and self.request_rate is None:
             raise ValueError("set `concurrency` or `request_rate`")
         return self
 
 
 class PerformanceSpec(Spec):
     scenarios: list[PerfScenario] = Field(default_factory=list)
+    repeats: int = Field(default=1, ge=1, description="Default times each point runs on the same engine.")
+    cooldown_s: float = Field(default=0.0, ge=0, description="Idle seconds between repeats and points.")
+    slo: SloSpec | None = Field(default=None, description="Default latency SLO of every scenario.")
+    validity: ValiditySpec = Field(
+        default_factory=ValiditySpec, description="When a measured point counts as invalid."
+    )
 
     @field_validator("scenarios")
     @classmethod
     def _unique_names(cls, value: list[PerfScenario]) -> list[PerfScenario]:
         names = [s.name for s in value]
+        if any("@" in n for n in names):
+            raise ValueError("`@` is reserved for point names (NAME@c16); pick another scenario name")
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"duplicate scenario names: {', '.join(dupes)}")

@@ -1,0 +1,145 @@
+"""Suite language for repeats, sweeps, SLOs, capacity search and validity minimums.
+
+These models are fields of :class:`harness.suite.PerfScenario` and
+:class:`harness.suite.PerformanceSpec`; they import nothing from the suite module so that
+the suite can import them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PRESETS_FILE = Path(__file__).resolve().parent / "slo_presets.yaml"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@lru_cache(maxsize=1)
+def slo_presets() -> dict[str, dict[str, Any]]:
+    """Named SLOs (MLPerf's published pairs), with their source, from `slo_presets.yaml`."""
+    data = yaml.safe_load(PRESETS_FILE.read_text())
+    return dict(data)
+
+
+class SloSpec(_Spec):
+    """Latency targets a request must all meet to count as good (vLLM's `--goodput` rule).
+
+    Written as a mapping, or as a preset name (`slo: mlperf-llama3.1-8b`).
+    """
+
+    ttft_ms: float | None = Field(default=None, gt=0, description="Time to first token, at most, ms.")
+    tpot_ms: float | None = Field(
+        default=None, gt=0, description="Time per output token after the first, at most, ms."
+    )
+    e2el_ms: float | None = Field(default=None, gt=0, description="End-to-end latency, at most, ms.")
+    preset: str | None = Field(default=None, description="Preset the bounds came from, if any.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_preset(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = {"preset": value}
+        if isinstance(value, dict) and value.get("preset") is not None:
+            presets = slo_presets()
+            name = value["preset"]
+            if name not in presets:
+                raise ValueError(f"unknown SLO preset {name!r}; known: {', '.join(sorted(presets))}")
+            bounds = {k: v for k, v in presets[name].items() if k != "source"}
+            value = {**bounds, **{k: v for k, v in value.items() if v is not None}}
+        return value
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> SloSpec:
+        if self.ttft_ms is None and self.tpot_ms is None and self.e2el_ms is None:
+            raise ValueError("an SLO needs at least one of ttft_ms, tpot_ms, e2el_ms")
+        return self
+
+    def describe(self) -> str:
+        parts = [
+            f"{k} ≤ {v:g}"
+            for k, v in (("ttft_ms", self.ttft_ms), ("tpot_ms", self.tpot_ms), ("e2el_ms", self.e2el_ms))
+            if v is not None
+        ]
+        return ", ".join(parts) + (f" ({self.preset})" if self.preset else "")
+
+
+class SweepSpec(_Spec):
+    """GuideLLM's sweep profile: a synchronous point (concurrency 1), a throughput point (all
+    requests at once), then Poisson rates evenly spaced between the two measured request rates.
+    ``points`` counts all of them: ``points - 2`` rates, the last equal to the throughput rate."""
+
+    points: int = Field(
+        default=8, ge=3, le=64, description="Points in all, synchronous and throughput included."
+    )
+    throughput_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="In-flight cap of the throughput point and of the rates (default: num_requests).",
+    )
+    stop_on_oversaturation: bool = Field(
+        default=True, description="Stop once throughput is flat while TTFT keeps rising."
+    )
+
+
+class SearchSpec(_Spec):
+    """Capacity search: the highest load whose SLO attainment still reaches `attainment`.
+
+    Probes `low` first, doubles until a probe fails (or `high` passes), then bisects between
+    the highest passing and the lowest failing load until they are within `tolerance`
+    (a fraction of the passing load for rates; one step for concurrency) or `max_probes` ran.
+    """
+
+    slo: SloSpec | None = Field(default=None, description="SLO to meet (default: the scenario's).")
+    attainment: float = Field(default=0.99, gt=0, le=1, description="Fraction of requests meeting the SLO.")
+    over: Literal["request_rate", "concurrency"] = Field(default="request_rate", description="Load varied.")
+    low: float = Field(default=0.5, gt=0, description="First (lowest) load probed.")
+    high: float = Field(default=64.0, gt=0, description="Highest load probed.")
+    tolerance: float = Field(
+        default=0.1, gt=0, description="Stop when fail − pass ≤ tolerance × pass (rates)."
+    )
+    max_probes: int = Field(default=8, ge=1, le=64, description="Probes at most.")
+
+    @model_validator(mode="after")
+    def _order(self) -> SearchSpec:
+        if self.high < self.low:
+            raise ValueError("search.high must be ≥ search.low")
+        if self.over == "concurrency" and (self.low != int(self.low) or self.high != int(self.high)):
+            raise ValueError("a concurrency search needs whole low and high")
+        return self
+
+
+class ValiditySpec(_Spec):
+    """When a measured point is not to be trusted (MLPerf-style minimums, inference-perf-style
+    delivered-vs-configured checks). A rule with a null threshold is off."""
+
+    min_requests: int | None = Field(default=None, ge=1, description="Completed requests, at least.")
+    min_duration_s: float | None = Field(default=None, gt=0, description="Measured duration, at least, s.")
+    max_failed_share: float = Field(default=0.01, ge=0, le=1, description="Failed requests share, at most.")
+    rate_tolerance: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Delivered send rate may fall short of the offered by this share.",
+    )
+    concurrency_tolerance: float = Field(
+        default=0.1, ge=0, le=1, description="Mean in-flight may fall short of the target by this share."
+    )
+    max_send_lag_ms: float | None = Field(
+        default=50.0, gt=0, description="p99 of send time minus scheduled time, at most, ms."
+    )
+    max_client_busy_share: float | None = Field(
+        default=0.8, gt=0, le=1, description="Load generator CPU seconds per wall second, at most."
+    )
+    oversaturation_flat_share: float = Field(
+        default=0.05, ge=0, description="Throughput growth below this share counts as flat (sweeps)."
+    )
+    oversaturation_ttft_rise: float = Field(
+        default=0.5, ge=0, description="TTFT growth above this share counts as rising (sweeps)."
+    )
