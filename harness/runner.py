@@ -363,14 +363,29 @@ def _measure(
         engine.check_alive()
     if plan.scenarios:
         from harness.loadgen.client import usable_token_ids
+        from harness.rigor.execute import run_points
 
         token_ids = usable_token_ids(model.tokenizer)
-        for scenario in plan.scenarios:
-            hooks.on_scenario_start(scenario.name, scenario.num_requests)
-            partial.performance[scenario.name] = _run_scenario(
-                scenario, plan.seed, engine, token_ids, telemetry, run_dir, hooks
-            )
+
+        def run_one(point: PerfScenario, repeat: int) -> ScenarioResult:
+            # Each repeat draws fresh prompts, so no repeat hits the prefix cache of another.
+            hooks.on_scenario_start(point.name, point.num_requests)
+            seed = plan.seed + 7919 * (repeat - 1)
+            result = _run_scenario(point, seed, engine, token_ids, telemetry, run_dir, hooks)
             engine.check_alive()
+            return result
+
+        def read_rows(result: ScenarioResult) -> list[RequestTiming]:
+            assert result.requests_path is not None
+            return requests_from_parquet(run_dir / result.requests_path)
+
+        run_points(
+            plan.scenarios,
+            spec.performance,
+            run_one,
+            read_rows,
+            on_point=lambda name, result: partial.performance.__setitem__(name, result),
+        )
 
 
 def _run_scenario(

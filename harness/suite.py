@@ -120,6 +120,15 @@ class PerformanceSpec(Spec):
             raise ValueError(f"duplicate scenario names: {', '.join(dupes)}")
         return value
 
+    @model_validator(mode="after")
+    def _searches_have_an_slo(self) -> PerformanceSpec:
+        for s in self.scenarios:
+            if s.search is not None and s.search.slo is None and s.slo is None and self.slo is None:
+                raise ValueError(
+                    f"scenario {s.name!r}: a capacity search needs an SLO (search.slo, slo or performance.slo)"
+                )
+        return self
+
 
 class EngineOverrides(Spec):
     max_model_len: int | None = Field(

@@ -60,6 +60,29 @@ def mean_in_flight(requests: Sequence[RequestTiming], start_s: float, end_s: flo
     return total / (end_s - start_s)
 
 
+def achieved_concurrency(requests: Sequence[RequestTiming], target: int) -> float:
+    """Mean requests in flight from the moment the target is first reached to the last send
+    (the ramp-up is not the loop's fault); the peak when the target is never reached."""
+    events = sorted(
+        [(r.send_s, 1) for r in requests]
+        + [(r.end_s if r.end_s is not None else r.send_s, -1) for r in requests],
+        key=lambda e: (e[0], e[1]),
+    )
+    cur = peak = 0
+    reached: float | None = None
+    for when, delta in events:
+        cur += delta
+        peak = max(peak, cur)
+        if reached is None and cur >= target:
+            reached = when
+    if reached is None:
+        return float(peak)
+    last_send = max(r.send_s for r in requests)
+    if last_send <= reached:
+        return float(target)
+    return mean_in_flight(requests, reached, last_send)
+
+
 def max_overlap_at(requests: Sequence[RequestTiming], t: float) -> int:
     return sum(1 for r in requests if r.send_s <= t and (r.end_s if r.end_s is not None else r.send_s) > t)
 

@@ -1,0 +1,292 @@
+"""Running one expanded scenario as points: repeats, a GuideLLM sweep, or a capacity search.
+
+The runner passes two callables, so this module never touches an engine and is tested with
+synthetic ones: ``run_one(point, repeat)`` measures one repeat of one point (a load-generator
+run in its own telemetry window, its rows written beside the record) and ``read_rows(result)``
+gives that repeat's request rows back. Each finished point is handed to ``on_point`` at once,
+so a run that fails later still keeps it.
+
+A point's top-level aggregates are those of its pooled requests (see
+:func:`harness.rigor.summary.pooled_aggregate`); its ``energy`` and ``resources`` are the
+first repeat's window (a window spanning all repeats would count the cool-downs), and every
+repeat's J/token is in ``rigor.repeats``, their mean and interval in ``rigor.spread``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from harness.loadgen.metrics import RequestTiming
+from harness.rigor.expand import point_name, sweep_rates
+from harness.rigor.records import (
+    CapacityProbe,
+    CapacityResult,
+    PointInfo,
+    PointRigor,
+    SweepOutcome,
+    ValidityFigures,
+)
+from harness.rigor.search import CapacitySearch
+from harness.rigor.spec import SloSpec
+from harness.rigor.summary import (
+    goodput,
+    pooled_aggregate,
+    repeat_aggregates,
+    request_spreads,
+    slo_record,
+    spreads,
+)
+from harness.rigor.validity import PointTimeline, check_point, oversaturation
+
+if TYPE_CHECKING:
+    from harness.records import ScenarioResult
+    from harness.suite import PerformanceSpec, PerfScenario
+
+RunOne = Callable[["PerfScenario", int], "ScenarioResult"]
+ReadRows = Callable[["ScenarioResult"], list[RequestTiming]]
+Role = Literal["fixed", "sweep_list", "synchronous", "throughput", "sweep_rate", "probe"]
+
+
+@dataclass
+class PointRunner:
+    perf: PerformanceSpec
+    run_one: RunOne
+    read_rows: ReadRows
+    on_point: Callable[[str, ScenarioResult], None] = lambda name, result: None
+    sleep: Callable[[float], None] = time.sleep
+    results: dict[str, ScenarioResult] = field(default_factory=dict)
+    _ran_any: bool = False
+
+    def _cooldown(self) -> None:
+        if self._ran_any and self.perf.cooldown_s > 0:
+            self.sleep(self.perf.cooldown_s)
+        self._ran_any = True
+
+    def run(self, scenario: PerfScenario) -> dict[str, ScenarioResult]:
+        """Every point of one expanded scenario, in order; returns them by point name."""
+        if scenario.sweep is not None:
+            self._sweep(scenario)
+        elif scenario.search is not None:
+            self._search(scenario)
+        else:
+            role: Role = "sweep_list" if "@" in scenario.name else "fixed"
+            self.point(scenario, role)
+        return self.results
+
+    def point(self, s: PerfScenario, role: Role, extra_reasons: list[str] | None = None) -> ScenarioResult:
+        """Run one point `repeats` times and fold the repeats into one result."""
+        repeats = s.repeats or 1
+        per_repeat: list[tuple[ScenarioResult, list[RequestTiming]]] = []
+        for i in range(1, repeats + 1):
+            self._cooldown()
+            name = s.name if i == 1 else f"{s.name}#{i}"
+            res = self.run_one(s.model_copy(update={"name": name}), i)
+            per_repeat.append((res, self.read_rows(res)))
+        result = self.fold(s, role, per_repeat, extra_reasons or [])
+        self.results[s.name] = result
+        self.on_point(s.name, result)
+        return result
+
+    def fold(
+        self,
+        s: PerfScenario,
+        role: Role,
+        per_repeat: list[tuple[ScenarioResult, list[RequestTiming]]],
+        extra_reasons: list[str],
+    ) -> ScenarioResult:
+        slo = s.slo
+        reps = []
+        reasons: list[str] = []
+        figures: dict[str, float | None] = {}
+        closed = s.request_rate is None
+        for i, (res, rows) in enumerate(per_repeat, start=1):
+            good = goodput(rows, slo, res.duration) if slo is not None else None
+            energy = res.energy.energy_per_output_token_j if res.energy is not None else None
+            reps.append(
+                repeat_aggregates(
+                    i,
+                    res.model_dump(),
+                    energy_per_output_token_j=energy,
+                    good=good,
+                    client_cpu_s=res.client_cpu_s,
+                    requests_path=res.requests_path,
+                )
+            )
+            v = check_point(
+                PointTimeline(
+                    rows,
+                    duration_s=res.duration,
+                    client_cpu_s=res.client_cpu_s,
+                    target_concurrency=s.concurrency if closed else None,  # type: ignore[arg-type]
+                    offered_rate=None if closed else s.request_rate,  # type: ignore[arg-type]
+                ),
+                self.perf.validity,
+            )
+            prefix = f"repeat {i}: " if len(per_repeat) > 1 else ""
+            reasons.extend(prefix + r for r in v.reasons)
+            if i == 1:
+                figures = v.figures
+        reasons.extend(extra_reasons)
+        all_rows = [rows for _, rows in per_repeat]
+        pooled = pooled_aggregate(all_rows, [res.duration for res, _ in per_repeat])
+        flat = [r for rows in all_rows for r in rows]
+        good_all = goodput(flat, slo, pooled["duration"]) if slo is not None else None
+        first = per_repeat[0][0]
+        rigor = PointRigor(
+            point=PointInfo(
+                scenario=s.name.split("@", 1)[0],
+                role=role,
+                concurrency=s.concurrency,  # type: ignore[arg-type]
+                request_rate=s.request_rate,  # type: ignore[arg-type]
+            ),
+            repeats=reps,
+            spread=spreads(reps),
+            request_spread=request_spreads(flat),
+            cooldown_s=self.perf.cooldown_s,
+            goodput=good_all,
+            validity=ValidityFigures(
+                **{k: v for k, v in figures.items() if k in ValidityFigures.model_fields}
+            ),
+        )
+        pooled.pop("errors", None)
+        keep = {k: v for k, v in pooled.items() if k in type(first).model_fields}
+        return first.model_copy(
+            update={
+                **keep,
+                "errors": sorted({e for res, _ in per_repeat for e in res.errors})[:20],
+                "client_cpu_s": sum(res.client_cpu_s for res, _ in per_repeat),
+                "request_goodput": good_all.request_goodput if good_all else None,
+                "slo_attainment": good_all.slo_attainment if good_all else None,
+                "valid": not reasons,
+                "validity_reasons": reasons,
+                "rigor": rigor,
+            }
+        )
+
+    def _attach(self, name: str, **update: object) -> None:
+        res = self.results[name]
+        assert res.rigor is not None
+        self.results[name] = res.model_copy(update={"rigor": res.rigor.model_copy(update=update)})
+        self.on_point(name, self.results[name])
+
+    def _sweep(self, s: PerfScenario) -> None:
+        assert s.sweep is not None
+        cap = s.sweep.throughput_concurrency or s.num_requests
+        sync = self.point(
+            s.model_copy(update={"name": f"{s.name}@sync", "concurrency": 1, "request_rate": None}),
+            "synchronous",
+        )
+        thr = self.point(
+            s.model_copy(update={"name": f"{s.name}@throughput", "concurrency": cap, "request_rate": None}),
+            "throughput",
+        )
+        names = [f"{s.name}@sync", f"{s.name}@throughput"]
+        curve = [(sync.request_throughput, sync.output_throughput, sync.median_ttft_ms)]
+        stop: str | None = None
+        for rate in sweep_rates(sync.request_throughput, thr.request_throughput, s.sweep.points):
+            name = point_name(s.name, request_rate=rate)
+            res = self.point(
+                s.model_copy(update={"name": name, "concurrency": cap, "request_rate": rate}), "sweep_rate"
+            )
+            names.append(name)
+            curve.append((rate, res.output_throughput, res.median_ttft_ms))
+            stop = oversaturation(curve, self.perf.validity) if s.sweep.stop_on_oversaturation else None
+            if stop is not None:
+                self.results[name] = res.model_copy(
+                    update={"valid": False, "validity_reasons": [*res.validity_reasons, stop]}
+                )
+                break
+        self._attach(
+            names[-1],
+            sweep=SweepOutcome(
+                scenario=s.name, points=names, stopped_early=stop is not None, stop_reason=stop
+            ),
+        )
+
+    def _search(self, s: PerfScenario) -> None:
+        q = s.search
+        assert q is not None
+        slo: SloSpec | None = q.slo or s.slo
+        if slo is None:
+            raise ValueError(f"scenario {s.name!r}: a capacity search needs an SLO")
+        search = CapacitySearch(q)
+        by_load: dict[float, str] = {}
+        while (load := search.next_load()) is not None:
+            if q.over == "concurrency":
+                point = s.model_copy(update={"concurrency": int(load), "request_rate": None, "slo": slo})
+                name = point_name(s.name, concurrency=int(load))
+            else:
+                point = s.model_copy(update={"request_rate": load, "slo": slo})
+                name = point_name(s.name, request_rate=load)
+            res = self.point(point.model_copy(update={"name": name}), "probe")
+            g = res.rigor.goodput if res.rigor else None
+            search.record(
+                load,
+                g.good_requests if g else 0,
+                g.measured_requests if g else 0,
+                valid=bool(res.valid),
+                point=name,
+            )
+            by_load[load] = name
+        best = search.best_pass
+        at = by_load[best] if best is not None else by_load[search.probes[-1].load]
+        res_at = self.results[at]
+        energy = res_at.energy
+        capacity = CapacityResult(
+            scenario=s.name,
+            over=q.over,
+            slo=slo_record(slo),
+            attainment_target=q.attainment,
+            capacity=best,
+            capacity_point=by_load[best] if best is not None else None,
+            probes=[
+                CapacityProbe(
+                    load=p.load,
+                    point=p.point,
+                    slo_attainment=p.attainment,
+                    measured_requests=p.total,
+                    passed=p.passed,
+                    resolved=p.resolved,
+                    valid=p.valid,
+                )
+                for p in search.probes
+            ],
+            stop_reason=search.stop_reason or "converged",
+            tolerance=q.tolerance,
+            output_throughput=res_at.output_throughput if best is not None else None,
+            energy_per_output_token_j=(
+                energy.energy_per_output_token_j if best is not None and energy is not None else None
+            ),
+            energy_reason=(
+                None
+                if best is not None and energy is not None and energy.energy_per_output_token_j is not None
+                else ("no load met the SLO" if best is None else _energy_reason(res_at))
+            ),
+            unresolved_loads=search.unresolved,
+        )
+        self._attach(at, capacity=capacity)
+
+
+def _energy_reason(res: ScenarioResult) -> str:
+    if res.energy is not None and res.energy.energy is not None:
+        return res.energy.energy.reason
+    return "no energy measured for this point"
+
+
+def run_points(
+    scenarios: Sequence[PerfScenario],
+    perf: PerformanceSpec,
+    run_one: RunOne,
+    read_rows: ReadRows,
+    on_point: Callable[[str, ScenarioResult], None] = lambda name, result: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, ScenarioResult]:
+    """Measure every point of the expanded scenarios in order, with the cool-down between any
+    two measurements (see the module docstring); returns the points by name."""
+    runner = PointRunner(perf, run_one, read_rows, on_point=on_point, sleep=sleep)
+    for scenario in scenarios:
+        runner.run(scenario)
+    return runner.results

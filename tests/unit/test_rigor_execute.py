@@ -1,0 +1,169 @@
+"""Repeats, sweeps and capacity search driven against a synthetic server (no engine)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.loadgen.metrics import RequestTiming, aggregate
+from harness.records import ScenarioEnergy, ScenarioResult, ScenarioSettings
+from harness.rigor.execute import run_points
+from harness.rigor.expand import RIGOR_FIELDS, expand_scenarios
+from harness.suite import PerfScenario, parse_suite
+
+SLOTS = 4  # the synthetic server decodes 4 requests at once
+TTFT_S, TPOT_S = 0.05, 0.01
+
+
+class FakeServer:
+    """Latency model: up to SLOTS requests run at full speed; beyond that requests queue
+    (closed loop: latency grows with concurrency / SLOTS; open loop: TTFT grows with the backlog
+    once the rate exceeds SLOTS / service time)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[RequestTiming]] = {}
+        self.calls: list[tuple[str, int]] = []
+
+    def service_s(self, out: int) -> float:
+        return TTFT_S + TPOT_S * (out - 1)
+
+    def run_one(self, s: PerfScenario, repeat: int) -> ScenarioResult:
+        self.calls.append((s.name, repeat))
+        n, out = s.num_requests, s.output_tokens
+        service = self.service_s(out) * (1.0 + 0.01 * repeat)  # repeats differ a little
+        rows = []
+        if s.request_rate is None:
+            c = int(s.concurrency or 1)
+            lat = service * max(1.0, c / SLOTS)
+            for i in range(n):
+                send = (i // c) * lat + (i % c) * 1e-4
+                rows.append(self._row(i, send, lat - service + TTFT_S, send + lat, out))
+        else:
+            rate = float(s.request_rate)
+            # Spread-out arrivals batch worse than a saturated closed loop: the open loop
+            # sustains 60 % of what the throughput point measures.
+            capacity = 0.6 * SLOTS / service
+            backlog = max(0.0, 1.0 / capacity - 1.0 / rate)
+            for i in range(n):
+                send = i / rate
+                ttft = TTFT_S + i * backlog * SLOTS
+                rows.append(self._row(i, send, ttft, send + ttft + TPOT_S * (out - 1), out))
+        self.rows[s.name] = rows
+        agg = aggregate(rows)
+        agg.pop("errors")
+        settings = ScenarioSettings(**s.model_dump(exclude={"name", *RIGOR_FIELDS}), seed=1)
+        energy = ScenarioEnergy(energy_j=None, output_tokens=agg["total_output_tokens"])
+        return ScenarioResult(
+            settings=settings,
+            client_cpu_s=0.01,
+            client_cpu_us_per_output_token=1.0,
+            requests_path=f"requests/{s.name}.parquet",
+            energy=energy,
+            **agg,
+        )
+
+    @staticmethod
+    def _row(i: int, send: float, ttft: float, end: float, out: int) -> RequestTiming:
+        first = send + ttft
+        step = (end - first) / max(out - 1, 1)
+        return RequestTiming(
+            index=i,
+            send_s=send,
+            input_tokens=16,
+            first_token_s=first,
+            end_s=end,
+            chunk_s=[first + k * step for k in range(out)],
+            output_tokens=out,
+        )
+
+    def read_rows(self, result: ScenarioResult) -> list[RequestTiming]:
+        assert result.requests_path is not None
+        return self.rows[result.requests_path.removeprefix("requests/").removesuffix(".parquet")]
+
+
+def _perf(body: str):  # type: ignore[no-untyped-def]
+    return parse_suite(f"name: t\nperformance:\n{body}").performance
+
+
+def _run(body: str) -> tuple[FakeServer, dict[str, ScenarioResult], list[float]]:
+    perf = _perf(body)
+    server, sleeps = FakeServer(), []
+    results = run_points(expand_scenarios(perf), perf, server.run_one, server.read_rows, sleep=sleeps.append)
+    return server, results, sleeps
+
+
+def test_repeats_fold_into_one_point_with_spreads() -> None:
+    server, res, sleeps = _run(
+        """  repeats: 3
+  cooldown_s: 1.5
+  slo: {ttft_ms: 100, tpot_ms: 20}
+  scenarios:
+    - {name: chat, input_tokens: 16, output_tokens: 11, num_requests: 8, concurrency: [1, 8]}
+"""
+    )
+    assert list(res) == ["chat@c1", "chat@c8"]
+    assert server.calls[:3] == [("chat@c1", 1), ("chat@c1#2", 2), ("chat@c1#3", 3)]
+    assert sleeps == [1.5] * 5  # between every two runs, not before the first
+    p = res["chat@c1"]
+    assert p.rigor is not None and [r.repeat for r in p.rigor.repeats] == [1, 2, 3]
+    thr = p.rigor.spread["output_throughput"]
+    assert thr.n == 3 and thr.method == "student_t" and thr.ci95_low < thr.mean < thr.ci95_high
+    assert p.completed == 24 and p.duration == pytest.approx(sum(r.duration for r in p.rigor.repeats))
+    assert p.slo_attainment == 1.0 and p.valid is True and p.rigor.point.role == "sweep_list"
+    # At concurrency 8 on 4 slots every request takes twice as long: the TTFT bound fails.
+    c8 = res["chat@c8"]
+    assert c8.slo_attainment == 0.0 and c8.request_goodput == 0.0
+    assert c8.rigor is not None and c8.rigor.goodput is not None and c8.rigor.goodput.slo.ttft_ms == 100
+
+
+def test_sweep_runs_sync_throughput_then_rates_and_stops_at_oversaturation() -> None:
+    _, res, _ = _run(
+        """  scenarios:
+    - {name: sw, input_tokens: 16, output_tokens: 11, num_requests: 40, sweep: {points: 8}}
+"""
+    )
+    names = list(res)
+    assert names[:2] == ["sw@sync", "sw@throughput"]
+    assert res["sw@sync"].settings.concurrency == 1 and res["sw@throughput"].settings.concurrency == 40
+    assert res["sw@throughput"].valid and res["sw@sync"].valid
+    last = res[names[-1]]
+    assert last.rigor is not None and last.rigor.sweep is not None
+    assert last.rigor.sweep.points == names
+    # The throughput point queues 40 requests on 4 slots, so the upper rates over-saturate.
+    assert last.rigor.sweep.stopped_early and len(names) < 8
+    assert last.valid is False and "over-saturated" in last.validity_reasons[-1]
+
+
+def test_capacity_search_brackets_the_synthetic_capacity() -> None:
+    _, res, _ = _run(
+        """  scenarios:
+    - name: cap
+      input_tokens: 16
+      output_tokens: 11
+      num_requests: 40
+      slo: {ttft_ms: 80}
+      search: {attainment: 0.9, low: 2, high: 256, tolerance: 0.1, max_probes: 12}
+"""
+    )
+    found = [r.rigor.capacity for r in res.values() if r.rigor and r.rigor.capacity]
+    assert len(found) == 1
+    cap = found[0]
+    assert cap.stop_reason == "converged" and cap.capacity is not None
+    # Open-loop capacity: 0.6 × 4 slots / 0.15 s = 16 req/s; TTFT stays at 50 ms below it,
+    # and the 80 ms bound allows a little backlog above it.
+    assert 14 <= cap.capacity <= 16 * 1.3
+    assert [p.load for p in cap.probes][:4] == [2.0, 4.0, 8.0, 16.0]
+    assert cap.output_throughput is not None and cap.energy_per_output_token_j is None
+    assert cap.energy_reason == "no energy measured for this point"
+    assert res[cap.capacity_point or ""].rigor.capacity == cap  # type: ignore[union-attr]
+
+
+def test_a_concurrency_shortfall_marks_the_point_invalid() -> None:
+    _, res, _ = _run(
+        """  scenarios:
+    - {name: few, input_tokens: 16, output_tokens: 11, num_requests: 2, concurrency: 1}
+  validity: {min_requests: 5}
+"""
+    )
+    p = res["few"]
+    assert p.valid is False and p.validity_reasons == ["too few requests: 2 completed < minimum 5"]
+    assert p.rigor is not None and p.rigor.point.role == "fixed"
