@@ -126,10 +126,8 @@ def check_point(t: PointTimeline, spec: ValiditySpec) -> Validity:
                 f"(more than {spec.rate_tolerance:.0%} short): the client could not keep the schedule"
             )
     if t.target_concurrency is not None and t.offered_rate is None:
-        achieved = (
-            mean_in_flight(reqs, sends[0], sends[-1]) if span > 0 else float(max_overlap_at(reqs, sends[0]))
-        )
         target = min(t.target_concurrency, n)
+        achieved = achieved_concurrency(reqs, target)
         figures |= {"target_concurrency": float(t.target_concurrency), "mean_in_flight": achieved}
         if achieved < target * (1.0 - spec.concurrency_tolerance):
             reasons.append(
