@@ -248,7 +248,7 @@ def welch_test(a: Sequence[float], b: Sequence[float]) -> TestResult:
     y = np.asarray([float(v) for v in b], dtype=float)
     if x.size < 2 or y.size < 2:
         raise ValueError("Welch's test needs at least two values on each side")
-    vx, vy = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
+    vx, vy = float(x.var(ddof=1)) / x.size, float(y.var(ddof=1)) / y.size
     diff = float(y.mean() - x.mean())
     se2 = vx + vy
     if se2 == 0.0:

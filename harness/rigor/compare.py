@@ -1,0 +1,199 @@
+"""The gate's noise-aware and paired comparisons (pure apart from reading sample logs).
+
+Performance, over repeats
+    A change counts as a regression only when it is beyond its threshold **and** beyond the
+    noise: Welch's test over the two runs' repeats at p < 0.05, or, equivalently reported, the
+    two Student-t intervals do not overlap. With one repeat on either side there is no noise
+    estimate; the verdict then rests on the threshold and says so.
+
+Accuracy, paired per document
+    Both runs evaluated the same documents, so their per-sample scores (lm-eval's sample logs,
+    ``samples/<task>.jsonl``) are compared pair by pair: an exact McNemar test for 0/1 metrics
+    (only flipped documents carry information), a paired bootstrap of the mean difference for
+    continuous ones. The result names how many documents flipped each way.
+
+Validity
+    A point flagged invalid in either run cannot be compared: the gate refuses, naming why.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from harness.stats import PairedResult, mcnemar_exact, paired_bootstrap, welch_test
+
+if TYPE_CHECKING:
+    from harness.records import RunRecord, ScenarioResult, TaskResult
+
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class NoiseCheck:
+    """Whether a change between two sets of repeats stands out of their noise."""
+
+    beyond_noise: bool | None  # None: no noise estimate (one repeat on a side)
+    p_value: float | None
+    intervals_separate: bool | None
+    n_baseline: int
+    n_candidate: int
+    note: str
+
+
+def repeat_values(sr: ScenarioResult, metric: str) -> list[float]:
+    """The metric's value in each repeat of a point (one value when it has no repeats)."""
+    if sr.rigor is not None and sr.rigor.repeats:
+        vals = [getattr(r, metric, None) for r in sr.rigor.repeats]
+        got = [float(v) for v in vals if v is not None]
+        if got:
+            return got
+    v = getattr(sr, metric, None)
+    return [float(v)] if isinstance(v, int | float) and not isinstance(v, bool) else []
+
+
+def noise_check(baseline: Sequence[float], candidate: Sequence[float], alpha: float = ALPHA) -> NoiseCheck:
+    """Welch's test and interval separation between two sets of repeats."""
+    nb, nc = len(baseline), len(candidate)
+    if nb < 2 or nc < 2:
+        return NoiseCheck(
+            None,
+            None,
+            None,
+            nb,
+            nc,
+            f"compared without a noise estimate ({nb} vs {nc} repeats): threshold only",
+        )
+    from harness.stats import intervals_overlap, t_interval
+
+    test = welch_test(baseline, candidate)
+    overlap = intervals_overlap(t_interval(baseline), t_interval(candidate))
+    separate = None if overlap is None else not overlap
+    beyond = test.p_value < alpha or bool(separate)
+    return NoiseCheck(
+        beyond,
+        test.p_value,
+        separate,
+        nb,
+        nc,
+        f"Welch p = {test.p_value:.3g} over {nb} vs {nc} repeats"
+        + ("; 95 % intervals separate" if separate else "; 95 % intervals overlap"),
+    )
+
+
+# --- accuracy, paired ---------------------------------------------------------------------
+
+
+class SampleLogError(ValueError):
+    """Two sample logs cannot be paired (different documents, missing metric)."""
+
+
+@dataclass(frozen=True)
+class PairedAccuracy:
+    task: str
+    metric: str
+    filter: str | None
+    result: PairedResult
+    higher_is_better: bool
+
+    @property
+    def worse(self) -> int:
+        """Documents that got worse (lost if higher is better)."""
+        return self.result.lost if self.higher_is_better else self.result.gained
+
+    @property
+    def better(self) -> int:
+        return self.result.gained if self.higher_is_better else self.result.lost
+
+    def describe(self) -> str:
+        r = self.result
+        kind = "flipped" if r.method == "mcnemar_exact" else "moved"
+        test = "exact McNemar" if r.method == "mcnemar_exact" else "paired bootstrap"
+        return (
+            f"{self.task}: {self.worse} documents {kind} worse, {self.better} better of {r.n} "
+            f"(mean {r.mean_diff:+.4f}; {test} p = {r.p_value:.3g})"
+        )
+
+
+def headline_filter(task: TaskResult) -> str | None:
+    """The lm-eval filter of the task's headline figure (`acc,none` -> `none`)."""
+    for key, value in task.metrics.items():
+        name, _, flt = key.partition(",")
+        if name == task.metric and value is not None and abs(value - task.value) < 1e-12 and flt:
+            return flt
+    return None
+
+
+def read_sample_scores(path: Path, metric: str, filter_name: str | None) -> dict[tuple[int, str], float]:
+    """Per-document score of `metric` from an lm-eval sample log, keyed by (doc_id, doc_hash)."""
+    out: dict[tuple[int, str], float] = {}
+    with path.open() as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if filter_name is not None and row.get("filter", filter_name) != filter_name:
+                continue
+            if metric not in row:
+                raise SampleLogError(f"{path}:{line_no}: no {metric!r} in the sample")
+            value = row[metric]
+            if isinstance(value, list | tuple):  # some metrics log (prediction, reference) pairs
+                raise SampleLogError(f"{path}:{line_no}: {metric!r} is not a per-document score")
+            out[(int(row["doc_id"]), str(row.get("doc_hash", "")))] = float(value)
+    return out
+
+
+def paired_accuracy(
+    task: TaskResult, baseline_log: Path, candidate_log: Path, n_resamples: int = 10000
+) -> PairedAccuracy:
+    """Compare one task's per-document scores between two runs on the same documents."""
+    flt = headline_filter(task)
+    b = read_sample_scores(baseline_log, task.metric, flt)
+    c = read_sample_scores(candidate_log, task.metric, flt)
+    if b.keys() != c.keys():
+        only_b, only_c = len(b.keys() - c.keys()), len(c.keys() - b.keys())
+        raise SampleLogError(
+            f"{task.task}: the runs evaluated different documents ({only_b} only in the baseline, "
+            f"{only_c} only in the candidate)"
+        )
+    keys = sorted(b)
+    xb, xc = [b[k] for k in keys], [c[k] for k in keys]
+    binary = all(v in (0.0, 1.0) for v in xb + xc)
+    result = mcnemar_exact(xb, xc) if binary else paired_bootstrap(xb, xc, n_resamples=n_resamples)
+    return PairedAccuracy(task.task, task.metric, flt, result, task.higher_is_better)
+
+
+PairedVerdict = Literal["regression", "improvement", "pass"]
+
+
+def paired_verdict(p: PairedAccuracy, allowed_abs: float, alpha: float = ALPHA) -> tuple[PairedVerdict, str]:
+    """Regression: significantly worse (p < alpha) and worse by more than `allowed_abs`."""
+    worsening = -p.result.mean_diff if p.higher_is_better else p.result.mean_diff
+    significant = p.result.p_value < alpha
+    if significant and worsening > allowed_abs:
+        return "regression", p.describe()
+    if significant and -worsening > allowed_abs:
+        return "improvement", p.describe()
+    return "pass", p.describe()
+
+
+# --- validity -------------------------------------------------------------------------------
+
+
+def invalid_points(
+    baseline: RunRecord, candidate: RunRecord, scenarios: Sequence[str] | None = None
+) -> list[str]:
+    """One line per point flagged invalid in either run (the gate refuses them)."""
+    out = []
+    for side, record in (("baseline", baseline), ("candidate", candidate)):
+        for name, sr in record.performance.items():
+            if scenarios is not None and name not in scenarios:
+                continue
+            if sr.valid is False:
+                out.append(
+                    f"{side} {name} is invalid: {'; '.join(sr.validity_reasons) or 'no reason recorded'}"
+                )
+    return out
