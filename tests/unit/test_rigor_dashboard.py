@@ -1,0 +1,57 @@
+"""Charts and leaderboard cells for repeats, sweeps, goodput and capacity, on synthetic runs."""
+
+from __future__ import annotations
+
+from harness.dashboard.figures import validate
+from harness.dashboard.rigorfigures import capacity_cells, goodput_vs_load, latency_vs_load, load_points
+from tests.factories import make_record
+from tests.unit.test_rigor_execute import _run
+
+
+def _record():  # type: ignore[no-untyped-def]
+    _, results, _ = _run(
+        """  repeats: 2
+  slo: {ttft_ms: 80}
+  scenarios:
+    - {name: chat, input_tokens: 16, output_tokens: 11, num_requests: 8, concurrency: [1, 4, 8]}
+    - name: cap
+      input_tokens: 16
+      output_tokens: 11
+      num_requests: 40
+      repeats: 1
+      search: {attainment: 0.9, low: 2, high: 64, tolerance: 0.2, max_probes: 6}
+  validity: {min_requests: 10}
+"""
+    )
+    return make_record(scenarios=results, analytics=None)
+
+
+def test_points_bands_and_hollow_invalid_points() -> None:
+    record = _record()
+    points = load_points(record)
+    chat = [p for p in points if p.scenario == "chat"]
+    assert [p.load for p in chat] == [1.0, 4.0, 8.0]
+    value, low, high = chat[0].figures["median_ttft_ms"]
+    assert value is not None and low is not None and high is not None and low <= value <= high
+    spec = latency_vs_load(points)
+    assert spec is not None
+    validate(spec)
+    line = next(d for d in spec["data"] if d.get("name", "").startswith("chat"))
+    # min_requests 10 > 8 per repeat: every chat point is invalid, drawn hollow with its reason.
+    assert line["marker"]["color"] == ["#ffffff"] * 3
+    assert "too few requests" in line["text"][0]
+
+
+def test_goodput_chart_draws_the_target_and_the_slo() -> None:
+    spec = goodput_vs_load(load_points(_record()))
+    assert spec is not None
+    validate(spec)
+    assert spec["layout"]["title"]["text"] == "SLO: TTFT ms ≤ 80"
+    assert [s["y0"] for s in spec["layout"]["shapes"]] == [0.9]
+
+
+def test_capacity_cells() -> None:
+    cells = capacity_cells(_record())
+    assert cells["capacity at SLO"].endswith("req/s") and cells["capacity at SLO"] != "none passed"
+    assert cells["J/token at SLO"] == "– (no energy measured for this point)"
+    assert capacity_cells(make_record(analytics=None)) == {"capacity at SLO": "–", "J/token at SLO": "–"}
