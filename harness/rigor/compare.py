@@ -197,3 +197,32 @@ def invalid_points(
                     f"{side} {name} is invalid: {'; '.join(sr.validity_reasons) or 'no reason recorded'}"
                 )
     return out
+
+
+# --- where the sample logs of a compared record live ------------------------------------------
+
+
+def samples_dir_of(record_file: Path) -> Path:
+    """Sample logs of a record on disk: `samples/` beside a run's `record.json`, or the
+    `<name>.samples/` folder beside a baseline file (`harness baseline set` copies them there)."""
+    if record_file.is_dir():
+        return record_file / "samples"
+    if record_file.name == "record.json":
+        return record_file.parent / "samples"
+    return record_file.with_name(record_file.stem + ".samples")
+
+
+def copy_samples(run_dir: Path, baseline_file: Path) -> Path | None:
+    """Keep a run's sample logs beside its baseline file, so the gate can pair documents later."""
+    import shutil
+
+    src = run_dir / "samples"
+    if not src.is_dir():
+        return None
+    dest = samples_dir_of(baseline_file)
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return dest
