@@ -19,7 +19,7 @@ from rich.table import Table
 # Modules that contribute subcommands: each defines register_cli(subparsers).
 _FEATURE_CLIS: tuple[str, ...] = (
     "harness.dashboard.cli",
-    "harness.gate_cli",
+    "harness.gate.cli",
     "harness.arch.cli",
     "harness.telemetry.check",
 )
