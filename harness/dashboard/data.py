@@ -15,22 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
+from harness.formatting import MISSING, finite
 from harness.records import Environment, GpuPhaseTelemetry, RunRecord, ScenarioResult
-
-MISSING = "—"
-
-
-def finite(value: Any) -> float | None:
-    """``value`` as a float, or None when it is missing, not a number, NaN or infinite."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def slug(text: str) -> str:
@@ -367,24 +354,3 @@ def row_labels(views: Sequence[RunView]) -> list[str]:
         seen[label] += 1
         labels.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
     return labels
-
-
-def _sig3(v: float) -> str:
-    # Three significant digits without switching to exponents at 1000 (e.g. 1000 KiB).
-    return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
-
-
-def human_bytes(value: float) -> str:
-    """Binary-prefixed size with three significant digits, e.g. ``128 KiB``, ``30.4 KiB``, ``4 GiB``."""
-    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(value) >= size:
-            return f"{_sig3(value / size)} {unit}"
-    return f"{value:.0f} B"
-
-
-def human_count(value: float) -> str:
-    """A parameter count with three significant digits, e.g. ``135 M``, ``7.24 B``, ``46.7 B``."""
-    for unit, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(value) >= size:
-            return f"{_sig3(value / size)} {unit}"
-    return f"{value:.0f}"
