@@ -17,7 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness.formatting import MISSING, finite
-from harness.records import Environment, GpuPhaseTelemetry, RunRecord, ScenarioResult
+from harness.hardware import hardware_label
+from harness.records import GpuPhaseTelemetry, RunRecord, ScenarioResult
 
 
 def slug(text: str) -> str:
@@ -31,17 +32,6 @@ def model_label(record: RunRecord) -> str:
     if record.model.preset and record.model.preset != "local":
         return record.model.preset
     return record.model.served_name or record.model.source
-
-
-def hardware_label(env: Environment) -> str:
-    """E.g. ``1× NVIDIA H100 80GB HBM3`` or ``CPU: AMD EPYC 7B13 (2 cores)``."""
-    if env.gpus:
-        counts = Counter(g.name for g in env.gpus)
-        return " + ".join(f"{n}× {name}" for name, n in counts.items())
-    if env.cpu_model:
-        cores = f" ({env.cpu_count} cores)" if env.cpu_count else ""
-        return f"CPU: {env.cpu_model}{cores}"
-    return "unknown hardware"
 
 
 def engine_label(record: RunRecord) -> str:

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from harness.baseline import hardware_label
 from harness.formatting import num
 from harness.gate.report import (
     DEFAULT_ACCURACY_MAX_ABS,
@@ -26,6 +25,7 @@ from harness.gate.report import (
     MetricKind,
     Verdict,
 )
+from harness.hardware import hardware_label
 from harness.records import RunRecord, ScenarioResult
 from harness.suite import GateThreshold, SuiteSpec
 
