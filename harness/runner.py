@@ -289,7 +289,7 @@ def _measure(
         )
         engine.check_alive()
     if plan.scenarios:
-        from harness.loadgen.client import usable_token_ids
+        from harness.loadgen.client import requests_from_parquet, usable_token_ids
         from harness.rigor.execute import run_points
 
         token_ids = usable_token_ids(model.tokenizer)
