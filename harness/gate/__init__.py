@@ -39,7 +39,25 @@ Noise
     for a scenario's mean latencies from ``std / √completed`` (requests are the independent
     unit, which is conservative for ITL) and for medians ``√(π/2) · std / √completed``
     (normal approximation). Percentiles, throughputs, counts and energy carry no spread in
-    a record (there are no repeats), so only their bound applies and the report says so.
+    a record without repeats, so only their bound applies and the report says so.
+
+Repeats (performance)
+    Where both runs measured a point more than once (``repeats:`` in the suite), a change
+    beyond its bound counts only when it is also beyond the run-to-run noise: Welch's test
+    over the repeats at p < 0.05, or separate Student-t intervals
+    (:func:`harness.rigor.compare.noise_check`). With one repeat on either side the report
+    says it compared without a noise estimate.
+
+Paired accuracy
+    Given the two runs' sample-log folders (the CLI finds them: ``samples/`` of a run, the
+    ``<baseline>.samples/`` copy that ``harness baseline set`` keeps), a task is compared per
+    document: exact McNemar for 0/1 metrics, a paired bootstrap otherwise. The change is the
+    mean per-document difference; it regresses when beyond its bound and significant, and the
+    reason names the documents that flipped each way.
+
+Validity
+    A gated scenario point flagged invalid (``valid: false``) in either run makes the report
+    refused (exit 2) with the reasons; ``--allow-mismatch`` does not wave it through.
 
 Verdicts (worst first): ``regression``, ``missing`` (fail); ``within_noise``,
 ``improvement`` (beyond its bound: time to refresh the baseline), ``pass``, ``new`` (no

@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from harness.baseline import BaselineError, find_baseline, list_baselines, set_baseline
+from harness.baseline import BaselineError, baseline_path, find_baseline, list_baselines, set_baseline
 from harness.console import consoles
 from harness.gate import (
     GateError,
@@ -28,7 +28,8 @@ from harness.gate import (
 )
 from harness.hardware import hardware_label
 from harness.records import RunRecord
-from harness.store import atomic_write_text, find_run, load_records, read_record
+from harness.rigor.compare import copy_samples, samples_dir_of
+from harness.store import atomic_write_text, find_run, load_records, read_record, runs_dir
 
 
 def resolve_candidate(
@@ -66,12 +67,16 @@ def gate_runs(
     candidate: RunRecord,
     baseline: str | Path | None = None,
     allow_mismatch: bool = False,
+    candidate_dir: Path | None = None,
 ) -> GateReport:
     """Compare `candidate` with the baseline at `baseline` (a record file or run folder), or with
     the committed baseline of its (model, suite, hardware). Raises BaselineError, GateError or
     ValueError when the comparison cannot be made."""
     base = read_record(Path(baseline)) if baseline is not None else find_baseline(results, candidate)
-    return compare(base, candidate, allow_mismatch=allow_mismatch)
+    base_file = Path(baseline) if baseline is not None else baseline_path(results, candidate)
+    cand_dir = candidate_dir or runs_dir(results) / candidate.run_id
+    samples = (samples_dir_of(base_file), samples_dir_of(cand_dir))
+    return compare(base, candidate, allow_mismatch=allow_mismatch, samples=samples)
 
 
 def _write_outputs(args: argparse.Namespace, junit: str, markdown: str) -> None:
@@ -86,7 +91,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     results = Path(args.results)
     try:
         candidate = resolve_candidate(results, args.candidate, args.model, args.suite, warn=err)
-        report = gate_runs(results, candidate, args.baseline, args.allow_mismatch)
+        cand_dir = find_run(results, args.candidate) if args.candidate else None
+        report = gate_runs(results, candidate, args.baseline, args.allow_mismatch, cand_dir)
     except (GateError, BaselineError, ValueError, FileNotFoundError) as exc:
         message = str(exc)
         err.print(f"[bold yellow]REFUSED (exit 2):[/] {escape(message)}", highlight=False, soft_wrap=True)
@@ -108,6 +114,8 @@ def cmd_baseline_set(args: argparse.Namespace) -> int:
     try:
         record = resolve_candidate(results, args.run, args.model, args.suite, warn=err)
         path, previous = set_baseline(results, record)
+        # The sample logs travel with the baseline, so later gates compare accuracy per document.
+        copy_samples(find_run(results, args.run) if args.run else runs_dir(results) / record.run_id, path)
     except (BaselineError, ValueError, FileNotFoundError) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2

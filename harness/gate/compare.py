@@ -5,9 +5,11 @@ The rule itself (direction, bounds, noise, verdicts) is described in :mod:`harne
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -27,9 +29,12 @@ from harness.gate.report import (
 )
 from harness.hardware import hardware_label
 from harness.records import RunRecord, ScenarioResult
+from harness.rigor import compare as rigor
 from harness.suite import GateThreshold, SuiteSpec
 
-_NOT_METRICS = frozenset({"settings", "errors", "requests_path", "resources"})
+_NOT_METRICS = frozenset(
+    {"settings", "errors", "requests_path", "resources", "valid", "validity_reasons", "rigor"}
+)
 SCENARIO_FIELDS: tuple[str, ...] = tuple(f for f in ScenarioResult.model_fields if f not in _NOT_METRICS)
 SCENARIO_DERIVED: tuple[str, ...] = ("energy_j", "energy_per_output_token_j", "output_tokens_per_j")
 SCENARIO_METRICS: tuple[str, ...] = SCENARIO_FIELDS + SCENARIO_DERIVED
@@ -75,7 +80,11 @@ def suite_thresholds(record: RunRecord) -> list[GateThreshold] | None:
 
 def known_direction(metric: str) -> bool | None:
     """True if higher is better, False if lower is, None if the name does not say."""
-    if "throughput" in metric or metric.endswith("_per_j") or metric == "completed":
+    if (
+        "throughput" in metric
+        or metric.endswith("_per_j")
+        or metric in ("completed", "request_goodput", "slo_attainment")
+    ):
         return True
     if metric in ("failed", "duration", "client_cpu_us_per_output_token") or metric.endswith(
         ("_ms", "_s", "_j", "_bytes")
@@ -236,8 +245,14 @@ def judge(
 
 
 def compare_metric(
-    baseline: RunRecord, candidate: RunRecord, check: Check, noise_sigmas: float = NOISE_SIGMAS
+    baseline: RunRecord,
+    candidate: RunRecord,
+    check: Check,
+    noise_sigmas: float = NOISE_SIGMAS,
+    samples: tuple[Path, Path] | None = None,
 ) -> MetricComparison:
+    """One check. `samples`: the baseline's and candidate's sample-log folders, for the paired
+    accuracy comparison (without them accuracy compares means with their stderrs)."""
     fb, fc = figure(baseline, check), figure(candidate, check)
     b, c = fb.value, fc.value
     sigma = basis = None
@@ -263,7 +278,7 @@ def compare_metric(
             sigma = math.sqrt(fb.se**2 + fc.se**2)
             basis = fb.basis if fb.basis == fc.basis else f"{fb.basis}/{fc.basis}"
         verdict, reason = judge(b, c, check.higher_is_better, allowed, sigma, noise_sigmas)
-    return MetricComparison(
+    result = MetricComparison(
         metric=check.metric,
         scenario=check.scenario,
         kind=check.kind,
@@ -279,6 +294,91 @@ def compare_metric(
         noise_basis=basis,
         verdict=verdict,
         reason=reason,
+    )
+    if result.change_abs is None or result.allowed_abs is None:
+        return result
+    if check.kind == "performance":
+        return over_repeats(baseline, candidate, check, result)
+    if check.kind == "accuracy" and samples is not None:
+        return paired(baseline, candidate, check, result, samples)
+    return result
+
+
+def over_repeats(
+    baseline: RunRecord, candidate: RunRecord, check: Check, result: MetricComparison
+) -> MetricComparison:
+    """A performance change beyond its bound counts only beyond the run-to-run noise (Welch's test
+    or separate t-intervals over repeats); with one repeat on a side the bound decides, said so."""
+    sb, sc = baseline.performance.get(check.scenario or ""), candidate.performance.get(check.scenario or "")
+    if sb is None or sc is None:
+        return result
+    noise = rigor.noise_check(rigor.repeat_values(sb, check.metric), rigor.repeat_values(sc, check.metric))
+    if noise.beyond_noise is None:
+        return dataclasses.replace(result, reason=f"{result.reason}; {noise.note}")
+    basis = f"repeats (Welch, {noise.n_baseline} vs {noise.n_candidate})"
+    if result.verdict in ("regression", "improvement", "within_noise"):  # beyond the bound
+        worse = _worse(result)
+        verdict: Verdict = (
+            ("regression" if worse else "improvement") if noise.beyond_noise else "within_noise"
+        )
+        word = "beyond" if noise.beyond_noise else "within"
+        return dataclasses.replace(
+            result,
+            verdict=verdict,
+            noise_basis=basis,
+            sigma=None,
+            reason=f"{'worse' if worse else 'better'} by {num(abs(result.change_abs or 0.0))}, beyond the "
+            f"allowed {num(result.allowed_abs)} and {word} the noise: {noise.note}",
+        )
+    return dataclasses.replace(result, noise_basis=basis, reason=f"{result.reason}; {noise.note}")
+
+
+def _worse(c: MetricComparison) -> bool:
+    change = c.change_abs or 0.0
+    return change < 0 if c.higher_is_better else change > 0
+
+
+def paired(
+    baseline: RunRecord,
+    candidate: RunRecord,
+    check: Check,
+    result: MetricComparison,
+    samples: tuple[Path, Path],
+) -> MetricComparison:
+    """Accuracy on the same documents: exact McNemar (0/1) or paired bootstrap per document;
+    a regression is a worsening beyond the bound that the paired test finds significant."""
+    tb, tc = baseline.accuracy.get(check.metric), candidate.accuracy.get(check.metric)
+    if tb is None or tc is None or not tb.samples_path or not tc.samples_path:
+        return dataclasses.replace(result, reason=f"{result.reason}; no sample logs: unpaired")
+    logs = (samples[0] / Path(tb.samples_path).name, samples[1] / Path(tc.samples_path).name)
+    if not (logs[0].is_file() and logs[1].is_file()):
+        missing = ", ".join(str(p) for p in logs if not p.is_file())
+        return dataclasses.replace(
+            result, reason=f"{result.reason}; sample log missing ({missing}): unpaired"
+        )
+    try:
+        p = rigor.paired_accuracy(tc, logs[0], logs[1])
+    except (rigor.SampleLogError, ValueError, OSError) as exc:
+        return dataclasses.replace(result, reason=f"{result.reason}; paired comparison impossible: {exc}")
+    change = p.result.mean_diff
+    worsening = -change if check.higher_is_better else change
+    allowed = result.allowed_abs or 0.0
+    if abs(change) <= allowed * (1 + 1e-9) + 1e-12:
+        verdict: Verdict = "pass"
+    elif p.result.p_value >= rigor.ALPHA:
+        verdict = "within_noise"
+    else:
+        verdict = "regression" if worsening > 0 else "improvement"
+    return dataclasses.replace(
+        result,
+        baseline=p.baseline_mean,
+        candidate=p.candidate_mean,
+        change_abs=change,
+        change_rel=change / abs(p.baseline_mean) if p.baseline_mean else None,
+        sigma=None,
+        noise_basis="paired " + ("McNemar" if p.result.method == "mcnemar_exact" else "bootstrap"),
+        verdict=verdict,
+        reason=f"{p.describe()}; allowed {num(allowed)}",
     )
 
 
@@ -357,6 +457,7 @@ def compare(
     *,
     allow_mismatch: bool = False,
     noise_sigmas: float = NOISE_SIGMAS,
+    samples: tuple[Path, Path] | None = None,
 ) -> GateReport:
     """Gate `candidate` against `baseline`.
 
@@ -366,6 +467,8 @@ def compare(
         allow_mismatch: Compare even when the configurations differ (the differences stay
             in the report, to be printed above the table).
         noise_sigmas: How many σ of the difference a change must exceed to count.
+        samples: The baseline's and the candidate's sample-log folders: accuracy is then
+            compared per document (paired), not by means.
 
     Raises:
         GateError: a failed baseline, or thresholds that name unknown metrics or scenarios.
@@ -383,7 +486,8 @@ def compare(
             thresholds = default_thresholds(baseline, candidate)
             source = "project defaults (the suite declares no gates)"
     checks = resolve_checks(thresholds, baseline, candidate)
-    results = [compare_metric(baseline, candidate, ch, noise_sigmas) for ch in checks]
+    results = [compare_metric(baseline, candidate, ch, noise_sigmas, samples) for ch in checks]
+    gated = sorted({ch.scenario for ch in checks if ch.kind == "performance" and ch.scenario})
     results.sort(key=lambda r: VERDICT_ORDER.index(r.verdict))  # stable: threshold order within a verdict
     return GateReport(
         baseline_run=baseline.run_id,
@@ -398,4 +502,5 @@ def compare(
         candidate_error=(candidate.error or "no error message") if candidate.status != "ok" else None,
         thresholds_source=source,
         noise_sigmas=noise_sigmas,
+        invalid=tuple(rigor.invalid_points(baseline, candidate, gated)),
     )

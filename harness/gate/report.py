@@ -108,10 +108,13 @@ class GateReport:
     candidate_error: str | None  # set when the candidate run failed
     thresholds_source: str
     noise_sigmas: float = NOISE_SIGMAS
+    invalid: tuple[str, ...] = ()  # gated points flagged invalid in either run: never compared
 
     @property
     def refused(self) -> bool:
-        return bool(self.mismatches) and not self.allow_mismatch and self.candidate_error is None
+        if self.candidate_error is not None:
+            return False
+        return bool(self.invalid) or (bool(self.mismatches) and not self.allow_mismatch)
 
     @property
     def failures(self) -> tuple[MetricComparison, ...]:
@@ -136,6 +139,8 @@ class GateReport:
         """One line saying the outcome and why, with the exit code."""
         if self.candidate_error is not None:
             return f"REGRESSION (exit 1): the candidate run failed: {self.candidate_error}"
+        if self.refused and self.invalid:
+            return f"REFUSED (exit 2): {len(self.invalid)} gated point(s) invalid: {'; '.join(self.invalid)}"
         if self.refused:
             return (
                 f"REFUSED (exit 2): the runs' configurations differ in {len(self.mismatches)} place(s); "

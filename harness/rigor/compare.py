@@ -98,6 +98,8 @@ class PairedAccuracy:
     filter: str | None
     result: PairedResult
     higher_is_better: bool
+    baseline_mean: float = 0.0
+    candidate_mean: float = 0.0
 
     @property
     def worse(self) -> int:
@@ -163,7 +165,15 @@ def paired_accuracy(
     xb, xc = [b[k] for k in keys], [c[k] for k in keys]
     binary = all(v in (0.0, 1.0) for v in xb + xc)
     result = mcnemar_exact(xb, xc) if binary else paired_bootstrap(xb, xc, n_resamples=n_resamples)
-    return PairedAccuracy(task.task, task.metric, flt, result, task.higher_is_better)
+    return PairedAccuracy(
+        task.task,
+        task.metric,
+        flt,
+        result,
+        task.higher_is_better,
+        baseline_mean=sum(xb) / len(xb) if xb else 0.0,
+        candidate_mean=sum(xc) / len(xc) if xc else 0.0,
+    )
 
 
 PairedVerdict = Literal["regression", "improvement", "pass"]

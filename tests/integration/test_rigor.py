@@ -64,9 +64,10 @@ def test_rigor_records_and_the_paired_gate(smollm2_server: VllmServer, tmp_path:
 
     assert main(["baseline", "set", first.run_id, "--results", str(results)]) == 0
     summary = tmp_path / "pass.md"
-    assert main(["gate", "--candidate", second.run_id, "--results", str(results), "--summary", str(summary)]) == 0, (
-        summary.read_text()
-    )
+    assert (
+        main(["gate", "--candidate", second.run_id, "--results", str(results), "--summary", str(summary)])
+        == 0
+    ), summary.read_text()
 
     # The same candidate with correct answers turned wrong in its sample log.
     altered = results / "runs" / (second.run_id + "-altered")

@@ -19,12 +19,13 @@ class FakeServer:
     (closed loop: latency grows with concurrency / SLOTS; open loop: TTFT grows with the backlog
     once the rate exceeds SLOTS / service time)."""
 
-    def __init__(self) -> None:
+    def __init__(self, slowdown: float = 1.0) -> None:
+        self.slowdown = slowdown
         self.rows: dict[str, list[RequestTiming]] = {}
         self.calls: list[tuple[str, int]] = []
 
     def service_s(self, out: int) -> float:
-        return TTFT_S + TPOT_S * (out - 1)
+        return (TTFT_S + TPOT_S * (out - 1)) * self.slowdown
 
     def run_one(self, s: PerfScenario, repeat: int) -> ScenarioResult:
         self.calls.append((s.name, repeat))
@@ -84,9 +85,9 @@ def _perf(body: str):  # type: ignore[no-untyped-def]
     return parse_suite(f"name: t\nperformance:\n{body}").performance
 
 
-def _run(body: str) -> tuple[FakeServer, dict[str, ScenarioResult], list[float]]:
+def _run(body: str, slowdown: float = 1.0) -> tuple[FakeServer, dict[str, ScenarioResult], list[float]]:
     perf = _perf(body)
-    server, sleeps = FakeServer(), []
+    server, sleeps = FakeServer(slowdown), []
     results = run_points(expand_scenarios(perf), perf, server.run_one, server.read_rows, sleep=sleeps.append)
     return server, results, sleeps
 
