@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from harness.dashboard.archdata import reported_view
 from harness.dashboard.data import LeaderRow, RunView, ScenarioView, iso
+from harness.dashboard.rigorfigures import capacity_figures
 
 Column = dict[str, Any]
 Better = Literal["high", "low"]
@@ -167,6 +168,24 @@ LEADERBOARD_HEAD: tuple[Column, ...] = (
         "GPU energy per output token in the selected scenario (needs an NVIDIA GPU)",
     ),
     column(
+        "cap",
+        "Capacity at SLO",
+        "num",
+        better="high",
+        hide_empty=True,
+        sub={"path": ["cap_unit"], "label": "", "fmt": "text"},
+        title="Highest load meeting the suite's SLO at its target attainment (capacity search)",
+    ),
+    column(
+        "jslo",
+        "J/token at SLO",
+        "j",
+        better="low",
+        hide_empty=True,
+        flag="jslo_reason",
+        title="GPU energy per output token at the capacity load",
+    ),
+    column(
         "rss",
         "Peak RSS",
         "bytes",
@@ -232,6 +251,7 @@ def leaderboard_row(r: LeaderRow, prefix: str = "") -> dict[str, Any]:
         "headline": v.headline.name if v.headline else None,
         "rss": v.peak_rss_bytes,
         "gpumem": v.peak_gpu_memory_bytes,
+        **capacity_figures(v.record),
         "search": search_text(v),
     }
 

@@ -277,3 +277,17 @@ def capacity_cells(record: RunRecord) -> dict[str, str]:
     j = c.energy_per_output_token_j
     jtok = f"{j:.3g} J" if j is not None and math.isfinite(j) else f"– ({c.energy_reason or 'unmeasured'})"
     return {"capacity at SLO": cap, "J/token at SLO": jtok}
+
+
+def capacity_figures(record: RunRecord) -> dict[str, float | str | None]:
+    """Numbers behind the leaderboard's "capacity at SLO" and "J/token at SLO" columns."""
+    caps = [sr.rigor.capacity for sr in record.performance.values() if sr.rigor and sr.rigor.capacity]
+    if not caps:
+        return {"cap": None, "cap_unit": None, "jslo": None, "jslo_reason": None}
+    c = caps[0]
+    return {
+        "cap": c.capacity,
+        "cap_unit": "req/s" if c.over == "request_rate" else "in flight",
+        "jslo": c.energy_per_output_token_j,
+        "jslo_reason": c.energy_reason,
+    }

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from harness.dashboard import figures
+from harness.dashboard import figures, rigorfigures
 from harness.dashboard.archdata import ReportedView, RooflineView, reported_view, roofline_view
 from harness.dashboard.data import RunView
 from harness.dashboard.html import clean, esc
@@ -89,6 +89,34 @@ def run_page(
             chart_card("chart-gpu", "Power and memory over the run", "NVML samples per GPU.", gpu, root="../")
         )
     parts.append("</div>")
+    points = rigorfigures.load_points(rec)
+    load_chart, goodput_chart = rigorfigures.latency_vs_load(points), rigorfigures.goodput_vs_load(points)
+    if load_chart is not None or goodput_chart is not None:
+        charts = True
+        parts.append('<div class="grid2">')
+        parts.append(
+            chart_card(
+                "chart-latency-load",
+                "Latency against load",
+                "Median TTFT and TPOT per point; band: 95 % interval (Student t over repeats, else "
+                "bootstrap over requests); hollow: invalid point, hover for why.",
+                load_chart,
+                root="../",
+                empty="One point per scenario: no curve.",
+            )
+        )
+        parts.append(
+            chart_card(
+                "chart-goodput-load",
+                "SLO attainment and goodput against load",
+                "Share of requests meeting every SLO bound (left) and good requests per second (right); "
+                "dashed: the capacity search's target.",
+                goodput_chart,
+                root="../",
+                empty="No SLO in this suite.",
+            )
+        )
+        parts.append("</div>")
     parts.append(_resources_section(rec))
     parts.append(_config_section(rec))
     parts.append(_provenance_section(rec))

@@ -55,3 +55,18 @@ def test_capacity_cells() -> None:
     assert cells["capacity at SLO"].endswith("req/s") and cells["capacity at SLO"] != "none passed"
     assert cells["J/token at SLO"] == "– (no energy measured for this point)"
     assert capacity_cells(make_record(analytics=None)) == {"capacity at SLO": "–", "J/token at SLO": "–"}
+
+
+def test_leaderboard_and_run_page_show_capacity_and_curves(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from harness.dashboard.build import build_dashboard
+    from tests.factories import write_run
+
+    results = tmp_path / "results"
+    write_run(results, _record())
+    out = tmp_path / "site"
+    build_dashboard(results, out)
+    index = (out / "index.html").read_text()
+    assert "Capacity at SLO" in index and "J/token at SLO" in index
+    run_pages = list((out / "runs").glob("*.html"))
+    page = run_pages[0].read_text()
+    assert "chart-latency-load" in page and "chart-goodput-load" in page
