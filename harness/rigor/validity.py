@@ -5,7 +5,8 @@ Each rule reads the point's request timeline and says, in words, what went wrong
 * **failed requests** above ``max_failed_share``;
 * **too few requests / too short** against the suite's MLPerf-style minimums;
 * **open loop: delivered rate** — the client sent slower than the rate it offered (sends
-  per second over the send span against the schedule's, or the nominal rate);
+  per second over the send span against the schedule's; without the schedule, against the
+  nominal rate, and only when the span is beyond Poisson chance: z > 3.09);
 * **closed loop: achieved concurrency** — the time-weighted mean of requests in flight
   between the first and the last send fell short of the target;
 * **client saturation** — sends lagged their schedule (p99 send lag) or the load generator
@@ -19,6 +20,7 @@ figure is None; it never fails a point.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -116,11 +118,20 @@ def check_point(t: PointTimeline, spec: ValiditySpec) -> Validity:
     if t.offered_rate is not None and n >= 2 and span > 0:
         delivered = (n - 1) / span
         offered = t.offered_rate
-        if t.scheduled_s is not None and len(t.scheduled_s) == n:
+        known = t.scheduled_s is not None and len(t.scheduled_s) == n
+        if known:
+            assert t.scheduled_s is not None
             sched_span = max(t.scheduled_s) - min(t.scheduled_s)
             offered = (n - 1) / sched_span if sched_span > 0 else offered
+            implausible = True
+        else:
+            # Without the schedule the span of n−1 Poisson gaps is itself random (mean (n−1)/rate,
+            # sd √(n−1)/rate): only a span beyond 3.09 sd (p ≈ 0.001) says the client fell behind.
+            z = (span * offered - (n - 1)) / math.sqrt(n - 1)
+            implausible = z > 3.09
+            figures["delivered_rate_z"] = z
         figures |= {"offered_rate_rps": offered, "delivered_rate_rps": delivered}
-        if delivered < offered * (1.0 - spec.rate_tolerance):
+        if delivered < offered * (1.0 - spec.rate_tolerance) and implausible:
             reasons.append(
                 f"delivered {delivered:.3g} req/s < offered {offered:.3g} req/s "
                 f"(more than {spec.rate_tolerance:.0%} short): the client could not keep the schedule"

@@ -149,3 +149,18 @@ def test_spreads_over_repeats_and_requests() -> None:
     assert "energy_per_output_token_j" not in s
     rs = request_spreads(closed_loop(2, 30))
     assert rs["median_e2el_ms"].method == "bootstrap" and rs["median_e2el_ms"].n == 30
+
+
+def test_poisson_chance_is_not_a_client_failure() -> None:
+    # 6 sends over 7 s at an offered 1 req/s: 0.71 req/s delivered, but 5 exponential gaps
+    # summing to 7 s is ordinary chance (z = 0.89) when the schedule is unknown.
+    sends = [0.0, 1.0, 2.5, 4.0, 6.0, 7.0]
+    reqs = [req(i, s, 0.1, s + 0.5) for i, s in enumerate(sends)]
+    v = check_point(PointTimeline(reqs, duration_s=7.5, offered_rate=1.0), SPEC)
+    assert v.valid, v.reasons
+    assert v.figures["delivered_rate_z"] == pytest.approx((7.0 - 5.0) / 5**0.5)
+    # The same sends against a known, evenly spaced 1 s schedule: the client fell behind.
+    late = check_point(
+        PointTimeline(reqs, duration_s=7.5, offered_rate=1.0, scheduled_s=[0, 1, 2, 3, 4, 5]), SPEC
+    )
+    assert not late.valid and any("delivered 0.714 req/s < offered 1 req/s" in r for r in late.reasons)
