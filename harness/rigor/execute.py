@@ -7,8 +7,8 @@ gives that repeat's request rows back. Each finished point is handed to ``on_poi
 so a run that fails later still keeps it.
 
 A point's top-level aggregates are those of its pooled requests (see
-:func:`harness.rigor.summary.pooled_aggregate`); its ``energy`` and ``resources`` are the
-first repeat's window (a window spanning all repeats would count the cool-downs), and every
+:func:`harness.rigor.summary.pooled_aggregate`); its ``energy`` and ``resources`` sum the
+repeats' windows (cool-downs excluded) over the pooled tokens (:func:`combine_energy`); each
 repeat's J/token is in ``rigor.repeats``, their mean and interval in ``rigor.spread``.
 """
 
@@ -153,9 +153,11 @@ class PointRunner:
         )
         pooled.pop("errors", None)
         keep = {k: v for k, v in pooled.items() if k in type(first).model_fields}
+        combined = combine_energy([res for res, _ in per_repeat])
         return first.model_copy(
             update={
                 **keep,
+                **combined,
                 "errors": sorted({e for res, _ in per_repeat for e in res.errors})[:20],
                 "client_cpu_s": sum(res.client_cpu_s for res, _ in per_repeat),
                 "request_goodput": good_all.request_goodput if good_all else None,
@@ -268,6 +270,64 @@ class PointRunner:
             unresolved_loads=search.unresolved,
         )
         self._attach(at, capacity=capacity)
+
+
+def _sum(values: list[float | None]) -> float | None:
+    return (
+        None
+        if not values or any(v is None for v in values)
+        else float(sum(v for v in values if v is not None))
+    )
+
+
+def combine_energy(results: list[ScenarioResult]) -> dict[str, object]:
+    """`energy` and `resources` of a point over all its repeats, so that per-token figures divide
+    pooled energy by pooled tokens. The steady-state window and the GPU telemetry are per
+    repeat (the run's `resources.phases` keeps each repeat's window); with several repeats they
+    are left out here, the reason said."""
+    if len(results) == 1:
+        return {}
+    from harness.records import PhaseResources, ScenarioEnergy
+
+    update: dict[str, object] = {}
+    energies = [r.energy for r in results]
+    if all(e is not None for e in energies):
+        es = [e for e in energies if e is not None]
+        joules = _sum([e.energy_j for e in es])
+        above = _sum([e.energy_above_idle_j for e in es])
+        duration = _sum([e.duration_s for e in es])
+        tokens = sum(e.output_tokens for e in es)
+        sources = {e.energy_source for e in es}
+        update["energy"] = ScenarioEnergy(
+            energy_j=joules,
+            energy_source=es[0].energy_source if len(sources) == 1 else "mixed",
+            energy=None if joules is not None else next((e.energy for e in es if e.energy), None),
+            energy_low_confidence=any(e.energy_low_confidence for e in es),
+            duration_s=duration,
+            avg_power_w=joules / duration if joules is not None and duration else None,
+            output_tokens=tokens,
+            energy_per_output_token_j=joules / tokens if joules is not None and tokens else None,
+            output_tokens_per_j=tokens / joules if joules else None,
+            energy_above_idle_j=above,
+            energy_per_output_token_above_idle_j=above / tokens if above is not None and tokens else None,
+            steady_state=None,
+            steady_state_reason=f"per repeat ({len(results)} repeats): see resources.phases",
+        )
+    phases = [r.resources for r in results]
+    if all(p is not None for p in phases):
+        ps = [p for p in phases if p is not None]
+        rss = [p.engine_peak_rss_bytes for p in ps if p.engine_peak_rss_bytes is not None]
+        joules = _sum([p.energy_j for p in ps])
+        update["resources"] = PhaseResources(
+            duration_s=float(sum(p.duration_s for p in ps)),
+            engine_cpu_s=_sum([p.engine_cpu_s for p in ps]),
+            engine_peak_rss_bytes=max(rss) if rss else None,
+            energy_j=joules,
+            energy=None if joules is not None else next((p.energy for p in ps if p.energy), None),
+            gpu=None,
+            kv_cache=None,
+        )
+    return update
 
 
 def _energy_reason(res: ScenarioResult) -> str:

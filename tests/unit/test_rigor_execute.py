@@ -168,3 +168,35 @@ def test_a_concurrency_shortfall_marks_the_point_invalid() -> None:
     p = res["few"]
     assert p.valid is False and p.validity_reasons == ["too few requests: 2 completed < minimum 5"]
     assert p.rigor is not None and p.rigor.point.role == "fixed"
+
+
+def test_energy_of_repeats_is_pooled_per_token() -> None:
+    from harness.records import PhaseResources
+    from harness.rigor.execute import combine_energy
+
+    server = FakeServer()
+    s = PerfScenario(name="e", input_tokens=16, output_tokens=11, num_requests=4, concurrency=1)
+    parts = []
+    for joules in (100.0, 300.0):
+        r = server.run_one(s, 1)
+        tokens = r.total_output_tokens
+        parts.append(
+            r.model_copy(
+                update={
+                    "energy": ScenarioEnergy(
+                        energy_j=joules, energy_source="counter", duration_s=2.0, output_tokens=tokens
+                    ),
+                    "resources": PhaseResources(
+                        duration_s=2.0, engine_cpu_s=1.0, engine_peak_rss_bytes=5, energy_j=joules
+                    ),
+                }
+            )
+        )
+    out = combine_energy(parts)
+    energy, resources = out["energy"], out["resources"]
+    assert isinstance(energy, ScenarioEnergy) and isinstance(resources, PhaseResources)
+    assert energy.energy_j == 400.0 and energy.output_tokens == 88
+    assert energy.energy_per_output_token_j == pytest.approx(400.0 / 88) and energy.avg_power_w == 100.0
+    assert energy.steady_state is None and "2 repeats" in (energy.steady_state_reason or "")
+    assert resources.energy_j == 400.0 and resources.duration_s == 4.0 and resources.gpu is None
+    assert combine_energy(parts[:1]) == {}
