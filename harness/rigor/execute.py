@@ -59,6 +59,11 @@ class PointRunner:
     sleep: Callable[[float], None] = time.sleep
     results: dict[str, ScenarioResult] = field(default_factory=dict)
     _ran_any: bool = False
+    # List sweeps (`concurrency: [...]`) arrive one point at a time: their curves so far.
+    _curves: dict[str, list[tuple[float, float, float | None]]] = field(default_factory=dict)
+    _list_names: dict[str, list[str]] = field(default_factory=dict)
+    _stopped: dict[str, str] = field(default_factory=dict)
+    _skipped: dict[str, list[str]] = field(default_factory=dict)
 
     def _cooldown(self) -> None:
         if self._ran_any and self.perf.cooldown_s > 0:
@@ -71,10 +76,42 @@ class PointRunner:
             self._sweep(scenario)
         elif scenario.search is not None:
             self._search(scenario)
+        elif "@" in scenario.name:
+            self._list_point(scenario)
         else:
-            role: Role = "sweep_list" if "@" in scenario.name else "fixed"
-            self.point(scenario, role)
+            self.point(scenario, "fixed")
         return self.results
+
+    def _list_point(self, s: PerfScenario) -> None:
+        """One point of a list sweep; once a sweep over-saturates, its further points are skipped."""
+        base = s.name.split("@", 1)[0]
+        if base in self._stopped:
+            self._skipped.setdefault(base, []).append(s.name)
+            last = self._list_names[base][-1]
+            res = self.results[last]
+            assert res.rigor is not None and res.rigor.sweep is not None
+            sweep = res.rigor.sweep.model_copy(
+                update={"stop_reason": f"{self._stopped[base]}; not run: {', '.join(self._skipped[base])}"}
+            )
+            self._attach(last, sweep=sweep)
+            return
+        res = self.point(s, "sweep_list")
+        load = float(s.request_rate if s.request_rate is not None else s.concurrency or 0)  # type: ignore[arg-type]
+        curve = self._curves.setdefault(base, [])
+        curve.append((load, res.output_throughput, res.median_ttft_ms))
+        self._list_names.setdefault(base, []).append(s.name)
+        stop = oversaturation(curve, self.perf.validity)
+        if stop is not None:
+            self._stopped[base] = stop
+            self.results[s.name] = res.model_copy(
+                update={"valid": False, "validity_reasons": [*res.validity_reasons, stop]}
+            )
+            self._attach(
+                s.name,
+                sweep=SweepOutcome(
+                    scenario=base, points=list(self._list_names[base]), stopped_early=True, stop_reason=stop
+                ),
+            )
 
     def point(self, s: PerfScenario, role: Role, extra_reasons: list[str] | None = None) -> ScenarioResult:
         """Run one point `repeats` times and fold the repeats into one result."""

@@ -200,3 +200,20 @@ def test_energy_of_repeats_is_pooled_per_token() -> None:
     assert energy.steady_state is None and "2 repeats" in (energy.steady_state_reason or "")
     assert resources.energy_j == 400.0 and resources.duration_s == 4.0 and resources.gpu is None
     assert combine_energy(parts[:1]) == {}
+
+
+def test_a_list_sweep_stops_at_oversaturation() -> None:
+    # Four slots: past concurrency 4 throughput is flat while TTFT doubles with each step.
+    server, res, _ = _run(
+        """  scenarios:
+    - {name: ls, input_tokens: 16, output_tokens: 11, num_requests: 32, concurrency: [2, 4, 8, 16, 32]}
+"""
+    )
+    assert list(res) == ["ls@c2", "ls@c4", "ls@c8"]
+    assert [c[0] for c in server.calls] == ["ls@c2", "ls@c4", "ls@c8"]
+    last = res["ls@c8"]
+    assert last.valid is False and "over-saturated" in last.validity_reasons[-1]
+    assert last.rigor is not None and last.rigor.sweep is not None and last.rigor.sweep.stopped_early
+    assert (
+        last.rigor.sweep.stop_reason is not None and "not run: ls@c16, ls@c32" in last.rigor.sweep.stop_reason
+    )
