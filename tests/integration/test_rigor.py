@@ -8,6 +8,7 @@ it, naming the task and the flip counts.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -85,4 +86,7 @@ def test_rigor_records_and_the_paired_gate(smollm2_server: VllmServer, tmp_path:
     code = main(["gate", "--candidate", str(altered), "--results", str(results), "--summary", str(summary)])
     text = summary.read_text()
     assert code == 1, text
-    assert f"harness_capitals: {flipped} documents flipped worse, 0 better" in text
+    # Greedy log-likelihoods on one server are deterministic, so the flips are exactly ours.
+    m = re.search(r"harness_capitals: (\d+) documents flipped worse, (\d+) better of (\d+)", text)
+    assert m is not None, text
+    assert (int(m.group(1)), int(m.group(2))) == (flipped, 0), text
