@@ -164,3 +164,12 @@ def test_poisson_chance_is_not_a_client_failure() -> None:
         PointTimeline(reqs, duration_s=7.5, offered_rate=1.0, scheduled_s=[0, 1, 2, 3, 4, 5]), SPEC
     )
     assert not late.valid and any("delivered 0.714 req/s < offered 1 req/s" in r for r in late.reasons)
+
+
+def test_a_window_shorter_than_two_latencies_is_not_judged() -> None:
+    # Four requests at once, a fifth 0.2 s after the first completes: mean in flight 3.3 < 3.6,
+    # but over a 1.2 s window with 1 s requests the refill moment dominates.
+    reqs = [req(i, i * 1e-3, 0.1, 1.0) for i in range(4)] + [req(4, 1.2, 0.1, 2.2)]
+    v = check_point(PointTimeline(reqs, duration_s=2.2, target_concurrency=4), SPEC)
+    assert v.valid, v.reasons
+    assert v.figures["mean_in_flight"] == pytest.approx(3.33, abs=0.02)
