@@ -315,7 +315,7 @@ def over_repeats(
     noise = rigor.noise_check(rigor.repeat_values(sb, check.metric), rigor.repeat_values(sc, check.metric))
     if noise.beyond_noise is None:
         return dataclasses.replace(result, reason=f"{result.reason}; {noise.note}")
-    basis = f"repeats (Welch, {noise.n_baseline} vs {noise.n_candidate})"
+    basis = f"Welch p = {noise.p_value:.3g} over {noise.n_baseline} vs {noise.n_candidate} repeats"
     if result.verdict in ("regression", "improvement", "within_noise"):  # beyond the bound
         worse = _worse(result)
         verdict: Verdict = (
@@ -330,7 +330,7 @@ def over_repeats(
             reason=f"{'worse' if worse else 'better'} by {num(abs(result.change_abs or 0.0))}, beyond the "
             f"allowed {num(result.allowed_abs)} and {word} the noise: {noise.note}",
         )
-    return dataclasses.replace(result, noise_basis=basis, reason=f"{result.reason}; {noise.note}")
+    return dataclasses.replace(result, sigma=None, noise_basis=basis, reason=f"{result.reason}; {noise.note}")
 
 
 def _worse(c: MetricComparison) -> bool:
@@ -376,7 +376,8 @@ def paired(
         change_abs=change,
         change_rel=change / abs(p.baseline_mean) if p.baseline_mean else None,
         sigma=None,
-        noise_basis="paired " + ("McNemar" if p.result.method == "mcnemar_exact" else "bootstrap"),
+        noise_basis=("paired McNemar" if p.result.method == "mcnemar_exact" else "paired bootstrap")
+        + f" p = {p.result.p_value:.3g}",
         verdict=verdict,
         reason=f"{p.describe()}; allowed {num(allowed)}",
     )

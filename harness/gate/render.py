@@ -38,7 +38,8 @@ def noise_text(c: MetricComparison, noise_sigmas: float) -> str:
     if c.baseline is None or c.candidate is None:
         return "-"
     if c.sigma is None:
-        return "no spread: bound only"
+        # Repeats (Welch) and paired per-document tests carry their p-value instead of a σ.
+        return c.noise_basis or "no spread: bound only"
     return f"{noise_sigmas:g}σ = {num(noise_sigmas * c.sigma)} ({c.noise_basis})"
 
 
