@@ -379,7 +379,7 @@ def paired(
         noise_basis=("paired McNemar" if p.result.method == "mcnemar_exact" else "paired bootstrap")
         + f" p = {p.result.p_value:.3g}",
         verdict=verdict,
-        reason=f"{p.describe()}; allowed {num(allowed)}",
+        reason=f"{p.describe(with_task=False)}; allowed {num(allowed)}",
     )
 
 

@@ -110,8 +110,25 @@ def render_terminal(report: GateReport, console: Console) -> None:
         for row, c in zip(table_rows(report), report.comparisons, strict=True):
             table.add_row(*(escape(cell) for cell in row[:-1]), f"[{_STYLE[c.verdict]}]{c.verdict}[/]")
         console.print(table)
+        for c in _explained(report):
+            console.print(f"  • {escape(c.label)}: {escape(c.reason)}", highlight=False, soft_wrap=True)
+    if report.invalid:
+        console.print("[bold yellow]invalid points (not compared):[/]")
+        for line in report.invalid:
+            console.print(f"  • {escape(line)}", highlight=False, soft_wrap=True)
     style = {0: "bold green", 1: "bold red", 2: "bold yellow"}[report.exit_code]
     console.print(f"[{style}]{escape(report.headline())}[/]", highlight=False, soft_wrap=True)
+
+
+def _explained(report: GateReport) -> list[MetricComparison]:
+    """Comparisons whose reason is worth a line under the table: failures, changes within
+    noise, and paired accuracy (the documents that flipped)."""
+    return [
+        c
+        for c in report.comparisons
+        if c.verdict in ("regression", "missing", "within_noise")
+        or (c.noise_basis or "").startswith("paired")
+    ]
 
 
 def _md_cell(text: str) -> str:
@@ -142,6 +159,12 @@ def render_markdown(report: GateReport) -> str:
             *cells, verdict = row
             mark = f"**{verdict}**" if verdict in FAILING else verdict
             lines.append("| " + " | ".join(_md_cell(x) for x in [*cells, mark]) + " |")
+        lines.append("")
+        lines += [f"- {_md_cell(c.label)}: {_md_cell(c.reason)}" for c in _explained(report)]
+        lines += [""] if _explained(report) else []
+    if report.invalid:
+        lines.append("**Invalid points (not compared):**")
+        lines += [f"- {_md_cell(line)}" for line in report.invalid]
         lines.append("")
     lines += [f"**{_md_cell(report.headline())}**", ""]
     return "\n".join(lines)

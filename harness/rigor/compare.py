@@ -110,12 +110,13 @@ class PairedAccuracy:
     def better(self) -> int:
         return self.result.gained if self.higher_is_better else self.result.lost
 
-    def describe(self) -> str:
+    def describe(self, with_task: bool = True) -> str:
         r = self.result
         kind = "flipped" if r.method == "mcnemar_exact" else "moved"
         test = "exact McNemar" if r.method == "mcnemar_exact" else "paired bootstrap"
         return (
-            f"{self.task}: {self.worse} documents {kind} worse, {self.better} better of {r.n} "
+            (f"{self.task}: " if with_task else "")
+            + f"{self.worse} documents {kind} worse, {self.better} better of {r.n} "
             f"(mean {r.mean_diff:+.4f}; {test} p = {r.p_value:.3g})"
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.gate import compare
+from harness.gate import compare, render_markdown
 from harness.records import RunRecord
 from harness.suite import GateThreshold
 from tests.factories import make_record, task_result
@@ -34,8 +34,9 @@ def test_paired_accuracy_regression_names_the_flips(tmp_path: Path) -> None:
     b, c = _logs(tmp_path / "b", base), _logs(tmp_path / "c", cand)
     report = compare(_acc_record(0.60), _acc_record(0.60), ACC, samples=(b, c))
     [cmp] = report.comparisons
+    assert "- harness_capitals: 14 documents flipped worse, 2 better of 100" in render_markdown(report)
     assert cmp.verdict == "regression" and report.exit_code == 1
-    assert cmp.reason.startswith("harness_capitals: 14 documents flipped worse, 2 better of 100")
+    assert cmp.reason.startswith("14 documents flipped worse, 2 better of 100")
     assert (
         (cmp.noise_basis or "").startswith("paired McNemar p = ")
         and cmp.change_abs is not None
