@@ -54,6 +54,7 @@ def vllm_bench_args(spec: LoadSpec, base_url: str, served_name: str, tokenizer: 
     args += ["--burstiness", _num(spec.burstiness)]
     if spec.concurrency is not None:
         args += ["--max-concurrency", str(spec.concurrency)]
+    args += ["--percentile-metrics", "ttft,tpot,itl,e2el"]
     if spec.warmup_requests:
         args += ["--num-warmups", str(spec.warmup_requests)]
     return args
