@@ -127,7 +127,7 @@ def test_empty_text_chunks_count_for_ttft_itl_and_end(serve: Callable[..., FakeS
     assert r.ok and r.error is None
     assert len(r.chunk_s) == 3 and len(r.itl_s) == 2
     assert r.first_token_s == r.chunk_s[0] and r.end_s == r.chunk_s[-1]
-    assert r.ttft_s == pytest.approx(0.05, abs=0.04)
+    assert r.ttft_s is not None and r.ttft_s >= 0.05
     assert r.output_tokens == 3 and r.usage_reported and r.input_tokens == 4
     assert r.generated_text == "é"
     m = aggregate(res.requests, duration_s=res.duration_s)
@@ -215,7 +215,7 @@ def test_concurrency_caps_requests_in_flight_and_duration_spans_the_gather(
     assert res.duration_s is not None
     assert res.duration_s >= max(r.end_s for r in res.requests if r.end_s is not None)
     assert min(r.send_s for r in res.requests) >= 0.0  # times count from the start of dispatch
-    assert res.duration_s == pytest.approx(0.6, abs=0.3)  # three waves of two 0.2 s requests
+    assert res.duration_s >= 0.6  # three waves of two 0.2 s requests
 
 
 def test_open_loop_sends_on_the_schedule(serve: Callable[..., FakeServer]) -> None:
@@ -223,7 +223,11 @@ def test_open_loop_sends_on_the_schedule(serve: Callable[..., FakeServer]) -> No
     s = spec(n=8, concurrency=None, request_rate=20.0, seed=3)
     res = run_load(s, fake.base_url, "m", [7])
     sends = sorted(r.send_s for r in res.requests)
-    assert sends == pytest.approx(s.offsets_s(), abs=0.05)
+    planned = s.offsets_s()
+    assert planned[0] > 0  # vLLM's first delay
+    assert all(
+        p <= t < p + 0.25 for t, p in zip(sends, planned, strict=True)
+    )  # never early, late only by lag
 
 
 def test_request_timeout_fails_that_request_only(serve: Callable[..., FakeServer]) -> None:
@@ -235,7 +239,7 @@ def test_request_timeout_fails_that_request_only(serve: Callable[..., FakeServer
 
 
 def test_abort_keeps_finished_requests_and_fails_the_rest(serve: Callable[..., FakeServer]) -> None:
-    fake = serve({8: [(2.0, chunk("late")), (0.0, DONE)]})
+    fake = serve({8: [(5.0, chunk("late")), (0.0, DONE)]})
     t0 = time.monotonic()
 
     def abort() -> str | None:
@@ -243,7 +247,7 @@ def test_abort_keeps_finished_requests_and_fails_the_rest(serve: Callable[..., F
 
     # prompts alternate between ids 7 (fast) and 8 (hangs)
     res = run_load(spec(n=6, concurrency=6, input_tokens=1), fake.base_url, "m", [7, 8], abort=abort)
-    assert time.monotonic() - t0 < 1.8
+    assert time.monotonic() - t0 < 4.0  # the hanging requests would take 5 s
     assert res.aborted == "engine hung"
     ok = [r for r in res.requests if r.ok]
     bad = [r for r in res.requests if not r.ok]
