@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 RunOne = Callable[["PerfScenario", int], "ScenarioResult"]
 ReadRows = Callable[["ScenarioResult"], list[RequestTiming]]
+Schedule = Callable[["ScenarioResult"], "list[float] | None"]
 Role = Literal["fixed", "sweep_list", "synchronous", "throughput", "sweep_rate", "probe"]
 
 
@@ -57,6 +58,9 @@ class PointRunner:
     read_rows: ReadRows
     on_point: Callable[[str, ScenarioResult], None] = lambda name, result: None
     sleep: Callable[[float], None] = time.sleep
+    # The open-loop send schedule of a measured repeat (offsets by request index), if known:
+    # the validity rules then judge the delivered rate and the send lag against it.
+    schedule: Schedule = lambda result: None
     results: dict[str, ScenarioResult] = field(default_factory=dict)
     _ran_any: bool = False
     # List sweeps (`concurrency: [...]`) arrive one point at a time: their curves so far.
@@ -159,6 +163,7 @@ class PointRunner:
                     client_cpu_s=res.client_cpu_s,
                     target_concurrency=s.concurrency if closed else None,  # type: ignore[arg-type]
                     offered_rate=None if closed else s.request_rate,  # type: ignore[arg-type]
+                    scheduled_s=None if closed else _by_index(self.schedule(res), rows),
                 ),
                 self.perf.validity,
             )
@@ -309,6 +314,13 @@ class PointRunner:
         self._attach(at, capacity=capacity)
 
 
+def _by_index(offsets: list[float] | None, rows: list[RequestTiming]) -> list[float] | None:
+    """Each row's scheduled send offset (rows carry their request index)."""
+    if offsets is None or not all(0 <= r.index < len(offsets) for r in rows):
+        return None
+    return [offsets[r.index] for r in rows]
+
+
 def _sum(values: list[float | None]) -> float | None:
     return (
         None
@@ -380,10 +392,11 @@ def run_points(
     read_rows: ReadRows,
     on_point: Callable[[str, ScenarioResult], None] = lambda name, result: None,
     sleep: Callable[[float], None] = time.sleep,
+    schedule: Schedule = lambda result: None,
 ) -> dict[str, ScenarioResult]:
     """Measure every point of the expanded scenarios in order, with the cool-down between any
     two measurements (see the module docstring); returns the points by name."""
-    runner = PointRunner(perf, run_one, read_rows, on_point=on_point, sleep=sleep)
+    runner = PointRunner(perf, run_one, read_rows, on_point=on_point, sleep=sleep, schedule=schedule)
     for scenario in scenarios:
         runner.run(scenario)
     return runner.results
