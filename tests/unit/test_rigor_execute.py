@@ -217,3 +217,35 @@ def test_a_list_sweep_stops_at_oversaturation() -> None:
     assert (
         last.rigor.sweep.stop_reason is not None and "not run: ls@c16, ls@c32" in last.rigor.sweep.stop_reason
     )
+
+
+def test_the_generator_schedule_reaches_the_validity_rules() -> None:
+    perf = _perf(
+        """  scenarios:
+    - {name: p, input_tokens: 16, output_tokens: 11, num_requests: 10, request_rate: 2}
+"""
+    )
+    server = FakeServer()
+    on_time = run_points(
+        expand_scenarios(perf),
+        perf,
+        server.run_one,
+        server.read_rows,
+        sleep=lambda s: None,
+        schedule=lambda result: [i / 2.0 for i in range(10)],
+    )
+    figures = on_time["p"].rigor.validity  # type: ignore[union-attr]
+    assert figures is not None and figures.send_lag_p99_ms == pytest.approx(0.0, abs=1e-6)
+    assert on_time["p"].valid is True
+    # A schedule twice as dense as what was sent: the client fell behind it.
+    late = run_points(
+        expand_scenarios(perf),
+        perf,
+        server.run_one,
+        server.read_rows,
+        sleep=lambda s: None,
+        schedule=lambda result: [i / 4.0 for i in range(10)],
+    )
+    assert late["p"].valid is False
+    assert any("p99 send lag" in r for r in late["p"].validity_reasons)
+    assert any("delivered 2 req/s < offered 4 req/s" in r for r in late["p"].validity_reasons)
