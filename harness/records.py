@@ -384,6 +384,13 @@ class EngineMemory(Frozen):
     )
     kv_cache_num_blocks: int | None = None
     kv_cache_block_size: int | None = Field(default=None, description="Tokens per KV-cache block.")
+    kv_cache_memory_bytes: int | None = Field(
+        default=None, description="Bytes the engine gave its KV cache (/metrics cache_config_info)."
+    )
+    weights_in_memory_bytes: int | None = Field(
+        default=None,
+        description="Weights as loaded, from the engine log's 'Model loading took' (0.01 GiB steps).",
+    )
     kv_cache_source: str | None = Field(
         default=None, description="e.g. 'engine log' or '/metrics cache_config_info'."
     )
@@ -407,6 +414,16 @@ class Resources(Frozen):
     )
 
 
+class VariantInfo(Frozen):
+    """The serving-time technique a run measured: one overlay on the model's engine."""
+
+    name: str = Field(description="Variant name from the suite.")
+    baseline: str = Field(description="The suite's baseline variant, which this one is compared with.")
+    is_baseline: bool
+    changes: list[str] = Field(default_factory=list, description="What the overlay changes, in words.")
+    spec: dict[str, Any] = Field(default_factory=dict, description="The variant as the suite gave it.")
+
+
 class RunRecord(Frozen):
     schema_version: int = SCHEMA_VERSION
     run_id: str
@@ -415,6 +432,10 @@ class RunRecord(Frozen):
     suite: SuiteInfo
     model: ModelInfo
     engine: EngineInfo | None = None
+    variant: VariantInfo | None = Field(
+        default=None,
+        description="The technique variant, where the suite lists variants (null: the model as is).",
+    )
     environment: Environment
     started_at: datetime
     finished_at: datetime

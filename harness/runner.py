@@ -37,6 +37,7 @@ from harness.records import (
     SuiteInfo,
     TaskResult,
     Unmeasured,
+    VariantInfo,
 )
 from harness.store import runs_dir, write_record
 from harness.suite import PerfScenario
@@ -87,6 +88,7 @@ def _make_engine(plan: RunPlan, model: ResolvedModel, run_dir: Path) -> Engine:
         startup_timeout_s=plan.startup_timeout_s,
         seed=plan.seed,
         kv_cache_gib=int(os.environ.get("HARNESS_CPU_KVCACHE_GIB", "2")),
+        env=plan.engine_env,
     )
 
 
@@ -121,7 +123,8 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
     after the failed record is written."""
     hooks = hooks or RunHooks()
     started = datetime.now(timezone.utc)
-    run_id = new_run_id(plan.model.name, plan.suite.spec.name, started)
+    tag = f"{plan.model.name}-{plan.variant.name}" if plan.variant is not None else plan.model.name
+    run_id = new_run_id(tag, plan.suite.spec.name, started)
     run_dir = runs_dir(results) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     partial = _Partial()
@@ -222,6 +225,7 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
             served_name=engine.served_name if engine and engine.served_name else plan.model.name,
         ),
         engine=partial.engine_info,
+        variant=_variant_info(plan),
         environment=environment,
         started_at=started,
         finished_at=finished,
@@ -263,6 +267,20 @@ def _start_watchdog(plan: RunPlan, engine: Engine) -> EngineWatchdog:
     )
     watchdog.start()
     return watchdog
+
+
+def _variant_info(plan: RunPlan) -> VariantInfo | None:
+    v = plan.variant
+    if v is None:
+        return None
+    base = plan.baseline_variant or v.name
+    return VariantInfo(
+        name=v.name,
+        baseline=base,
+        is_baseline=v.name == base,
+        changes=v.changes(),
+        spec=v.model_dump(mode="json"),
+    )
 
 
 def _engine_info(plan: RunPlan, engine: Engine, run_dir: Path) -> EngineInfo:

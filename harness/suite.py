@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from harness.variants import VariantSpec, check_variants
+
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 
 
@@ -155,6 +157,16 @@ class SuiteSpec(Spec):
     gates: list[GateThreshold] = Field(
         default_factory=list, description="Regression thresholds for `harness gate`."
     )
+    variants: list[VariantSpec] = Field(
+        default_factory=list,
+        description="Serving-time techniques to compare: one run per model and variant; `base` (or the "
+        "first) is the baseline.",
+    )
+
+    @field_validator("variants")
+    @classmethod
+    def _unique_variants(cls, value: list[VariantSpec]) -> list[VariantSpec]:
+        return check_variants(value)
 
 
 class SuiteError(ValueError):

@@ -104,6 +104,7 @@ class KvCacheConfig:
     num_blocks: int | None
     block_size: int | None
     capacity_tokens: int | None
+    memory_bytes: int | None = None  # bytes the engine gave its KV cache (vLLM >= 0.11's label)
 
 
 def cache_config_from_metrics(text: str) -> KvCacheConfig | None:
@@ -115,7 +116,7 @@ def cache_config_from_metrics(text: str) -> KvCacheConfig | None:
             tokens = _int_label(s.labels, "kv_cache_size_tokens")
             if tokens is None and blocks is not None and size is not None:
                 tokens = blocks * size
-            return KvCacheConfig(blocks, size, tokens)
+            return KvCacheConfig(blocks, size, tokens, _int_label(s.labels, "kv_cache_memory_bytes"))
     return None
 
 
@@ -250,6 +251,8 @@ def engine_memory(
         kv_cache_capacity_tokens=tokens,
         kv_cache_num_blocks=blocks,
         kv_cache_block_size=block_size,
+        kv_cache_memory_bytes=config.memory_bytes if config else None,
+        weights_in_memory_bytes=facts.weights_bytes,
         kv_cache_source=kv_source,
         nvml_memory_used_bytes=nvml_memory_used_bytes,
         nvml_memory_total_bytes=nvml_memory_total_bytes,

@@ -86,6 +86,7 @@ class VllmServer:
         seed: int | None = None,
         kv_cache_gib: int = 2,
         port: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.model_path = model_path
         self.served_name = served_name
@@ -95,6 +96,7 @@ class VllmServer:
         self.log_path = Path(log_path)
         self.startup_timeout_s = startup_timeout_s
         self.kv_cache_gib = kv_cache_gib
+        self.extra_env = dict(env or {})  # a variant's environment, on top of the engine's own
         args = list(cli_args)
         if self.cpu and "--gpu-memory-utilization" not in args:
             # On the CPU build this fraction applies to host memory; the KV cache size comes
@@ -135,7 +137,7 @@ class VllmServer:
             stdout=self._log_fh,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=engine_env(self.cpu, self.kv_cache_gib),
+            env={**engine_env(self.cpu, self.kv_cache_gib), **self.extra_env},
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
