@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from harness.workloads.spec import ConversationSpec, PrefixSpec, PromptSource, TraceSpec
+
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 
 
@@ -55,11 +57,27 @@ class PerfScenario(Spec):
         description="Poisson arrival rate in requests/s (open loop); `concurrency` caps it.",
     )
     warmup_requests: int = Field(default=1, ge=0, description="Unmeasured requests sent first.")
+    prompts: PromptSource | None = Field(
+        default=None, description="Prompt source and length laws (default: random token ids of exact length)."
+    )
+    prefix: PrefixSpec | None = Field(default=None, description="Shared prefixes in front of every prompt.")
+    conversation: ConversationSpec | None = Field(
+        default=None, description="Multi-turn sessions; concurrency and num_requests then count sessions."
+    )
+    trace: TraceSpec | None = Field(
+        default=None, description="Replay a trace's send times and lengths instead of a load shape."
+    )
 
     @model_validator(mode="after")
     def _one_load_shape(self) -> PerfScenario:
+        if self.trace is not None:
+            if self.request_rate is not None or self.prefix is not None or self.conversation is not None:
+                raise ValueError("a `trace` scenario takes its times and lengths from the trace alone")
+            return self
         if self.concurrency is None and self.request_rate is None:
             raise ValueError("set `concurrency` or `request_rate`")
+        if self.conversation is not None and self.prefix is not None:
+            raise ValueError("`prefix` and `conversation` do not combine (turns share their history)")
         return self
 
 

@@ -114,11 +114,11 @@ def _reply(rng: random.Random, topic: str, depth: int) -> str:
 def conversations(count: int = 300, seed: int = 7) -> list[dict[str, object]]:
     rng = random.Random(seed)
     names = sorted(TOPICS)
-    out = []
+    out: list[dict[str, object]] = []
     for i in range(count):
         topic = rng.choice(names)
         turns = rng.choice((1, 1, 2, 3, 4))
-        conv = []
+        conv: list[dict[str, str]] = []
         for k in range(turns):
             ask = rng.choice(ASKS).format(t=topic) if k == 0 else rng.choice(FOLLOW_UPS)
             conv.append({"from": "human", "value": ask})
