@@ -74,8 +74,9 @@ def _delta(before: ServerSample | None, last: ServerSample, key: str) -> float |
     end = getattr(last, key)
     if end is None:
         return None
-    start = getattr(before, key) if before is not None else 0.0
-    if start is None or end < start:  # a restarted engine resets its counters
+    # A counter absent before (no earlier poll, or not yet exposed) had counted nothing.
+    start = (getattr(before, key) if before is not None else None) or 0.0
+    if end < start:  # a restarted engine resets its counters
         return None
     return end - start
 
