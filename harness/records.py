@@ -271,6 +271,14 @@ class ServerWindow(Frozen):
 
     polls: int = Field(description="/metrics polls inside the window.")
     reason: str | None = Field(default=None, description="Why the figures are null, where they are.")
+    start_s: float | None = Field(
+        default=None, description="Window start on the server series' clock (t_s of server_metrics.parquet)."
+    )
+    end_s: float | None = Field(default=None, description="Window end on the same clock.")
+    dispatch_s: float | None = Field(
+        default=None,
+        description="The scenario's start of dispatch on the same clock: the per-request table's time zero.",
+    )
     peak_running: int | None = Field(default=None, description="Most requests the engine ran at once.")
     peak_waiting: int | None = Field(default=None, description="Longest queue of waiting requests.")
     peak_kv_cache_usage_frac: float | None = Field(default=None, description="Highest KV-cache usage, 0..1.")
@@ -489,6 +497,9 @@ class Resources(Frozen):
     memory: EngineMemory | None = None
     gpu_samples_path: str | None = Field(
         default=None, description="GPU time series, relative to the run folder."
+    )
+    server_metrics_path: str | None = Field(
+        default=None, description="The engine's /metrics series (1-2 Hz), relative to the run folder."
     )
 
 

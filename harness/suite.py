@@ -106,7 +106,9 @@ class PerfScenario(Spec):
             if self.request_rate is not None or self.ramp_up_strategy is not None:
                 raise ValueError("a `trace` scenario takes its send times from the trace: remove the rate")
             if self.prefix is not None or self.conversation is not None:
-                raise ValueError("a `trace` scenario takes its lengths from the trace: remove prefix/conversation")
+                raise ValueError(
+                    "a `trace` scenario takes its lengths from the trace: remove prefix/conversation"
+                )
             return self
         if self.conversation is not None and self.prefix is not None:
             raise ValueError("`prefix` and `conversation` do not combine (turns share their history)")

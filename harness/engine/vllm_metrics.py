@@ -329,6 +329,7 @@ class MetricsPoller:
         self.errors = 0
         self.last_error: str | None = None
         self.last_text: str | None = None
+        self.origin_s = clock()  # time zero of the series written to server_metrics.parquet
         self.series: list[ServerSample] = []  # every poll, for telemetry/server_metrics.parquet
         self._windows: dict[str, float] = {}
         self._thread = PeriodicThread(self.poll_once, interval_s, "harness-metrics-poller", immediate=True)
@@ -361,19 +362,27 @@ class MetricsPoller:
         return frac
 
     def server_window(
-        self, t0_s: float, t1_s: float, implied_prefix_hit_rate: float | None = None
+        self,
+        t0_s: float,
+        t1_s: float,
+        implied_prefix_hit_rate: float | None = None,
+        dispatch_s: float | None = None,
     ) -> ServerWindow:
-        """The server's queues, KV use and cache counters between two clock readings."""
+        """The server's queues, KV use and cache counters between two clock readings; the window's
+        times (and a scenario's start of dispatch) come back on the series' clock (from :attr:`origin_s`)."""
         from harness.engine.server_metrics import summarize_window
 
         with self._lock:
             series = list(self.series)
         window = summarize_window(series, t0_s, t1_s, implied_prefix_hit_rate)
+        update: dict[str, object] = {
+            "start_s": t0_s - self.origin_s,
+            "end_s": t1_s - self.origin_s,
+            "dispatch_s": None if dispatch_s is None else dispatch_s - self.origin_s,
+        }
         if window.polls == 0 and self.errors:
-            window = window.model_copy(
-                update={"reason": f"{window.reason} ({self.errors} failed polls, last: {self.last_error})"}
-            )
-        return window
+            update["reason"] = f"{window.reason} ({self.errors} failed polls, last: {self.last_error})"
+        return window.model_copy(update=update)
 
     def start(self) -> None:
         self._thread.start()

@@ -101,7 +101,7 @@ def test_series_round_trips_through_parquet(tmp_path: Path) -> None:
 
 def test_poller_keeps_every_poll_and_summarises_a_window() -> None:
     pages = iter([SAVED.read_text().replace("440.0", "100.0"), SAVED.read_text()])
-    clock = iter([1.0, 2.0])
+    clock = iter([0.5, 1.0, 2.0])  # the poller reads its origin first
     poller = MetricsPoller("http://127.0.0.1:1", fetch=lambda url: next(pages), clock=lambda: next(clock))
     poller.poll_once()
     poller.poll_once()
@@ -109,3 +109,4 @@ def test_poller_keeps_every_poll_and_summarises_a_window() -> None:
     w = poller.server_window(1.5, 2.5)
     assert w.prefix_cache_queries == 340 and w.prompt_tokens == 340
     assert w.spec_decode_draft_tokens == 0 and w.spec_decode_acceptance_rate is None  # no draft: no rate
+    assert (w.start_s, w.end_s) == (1.0, 2.0)  # on the series' clock, from the poller's origin
