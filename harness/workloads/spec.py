@@ -120,3 +120,35 @@ class TraceSpec(_Spec):
     path: str = Field(description="Trace file relative to the suite file, or 'builtin:trace-mini'.")
     speedup: float = Field(default=1.0, gt=0, description="Time compression: 2.0 replays twice as fast.")
     max_requests: int | None = Field(default=None, ge=1, description="Replay only the first N rows.")
+
+
+def describe_workload(scenario: object) -> str | None:
+    """One line saying what a scenario sends beyond random exact-length prompts, for `harness plan`."""
+    parts = []
+    trace: TraceSpec | None = getattr(scenario, "trace", None)
+    if trace is not None:
+        cap = f", first {trace.max_requests} rows" if trace.max_requests else ""
+        return (
+            f"trace replay of {trace.path} at {trace.speedup}x{cap} (lengths and send times from the trace)"
+        )
+    prompts: PromptSource | None = getattr(scenario, "prompts", None)
+    if prompts is not None:
+        if prompts.kind == "dataset":
+            out = "fixed output" if prompts.fixed_output_tokens else "output from each reply"
+            parts.append(f"dataset {prompts.path} ({out})")
+        elif prompts.kind == "tasks":
+            parts.append(f"prompts of tasks {', '.join(prompts.tasks)}")
+        else:
+            laws = [
+                f"{name} {d.kind}"
+                for name, d in (("input", prompts.input_len), ("output", prompts.output_len))
+                if d.kind != "fixed"
+            ]
+            parts.append("random token ids" + (f" ({', '.join(laws)} lengths)" if laws else ""))
+    prefix: PrefixSpec | None = getattr(scenario, "prefix", None)
+    if prefix is not None:
+        parts.append(f"{prefix.groups} shared prefixes of {prefix.length} tokens")
+    conv: ConversationSpec | None = getattr(scenario, "conversation", None)
+    if conv is not None:
+        parts.append(f"{conv.turns}-turn sessions, {conv.think_time_s} s think time (counts are sessions)")
+    return "; ".join(parts) or None
