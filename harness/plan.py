@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict
 from harness.models import EngineArgs, ModelPreset, get_preset
 from harness.suite import LoadedSuite, PerfScenario, TaskSpec
 from harness.variants import VariantSpec, baseline_name
+from harness.workloads.spec import describe_workload
 
 
 class RunPlan(BaseModel):
@@ -122,4 +123,6 @@ def describe(plan: RunPlan) -> list[str]:
             f"  perf:    {s.name}: {s.num_requests} requests × {s.input_tokens} in / {s.output_tokens} out, "
             f"{load}, {s.warmup_requests} warm-up"
         )
+        if (shape := describe_workload(s)) is not None:
+            lines.append(f"           workload: {shape}")
     return lines

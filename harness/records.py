@@ -262,6 +262,95 @@ class ScenarioEnergy(Frozen):
     )
 
 
+class ServerWindow(Frozen):
+    """The server's own view of one scenario, from its ``/metrics`` polled at 1-2 Hz.
+
+    Gauges are peaks over the polls inside the window; counters are differences between the
+    last poll at or before its start and the last poll inside it (summed over engines).
+    """
+
+    polls: int = Field(description="/metrics polls inside the window.")
+    reason: str | None = Field(default=None, description="Why the figures are null, where they are.")
+    start_s: float | None = Field(
+        default=None, description="Window start on the server series' clock (t_s of server_metrics.parquet)."
+    )
+    end_s: float | None = Field(default=None, description="Window end on the same clock.")
+    dispatch_s: float | None = Field(
+        default=None,
+        description="The scenario's start of dispatch on the same clock: the per-request table's time zero.",
+    )
+    peak_running: int | None = Field(default=None, description="Most requests the engine ran at once.")
+    peak_waiting: int | None = Field(default=None, description="Longest queue of waiting requests.")
+    peak_kv_cache_usage_frac: float | None = Field(default=None, description="Highest KV-cache usage, 0..1.")
+    preemptions: int | None = Field(default=None, description="Requests preempted (KV cache full).")
+    prompt_tokens: int | None = Field(default=None, description="Prompt tokens the engine processed.")
+    generation_tokens: int | None = Field(default=None, description="Tokens the engine generated.")
+    prefix_cache_queries: int | None = Field(
+        default=None, description="Prompt tokens looked up in the prefix cache."
+    )
+    prefix_cache_hits: int | None = Field(default=None, description="Of those, tokens found in the cache.")
+    prefix_cache_hit_rate: float | None = Field(
+        default=None, description="prefix_cache_hits / prefix_cache_queries (measured by the server)."
+    )
+    implied_prefix_cache_hit_rate: float | None = Field(
+        default=None,
+        description="Hit rate the workload's shared prefixes imply if served in order (whole blocks only).",
+    )
+    spec_decode_drafts: int | None = Field(
+        default=None, description="Speculative decoding steps with a draft."
+    )
+    spec_decode_draft_tokens: int | None = Field(default=None, description="Tokens proposed by the drafter.")
+    spec_decode_accepted_tokens: int | None = Field(default=None, description="Draft tokens accepted.")
+    spec_decode_acceptance_rate: float | None = Field(
+        default=None, description="accepted / draft tokens (vLLM's draft acceptance rate)."
+    )
+    spec_decode_mean_accepted_length: float | None = Field(
+        default=None,
+        description="1 + accepted / drafts: tokens emitted per verification step (vLLM's definition).",
+    )
+    spec_decode_draft_tokens_per_step: float | None = Field(
+        default=None, description="draft tokens / drafts."
+    )
+
+
+class TurnStats(Frozen):
+    """One turn position across all sessions of a multi-turn scenario."""
+
+    turn: int = Field(description="1-based turn number.")
+    requests: int
+    mean_input_tokens: float | None = None
+    median_ttft_ms: float | None = None
+    mean_ttft_ms: float | None = None
+    cached_tokens_frac: float | None = Field(
+        default=None,
+        description="Prompt tokens served from the prefix cache / prompt tokens, from the server's "
+        "per-request usage (needs --enable-prompt-tokens-details); null when the server does not say.",
+    )
+
+
+class WorkloadInfo(Frozen):
+    """The shape of a scenario's traffic: prompt source, prefixes, turns or trace."""
+
+    prompt_source: str = Field(description="random, dataset, tasks or trace.")
+    dataset_path: str | None = Field(
+        default=None, description="Dataset or trace file, as given in the suite."
+    )
+    dataset_sha256: str | None = Field(default=None, description="Checksum of that file.")
+    mean_input_tokens: float | None = Field(
+        default=None, description="Mean prompt length sent (tokenizer count)."
+    )
+    mean_output_tokens: float | None = Field(default=None, description="Mean max_tokens asked for.")
+    prefix_groups: int | None = None
+    prefix_tokens: int | None = None
+    turns: int | None = Field(default=None, description="Turns per session (multi-turn scenarios).")
+    sessions: int | None = None
+    per_turn: list[TurnStats] = Field(
+        default_factory=list, description="Multi-turn: TTFT and cache hits by turn."
+    )
+    trace_speedup: float | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
 class ScenarioSettings(Frozen):
     input_tokens: int
     output_tokens: int
@@ -341,6 +430,10 @@ class ScenarioResult(Frozen):
     energy: ScenarioEnergy | None = Field(
         default=None, description="GPU energy per output token and friends."
     )
+    server: ServerWindow | None = Field(
+        default=None, description="The server's /metrics over the scenario (queues, KV use, caches)."
+    )
+    workload: WorkloadInfo | None = Field(default=None, description="What was sent, beyond the settings.")
 
 
 class AccuracyEnergy(Frozen):
@@ -411,6 +504,9 @@ class Resources(Frozen):
     memory: EngineMemory | None = None
     gpu_samples_path: str | None = Field(
         default=None, description="GPU time series, relative to the run folder."
+    )
+    server_metrics_path: str | None = Field(
+        default=None, description="The engine's /metrics series (1-2 Hz), relative to the run folder."
     )
 
 

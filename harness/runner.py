@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.engine.base import Engine, EngineError
+from harness.engine.vllm_metrics import MetricsPoller
 from harness.engine.watchdog import EngineWatchdog
 from harness.environment import collect_environment
 from harness.loadgen.metrics import RequestTiming
@@ -65,6 +66,8 @@ class _Partial:
     accuracy_energy: AccuracyEnergy | None = None
     memory: EngineMemory | None = None
     gpu_samples_path: str | None = None
+    server_metrics_path: str | None = None
+    poller: MetricsPoller | None = None  # the engine's /metrics series, read by each scenario
 
 
 def new_run_id(model: str, suite: str, now: datetime | None = None) -> str:
@@ -160,7 +163,7 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
             watchdog = _start_watchdog(plan, engine)
             from harness.engine.vllm_metrics import MetricsPoller, measure_engine_memory
 
-            poller = MetricsPoller(engine.base_url)
+            poller = partial.poller = MetricsPoller(engine.base_url)
             telemetry.kv_cache = poller
             poller.start()
             hooks.on_phase("idle baseline")
@@ -188,6 +191,7 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
                     watchdog.stop()
                 if poller is not None:
                     poller.stop()
+                    partial.server_metrics_path = _write_server_series(run_dir, poller)
                 if telemetry is not None:
                     telemetry.stop()
                     phases = dict(telemetry.phases)
@@ -360,6 +364,7 @@ def _measure(
                 hooks,
                 partial,
                 watchdog,
+                base_dir=plan.suite.path.parent if plan.suite.path else None,
             )
             engine.check_alive()
 
@@ -374,35 +379,75 @@ def _run_scenario(
     hooks: RunHooks,
     partial: _Partial,
     watchdog: EngineWatchdog | None = None,
+    base_dir: Path | None = None,
 ) -> None:
     """Run one scenario into ``partial.performance`` (also what it measured before a hung engine)."""
     from harness.loadgen.client import LoadSpec, run_load, write_requests_parquet
     from harness.loadgen.metrics import aggregate
     from harness.loadgen.peer_command import vllm_bench_command
     from harness.loadgen.prompts import scenario_seed
+    from harness.loadgen.sessions import run_sessions
+    from harness.workloads.run import WORKLOAD_FIELDS, scenario_workload, workload_info
 
     token_ids, count_tokens, tokenizer_path = tokenizer
     # The record's settings and the load generator's spec are the same figures; the scenario
     # draws its own prompts and arrivals, so it never hits another scenario's prefix cache.
-    fields = scenario.model_dump(exclude={"name"})
+    fields = scenario.model_dump(exclude={"name", *WORKLOAD_FIELDS})
     load = LoadSpec(**fields, seed=scenario_seed(seed, scenario.name))
-    command = vllm_bench_command(load, engine.base_url, engine.served_name, tokenizer_path)
+    workload = scenario_workload(
+        scenario,
+        load.seed,
+        token_ids,
+        tokenizer_path,
+        base_dir,
+        partial.memory.kv_cache_block_size if partial.memory is not None else None,
+    )
+    command = (
+        None
+        if workload is not None
+        else vllm_bench_command(load, engine.base_url, engine.served_name, tokenizer_path)
+    )
     settings = ScenarioSettings(**fields, seed=seed, scenario_seed=load.seed, vllm_bench_command=command)
     window = f"scenario:{scenario.name}"
+    poller = partial.poller
+    t0 = poller.clock() if poller is not None else None
     telemetry.begin_window(window)
     try:
         with watchdog.suspended() if watchdog is not None else nullcontext():  # aborts by itself
-            result = run_load(
-                load,
-                engine.base_url,
-                engine.served_name,
-                token_ids,
-                on_done=hooks.on_request_done,
-                count_tokens=count_tokens,
-                abort=watchdog,
-            )
+            if workload is not None and workload.is_conversation:
+                assert scenario.conversation is not None
+                result = run_sessions(
+                    load,
+                    engine.base_url,
+                    engine.served_name,
+                    workload.sessions,
+                    think_time_s=scenario.conversation.think_time_s,
+                    on_done=hooks.on_request_done,
+                    count_tokens=count_tokens,
+                    abort=watchdog,
+                )
+            else:
+                result = run_load(
+                    load,
+                    engine.base_url,
+                    engine.served_name,
+                    token_ids,
+                    on_done=hooks.on_request_done,
+                    count_tokens=count_tokens,
+                    abort=watchdog,
+                    items=workload.items if workload is not None else None,
+                )
     finally:
         phase = telemetry.end_window(window)
+    server = None
+    if poller is not None and t0 is not None:
+        poller.poll_once()  # the counters as the scenario ends
+        server = poller.server_window(
+            t0,
+            poller.clock(),
+            workload.implied_prefix_hit_rate if workload is not None else None,
+            dispatch_s=result.first_send_s,
+        )
     agg = aggregate(result.requests, duration_s=result.duration_s)
     if agg["completed"] == 0 and not result.aborted:
         raise EngineError(f"scenario {scenario.name}: every request failed: {'; '.join(agg['errors'][:3])}")
@@ -425,10 +470,26 @@ def _run_scenario(
         incomplete=result.aborted,
         resources=phase,
         energy=energy,
+        server=server,
+        workload=workload_info(scenario, workload, result.requests, base_dir),
         **agg,
     )
     if result.aborted:
         raise EngineError(f"scenario {scenario.name}: {result.aborted}")
+
+
+def _write_server_series(run_dir: Path, poller: MetricsPoller) -> str | None:
+    """The engine's /metrics polls as ``telemetry/server_metrics.parquet`` (t_s from the poller's origin)."""
+    from harness.engine.server_metrics import write_series
+
+    if not poller.series:
+        return None
+    rel = Path("telemetry") / "server_metrics.parquet"
+    try:
+        write_series(run_dir / rel, poller.series, t0_s=poller.origin_s)
+    except OSError:
+        return None
+    return str(rel)
 
 
 def _timeline_rows(requests: list[RequestTiming]) -> list[dict[str, Any]]:
@@ -471,4 +532,5 @@ def _resources(phases: dict[str, PhaseResources], partial: _Partial) -> Resource
         accuracy_energy=partial.accuracy_energy,
         memory=partial.memory,
         gpu_samples_path=partial.gpu_samples_path,
+        server_metrics_path=partial.server_metrics_path,
     )

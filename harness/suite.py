@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.variants import VariantSpec, check_variants
+from harness.workloads.spec import ConversationSpec, PrefixSpec, PromptSource, TraceSpec
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 
@@ -89,9 +90,29 @@ class PerfScenario(Spec):
         description="Seconds one request may take before it counts as failed (vllm bench serve: 6 h). "
         "A hung engine is caught sooner by the engine watchdog (`engine.watchdog_timeout_s`).",
     )
+    prompts: PromptSource | None = Field(
+        default=None, description="Prompt source and length laws (default: random token ids of exact length)."
+    )
+    prefix: PrefixSpec | None = Field(default=None, description="Shared prefixes in front of every prompt.")
+    conversation: ConversationSpec | None = Field(
+        default=None, description="Multi-turn sessions; concurrency and num_requests then count sessions."
+    )
+    trace: TraceSpec | None = Field(
+        default=None, description="Replay a trace's send times and lengths instead of a load shape."
+    )
 
     @model_validator(mode="after")
     def _one_load_shape(self) -> PerfScenario:
+        if self.trace is not None:
+            if self.request_rate is not None or self.ramp_up_strategy is not None:
+                raise ValueError("a `trace` scenario takes its send times from the trace: remove the rate")
+            if self.prefix is not None or self.conversation is not None:
+                raise ValueError(
+                    "a `trace` scenario takes its lengths from the trace: remove prefix/conversation"
+                )
+            return self
+        if self.conversation is not None and self.prefix is not None:
+            raise ValueError("`prefix` and `conversation` do not combine (turns share their history)")
         if self.ramp_up_strategy is not None:
             if self.request_rate is not None:
                 raise ValueError("a ramp-up sets the arrival rate: remove `request_rate`")

@@ -22,6 +22,7 @@ from harness.dashboard.layout import (
     unit,
     when,
 )
+from harness.dashboard.serverview import read_server_series, server_section
 from harness.formatting import MISSING, finite, fmt, human_bytes, human_count
 from harness.records import RunRecord
 
@@ -65,12 +66,15 @@ def run_page(
     parts.append(_accuracy_section(rec))
     parts.append(reported_section(reported_view(view)))
     parts.append(_perf_section(view))
+    server_series, server_warnings = read_server_series(view)
+    parts.append(server_section(view, server_series))
+    charts = bool(server_series)
     parts.append(_architecture_section(view))
     cdf = figures.latency_cdf(request_tables)
-    charts = cdf is not None
+    charts = charts or cdf is not None
     note = "From the per-request tables: the fraction of requests answered within each time."
-    if notes:
-        note += " " + " ".join(esc(n) for n in notes)
+    if notes or server_warnings:
+        note += " " + " ".join(esc(n) for n in [*notes, *server_warnings])
     parts.append('<div class="grid2">')
     parts.append(
         chart_card(

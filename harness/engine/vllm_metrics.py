@@ -26,9 +26,13 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.periodic import PeriodicThread
-from harness.records import EngineMemory, KvCacheUsage
+from harness.records import EngineMemory, KvCacheUsage, ServerWindow
+
+if TYPE_CHECKING:
+    from harness.engine.server_metrics import ServerSample
 
 KV_USAGE_METRICS = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")  # newest first
 CACHE_CONFIG_METRIC = "vllm:cache_config_info"
@@ -328,6 +332,8 @@ class MetricsPoller:
         self.errors = 0
         self.last_error: str | None = None
         self.last_text: str | None = None
+        self.origin_s = clock()  # time zero of the series written to server_metrics.parquet
+        self.series: list[ServerSample] = []  # every poll, for telemetry/server_metrics.parquet
         self._windows: dict[str, float] = {}
         self._thread = PeriodicThread(self.poll_once, interval_s, "harness-metrics-poller", immediate=True)
         self._lock = threading.Lock()
@@ -346,12 +352,40 @@ class MetricsPoller:
             self.errors += 1
             self.last_error = repr(exc)
             return None
+        from harness.engine.server_metrics import server_sample
+
+        now = self.clock()
         frac = kv_cache_usage_frac(text)
+        sample = server_sample(text, now)
         with self._lock:
             self.last_text = text
+            self.series.append(sample)
             if frac is not None:
-                self.polls.append((self.clock(), frac))
+                self.polls.append((now, frac))
         return frac
+
+    def server_window(
+        self,
+        t0_s: float,
+        t1_s: float,
+        implied_prefix_hit_rate: float | None = None,
+        dispatch_s: float | None = None,
+    ) -> ServerWindow:
+        """The server's queues, KV use and cache counters between two clock readings; the window's
+        times (and a scenario's start of dispatch) come back on the series' clock (from :attr:`origin_s`)."""
+        from harness.engine.server_metrics import summarize_window
+
+        with self._lock:
+            series = list(self.series)
+        window = summarize_window(series, t0_s, t1_s, implied_prefix_hit_rate)
+        update: dict[str, object] = {
+            "start_s": t0_s - self.origin_s,
+            "end_s": t1_s - self.origin_s,
+            "dispatch_s": None if dispatch_s is None else dispatch_s - self.origin_s,
+        }
+        if window.polls == 0 and self.errors:
+            update["reason"] = f"{window.reason} ({self.errors} failed polls, last: {self.last_error})"
+        return window.model_copy(update=update)
 
     def start(self) -> None:
         self._thread.start()
