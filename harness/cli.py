@@ -23,6 +23,7 @@ _FEATURE_CLIS: tuple[str, ...] = (
     "harness.gate.cli",
     "harness.arch.cli",
     "harness.telemetry.check",
+    "harness.techniques_cli",
 )
 
 console, err_console = consoles()

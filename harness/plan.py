@@ -29,7 +29,7 @@ class RunPlan(BaseModel):
 
     @property
     def label(self) -> str:
-        tag = f" [{self.variant.name}]" if self.variant is not None else ""
+        tag = f"@{self.variant.name}" if self.variant is not None else ""
         return f"{self.model.name}{tag} × {self.suite.spec.name}"
 
 
