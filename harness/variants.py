@@ -108,7 +108,10 @@ class VariantSpec(_Spec):
         they change the engine's own arguments, see :func:`apply_variant`)."""
         args: list[str] = []
         if self.speculative is not None:
-            args += ["--speculative-config", json.dumps(self.speculative.config(), sort_keys=True, separators=(",", ":"))]
+            args += [
+                "--speculative-config",
+                json.dumps(self.speculative.config(), sort_keys=True, separators=(",", ":")),
+            ]
         if self.enable_prefix_caching is not None:
             args.append(
                 "--enable-prefix-caching" if self.enable_prefix_caching else "--no-enable-prefix-caching"

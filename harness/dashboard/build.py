@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.dashboard import archpage, pages, runpage
+from harness.dashboard import archpage, pages, runpage, techpage
 from harness.dashboard.data import Palette, RunView, build_views, leaderboard
 from harness.dashboard.tables import (
     GPU_COLUMNS,
@@ -191,6 +191,7 @@ def build_dashboard(
         "history.html": pages.history_page(views, palette, generated),
         "runs.html": pages.runs_page(views, problems, generated),
         "architecture.html": archpage.architecture_page(views, rows, palette, generated),
+        "techniques.html": techpage.techniques_page(views, palette, generated),
     }
     for name, text in top.items():
         write_page(out / name, text)

@@ -28,10 +28,11 @@ def slug(text: str) -> str:
 
 
 def model_label(record: RunRecord) -> str:
-    """The model's name as a leaderboard shows it: the preset, or the served name of a local checkpoint."""
-    if record.model.preset and record.model.preset != "local":
-        return record.model.preset
-    return record.model.served_name or record.model.source
+    """The model's name as a leaderboard shows it: the preset, or the served name of a local checkpoint,
+    with ``@variant`` for a technique variant (variants never share a leaderboard row)."""
+    name = record.model.preset if record.model.preset and record.model.preset != "local" else None
+    name = name or record.model.served_name or record.model.source
+    return f"{name}@{record.variant.name}" if record.variant is not None else name
 
 
 def engine_label(record: RunRecord) -> str:
