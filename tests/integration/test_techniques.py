@@ -12,7 +12,7 @@ from harness.api import run_suite
 from harness.records import RunRecord
 from harness.techniques import technique_rows
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 SUITE = """
 name: spec-check
