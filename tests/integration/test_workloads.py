@@ -15,7 +15,7 @@ from harness.loadgen.sessions import run_sessions
 from harness.workloads.build import WorkItem, build_sessions, implied_prefix_hit_rate, with_shared_prefixes
 from harness.workloads.spec import ConversationSpec, PrefixSpec
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def spec(n: int, concurrency: int, warmup: int = 0) -> LoadSpec:
