@@ -22,6 +22,7 @@ _FEATURE_CLIS: tuple[str, ...] = (
     "harness.gate_cli",
     "harness.arch.cli",
     "harness.telemetry.check",
+    "harness.results_cli",
 )
 
 console = Console()

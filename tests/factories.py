@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from harness.arch import record_analytics
 from harness.models import PRESETS
+from harness.record_analytics import RecordAnalytics
 from harness.records import (
     EngineInfo,
     Environment,
@@ -168,6 +169,7 @@ def make_scenario(
             ),
         )
     return ScenarioResult(
+        name=name,
         settings=ScenarioSettings(
             input_tokens=input_tokens,
             output_tokens=output_tokens,
@@ -209,7 +211,7 @@ def task_result(name: str, val: float | tuple[float, float | None]) -> TaskResul
     if name == "gsm8k":
         metrics |= {"exact_match,flexible-extract": min(1.0, value + 0.02)}
     return TaskResult(
-        task=name,
+        name=name,
         metric=metric,
         value=value,
         stderr=stderr,
@@ -245,7 +247,7 @@ def make_record(
     family: str = "smollm",
     peak_rss_bytes: int | None = 2_700_000_000,
     energy_j: float | None = None,
-    analytics: dict[str, Any] | Literal["auto"] | None = "auto",
+    analytics: RecordAnalytics | Literal["auto"] | None = "auto",
 ) -> RunRecord:
     """A complete, valid record. ``accuracy`` maps task -> value or (value, stderr); ``scenarios``
     maps name -> ScenarioResult or keyword arguments of :func:`make_scenario`. Defaults are the
@@ -262,7 +264,7 @@ def make_record(
     perf = {}
     for name, sc in scenarios.items():
         if isinstance(sc, ScenarioResult):
-            perf[name] = sc
+            perf[name] = sc if sc.name == name else sc.model_copy(update={"name": name})
         else:
             kw = dict(sc)
             if hardware != "cpu" and "energy_j" not in kw:
@@ -318,8 +320,8 @@ def make_record(
         environment=env,
         started_at=started,
         finished_at=started + timedelta(seconds=duration_s),
-        accuracy=tasks,
-        performance=perf,
+        tasks=list(tasks.values()),
+        scenarios=list(perf.values()),
         resources=Resources(
             engine_peak_rss_bytes=peak_rss_bytes,
             phases=phases,

@@ -6,9 +6,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from harness.records import (
     EngineInfo,
@@ -27,6 +28,7 @@ from harness.store import write_record
 from harness.suite import SuiteSpec
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
+R = TypeVar("R", TaskResult, ScenarioResult)
 
 SUITE_SPEC: dict[str, Any] = {
     "name": "smoke",
@@ -54,7 +56,7 @@ def spec_dict(**changes: Any) -> dict[str, Any]:
 
 def task(name: str, value: float, stderr: float | None = 0.01, **kw: Any) -> TaskResult:
     fields: dict[str, Any] = {
-        "task": name,
+        "name": name,
         "metric": "exact_match",
         "value": value,
         "stderr": stderr,
@@ -67,6 +69,8 @@ def task(name: str, value: float, stderr: float | None = 0.01, **kw: Any) -> Tas
 
 def scenario(
     output_throughput: float = 200.0,
+    *,
+    name: str = "c1",
     p99_ttft_ms: float = 50.0,
     mean_tpot_ms: float = 5.0,
     std_tpot_ms: float = 0.2,
@@ -83,6 +87,7 @@ def scenario(
         seed=1234,
     )
     fields: dict[str, Any] = {
+        "name": name,
         "settings": settings,
         "completed": 16,
         "failed": 0,
@@ -150,7 +155,10 @@ def make_record(
     model: dict[str, Any] | None = None,
     **kw: Any,
 ) -> RunRecord:
-    """A complete, valid record; `minutes` offsets its start so `--latest` order is controllable."""
+    """A complete, valid record; `minutes` offsets its start so `--latest` order is controllable.
+
+    ``accuracy`` and ``performance`` map names to results (the name inside each entry is set
+    from the key); the record stores them as its ``tasks`` and ``scenarios`` lists."""
     started = T0 + timedelta(minutes=minutes)
     spec = spec_dict() if spec is None else spec
     fields: dict[str, Any] = {
@@ -178,16 +186,23 @@ def make_record(
         "environment": env or environment(),
         "started_at": started,
         "finished_at": started + timedelta(minutes=3),
-        "accuracy": accuracy
-        if accuracy is not None
-        else {
-            "harness_capitals": task("harness_capitals", 0.80, 0.04),
-            "harness_arithmetic": task("harness_arithmetic", 0.50, 0.05, num_fewshot=3),
-        },
-        "performance": performance if performance is not None else {"c1": scenario()},
+        "tasks": _named(
+            accuracy
+            if accuracy is not None
+            else {
+                "harness_capitals": task("harness_capitals", 0.80, 0.04),
+                "harness_arithmetic": task("harness_arithmetic", 0.50, 0.05, num_fewshot=3),
+            }
+        ),
+        "scenarios": _named(performance if performance is not None else {"c1": scenario()}),
         "resources": Resources(engine_peak_rss_bytes=2 << 30),
     }
     return RunRecord(**{**fields, **kw})
+
+
+def _named(entries: Mapping[str, R]) -> list[R]:
+    """Results in a record's list form, each entry's ``name`` set from its key."""
+    return [r if r.name == key else r.model_copy(update={"name": key}) for key, r in entries.items()]
 
 
 def store(results: Path, record: RunRecord) -> Path:

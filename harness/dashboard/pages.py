@@ -1229,7 +1229,7 @@ def _config_section(rec: RunRecord) -> str:
         f"<div><h3>Model</h3>{model}</div><div><h3>Engine</h3>{engine}</div></div>"
         f"<h3>Suite</h3>{suite}<details><summary>Suite as run</summary><pre class=json>{_pretty(rec.suite.spec)}</pre></details>"
         + (
-            f"<details><summary>Architecture analytics</summary><pre class=json>{_pretty(rec.analytics)}</pre></details>"
+            f"<details><summary>Architecture analytics</summary><pre class=json>{_pretty(rec.analytics.model_dump(mode='json'))}</pre></details>"
             if rec.analytics
             else ""
         )

@@ -81,7 +81,9 @@ def check_consistency(rec: RunRecord, run_dir: Path) -> None:
     assert rec.resources.energy_j is None and rec.resources.energy is not None
     assert "GPU" in rec.resources.energy.reason or "NVML" in rec.resources.energy.reason
     on_disk = json.loads((run_dir / "record.json").read_text())
-    assert on_disk["schema_version"] == 1 and on_disk["status"] == "ok"
+    assert on_disk["schema_version"] == 2 and on_disk["status"] == "ok"
+    assert [s["name"] for s in on_disk["scenarios"]] == list(rec.performance)  # named entries
+    assert [t["name"] for t in on_disk["tasks"]] == list(rec.accuracy)
     env = rec.environment
     assert env.packages.get("lm-eval") and env.packages.get("torch") and env.cpu_model
 
