@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.baseline import hardware_label
+from harness.hardware import hardware_label
 from harness.records import RunRecord, ScenarioResult
 
 # (metric, label, higher is better) for each scenario: the figures a reader looks at first.

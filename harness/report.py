@@ -9,12 +9,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.compare import Comparison, FigureRow, provenance
+from harness.formatting import MISSING, show
 from harness.records import RunRecord
 from harness.store import runs_dir
-
-
-def _f(x: float | None, digits: int = 1) -> str:
-    return "—" if x is None else f"{x:,.{digits}f}"
 
 
 def print_summary(records: list[RunRecord], results: Path, console: Console) -> None:
@@ -35,7 +32,14 @@ def print_results(rec: RunRecord, console: Console) -> None:
         for c in ("task", "metric", "value", "± stderr", "n", "shots"):
             t.add_column(c, justify="right" if c not in ("task", "metric") else "left")
         for r in rec.accuracy.values():
-            t.add_row(r.task, r.metric, _f(r.value, 3), _f(r.stderr, 3), str(r.n_samples), str(r.num_fewshot))
+            t.add_row(
+                r.task,
+                r.metric,
+                show("acc", r.value),
+                show("acc", r.stderr),
+                str(r.n_samples),
+                str(r.num_fewshot),
+            )
         console.print(t)
     if rec.performance:
         t = Table(title="Performance (streaming completions)")
@@ -61,21 +65,21 @@ def print_results(rec: RunRecord, console: Console) -> None:
                 name,
                 f"{load} {st.input_tokens}/{st.output_tokens}",
                 f"{s.completed}/{s.failed}",
-                _f(s.output_throughput),
-                _f(s.request_throughput, 2),
-                _f(s.median_ttft_ms),
-                _f(s.p99_ttft_ms),
-                _f(s.median_tpot_ms),
-                _f(s.median_itl_ms),
-                _f(s.median_e2el_ms),
-                _f(s.client_cpu_us_per_output_token, 0),
+                show("tps", s.output_throughput),
+                show("tps", s.request_throughput),
+                show("ms", s.median_ttft_ms),
+                show("ms", s.p99_ttft_ms),
+                show("ms", s.median_tpot_ms),
+                show("ms", s.median_itl_ms),
+                show("ms", s.median_e2el_ms),
+                show("int", s.client_cpu_us_per_output_token),
             )
         console.print(t)
     if rec.resources is not None:
         res = rec.resources
-        peak = "—" if res.engine_peak_rss_bytes is None else f"{res.engine_peak_rss_bytes / 2**30:.2f} GiB"
+        peak = show("bytes", res.engine_peak_rss_bytes)
         energy = (
-            f"{res.energy_j:.1f} J"
+            show("j", res.energy_j, "J")
             if res.energy_j is not None
             else f"null ({res.energy.reason if res.energy else '?'})"
         )
@@ -84,7 +88,7 @@ def print_results(rec: RunRecord, console: Console) -> None:
 
 def print_runs(records: list[RunRecord], console: Console) -> None:
     """One line per run, oldest first (`harness runs`)."""
-    from harness.baseline import hardware_label
+    from harness.hardware import hardware_label
     from harness.results import model_label
 
     t = Table(title=f"{len(records)} run(s)")
@@ -130,28 +134,33 @@ def print_record(rec: RunRecord, run_dir: Path, console: Console) -> None:
     console.print(f"record: {run_dir / 'record.json'}", highlight=False)
 
 
-_DIGITS = {"failed": 0, "energy_per_output_token_j": 4}
-
-
-def _digits(row: FigureRow) -> int:
-    return 3 if row.section == "task" else _DIGITS.get(row.metric, 2)
+def _kind(row: FigureRow) -> str:
+    """The formatter kind (harness.formatting) of a compared figure."""
+    if row.section == "task":
+        return "acc"
+    if row.metric.endswith("_ms"):
+        return "ms"
+    if row.metric.endswith("_throughput"):
+        return "tps"
+    if row.metric.endswith("_j"):
+        return "j"
+    return "num"
 
 
 def _delta_cell(row: FigureRow, i: int) -> str:
     d = row.delta(i)
     if d is None:
-        return "—"
-    better = row.better(i)
-    digits = _digits(row)
-    text = f"{d:+,.{digits}f}"
+        return MISSING
+    text = show("delta", d) if row.section == "task" else f"{'+' if d > 0 else ''}{show(_kind(row), d)}"
     rel = row.rel_delta(i)
     if rel is not None and row.section == "scenario":
         text += f" ({rel:+.1%})"
     noise = row.noise(i)
     if noise is not None:
-        text += f" ±{2 * noise:.3f}"
+        text += f" ±{show('acc', 2 * noise)}"
         if abs(d) <= 2 * noise:
-            return f"[dim]{text}[/]"  # within twice the combined standard error
+            return f"[dim]{text}[/]"  # within twice the combined standard error: not a change
+    better = row.better(i)
     if better is None:
         return text
     return f"[green]{text}[/]" if better else f"[red]{text}[/]"
@@ -185,7 +194,7 @@ def print_comparison(cmp: Comparison, console: Console) -> None:
             t.add_row(
                 escape(r.name),
                 escape(r.label),
-                *(_f(v, _digits(r)) for v in r.values),
+                *(show(_kind(r), v) for v in r.values),
                 *(_delta_cell(r, i) for i in range(1, n)),
             )
         console.print(t)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from harness.baseline import hardware_label
+from harness.hardware import hardware_label
 from harness.records import RunRecord, ScenarioResult, TaskResult
 from harness.store import load_records
 

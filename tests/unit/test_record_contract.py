@@ -17,7 +17,9 @@ from harness.migrate import RecordVersionError, migrate, parse_record
 from harness.record_analytics import RecordAnalytics
 from harness.records import SCHEMA_VERSION, RunRecord, record_json_schema_text
 from harness.store import load_records, read_record, write_record
-from tests.gate_factories import make_record, scenario, spec_dict
+from tests.factories import gate_record as make_record
+from tests.factories import gate_scenario as scenario
+from tests.factories import spec_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"

@@ -55,7 +55,11 @@ def test_load_runs_has_one_row_per_run_and_scenario(results: tuple[Path, list[Ru
                 else row["resources.gpu.energy_j"] == pytest.approx(gpu_energy)
             )
     assert runs.variant.isna().all()
-    assert set(runs.hardware) == {"CPU AMD EPYC 7B13", "1 × NVIDIA H100 80GB HBM3", "1 × NVIDIA A10G"}
+    assert set(runs.hardware) == {
+        "CPU: AMD EPYC 7B13 (2 cores)",
+        "1× NVIDIA H100 80GB HBM3",
+        "1× NVIDIA A10G",
+    }
     assert str(runs.started_at.dtype).startswith("datetime64") and runs.started_at.dt.tz is not None
     # Columns follow the models: CPU rows have the GPU columns too, empty.
     cpu = runs[runs.hardware.str.startswith("CPU") & runs.scenario.notna()]
@@ -168,7 +172,7 @@ def test_show_prints_provenance_and_figures(
     rec = records[0]
     assert main(["show", rec.run_id[:18], "--results", str(path)]) == 0
     out = capsys.readouterr().out
-    for text in (rec.run_id, "smollm2-135m", "CPU AMD EPYC 7B13", "harness_capitals", "c1-128-32", "schema"):
+    for text in (rec.run_id, "smollm2-135m", "CPU: AMD EPYC 7B13", "harness_capitals", "c1-128-32", "schema"):
         assert text in out
     assert main(["show", "no-such-run", "--results", str(path)]) == 2
     assert "no run 'no-such-run'" in capsys.readouterr().err
@@ -190,7 +194,7 @@ def test_compare_two_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         write_run(tmp_path, rec, requests=False)
     assert main(["compare", a.run_id, "run-b", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "+20.00 (+20.0%)" in out  # output tok/s 100 -> 120
+    assert "+20.0 (+20.0%)" in out  # output tok/s 100 -> 120
     assert "+0.100 ±0.028" in out  # accuracy delta with twice the combined standard error
     assert "harness_opposites" in out and "—" in out  # only in B: missing, not zero
     assert main(["compare", a.run_id, "--results", str(tmp_path)]) == 2
