@@ -54,6 +54,8 @@ def load_config(preset: ModelPreset) -> tuple[dict[str, Any], str]:
     """
     if preset.source == "hub":
         path = shipped_config_path(preset.name)
+        if not path.is_file() and preset.config_path:  # any Hub model: its config from the HF cache
+            return json.loads(Path(preset.config_path).read_text()), preset.config_path
         if not path.is_file():
             raise ArchError(f"no shipped config for hub preset {preset.name!r} (expected {path})")
         return json.loads(path.read_text()), f"shipped copy of {preset.hub_id} config.json"
