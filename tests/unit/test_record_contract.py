@@ -196,3 +196,20 @@ def test_the_gate_reads_stored_gates_as_data() -> None:
         "harness_arithmetic",
     ]
     assert suite_thresholds(make_record(spec={**spec, "gates": []})) is None
+
+
+def test_records_validate_against_the_committed_schemas() -> None:
+    """Outside Python: what harness writes is what the schema says, for v2 and for the v1 files."""
+    import jsonschema
+
+    v2 = json.loads((ROOT / "schema" / "run_record.v2.json").read_text())
+    for rec in (
+        make_record(performance={"c1": scenario(energy_j=10.0)}),
+        parse_record((DATA / "record_v1_gpu.json").read_bytes()),
+    ):
+        jsonschema.validate(json.loads(rec.model_dump_json()), v2)
+    v1 = json.loads((ROOT / "schema" / "run_record.v1.json").read_text())
+    for path in V1_FILES:
+        jsonschema.validate(json.loads(path.read_text()), v1)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(json.loads((DATA / "record_v1_cpu.json").read_text()), v2)
