@@ -32,7 +32,7 @@ def _kept(old: Any, new: Any) -> Any:
     if isinstance(old, dict) and isinstance(new, dict):
         return {k: _kept(v, new[k]) if k in new else "<missing>" for k, v in old.items()}
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        return [_kept(o, n) for o, n in zip(old, new)]
+        return [_kept(o, n) for o, n in zip(old, new, strict=True)]
     return new
 
 
