@@ -55,9 +55,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 
 def _console() -> Console:
-    from harness.cli import console
+    from harness.console import consoles
 
-    return console
+    return consoles()[0]
 
 
 def _read(results: str, run: str) -> tuple[Path, RunRecord]:
