@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from harness.record_analytics import RecordAnalytics
 from harness.records import SCHEMA_VERSION, RunRecord
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
@@ -50,8 +51,6 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     out["scenarios"] = scenarios
     analytics = out.get("analytics")
     if analytics is not None:
-        from harness.record_analytics import RecordAnalytics
-
         try:
             RecordAnalytics.model_validate(analytics, extra="ignore")
         except ValidationError:
