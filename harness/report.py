@@ -92,8 +92,9 @@ def print_runs(records: list[RunRecord], console: Console) -> None:
     from harness.results import model_label
 
     t = Table(title=f"{len(records)} run(s)")
+    # Ids are copied into other commands: never cut them short (other columns give way).
+    t.add_column("run id", no_wrap=True, min_width=max((len(r.run_id) for r in records), default=6))
     for c in (
-        "run id",
         "started (UTC)",
         "model",
         "suite",
