@@ -297,7 +297,7 @@ def runs_row(v: RunView, prefix: str = "") -> dict[str, Any]:
         "hardware": v.hardware,
         "engine": v.engine,
         "run_id": v.run_id,
-        "duration": v.record.duration_s,
+        "duration": v.duration_s,
         "error": v.error,
         "search": search_text(v),
     }

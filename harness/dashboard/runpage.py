@@ -332,7 +332,11 @@ def _resources_section(rec: RunRecord) -> str:
 
 
 def _pretty(obj: Any) -> str:
-    return esc(json.dumps(clean(obj), indent=2, ensure_ascii=False, default=str))
+    try:  # the usual case; NaN or infinity (not JSON) takes the slow path through clean()
+        text = json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False, default=str)
+    except ValueError:
+        text = json.dumps(clean(obj), indent=2, ensure_ascii=False, default=str)
+    return esc(text)
 
 
 def _config_section(rec: RunRecord) -> str:
