@@ -20,6 +20,7 @@ nothing else in ``out`` is touched.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -48,8 +49,9 @@ from harness.dashboard.tables import (
     TableError,
     inside,
     read_columns,
+    safe_relative,
 )
-from harness.store import RECORD_FILE, atomic_write_bytes, iter_record_paths, read_record
+from harness.store import RECORD_FILE, atomic_write_bytes, read_record
 
 STATIC = Path(__file__).resolve().parent / "static"
 ASSETS = ("dashboard.js", "dashboard.css")
@@ -61,14 +63,19 @@ class DashboardReport:
 
     out: Path
     index: Path
-    pages: list[Path] = field(default_factory=list)
     runs: int = 0
     failed_runs: int = 0
     models: int = 0
     leaderboard_rows: int = 0
+    page_names: list[str] = field(default_factory=list)  # every page, relative to ``out``
     rebuilt: list[Path] = field(default_factory=list)  # pages written by this build (others were current)
     warnings: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def pages(self) -> list[Path]:
+        """Every page of the dashboard (those this build left as they were included)."""
+        return [self.out / name for name in self.page_names]
 
     @property
     def index_bytes(self) -> int:
@@ -147,18 +154,34 @@ def run_tables(
     return requests, gpu, notes, warnings
 
 
-def scan_runs(results: Path, old: Manifest, new: Manifest) -> tuple[list[RunView], list[str]]:
-    """A view of every readable record under ``results`` (cached ones from ``old``), entered in
-    ``new``; and one line per file that cannot be read."""
-    views: list[RunView] = []
+def record_files(results: Path) -> list[tuple[str, str]]:
+    """(key, path) of every ``runs/<run>/record.json`` under ``results``, sorted; the key is the
+    path relative to ``results``. Plain strings and ``os.scandir``: at 10,000 runs, pathlib's
+    parsing and ``glob``'s sorting of Path objects cost more than the rest of a scan."""
+    base = os.path.join(results, "runs")
+    try:
+        names = sorted(e.name for e in os.scandir(base) if e.is_dir() and not e.name.startswith("."))
+    except FileNotFoundError:
+        return []
+    return [(f"runs/{n}/{RECORD_FILE}", os.path.join(base, n, RECORD_FILE)) for n in names]
+
+
+def scan_runs(
+    results: Path, old: Manifest, new: Manifest
+) -> tuple[list[tuple[RunView, RunEntry]], list[str]]:
+    """A view of every readable record under ``results`` (cached ones from ``old``) with its
+    entry in ``new``; and one line per file that cannot be read."""
+    views: list[tuple[RunView, RunEntry]] = []
     problems: list[str] = []
-    for path in iter_record_paths(results):
-        key = path.relative_to(results).as_posix()
-        run_dir = path.parent
-        sig = file_signature(path)
+    for key, name in record_files(results):
+        sig = file_signature(name)
+        if sig is None:  # a run folder without a record (yet): not a run
+            continue
+        run_dir = Path(os.path.dirname(name))
         entry = old.runs.get(key)
         view = _cached_view(entry, run_dir) if entry is not None and entry.stat == sig else None
         if view is None:
+            path = run_dir / RECORD_FILE
             try:
                 data = path.read_bytes()
             except OSError as exc:
@@ -174,11 +197,14 @@ def scan_runs(results: Path, old: Manifest, new: Manifest) -> tuple[list[RunView
                     problems.append(str(exc))
                     continue
                 view = run_view(record, run_dir)
-                entry = RunEntry(stat=sig or [], sha256=sha, view=view_summary(view))
+                entry = RunEntry(stat=sig, sha256=sha, view=view_summary(view))
+            new.changed = True
         assert entry is not None
-        entry.stat = sig or []
+        entry.stat = sig
         new.runs[key] = entry
-        views.append(view)
+        views.append((view, entry))
+    if set(old.runs) - set(new.runs):
+        new.changed = True
     return views, problems
 
 
@@ -193,11 +219,13 @@ def table_signatures(view: RunView) -> list[Any]:
     """Size and modification time of every table the run page reads (None: no such file)."""
     if view.run_dir is None:
         return []
+    run_dir = str(view.run_dir)
     sigs: list[Any] = []
     for s in view.scenarios.values():
         if s.requests_path:
-            sigs.append([s.requests_path, file_signature(inside(view.run_dir, s.requests_path))])
-    sigs.append(file_signature(view.run_dir / GPU_SAMPLES))
+            rel = safe_relative(s.requests_path)
+            sigs.append([s.requests_path, file_signature(os.path.join(run_dir, rel) if rel else None)])
+    sigs.append(file_signature(os.path.join(run_dir, GPU_SAMPLES)))
     return sigs
 
 
@@ -225,7 +253,8 @@ def build_dashboard(
     found, problems = scan_runs(results, old, new)
     t_load = time.perf_counter()
 
-    views = assign_pages(found)
+    views = assign_pages(v for v, _ in found)
+    entries = {id(v): e for v, e in found}
     rows = leaderboard(views)
     palette = Palette([v.model for v in views])
     generated = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
@@ -242,21 +271,22 @@ def build_dashboard(
     rebuilt: list[Path] = []
 
     # Run pages first: their tables can add warnings that the index lists.
-    written: set[Path] = set()
+    written: set[str] = set()  # run and model pages of this build, relative to ``out``
     page_hash: dict[str, str] = {}
+    existing = _existing_pages(out)
     for view in views:
-        assert view.run_dir is not None
-        entry = new.runs[(view.run_dir / RECORD_FILE).relative_to(results).as_posix()]
-        path = out / view.page
+        entry = entries[id(view)]
         h = digest(entry.sha256, view.page, table_signatures(view))
-        if h != entry.page_hash or view.page != entry.page or not path.is_file():
+        if h != entry.page_hash or view.page != entry.page or view.page not in existing:
             requests, gpu, notes, warns = run_tables(view)
+            path = out / view.page
             write_page(path, runpage.run_page(view, requests, gpu, notes, generated))
             rebuilt.append(path)
             entry.page, entry.page_hash, entry.warnings = view.page, h, warns
+            new.changed = True
         problems.extend(entry.warnings)
         page_hash[view.page] = h
-        written.add(path)
+        written.add(view.page)
     t_runs = time.perf_counter()
 
     by_model: dict[str, list[RunView]] = {}
@@ -265,15 +295,17 @@ def build_dashboard(
     for model, mviews in by_model.items():
         path = out / mviews[0].model_page
         h = digest(model, palette(model), [(v.page, page_hash[v.page]) for v in mviews])
-        if old.pages.get(mviews[0].model_page) != h or not path.is_file():
+        if old.pages.get(mviews[0].model_page) != h or mviews[0].model_page not in existing:
             write_page(path, pages.model_page(model, mviews, palette, generated))
             rebuilt.append(path)
+            new.changed = True
         new.pages[mviews[0].model_page] = h
-        written.add(path)
+        written.add(mviews[0].model_page)
 
     top_names = ("index.html", "history.html", "runs.html", "architecture.html")
     h = digest(problems, list(page_hash.items()))
-    if old.pages.get("*") != h or not all((out / name).is_file() for name in top_names):
+    if old.pages.get("*") != h or not all(name in existing for name in top_names):
+        new.changed = True
         top = {
             "index.html": pages.index_page(views, rows, problems, palette, generated),
             "history.html": pages.history_page(views, palette, generated),
@@ -284,11 +316,12 @@ def build_dashboard(
             write_page(out / name, text)
             rebuilt.append(out / name)
     new.pages["*"] = h
-    removed = _remove_stale(out, written)
-    new.save(out, write_page)
+    removed = _remove_stale(out, existing - written - set(top_names))
+    if new.changed or removed:
+        new.save(out, write_page)
     t_end = time.perf_counter()
 
-    report.pages = [out / name for name in top_names] + sorted(written)
+    report.page_names = list(top_names) + sorted(written)
     report.rebuilt = rebuilt
     report.warnings = problems
     report.timings_s = {
@@ -302,11 +335,21 @@ def build_dashboard(
     return report
 
 
-def _remove_stale(out: Path, keep: set[Path]) -> int:
+def _existing_pages(out: Path) -> set[str]:
+    """Pages in ``out`` (``index.html``, ``runs/x.html``, ...): three directory reads instead
+    of a stat per page."""
+    found: set[str] = set()
+    for sub in ("", "runs/", "models/"):
+        with contextlib.suppress(FileNotFoundError):
+            found.update(sub + e.name for e in os.scandir(out / sub) if e.name.endswith(".html"))
+    return found
+
+
+def _remove_stale(out: Path, stale: set[str]) -> int:
+    """Remove the run and model pages of runs that are gone; the number removed."""
     n = 0
-    for sub in ("runs", "models"):
-        for page in (out / sub).glob("*.html"):
-            if page not in keep:
-                page.unlink(missing_ok=True)
-                n += 1
+    for name in stale:
+        if name.startswith(("runs/", "models/")):
+            (out / name).unlink(missing_ok=True)
+            n += 1
     return n

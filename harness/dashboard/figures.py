@@ -302,12 +302,12 @@ def history(
             {
                 "type": "scatter",
                 "mode": "lines+markers",
-                "x": [iso(r.started_at) for r, _ in pts],
+                "x": [r.started_iso for r, _ in pts],
                 "y": [r4(v) for _, v in pts],
                 "name": esc(label),
                 "line": {"color": colour_of(label), "width": 2},
                 "marker": {"size": 6},
-                "customdata": [[esc(r.run_id), r.page] for r, _ in pts],
+                "customdata": [[r.run_id_html, r.page] for r, _ in pts],
                 "hovertemplate": _hover(
                     [f"<b>{esc(label)}</b>", "%{x}", f"{esc(ytitle)}: %{{y:.4g}}", "run %{customdata[0]}"]
                 ),

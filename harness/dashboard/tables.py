@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 REQUEST_COLUMNS = ("ttft_ms", "e2el_ms")
@@ -14,17 +15,24 @@ class TableError(ValueError):
     """A table that exists but cannot be read; the message names the file."""
 
 
-def inside(run_dir: Path, rel: str) -> Path | None:
-    """``run_dir / rel`` if it stays inside ``run_dir`` (a record's paths are data, not trusted).
+@lru_cache(maxsize=4096)  # a handful of distinct paths (requests/<scenario>.parquet) over thousands of runs
+def safe_relative(rel: str) -> str | None:
+    """``rel`` as a relative POSIX path that cannot leave its folder, or None if it would.
 
-    Decided on the text alone (no absolute path, no ``..`` part): resolving every path through
-    the file system cost more than reading the tables. Links inside a results folder are the
-    user's own doing, not a record's.
+    Decided on the text alone (no absolute path, no drive, no ``..`` part): resolving every
+    path through the file system cost more than reading the tables. Links inside a results
+    folder are the user's own doing, not a record's.
     """
-    parts = PurePosixPath(rel.replace("\\", "/")).parts
+    parts = [p for p in rel.replace("\\", "/").split("/") if p not in ("", ".")]
     if not parts or rel.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
         return None
-    return run_dir.joinpath(*parts)
+    return "/".join(parts)
+
+
+def inside(run_dir: Path, rel: str) -> Path | None:
+    """``run_dir / rel`` if it stays inside ``run_dir`` (a record's paths are data, not trusted)."""
+    safe = safe_relative(rel)
+    return run_dir / safe if safe is not None else None
 
 
 def read_columns(path: Path, columns: tuple[str, ...]) -> dict[str, list[Any]] | None:
