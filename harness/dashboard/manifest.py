@@ -10,8 +10,8 @@ only the pages whose hash moved.
   only where the hash moved is it parsed again.
 * **Run page inputs**: the record's hash, the page's name, and the size and modification
   time of the tables it reads (per-request tables, GPU samples).
-* **The builder**: a hash of the dashboard's own code and assets. A new harness version
-  rebuilds everything, so a page never mixes two versions' layouts.
+* **The builder**: a hash of the harness's code and the dashboard's assets. A new harness
+  version rebuilds everything, so a page never mixes two versions' layouts or readings.
 
 A manifest that is missing, unreadable or of another format means a full build; it is a
 cache, never a source of truth (``harness dashboard --full`` ignores it).
@@ -34,13 +34,13 @@ FORMAT = 1
 
 @cache
 def builder_hash() -> str:
-    """SHA-256 over the code and assets that shape the pages (this package, formatting, hardware labels)."""
-    here = Path(__file__).resolve().parent
-    files = sorted(here.glob("*.py")) + sorted((here / "static").glob("*"))
-    files += [here.parent / "formatting.py", here.parent / "hardware.py"]
+    """SHA-256 over the harness's code and the dashboard's assets: any change to what reads
+    records or draws pages (the records layer, labels, formatting, the pages) rebuilds all."""
+    package = Path(__file__).resolve().parent.parent
+    files = sorted(package.rglob("*.py")) + sorted((package / "dashboard" / "static").glob("*"))
     h = hashlib.sha256()
     for f in files:
-        h.update(f.name.encode())
+        h.update(f.relative_to(package).as_posix().encode())
         h.update(f.read_bytes())
     return h.hexdigest()
 
