@@ -3,14 +3,13 @@ distribution, GPU telemetry, resources by phase, configuration and provenance.""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from harness.dashboard import figures
 from harness.dashboard.archdata import ReportedView, RooflineView, reported_view, roofline_view
 from harness.dashboard.data import RunView
-from harness.dashboard.html import clean, esc
+from harness.dashboard.html import esc, pretty_json
 from harness.dashboard.layout import (
     cell,
     chart_card,
@@ -332,7 +331,7 @@ def _resources_section(rec: RunRecord) -> str:
 
 
 def _pretty(obj: Any) -> str:
-    return esc(json.dumps(clean(obj), indent=2, ensure_ascii=False, default=str))
+    return esc(pretty_json(obj))
 
 
 def _config_section(rec: RunRecord) -> str:
