@@ -357,7 +357,7 @@ def _measure(
         finally:
             telemetry.end_window("accuracy")
         partial.accuracy_energy = telemetry.accuracy_energy(
-            "accuracy", sum(t.n_samples for t in partial.accuracy.values())
+            "accuracy", sum(t.n_samples for t in partial.accuracy.values()), list(partial.accuracy.values())
         )
         engine.check_alive()
     if plan.scenarios:
@@ -459,6 +459,8 @@ def _engine_memory(
         metrics_text=poller.last_text,
         checkpoint=local if local.is_dir() else None,
         nvml_memory_used_bytes=getattr(idle, "memory_used_bytes", None),
+        nvml_memory_total_bytes=getattr(idle, "memory_total_bytes", None),
+        nvml_reason=getattr(idle, "reason", None),
     )
 
 

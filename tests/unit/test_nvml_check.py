@@ -67,8 +67,9 @@ def test_window_counter_and_integral_agree_on_a_scripted_load(fake_nvml) -> None
             fake_nvml.clock.advance(0.05)
         idle = _window(sampler, gpus[0], 1001.0, 1009.0)
         load = _window(sampler, gpus[0], 1010.0, 1029.5)
-    assert idle.counter_j == pytest.approx(800.0, abs=0.01) and idle.ratio == pytest.approx(1.0)
-    assert load.counter_j == pytest.approx(11700.0, abs=0.01)
+    # The counter moves every 100 ms: its edges are good to one period's energy.
+    assert idle.counter_j == pytest.approx(800.0, abs=10) and idle.ratio == pytest.approx(1.0, abs=0.01)
+    assert load.counter_j == pytest.approx(11700.0, abs=60)
     assert load.ratio == pytest.approx(1.0, abs=0.005)  # the step at 1010 s costs < half a tick
     assert load.peak_power_w == 600.0 and load.counter_power_w == pytest.approx(600.0)
 
