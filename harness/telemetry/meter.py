@@ -55,7 +55,7 @@ MAX_POWER_GAP_S = 0.5  # power samples further apart than this make an integrate
 RETAIN_S = 2.0  # readings kept in memory before a new window (edge pads), once no window is open
 SETTLE_MAX_S = 30.0  # longest wait for idle power to go flat
 SETTLE_STEP_S = 0.5  # how often flatness is checked
-SETTLE_TOL_FRAC = 0.02  # consecutive 1 s means within 2 % ...
+SETTLE_TOL_FRAC = 0.01  # consecutive 1 s means within 1 % ...
 SETTLE_TOL_W = 1.0  # ... or 1 W per GPU, whichever is larger, count as flat
 
 
@@ -146,7 +146,7 @@ class NvmlGpuMeter:
     ) -> IdleBaseline:
         """Idle power (engine loaded, no requests) for ``seconds``, once power has settled.
 
-        Waits until two consecutive one-second means of total power differ by under 2 % (or
+        Waits until two consecutive one-second means of total power differ by under 1 % (or
         1 W per GPU), at most :data:`SETTLE_MAX_S`; then measures. Later windows subtract it.
         The memory reading survives a failed energy reading.
         """
