@@ -16,9 +16,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.records_energy import EnergySource, EnergyValue, EnergyWindow
+from harness.records_energy import EnergySource, EnergyValue, EnergyWindow, scenario_energy_value
 
-__all__ = ["EnergySource", "EnergyValue", "EnergyWindow"]  # the energy value type lives in records_energy
+# The energy value type lives in records_energy; re-exported here for readers of the record.
+__all__ = ["EnergySource", "EnergyValue", "EnergyWindow", "scenario_energy_value"]
 
 SCHEMA_VERSION = 1
 

@@ -12,7 +12,7 @@ evolve apart; it keeps the same model config (frozen, unknown keys rejected on w
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -138,6 +138,38 @@ class EnergyValue(BaseModel):
         """Relative change of J/token from ``other`` to this value (0.1 = 10 % more per token)."""
         a, b = self.energy_per_output_token_j, other.energy_per_output_token_j
         return a / b - 1.0 if a is not None and b else None
+
+
+def scenario_energy_value(scenario: Any) -> EnergyValue | None:
+    """The energy value every reader compares for a scenario (a ``ScenarioResult``), or None.
+
+    Records written since issue 10 carry it (``energy.measured``: the measured interval). Older
+    (v1) records only have the whole scenario window, warm-up included: their value is rebuilt
+    from it and labelled ``window='scenario_window'``, so a reader can tell the two apart and never
+    compares a gross figure with a measured-interval one unawares.
+    """
+    energy = getattr(scenario, "energy", None)
+    measured = getattr(energy, "measured", None)
+    if measured is not None:
+        return measured  # type: ignore[no-any-return]
+    resources = getattr(scenario, "resources", None)
+    energy_j = getattr(energy, "energy_j", None)
+    if energy_j is None:
+        energy_j = getattr(resources, "energy_j", None)
+    if energy is None and resources is None:
+        return None
+    reason = getattr(getattr(energy, "energy", None), "reason", None) or getattr(
+        getattr(resources, "energy", None), "reason", None
+    )
+    return EnergyValue.derive(
+        "scenario_window",
+        energy_j,
+        getattr(energy, "duration_s", None) or getattr(resources, "duration_s", None),
+        reason=reason,
+        source=getattr(energy, "energy_source", None),
+        output_tokens=getattr(scenario, "total_output_tokens", None),
+        requests=getattr(scenario, "completed", None),
+    )
 
 
 def _div(a: float | None, b: float | None) -> float | None:

@@ -26,7 +26,7 @@ from harness.gate.report import (
     Verdict,
 )
 from harness.hardware import hardware_label
-from harness.records import RunRecord, ScenarioResult
+from harness.records import RunRecord, ScenarioResult, scenario_energy_value
 from harness.suite import GateThreshold, SuiteSpec
 
 _NOT_METRICS = frozenset({"settings", "errors", "requests_path", "resources"})
@@ -164,14 +164,9 @@ def figure(record: RunRecord, check: Check) -> Figure:
     if sr is None:
         return Figure(None)
     if check.metric in SCENARIO_DERIVED:
-        energy = sr.resources.energy_j if sr.resources is not None else None
-        if energy is None:
-            return Figure(None)
-        if check.metric == "energy_j":
-            return Figure(energy)
-        if check.metric == "energy_per_output_token_j":
-            return Figure(energy / sr.total_output_tokens if sr.total_output_tokens else None)
-        return Figure(sr.total_output_tokens / energy if energy > 0 else None)
+        # The one energy value of the record (measured interval), not a re-derivation.
+        ev = scenario_energy_value(sr)
+        return Figure(None if ev is None else getattr(ev, check.metric))
     value = getattr(sr, check.metric)
     if value is None:
         return Figure(None)

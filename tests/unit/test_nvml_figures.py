@@ -241,3 +241,31 @@ def test_accuracy_energy_per_evaluated_and_per_correct_sample() -> None:
     assert only_ppl.energy_per_correct_sample_j is None and "no task scores" in (
         only_ppl.correct_reason or ""
     )
+
+
+# -- item 1, the readers: the gate and the dashboard read the one energy value ------------------
+
+
+def test_the_gate_and_the_dashboard_read_the_measured_interval_not_the_gross_window() -> None:
+    from harness.dashboard.data import scenario_view
+    from harness.gate.compare import figure
+    from harness.gate.report import Check
+    from harness.records import EnergyValue, ScenarioEnergy
+    from tests.factories import gate_record, gate_scenario
+
+    gross = gate_scenario(energy_j=1550.0)  # the whole window, warm-up included (as v1 records hold)
+    measured = EnergyValue.derive(
+        "measured", 750.0, 3.0, output_tokens=gross.total_output_tokens, requests=16
+    )
+    energy = ScenarioEnergy(energy_j=750.0, output_tokens=gross.total_output_tokens, measured=measured)
+    sr = gross.model_copy(update={"energy": energy})
+    check = Check("energy_per_output_token_j", "c1", "scenario", False, 0.05, None)
+    per_token = figure(gate_record(performance={"c1": sr}), check).value
+    assert per_token == pytest.approx(750.0 / gross.total_output_tokens)
+    assert scenario_view("c1", sr).energy_per_token_j == pytest.approx(per_token)
+    # A v1 record keeps its gross figure, labelled as such, so nobody mistakes it for a measured one.
+    old = figure(gate_record(performance={"c1": gross}), check).value
+    assert old == pytest.approx(1550.0 / gross.total_output_tokens)
+    from harness.records import scenario_energy_value
+
+    assert scenario_energy_value(gross).window == "scenario_window"  # type: ignore[union-attr]
