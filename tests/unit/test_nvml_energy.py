@@ -503,6 +503,19 @@ def test_without_a_gpu_every_gpu_figure_is_null_with_its_reason(tmp_path) -> Non
     assert again.environment.gpus == [] and again.environment.gpu_reason == why
     perf = again.performance["c2"].energy
     assert perf is not None and perf.energy is not None and perf.energy.reason == why
+    # The new figures of issue 10 are null with the same reason, never invented.
+    for value in (perf.measured, perf.gross, again.resources.accuracy_energy.value):  # type: ignore[union-attr]
+        assert (
+            value is not None and value.energy_j is None and value.reason == why and value.confidence is None
+        )
+    assert again.resources.accuracy_energy.energy_per_correct_sample_j is None  # type: ignore[union-attr]
+    assert again.resources.idle.settle_s is None and again.resources.idle.memory_total_bytes is None  # type: ignore[union-attr]
+    # ... and the run page shows each with its reason.
+    from harness.dashboard.energysection import energy_section
+
+    html = energy_section(again)
+    assert 'id="energy"' in html and "c2: measured interval (headline)" in html
+    assert html.count("NVML unavailable") >= 3 and "whole window, with warm-up" in html
 
 
 def test_phase_resources_still_accepts_no_gpu() -> None:

@@ -269,3 +269,38 @@ def test_the_gate_and_the_dashboard_read_the_measured_interval_not_the_gross_win
     from harness.records import scenario_energy_value
 
     assert scenario_energy_value(gross).window == "scenario_window"  # type: ignore[union-attr]
+
+
+def test_the_run_page_shows_each_energy_window_with_its_confidence() -> None:
+    from harness.dashboard.energysection import energy_section
+    from harness.records import EnergyValue, ScenarioEnergy, SteadyStateEnergy
+    from tests.factories import gate_record, gate_scenario
+
+    sr = gate_scenario()
+    n = sr.total_output_tokens
+    measured = EnergyValue.derive("measured", 750.0, 3.0, output_tokens=n, requests=16, source="counter")
+    gross = EnergyValue.derive("scenario_window", 1550.0, 5.0, output_tokens=n, source="counter")
+    steady_value = EnergyValue.derive(
+        "steady_state",
+        475.0,
+        1.9,
+        output_tokens=n / 2,
+        source="counter",
+        low_confidence_reason="window of 1.900 s",
+    )
+    steady = SteadyStateEnergy(
+        start_s=0.3,
+        end_s=2.2,
+        duration_s=1.9,
+        target_concurrency=2,
+        output_tokens=n / 2,
+        energy_j=475.0,
+        value=steady_value,
+    )
+    energy = ScenarioEnergy(
+        energy_j=750.0, output_tokens=n, measured=measured, gross=gross, steady_state=steady
+    )
+    html = energy_section(gate_record(performance={"c1": sr.model_copy(update={"energy": energy})}))
+    assert "c1: measured interval (headline)" in html and "c1: whole window, with warm-up" in html
+    assert "c1: steady state" in html and "low confidence: window of 1.900 s" in html
+    assert "high confidence" in html and "prefill charged to output tokens" in html
