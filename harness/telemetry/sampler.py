@@ -92,6 +92,9 @@ class GpuSampler:
         interval_s: seconds between ticks of the background thread.
         clock: time source for ``t_s`` (monotonic seconds); tests pass a fake one and drive
             :meth:`sample_now` by hand.
+        slow_interval_s: seconds between reads of memory, utilization, clock and temperature.
+        flush_rows: readings per Parquet row group streamed to the spool file (0: keep the whole
+            series in memory, as the GPU check does where pyarrow may be missing).
     """
 
     def __init__(
@@ -184,7 +187,7 @@ class GpuSampler:
             self._readings.extend(out)
             self._pending.extend(out)
             self.rows += len(out)
-            flush = len(self._pending) >= self.flush_rows and not self._spool_closed
+            flush = 0 < self.flush_rows <= len(self._pending) and not self._spool_closed
         if flush:
             self._flush()
         return out
@@ -310,7 +313,11 @@ class GpuSampler:
 
     def _flush(self) -> None:
         """Append the pending readings to the spool file (one row group)."""
-        import pyarrow.parquet as pq
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:  # the GPU check runs without pyarrow: keep the series in memory only
+            self._spool_closed = True
+            return
 
         with self._lock:
             rows, self._pending = self._pending, []
