@@ -306,6 +306,14 @@ def config_mismatches(baseline: RunRecord, candidate: RunRecord) -> list[str]:
         sb, sc = baseline.performance[name].settings, candidate.performance[name].settings
         for field in type(sb).model_fields:
             diff(f"scenario {name} {field}", getattr(sb, field), getattr(sc, field))
+        vb, vc = (
+            scenario_energy_value(baseline.performance[name]),
+            scenario_energy_value(candidate.performance[name]),
+        )
+        if vb is not None and vc is not None and vb.energy_j is not None and vc.energy_j is not None:
+            diff(
+                f"scenario {name} energy window", vb.window, vc.window
+            )  # gross vs measured: not like for like
     eb, ec = baseline.engine, candidate.engine
     if eb is not None and ec is not None:
         diff("engine kind", eb.kind, ec.kind)

@@ -304,3 +304,17 @@ def test_the_run_page_shows_each_energy_window_with_its_confidence() -> None:
     assert "c1: measured interval (headline)" in html and "c1: whole window, with warm-up" in html
     assert "c1: steady state" in html and "low confidence: window of 1.900 s" in html
     assert "high confidence" in html and "prefill charged to output tokens" in html
+
+
+def test_the_gate_refuses_a_gross_window_against_a_measured_one() -> None:
+    from harness.gate.compare import config_mismatches
+    from harness.records import EnergyValue, ScenarioEnergy
+    from tests.factories import gate_record, gate_scenario
+
+    old = gate_scenario(energy_j=1550.0)  # a v1 record: whole window only
+    measured = EnergyValue.derive("measured", 750.0, 3.0, output_tokens=old.total_output_tokens)
+    new = old.model_copy(
+        update={"energy": ScenarioEnergy(energy_j=750.0, output_tokens=1, measured=measured)}
+    )
+    lines = config_mismatches(gate_record(performance={"c1": old}), gate_record(performance={"c1": new}))
+    assert "scenario c1 energy window: 'scenario_window' → 'measured'" in lines
