@@ -69,7 +69,12 @@ PLAN_S = {
     "square waves (3 x 8 s)": 24.0,
     "sampler disturbance (2 x (4 s off + 4 s on))": 16.0,
 }
+SETTLE_LOAD_S = 10.0
+SETTLE_CAP_S = 30.0
+IDLE_S = 5.0
+POLL_S = 1.5
 LEVEL_S = 8.0
+LEVEL_RAMP_S = 1.5  # skipped at the start of each level: the ramp and the 1 s average
 WAVE_S = 8.0
 DISTURB_S = 4.0
 EMULATED_GPUS = 8
@@ -234,14 +239,14 @@ def run_check(device: int = 0, log: Callable[[str], None] = lambda _: None) -> C
         durations["read latency"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        loads.enqueue_matmuls(2.0)
+        loads.enqueue_matmuls(POLL_S + 0.5)
         polled = _poll(
             {
                 "energy counter": gpu.energy_mj,
                 "instant power": gpu.instant_power_w,
                 "average power": gpu.average_power_w,
             },
-            1.5,
+            POLL_S,
         )
         loads.sync()
         scores += period_scores(polled)
@@ -252,16 +257,16 @@ def run_check(device: int = 0, log: Callable[[str], None] = lambda _: None) -> C
         sampler.start()
         with _AveragePoller(gpu) as avg:
             t = time.perf_counter()
-            loads.matmul(10.0)
+            loads.matmul(SETTLE_LOAD_S)
             t_cool = sampler.sample_now()[0].t_s
             settle: float | None = None
-            while time.perf_counter() - t_cool < 30.0:
+            while time.perf_counter() - t_cool < SETTLE_CAP_S:
                 time.sleep(0.5)
                 settle = settle_time_s(_power(sampler), t_cool)
                 if settle is not None:
                     break
             i0 = sampler.sample_now()[0].t_s
-            time.sleep(5.0)
+            time.sleep(IDLE_S)
             i1 = sampler.sample_now()[0].t_s
             idle = _measure(sampler, avg, i0, i1)
             scores += settle_scores(settle, idle)
@@ -275,8 +280,8 @@ def run_check(device: int = 0, log: Callable[[str], None] = lambda _: None) -> C
                 s0 = sampler.sample_now()[0].t_s
                 run(LEVEL_S)
                 s1 = sampler.sample_now()[0].t_s
-                levels[name] = _measure(sampler, avg, s0 + 1.5, s1)  # past the ramp and the 1 s average
-                steady = (s0 + 1.5, s1)
+                levels[name] = _measure(sampler, avg, s0 + LEVEL_RAMP_S, s1)
+                steady = (s0 + LEVEL_RAMP_S, s1)
             limit = facts["power_limit_w"] if isinstance(facts["power_limit_w"], float) else None
             scores += level_scores(levels, idle.counter_w, limit)
             durations["load levels"] = time.perf_counter() - t

@@ -178,3 +178,88 @@ def test_gpu_check_imports_without_pydantic_numpy_or_torch() -> None:
         "import harness.telemetry.check\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+class _RealClock:
+    """The fake NVML's clock following real time, for a dry run of the whole check."""
+
+    @property
+    def t(self) -> float:
+        import time
+
+        return time.perf_counter()
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _stub_torch(uuid: str):
+    import time
+    from types import SimpleNamespace
+
+    cuda = SimpleNamespace(
+        is_available=lambda: True,
+        device_count=lambda: 1,
+        get_device_properties=lambda i: SimpleNamespace(uuid=uuid),
+        set_device=lambda i: None,
+        synchronize=lambda: None,
+    )
+    return SimpleNamespace(
+        __version__="stub",
+        cuda=cuda,
+        bfloat16="bf16",
+        randn=lambda *a, **k: object(),
+        empty=lambda *a, **k: object(),
+        matmul=lambda *a, **k: time.sleep(0.0002),
+    )
+
+
+def test_dry_run_of_every_step_on_a_fake_gpu_and_a_stub_torch(fake_nvml, monkeypatch, tmp_path) -> None:
+    """Every step runs, every figure is printed with a threshold and the JSON is complete (the
+    loads are stubs, so the load-ordering figure fails: exit status 1, not a crash)."""
+    import harness.telemetry.check as check
+
+    fake_nvml.clock = _RealClock()  # type: ignore[assignment]
+    gpu = fake_nvml.add_gpu(power=[(0.0, 120.0)])
+    monkeypatch.setitem(sys.modules, "torch", _stub_torch(gpu.uuid[4:]))
+    for name, value in {
+        "SETTLE_LOAD_S": 0.3,
+        "SETTLE_CAP_S": 3.0,
+        "IDLE_S": 0.5,
+        "POLL_S": 0.5,
+        "LEVEL_S": 0.6,
+        "LEVEL_RAMP_S": 0.1,
+        "WAVE_S": 0.3,
+        "DISTURB_S": 0.2,
+    }.items():
+        monkeypatch.setattr(check, name, value)
+    out = tmp_path / "check.json"
+    status = check.main(["--json", str(out)])
+    report = json.loads(out.read_text())
+    steps = {s["step"] for s in report["scores"]}
+    assert steps == {
+        "set-up",
+        "read latency",
+        "update period",
+        "settling",
+        "load levels",
+        "window length",
+        "square waves",
+        "whole run",
+        "sampler disturbance",
+    }
+    scores = {(s["step"], s["name"]): s for s in report["scores"]}
+    assert scores[("set-up", "torch device UUID == NVML UUID")]["passed"] is True
+    assert scores[("update period", "energy counter")]["value"] == pytest.approx(100.0, abs=15.0)
+    assert scores[("whole run", "NVML read errors")]["passed"] is True
+    assert scores[("load levels", "idle < decode < mid < matmul ≤ 1.05 × limit")]["passed"] is False
+    assert status == report["exit_status"] == 1
+    assert set(report["durations_s"]) == {
+        "set-up",
+        "read latency",
+        "update periods",
+        "settling",
+        "load levels",
+        "square waves",
+        "sampler disturbance",
+    }
