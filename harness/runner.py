@@ -12,13 +12,14 @@ import re
 import secrets
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from harness.engine.base import Engine, EngineError
+from harness.engine.watchdog import EngineWatchdog
 from harness.environment import collect_environment
 from harness.loadgen.metrics import RequestTiming
 from harness.plan import RunPlan
@@ -130,6 +131,7 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
     engine: Engine | None = None
     telemetry: TelemetrySession | None = None
     poller = None
+    watchdog: EngineWatchdog | None = None
     phases: dict[str, PhaseResources] = {}
     gpu_fields: dict[str, Any] = {}
     with _signals_as_interrupt() as signals:
@@ -152,6 +154,7 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
                 partial.engine_info = _engine_info(plan, engine, run_dir)
                 telemetry.attach(engine.pid)
                 telemetry.end_window("engine_start")
+            watchdog = _start_watchdog(plan, engine)
             from harness.engine.vllm_metrics import MetricsPoller, measure_engine_memory
 
             poller = MetricsPoller(engine.base_url)
@@ -168,15 +171,20 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
                 getattr(partial.idle, "reason", None),
             )
             telemetry.kv_capacity_tokens = partial.memory.kv_cache_capacity_tokens
-            _measure(plan, model, engine, telemetry, run_dir, partial, hooks)
+            with watchdog.guard():  # a hung engine interrupts lm-eval; the load generator polls it
+                _measure(plan, model, engine, telemetry, run_dir, partial, hooks, watchdog)
         except KeyboardInterrupt as exc:
             interrupted = exc
             error = f"interrupted ({exc or 'Ctrl-C'})"
         except Exception as exc:  # noqa: BLE001 - every failure becomes a failed record
             error = _describe_failure(exc, engine)
+            if watchdog is not None and watchdog.cause:
+                error = f"EngineError: {watchdog.cause} (the watchdog ended the run; then: {error[:500]})"
             (run_dir / "error.txt").write_text(traceback.format_exc())
         finally:
             try:
+                if watchdog is not None:
+                    watchdog.stop()
                 if poller is not None:
                     poller.stop()
                 if telemetry is not None:
@@ -230,6 +238,35 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
     return record
 
 
+def _start_watchdog(plan: RunPlan, engine: Engine) -> EngineWatchdog:
+    """Polls the engine during every phase (see harness.engine.watchdog)."""
+    pid = engine.pid
+
+    def gone() -> str | None:
+        try:
+            engine.check_alive()
+        except EngineError as exc:
+            return str(exc)
+        return None
+
+    def state() -> str | None:
+        import psutil
+
+        try:
+            return str(psutil.Process(pid).status()) if pid is not None else None
+        except psutil.Error:
+            return None
+
+    watchdog = EngineWatchdog(
+        engine.base_url,
+        timeout_s=plan.suite.spec.engine.watchdog_timeout_s,
+        process_check=gone if pid is not None else None,
+        process_state=state,
+    )
+    watchdog.start()
+    return watchdog
+
+
 def _engine_info(plan: RunPlan, engine: Engine, run_dir: Path) -> EngineInfo:
     command = getattr(engine, "command", None)
     log = run_dir / "engine.log"
@@ -261,6 +298,7 @@ def _measure(
     run_dir: Path,
     partial: _Partial,
     hooks: RunHooks,
+    watchdog: EngineWatchdog | None = None,
 ) -> None:
     spec = plan.suite.spec
     if plan.tasks:
@@ -290,13 +328,22 @@ def _measure(
         )
         engine.check_alive()
     if plan.scenarios:
-        from harness.loadgen.client import usable_token_ids
+        from harness.loadgen.client import token_counter, usable_token_ids
 
         token_ids = usable_token_ids(model.tokenizer)
+        count_tokens = token_counter(model.tokenizer)
         for scenario in plan.scenarios:
             hooks.on_scenario_start(scenario.name, scenario.num_requests)
-            partial.performance[scenario.name] = _run_scenario(
-                scenario, plan.seed, engine, token_ids, telemetry, run_dir, hooks
+            _run_scenario(
+                scenario,
+                plan.seed,
+                engine,
+                (token_ids, count_tokens, model.tokenizer),
+                telemetry,
+                run_dir,
+                hooks,
+                partial,
+                watchdog,
             )
             engine.check_alive()
 
@@ -305,25 +352,43 @@ def _run_scenario(
     scenario: PerfScenario,
     seed: int,
     engine: Engine,
-    token_ids: list[int],
+    tokenizer: tuple[list[int], Callable[[str], int], str],
     telemetry: TelemetrySession,
     run_dir: Path,
     hooks: RunHooks,
-) -> ScenarioResult:
+    partial: _Partial,
+    watchdog: EngineWatchdog | None = None,
+) -> None:
+    """Run one scenario into ``partial.performance`` (also what it measured before a hung engine)."""
     from harness.loadgen.client import LoadSpec, run_load, write_requests_parquet
     from harness.loadgen.metrics import aggregate
+    from harness.loadgen.peer_command import vllm_bench_command
+    from harness.loadgen.prompts import scenario_seed
 
-    # The record's settings and the load generator's spec are the same figures.
-    settings = ScenarioSettings(**scenario.model_dump(exclude={"name"}), seed=seed)
-    load = LoadSpec(**settings.model_dump())
+    token_ids, count_tokens, tokenizer_path = tokenizer
+    # The record's settings and the load generator's spec are the same figures; the scenario
+    # draws its own prompts and arrivals, so it never hits another scenario's prefix cache.
+    fields = scenario.model_dump(exclude={"name"})
+    load = LoadSpec(**fields, seed=scenario_seed(seed, scenario.name))
+    command = vllm_bench_command(load, engine.base_url, engine.served_name, tokenizer_path)
+    settings = ScenarioSettings(**fields, seed=seed, scenario_seed=load.seed, vllm_bench_command=command)
     window = f"scenario:{scenario.name}"
     telemetry.begin_window(window)
     try:
-        result = run_load(load, engine.base_url, engine.served_name, token_ids, on_done=hooks.on_request_done)
+        with watchdog.suspended() if watchdog is not None else nullcontext():  # aborts by itself
+            result = run_load(
+                load,
+                engine.base_url,
+                engine.served_name,
+                token_ids,
+                on_done=hooks.on_request_done,
+                count_tokens=count_tokens,
+                abort=watchdog,
+            )
     finally:
         phase = telemetry.end_window(window)
-    agg = aggregate(result.requests)
-    if agg["completed"] == 0:
+    agg = aggregate(result.requests, duration_s=result.duration_s)
+    if agg["completed"] == 0 and not result.aborted:
         raise EngineError(f"scenario {scenario.name}: every request failed: {'; '.join(agg['errors'][:3])}")
     rel = Path("requests") / f"{scenario.name}.parquet"
     (run_dir / rel.parent).mkdir(parents=True, exist_ok=True)
@@ -336,15 +401,18 @@ def _run_scenario(
         target_concurrency=scenario.concurrency if scenario.request_rate is None else None,
         first_send_s=result.first_send_s,
     )
-    return ScenarioResult(
+    partial.performance[scenario.name] = ScenarioResult(
         settings=settings,
         client_cpu_s=result.client_cpu_s,
         client_cpu_us_per_output_token=(result.client_cpu_s * 1e6 / out_tokens) if out_tokens else None,
         requests_path=str(rel),
+        incomplete=result.aborted,
         resources=phase,
         energy=energy,
         **agg,
     )
+    if result.aborted:
+        raise EngineError(f"scenario {scenario.name}: {result.aborted}")
 
 
 def _timeline_rows(requests: list[RequestTiming]) -> list[dict[str, Any]]:
