@@ -68,9 +68,9 @@ def steady_state_window(
 
     Returns:
         (span, None), or (None, why) where the scenario never reaches that state. The span's
-        ``low_confidence_reason`` says when the batch was below the target for more than 10 %
-        of it (stalls, prefills of refills) or fewer than ``target_concurrency`` requests
-        completed inside it.
+        ``low_confidence_reason`` says when fewer than the target were in flight for more than
+        10 % of it (the client did not keep the batch full: slow refills, stalls) or fewer than
+        ``target_concurrency`` requests completed inside it.
     """
     if target_concurrency < 1:
         return None, "no concurrency target"
@@ -97,12 +97,18 @@ def steady_state_window(
             "steady state has no duration: the batch can no longer be refilled before it is full "
             "(too few requests for the concurrency)"
         )
-    full_s = _time_at_or_above(steps, target_concurrency, start, end)
+    in_flight = _steps(
+        sorted(
+            [e for r in rows for e in ((float(r["send_s"]), +1), (float(r["end_s"]), -1))],
+            key=lambda e: (e[0], e[1]),
+        )
+    )
+    full_s = _time_at_or_above(in_flight, target_concurrency, start, end)
     done = sum(1 for r in rows if start < float(r["end_s"]) <= end)
     why: list[str] = []
     if full_s < MIN_FULL_BATCH_FRAC * (end - start):
         why.append(
-            f"the batch was below {target_concurrency} decoding requests for "
+            f"fewer than {target_concurrency} requests were in flight for "
             f"{(1 - full_s / (end - start)) * 100:.0f} % of the steady state"
         )
     if done < target_concurrency:
