@@ -29,6 +29,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.record_analytics import RecordAnalytics
+from harness.records_energy import EnergySource, EnergyValue, EnergyWindow, scenario_energy_value
+
+# The energy value type lives in records_energy; re-exported here for readers of the record.
+__all__ = ["EnergySource", "EnergyValue", "EnergyWindow", "scenario_energy_value"]
 
 SCHEMA_VERSION: Literal[2] = 2
 
@@ -109,6 +113,19 @@ class GpuInfo(Frozen):
     unmeasured: dict[str, str] = Field(
         default_factory=dict, description="Field name -> why it is null (e.g. 'Not Supported' on this GPU)."
     )
+    pci_bus_id: str | None = Field(
+        default=None,
+        description="PCI bus id; GPUs are numbered in this order (CUDA_DEVICE_ORDER=PCI_BUS_ID).",
+    )
+    mig_mode: bool | None = Field(
+        default=None, description="MIG enabled: energy is the whole GPU's, so none is reported."
+    )
+    power_scope: Literal["gpu", "module", "memory"] | None = Field(
+        default=None, description="Scope the instant power field answered for (GH200: module = GPU + CPU)."
+    )
+    counter_update_period_s: float | None = Field(
+        default=None, description="Measured update period of the energy counter (~0.1 s on recent GPUs)."
+    )
 
 
 class Environment(Frozen):
@@ -158,9 +175,6 @@ class TaskResult(Frozen):
     def task(self) -> str:
         """The task name (schema v1's field name)."""
         return self.name
-
-
-EnergySource = Literal["counter", "power_integration", "mixed"]
 
 
 class GpuDeviceWindow(Frozen):
@@ -213,6 +227,9 @@ class GpuPhaseTelemetry(Frozen):
     sample_rate_hz: float | None = Field(
         default=None, description="Achieved sampler rate inside the window, per GPU."
     )
+    counter_update_period_s: float | None = Field(
+        default=None, description="Energy counter update period used for the confidence flag."
+    )
     devices: list[GpuDeviceWindow] = Field(default_factory=list)
 
 
@@ -263,6 +280,12 @@ class SteadyStateEnergy(Frozen):
     output_tokens_per_j: float | None = None
     energy_above_idle_j: float | None = None
     energy_per_output_token_above_idle_j: float | None = None
+    low_confidence_reason: str | None = Field(
+        default=None, description="Why this steady-state figure is low-confidence, where it is."
+    )
+    value: EnergyValue | None = Field(
+        default=None, description="The same figure as the one energy value type."
+    )
 
 
 class ScenarioEnergy(Frozen):
@@ -282,6 +305,16 @@ class ScenarioEnergy(Frozen):
     steady_state: SteadyStateEnergy | None = None
     steady_state_reason: str | None = Field(
         default=None, description="Why steady_state is null, where it is."
+    )
+    measured: EnergyValue | None = Field(
+        default=None,
+        description=(
+            "Headline: first measured send to last measured completion (the flat fields above repeat "
+            "it). Prefill energy is charged to output tokens, as ML.ENERGY does."
+        ),
+    )
+    gross: EnergyValue | None = Field(
+        default=None, description="The whole scenario window, including warm-up and prompt building."
     )
 
 
@@ -380,6 +413,18 @@ class AccuracyEnergy(Frozen):
     energy_per_sample_j: float | None = None
     energy_above_idle_j: float | None = None
     energy_per_sample_above_idle_j: float | None = None
+    correct_samples: float | None = Field(
+        default=None, description="Sum over tasks of n_samples x score, for scores that are proportions."
+    )
+    energy_per_correct_sample_j: float | None = Field(
+        default=None, description="energy_j / correct_samples: joules per correct answer."
+    )
+    correct_reason: str | None = Field(
+        default=None, description="Why energy_per_correct_sample_j is null or which tasks it leaves out."
+    )
+    value: EnergyValue | None = Field(
+        default=None, description="The same figure as the one energy value type."
+    )
 
 
 class IdleBaseline(Frozen):
@@ -394,6 +439,16 @@ class IdleBaseline(Frozen):
         default=None, description="NVML memory used with the engine loaded and idle, summed over GPUs."
     )
     reason: str | None = Field(default=None, description="Why power_w is null, where it is.")
+    memory_total_bytes: int | None = Field(default=None, description="NVML memory total, summed over GPUs.")
+    settle_s: float | None = Field(
+        default=None, description="Seconds waited for the 1 s mean power to go flat before measuring."
+    )
+    settled: bool | None = Field(
+        default=None, description="False where power was still falling when the settle cap was reached."
+    )
+    power_spread_w: float | None = Field(
+        default=None, description="Standard deviation of sampled idle power (sum over GPUs), watts."
+    )
 
 
 class EngineMemory(Frozen):

@@ -168,6 +168,8 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
                 poller,
                 Path(model.path),
                 getattr(partial.idle, "memory_used_bytes", None),
+                getattr(partial.idle, "memory_total_bytes", None),
+                getattr(partial.idle, "reason", None),
             )
             telemetry.kv_capacity_tokens = partial.memory.kv_cache_capacity_tokens
             with watchdog.guard():  # a hung engine interrupts lm-eval; the load generator polls it
@@ -323,7 +325,7 @@ def _measure(
         finally:
             telemetry.end_window("accuracy")
         partial.accuracy_energy = telemetry.accuracy_energy(
-            "accuracy", sum(t.n_samples for t in partial.accuracy.values())
+            "accuracy", sum(t.n_samples for t in partial.accuracy.values()), list(partial.accuracy.values())
         )
         engine.check_alive()
     if plan.scenarios:

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from harness.formatting import MISSING, finite
 from harness.hardware import hardware_label
-from harness.records import GpuPhaseTelemetry, RunRecord, ScenarioResult
+from harness.records import GpuPhaseTelemetry, RunRecord, ScenarioResult, scenario_energy_value
 from harness.store import read_record
 
 
@@ -98,8 +98,9 @@ class ScenarioView(NamedTuple):
 
 
 def scenario_view(name: str, s: ScenarioResult) -> ScenarioView:
-    energy = finite(s.resources.energy_j) if s.resources is not None else None
-    per_token = energy / s.total_output_tokens if energy is not None and s.total_output_tokens > 0 else None
+    ev = scenario_energy_value(s)  # the record's one energy value: the measured interval
+    energy = finite(ev.energy_j) if ev is not None else None
+    per_token = finite(ev.energy_per_output_token_j) if ev is not None else None
     return ScenarioView(
         name=name,
         concurrency=s.settings.concurrency,

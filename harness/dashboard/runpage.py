@@ -9,6 +9,7 @@ from typing import Any
 from harness.dashboard import figures
 from harness.dashboard.archdata import ReportedView, RooflineView, reported_view, roofline_view
 from harness.dashboard.data import RunView
+from harness.dashboard.energysection import energy_section
 from harness.dashboard.html import esc, pretty_json
 from harness.dashboard.layout import (
     cell,
@@ -88,6 +89,7 @@ def run_page(
             chart_card("chart-gpu", "Power and memory over the run", "NVML samples per GPU.", gpu, root="../")
         )
     parts.append("</div>")
+    parts.append(energy_section(rec))
     parts.append(_resources_section(rec))
     parts.append(_config_section(rec))
     parts.append(_provenance_section(rec))
