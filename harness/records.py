@@ -398,6 +398,11 @@ class RunRecord(Frozen):
     performance: dict[str, ScenarioResult] = Field(default_factory=dict)
     resources: Resources | None = None
     analytics: dict[str, Any] | None = Field(default=None, description="Architecture analytics of the model.")
+    fingerprint: str | None = Field(
+        default=None,
+        description="Cell fingerprint (model identity, engine arguments, suite workload, variant): "
+        "names the same cell across executors; `harness run --resume` skips cells with an ok record of it.",
+    )
 
     @property
     def duration_s(self) -> float:
