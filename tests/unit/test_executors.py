@@ -85,3 +85,23 @@ def test_driver_record_for_a_dead_cell(tmp_path: Path) -> None:
 def test_unknown_executor_is_a_clear_error() -> None:
     with pytest.raises(ExecutorError, match="choose from local, ray"):
         get_executor("slurm")
+
+
+def test_the_kuberay_example_runs_a_valid_command() -> None:
+    import shlex
+
+    import yaml
+
+    from harness.cli import build_parser
+
+    root = Path(__file__).resolve().parents[2]
+    job, pvc = yaml.safe_load_all((root / "examples" / "kuberay-rayjob.yaml").read_text())
+    assert job["kind"] == "RayJob" and pvc["kind"] == "PersistentVolumeClaim"
+    argv = shlex.split(job["spec"]["entrypoint"])
+    assert argv[0] == "harness"
+    args = build_parser().parse_args(argv[1:])
+    assert args.executor == "ray" and args.resume and args.results == "/results"
+    cells = plan_cells(load_suite(args.suite), args.model)
+    assert len(cells) == 4 and all(c.resources.num_gpus == 1 for c in cells)
+    workers = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]
+    assert workers["resources"]["limits"]["nvidia.com/gpu"] == "1"
