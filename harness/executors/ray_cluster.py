@@ -226,9 +226,11 @@ class _Campaign:
         try:
             while self.refs or self.reserving:
                 self._admit_reserved()
-                ready, _ = (
-                    self.ray.wait(list(self.refs), num_returns=1, timeout=0.5) if self.refs else ([], [])
-                )
+                ready: list[Any] = []
+                if self.refs:
+                    ready, _ = self.ray.wait(list(self.refs), num_returns=1, timeout=0.5)
+                else:  # only placement groups to wait for
+                    time.sleep(0.5)
                 self._drain_events()
                 for ref in ready:
                     self._collect(ref, self.refs.pop(ref))
