@@ -270,6 +270,24 @@ class ScenarioSettings(Frozen):
     request_rate: float | None
     warmup_requests: int
     seed: int
+    burstiness: float = Field(default=1.0, description="Gamma shape of inter-arrival times (1.0 = Poisson).")
+    ramp_up_strategy: str | None = Field(default=None, description="linear or exponential ramp-up, if any.")
+    ramp_up_start_rps: int | None = Field(default=None, description="Ramp-up start rate, requests/s.")
+    ramp_up_end_rps: int | None = Field(default=None, description="Ramp-up end rate, requests/s.")
+    temperature: float | None = Field(
+        default=None,
+        description="Sampling temperature sent (0 = greedy); null in records before it was stated.",
+    )
+    top_p: float | None = Field(
+        default=None, description="top_p sent, or null when the server's default applied."
+    )
+    request_timeout_s: float | None = Field(default=None, description="Per-request timeout of the client.")
+    scenario_seed: int | None = Field(
+        default=None, description="The scenario's own seed (prompts, arrivals), from `seed` and its name."
+    )
+    vllm_bench_command: str | None = Field(
+        default=None, description="The equivalent `vllm bench serve` command line against the same server."
+    )
 
 
 class ScenarioResult(Frozen):
@@ -278,7 +296,10 @@ class ScenarioResult(Frozen):
     settings: ScenarioSettings
     completed: int
     failed: int
-    duration: float = Field(description="Seconds from the first request sent to the last completion.")
+    duration: float = Field(
+        description="Seconds from the start of dispatch to the end of the gather (vllm bench serve's); "
+        "in records before that, from the first request sent to the last completion."
+    )
     total_input_tokens: int
     total_output_tokens: int
     request_throughput: float = Field(description="Completed requests per second.")
@@ -312,6 +333,9 @@ class ScenarioResult(Frozen):
     errors: list[str] = Field(default_factory=list, description="Distinct error messages of failed requests.")
     requests_path: str | None = Field(
         default=None, description="Per-request table, relative to the run folder."
+    )
+    incomplete: str | None = Field(
+        default=None, description="Why the scenario stopped before all its requests ended (e.g. hung engine)."
     )
     resources: PhaseResources | None = None
     energy: ScenarioEnergy | None = Field(

@@ -12,13 +12,14 @@ import re
 import secrets
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from harness.engine.base import Engine, EngineError
+from harness.engine.watchdog import EngineWatchdog
 from harness.environment import collect_environment
 from harness.loadgen.metrics import RequestTiming
 from harness.plan import RunPlan
@@ -40,19 +41,7 @@ from harness.records import (
 from harness.store import runs_dir, write_record
 from harness.suite import PerfScenario
 from harness.telemetry import TelemetrySession
-
-
-class ModelUnavailableError(RuntimeError):
-    """The weights cannot be had on this machine (no network and no local copy)."""
-
-
-@dataclass
-class ResolvedModel:
-    path: str  # what the engine loads: a directory or a Hub id
-    tokenizer: str
-    revision: str | None
-    checksum: str | None
-    source_note: str
+from harness.weights import ResolvedModel, resolve_model
 
 
 @dataclass
@@ -81,72 +70,6 @@ def new_run_id(model: str, suite: str, now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{model}-{suite}").strip("-")[:80]
     return f"{now:%Y%m%dT%H%M%SZ}-{slug}-{secrets.token_hex(2)}"
-
-
-def resolve_model(plan: RunPlan) -> ResolvedModel:
-    """Where the engine gets the weights; fails at once, with a remedy, if it cannot."""
-    from harness.checkpoints import checkpoint_checksum, ensure_checkpoint
-
-    m = plan.model
-    if m.source == "builtin":
-        path = ensure_checkpoint(m.name)
-        return ResolvedModel(str(path), str(path), None, checkpoint_checksum(path), "built on this machine")
-    if m.source == "local":
-        assert m.local_path is not None
-        return ResolvedModel(
-            m.local_path, m.local_path, None, checkpoint_checksum(Path(m.local_path)), "local"
-        )
-    assert m.hub_id is not None
-    return _resolve_hub(m.hub_id, gated=m.gated)
-
-
-def _hub_reachable(timeout_s: float = 5.0) -> bool:
-    import socket
-    import threading
-    from urllib.parse import urlparse
-
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
-        return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    ok: list[bool] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection((host, 443), timeout=timeout_s).close()
-            ok.append(True)
-        except OSError:
-            ok.append(False)
-
-    th = threading.Thread(target=probe, daemon=True)
-    th.start()
-    th.join(timeout_s + 1)  # DNS resolution has no timeout of its own
-    return bool(ok and ok[0])
-
-
-def _resolve_hub(hub_id: str, gated: bool) -> ResolvedModel:
-    from huggingface_hub import snapshot_download
-
-    try:  # a complete local copy in the Hugging Face cache works offline
-        path = snapshot_download(hub_id, local_files_only=True)
-        return ResolvedModel(path, path, Path(path).name, None, "Hugging Face cache")
-    except Exception:  # noqa: BLE001 - any cache miss means: not available locally
-        pass
-    if not _hub_reachable():
-        token = " with HF_TOKEN set (gated model: accept its licence first)" if gated else ""
-        raise ModelUnavailableError(
-            f"the weights of {hub_id} cannot be fetched: the Hugging Face Hub is not reachable from this "
-            f"machine and no local copy is in the Hugging Face cache. Download them where there is network"
-            f"{token} (`huggingface-cli download {hub_id} --local-dir DIR`), copy DIR here and run "
-            f"`harness run SUITE --model DIR`, or set HF_HOME to a cache that holds them."
-        )
-    revision: str | None = None
-    try:
-        from huggingface_hub import HfApi
-
-        revision = HfApi().model_info(hub_id).sha
-    except Exception:  # noqa: BLE001 - the engine gives the real error (auth, missing repo)
-        pass
-    return ResolvedModel(hub_id, hub_id, revision, None, "Hugging Face Hub")
 
 
 def _make_engine(plan: RunPlan, model: ResolvedModel, run_dir: Path) -> Engine:
@@ -214,6 +137,7 @@ def execute(
     engine: Engine | None = None
     telemetry: TelemetrySession | None = None
     poller = None
+    watchdog: EngineWatchdog | None = None
     phases: dict[str, PhaseResources] = {}
     gpu_fields: dict[str, Any] = {}
     with _signals_as_interrupt() as signals:
@@ -236,24 +160,35 @@ def execute(
                 partial.engine_info = _engine_info(plan, engine, run_dir)
                 telemetry.attach(engine.pid)
                 telemetry.end_window("engine_start")
-            from harness.engine.vllm_metrics import MetricsPoller
+            watchdog = _start_watchdog(plan, engine)
+            from harness.engine.vllm_metrics import MetricsPoller, measure_engine_memory
 
             poller = MetricsPoller(engine.base_url)
             telemetry.kv_cache = poller
             poller.start()
             hooks.on_phase("idle baseline")
             partial.idle = telemetry.measure_idle(5.0)
-            partial.memory = _engine_memory(engine, model, run_dir, poller, partial.idle)
+            partial.memory = measure_engine_memory(
+                run_dir / "engine.log",
+                poller,
+                Path(model.path),
+                getattr(partial.idle, "memory_used_bytes", None),
+            )
             telemetry.kv_capacity_tokens = partial.memory.kv_cache_capacity_tokens
-            _measure(plan, model, engine, telemetry, run_dir, partial, hooks)
+            with watchdog.guard():  # a hung engine interrupts lm-eval; the load generator polls it
+                _measure(plan, model, engine, telemetry, run_dir, partial, hooks, watchdog)
         except KeyboardInterrupt as exc:
             interrupted = exc
             error = f"interrupted ({exc or 'Ctrl-C'})"
         except Exception as exc:  # noqa: BLE001 - every failure becomes a failed record
             error = _describe_failure(exc, engine)
+            if watchdog is not None and watchdog.cause:
+                error = f"EngineError: {watchdog.cause} (the watchdog ended the run; then: {error[:500]})"
             (run_dir / "error.txt").write_text(traceback.format_exc())
         finally:
             try:
+                if watchdog is not None:
+                    watchdog.stop()
                 if poller is not None:
                     poller.stop()
                 if telemetry is not None:
@@ -308,6 +243,35 @@ def execute(
     return record
 
 
+def _start_watchdog(plan: RunPlan, engine: Engine) -> EngineWatchdog:
+    """Polls the engine during every phase (see harness.engine.watchdog)."""
+    pid = engine.pid
+
+    def gone() -> str | None:
+        try:
+            engine.check_alive()
+        except EngineError as exc:
+            return str(exc)
+        return None
+
+    def state() -> str | None:
+        import psutil
+
+        try:
+            return str(psutil.Process(pid).status()) if pid is not None else None
+        except psutil.Error:
+            return None
+
+    watchdog = EngineWatchdog(
+        engine.base_url,
+        timeout_s=plan.suite.spec.engine.watchdog_timeout_s,
+        process_check=gone if pid is not None else None,
+        process_state=state,
+    )
+    watchdog.start()
+    return watchdog
+
+
 def _engine_info(plan: RunPlan, engine: Engine, run_dir: Path) -> EngineInfo:
     command = getattr(engine, "command", None)
     log = run_dir / "engine.log"
@@ -339,6 +303,7 @@ def _measure(
     run_dir: Path,
     partial: _Partial,
     hooks: RunHooks,
+    watchdog: EngineWatchdog | None = None,
 ) -> None:
     spec = plan.suite.spec
     if plan.tasks:
@@ -368,13 +333,22 @@ def _measure(
         )
         engine.check_alive()
     if plan.scenarios:
-        from harness.loadgen.client import usable_token_ids
+        from harness.loadgen.client import token_counter, usable_token_ids
 
         token_ids = usable_token_ids(model.tokenizer)
+        count_tokens = token_counter(model.tokenizer)
         for scenario in plan.scenarios:
             hooks.on_scenario_start(scenario.name, scenario.num_requests)
-            partial.performance[scenario.name] = _run_scenario(
-                scenario, plan.seed, engine, token_ids, telemetry, run_dir, hooks
+            _run_scenario(
+                scenario,
+                plan.seed,
+                engine,
+                (token_ids, count_tokens, model.tokenizer),
+                telemetry,
+                run_dir,
+                hooks,
+                partial,
+                watchdog,
             )
             engine.check_alive()
 
@@ -383,25 +357,43 @@ def _run_scenario(
     scenario: PerfScenario,
     seed: int,
     engine: Engine,
-    token_ids: list[int],
+    tokenizer: tuple[list[int], Callable[[str], int], str],
     telemetry: TelemetrySession,
     run_dir: Path,
     hooks: RunHooks,
-) -> ScenarioResult:
+    partial: _Partial,
+    watchdog: EngineWatchdog | None = None,
+) -> None:
+    """Run one scenario into ``partial.performance`` (also what it measured before a hung engine)."""
     from harness.loadgen.client import LoadSpec, run_load, write_requests_parquet
     from harness.loadgen.metrics import aggregate
+    from harness.loadgen.peer_command import vllm_bench_command
+    from harness.loadgen.prompts import scenario_seed
 
-    # The record's settings and the load generator's spec are the same figures.
-    settings = ScenarioSettings(**scenario.model_dump(exclude={"name"}), seed=seed)
-    load = LoadSpec(**settings.model_dump())
+    token_ids, count_tokens, tokenizer_path = tokenizer
+    # The record's settings and the load generator's spec are the same figures; the scenario
+    # draws its own prompts and arrivals, so it never hits another scenario's prefix cache.
+    fields = scenario.model_dump(exclude={"name"})
+    load = LoadSpec(**fields, seed=scenario_seed(seed, scenario.name))
+    command = vllm_bench_command(load, engine.base_url, engine.served_name, tokenizer_path)
+    settings = ScenarioSettings(**fields, seed=seed, scenario_seed=load.seed, vllm_bench_command=command)
     window = f"scenario:{scenario.name}"
     telemetry.begin_window(window)
     try:
-        result = run_load(load, engine.base_url, engine.served_name, token_ids, on_done=hooks.on_request_done)
+        with watchdog.suspended() if watchdog is not None else nullcontext():  # aborts by itself
+            result = run_load(
+                load,
+                engine.base_url,
+                engine.served_name,
+                token_ids,
+                on_done=hooks.on_request_done,
+                count_tokens=count_tokens,
+                abort=watchdog,
+            )
     finally:
         phase = telemetry.end_window(window)
-    agg = aggregate(result.requests)
-    if agg["completed"] == 0:
+    agg = aggregate(result.requests, duration_s=result.duration_s)
+    if agg["completed"] == 0 and not result.aborted:
         raise EngineError(f"scenario {scenario.name}: every request failed: {'; '.join(agg['errors'][:3])}")
     rel = Path("requests") / f"{scenario.name}.parquet"
     (run_dir / rel.parent).mkdir(parents=True, exist_ok=True)
@@ -414,15 +406,18 @@ def _run_scenario(
         target_concurrency=scenario.concurrency if scenario.request_rate is None else None,
         first_send_s=result.first_send_s,
     )
-    return ScenarioResult(
+    partial.performance[scenario.name] = ScenarioResult(
         settings=settings,
         client_cpu_s=result.client_cpu_s,
         client_cpu_us_per_output_token=(result.client_cpu_s * 1e6 / out_tokens) if out_tokens else None,
         requests_path=str(rel),
+        incomplete=result.aborted,
         resources=phase,
         energy=energy,
         **agg,
     )
+    if result.aborted:
+        raise EngineError(f"scenario {scenario.name}: {result.aborted}")
 
 
 def _timeline_rows(requests: list[RequestTiming]) -> list[dict[str, Any]]:
@@ -451,24 +446,6 @@ def _analytics(plan: RunPlan, partial: _Partial, environment: Any) -> dict[str, 
     )
 
 
-def _engine_memory(
-    engine: Engine, model: ResolvedModel, run_dir: Path, poller: Any, idle: IdleBaseline | None
-) -> EngineMemory:
-    """Weights, KV-cache capacity and NVML's figure side by side (NVML's alone says little,
-    since vLLM pre-allocates most of the card for its KV cache)."""
-    from harness.engine.vllm_metrics import engine_memory
-
-    log = run_dir / "engine.log"
-    poller.poll_once()
-    local = Path(model.path)
-    return engine_memory(
-        log_text=log.read_text(errors="replace") if log.exists() else None,
-        metrics_text=poller.last_text,
-        checkpoint=local if local.is_dir() else None,
-        nvml_memory_used_bytes=getattr(idle, "memory_used_bytes", None),
-    )
-
-
 def _resources(phases: dict[str, PhaseResources], partial: _Partial) -> Resources:
     peaks = [p.engine_peak_rss_bytes for p in phases.values() if p.engine_peak_rss_bytes is not None]
     energies = [p.energy_j for p in phases.values()]
@@ -484,29 +461,3 @@ def _resources(phases: dict[str, PhaseResources], partial: _Partial) -> Resource
         memory=partial.memory,
         gpu_samples_path=partial.gpu_samples_path,
     )
-
-
-def requests_from_parquet(path: Path) -> list[RequestTiming]:
-    """The per-request table back as timings (for re-aggregation and tests)."""
-    import pyarrow.parquet as pq
-
-    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
-    out = []
-    for r in rows:
-        first = r["first_token_s"]
-        chunks = [first] if first is not None else []
-        for gap in r["itl_ms"] or []:
-            chunks.append(chunks[-1] + gap / 1000.0)
-        out.append(
-            RequestTiming(
-                index=r["index"],
-                send_s=r["send_s"],
-                input_tokens=r["input_tokens"],
-                first_token_s=first,
-                end_s=r["end_s"],
-                chunk_s=chunks,
-                output_tokens=r["output_tokens"],
-                error=r["error"],
-            )
-        )
-    return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -55,11 +55,52 @@ class PerfScenario(Spec):
         description="Poisson arrival rate in requests/s (open loop); `concurrency` caps it.",
     )
     warmup_requests: int = Field(default=1, ge=0, description="Unmeasured requests sent first.")
+    burstiness: float = Field(
+        default=1.0,
+        gt=0,
+        description="Gamma shape of the inter-arrival times (vllm bench serve --burstiness): 1.0 is a "
+        "Poisson process, below 1 burstier, above 1 more regular (gap CV = 1/sqrt(burstiness)).",
+    )
+    ramp_up_strategy: Literal["linear", "exponential"] | None = Field(
+        default=None,
+        description="Raise the arrival rate from `ramp_up_start_rps` to `ramp_up_end_rps` over the "
+        "scenario (vllm bench serve --ramp-up-strategy); replaces `request_rate`.",
+    )
+    ramp_up_start_rps: int | None = Field(
+        default=None, ge=1, description="Arrival rate of the first request with a ramp-up, requests/s."
+    )
+    ramp_up_end_rps: int | None = Field(
+        default=None, ge=1, description="Arrival rate of the last request with a ramp-up, requests/s."
+    )
+    temperature: float = Field(
+        default=0.0, ge=0, description="Sampling temperature sent with every request; 0 is greedy."
+    )
+    top_p: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Nucleus sampling mass sent with every request; unset: server's.",
+    )
+    request_timeout_s: float = Field(
+        default=6 * 60 * 60,
+        gt=0,
+        description="Seconds one request may take before it counts as failed (vllm bench serve: 6 h). "
+        "A hung engine is caught sooner by the engine watchdog (`engine.watchdog_timeout_s`).",
+    )
 
     @model_validator(mode="after")
     def _one_load_shape(self) -> PerfScenario:
-        if self.concurrency is None and self.request_rate is None:
-            raise ValueError("set `concurrency` or `request_rate`")
+        if self.ramp_up_strategy is not None:
+            if self.request_rate is not None:
+                raise ValueError("a ramp-up sets the arrival rate: remove `request_rate`")
+            if self.ramp_up_start_rps is None or self.ramp_up_end_rps is None:
+                raise ValueError("`ramp_up_strategy` needs `ramp_up_start_rps` and `ramp_up_end_rps`")
+            if self.ramp_up_start_rps > self.ramp_up_end_rps:
+                raise ValueError("`ramp_up_start_rps` must not exceed `ramp_up_end_rps`")
+        elif self.ramp_up_start_rps is not None or self.ramp_up_end_rps is not None:
+            raise ValueError("`ramp_up_start_rps`/`ramp_up_end_rps` need `ramp_up_strategy`")
+        if self.concurrency is None and self.request_rate is None and self.ramp_up_strategy is None:
+            raise ValueError("set `concurrency` or `request_rate` (or `ramp_up_strategy`)")
         return self
 
 
@@ -82,6 +123,12 @@ class EngineOverrides(Spec):
     )
     dtype: str | None = Field(default=None, description="Overrides the preset's dtype.")
     startup_timeout_s: float = Field(default=600, gt=0, description="Seconds to wait for /health.")
+    watchdog_timeout_s: float = Field(
+        default=60,
+        gt=0,
+        description="A running engine that does not answer /health (or whose process is gone) for this "
+        "many seconds ends the run as failed, keeping what was measured.",
+    )
     extra_args: list[str] = Field(default_factory=list, description="Extra vLLM server CLI arguments.")
 
 
