@@ -19,7 +19,7 @@ from harness.plan import plan_runs
 from harness.records import RunRecord
 from harness.store import load_records, runs_dir, write_record
 from harness.suite import SuiteError, load_suite
-from tests.gate_factories import make_record
+from tests.factories import make_record
 
 SUITE = """\
 name: camp

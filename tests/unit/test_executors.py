@@ -14,7 +14,7 @@ from harness.executors.base import CellEvent, describe_event, failed_cell_record
 from harness.executors.ray_cluster import _pack, _unpack, forwarded_env, task_options
 from harness.store import load_records, read_record, runs_dir, write_record
 from harness.suite import load_suite
-from tests.gate_factories import make_record
+from tests.factories import make_record
 
 CPU = CellResources(num_gpus=1, num_cpus=1, memory_bytes=2 * 2**30)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,14 +12,14 @@ from harness import merge
 from harness.cli import main
 from harness.merge import add_run_folder, merge_results
 from harness.store import load_records, read_record, runs_dir, write_record
-from tests.gate_factories import make_record
+from tests.factories import T0, make_record
 
 
 def _results(root: Path, *run_ids: str, minutes: int = 0) -> Path:
     """A results folder as a job-array task leaves it: records with a table and a log beside them."""
     for i, rid in enumerate(run_ids):
         d = runs_dir(root) / rid
-        write_record(d, make_record(run_id=rid, minutes=minutes + i))
+        write_record(d, make_record(run_id=rid, started_at=T0 + timedelta(minutes=minutes + i)))
         (d / "requests").mkdir()
         (d / "requests" / "c1.parquet").write_bytes(b"PAR1 rows of " + rid.encode())
         (d / "engine.log").write_text(f"log of {rid}\n")
