@@ -78,7 +78,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     def on_event(event: CellEvent) -> None:
         # The local executor draws progress bars for its one running cell; a cluster's cells get lines.
         if args.executor != "local" or event.state in ("skipped", "failed"):
-            err_console.print(describe_event(event), highlight=False)
+            err_console.print(describe_event(event), highlight=False, soft_wrap=True)
 
     campaign = run_campaign(
         args.suite,
