@@ -510,6 +510,11 @@ class RunRecord(Frozen):
     analytics: RecordAnalytics | None = Field(
         default=None, description="Architecture analytics of the model."
     )
+    fingerprint: str | None = Field(
+        default=None,
+        description="Cell fingerprint (model identity, engine arguments, suite workload, variant): "
+        "names the same cell across executors; `harness run --resume` skips cells with an ok record of it.",
+    )
 
     @model_validator(mode="after")
     def _names_unique(self) -> RunRecord:

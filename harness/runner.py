@@ -117,10 +117,16 @@ def _signals_as_interrupt() -> Iterator[list[int]]:
             signal.signal(s, h)
 
 
-def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunRecord:
+def execute(
+    plan: RunPlan, results: Path, hooks: RunHooks | None = None, fingerprint: str | None = None
+) -> RunRecord:
     """Run one plan to a record on disk. Never raises for run failures; KeyboardInterrupt is re-raised
-    after the failed record is written."""
+    after the failed record is written. `fingerprint` names the cell (computed from the plan if None)."""
     hooks = hooks or RunHooks()
+    if fingerprint is None:
+        from harness.cells import fingerprint as cell_fingerprint
+
+        fingerprint = cell_fingerprint(plan)
     started = datetime.now(timezone.utc)
     run_id = new_run_id(plan.model.name, plan.suite.spec.name, started)
     run_dir = runs_dir(results) / run_id
@@ -232,6 +238,7 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
         scenarios=list(performance.values()),
         resources=_resources(phases, partial),
         analytics=analytics,
+        fingerprint=fingerprint,
     )
     write_record(run_dir, record)
     if interrupted is not None:

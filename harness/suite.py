@@ -145,6 +145,20 @@ class GateThreshold(Spec):
     )
 
 
+class ResourcesSpec(Spec):
+    """Where each cell of the suite may run (read by the Ray executor; ignored by the local one)."""
+
+    accelerator_type: str | None = Field(
+        default=None,
+        description="GPU model every cell must run on, as Ray names it (e.g. H100, A100-80G, L4).",
+        examples=["H100"],
+    )
+    num_cpus: float = Field(default=1, gt=0, description="CPU cores reserved per cell.")
+    memory_gib: float = Field(
+        default=4, gt=0, description="Host memory reserved per cell on CPU-only nodes, GiB."
+    )
+
+
 class SuiteSpec(Spec):
     name: str = Field(description="Suite name, used in run ids and records.")
     description: str = ""
@@ -155,6 +169,9 @@ class SuiteSpec(Spec):
     performance: PerformanceSpec = Field(default_factory=PerformanceSpec)
     gates: list[GateThreshold] = Field(
         default_factory=list, description="Regression thresholds for `harness gate`."
+    )
+    resources: ResourcesSpec = Field(
+        default_factory=ResourcesSpec, description="What each cell asks a cluster scheduler for."
     )
 
 
