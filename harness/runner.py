@@ -24,6 +24,7 @@ from harness.engine.watchdog import EngineWatchdog
 from harness.environment import collect_environment
 from harness.loadgen.metrics import RequestTiming
 from harness.plan import RunPlan
+from harness.record_analytics import RecordAnalytics
 from harness.records import (
     AccuracyEnergy,
     EngineInfo,
@@ -121,10 +122,16 @@ def _signals_as_interrupt() -> Iterator[list[int]]:
             signal.signal(s, h)
 
 
-def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunRecord:
+def execute(
+    plan: RunPlan, results: Path, hooks: RunHooks | None = None, fingerprint: str | None = None
+) -> RunRecord:
     """Run one plan to a record on disk. Never raises for run failures; KeyboardInterrupt is re-raised
-    after the failed record is written."""
+    after the failed record is written. `fingerprint` names the cell (computed from the plan if None)."""
     hooks = hooks or RunHooks()
+    if fingerprint is None:
+        from harness.cells import fingerprint as cell_fingerprint
+
+        fingerprint = cell_fingerprint(plan)
     started = datetime.now(timezone.utc)
     tag = f"{plan.model.name}-{plan.variant.name}" if plan.variant is not None else plan.model.name
     run_id = new_run_id(tag, plan.suite.spec.name, started)
@@ -173,6 +180,8 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
                 poller,
                 Path(model.path),
                 getattr(partial.idle, "memory_used_bytes", None),
+                getattr(partial.idle, "memory_total_bytes", None),
+                getattr(partial.idle, "reason", None),
             )
             telemetry.kv_capacity_tokens = partial.memory.kv_cache_capacity_tokens
             with watchdog.guard():  # a hung engine interrupts lm-eval; the load generator polls it
@@ -233,10 +242,11 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
         environment=environment,
         started_at=started,
         finished_at=finished,
-        accuracy=partial.accuracy,
-        performance=performance,
+        tasks=list(partial.accuracy.values()),
+        scenarios=list(performance.values()),
         resources=_resources(phases, partial),
         analytics=analytics,
+        fingerprint=fingerprint,
     )
     write_record(run_dir, record)
     if interrupted is not None:
@@ -344,7 +354,7 @@ def _measure(
         finally:
             telemetry.end_window("accuracy")
         partial.accuracy_energy = telemetry.accuracy_energy(
-            "accuracy", sum(t.n_samples for t in partial.accuracy.values())
+            "accuracy", sum(t.n_samples for t in partial.accuracy.values()), list(partial.accuracy.values())
         )
         engine.check_alive()
     if plan.scenarios:
@@ -463,6 +473,7 @@ def _run_scenario(
         first_send_s=result.first_send_s,
     )
     partial.performance[scenario.name] = ScenarioResult(
+        name=scenario.name,
         settings=settings,
         client_cpu_s=result.client_cpu_s,
         client_cpu_us_per_output_token=(result.client_cpu_s * 1e6 / out_tokens) if out_tokens else None,
@@ -506,7 +517,7 @@ def _timeline_rows(requests: list[RequestTiming]) -> list[dict[str, Any]]:
     ]
 
 
-def _analytics(plan: RunPlan, partial: _Partial, environment: Any) -> dict[str, Any] | None:
+def _analytics(plan: RunPlan, partial: _Partial, environment: Any) -> RecordAnalytics | None:
     from harness.arch import record_analytics
 
     return record_analytics(

@@ -3,14 +3,14 @@ distribution, GPU telemetry, resources by phase, configuration and provenance.""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from harness.dashboard import figures
 from harness.dashboard.archdata import ReportedView, RooflineView, reported_view, roofline_view
 from harness.dashboard.data import RunView
-from harness.dashboard.html import clean, esc
+from harness.dashboard.energysection import energy_section
+from harness.dashboard.html import esc, pretty_json
 from harness.dashboard.layout import (
     cell,
     chart_card,
@@ -93,6 +93,7 @@ def run_page(
             chart_card("chart-gpu", "Power and memory over the run", "NVML samples per GPU.", gpu, root="../")
         )
     parts.append("</div>")
+    parts.append(energy_section(rec))
     parts.append(_resources_section(rec))
     parts.append(_config_section(rec))
     parts.append(_provenance_section(rec))
@@ -336,7 +337,7 @@ def _resources_section(rec: RunRecord) -> str:
 
 
 def _pretty(obj: Any) -> str:
-    return esc(json.dumps(clean(obj), indent=2, ensure_ascii=False, default=str))
+    return esc(pretty_json(obj))
 
 
 def _config_section(rec: RunRecord) -> str:
@@ -372,7 +373,7 @@ def _config_section(rec: RunRecord) -> str:
         f"<div><h3>Model</h3>{model}</div><div><h3>Engine</h3>{engine}</div></div>"
         f"<h3>Suite</h3>{suite}<details><summary>Suite as run</summary><pre class=json>{_pretty(rec.suite.spec)}</pre></details>"
         + (
-            f"<details><summary>Architecture analytics</summary><pre class=json>{_pretty(rec.analytics)}</pre></details>"
+            f"<details><summary>Architecture analytics</summary><pre class=json>{_pretty(rec.analytics.model_dump(mode='json'))}</pre></details>"
             if rec.analytics
             else ""
         )

@@ -77,6 +77,9 @@ def _model_table(rows: list[TechniqueRow]) -> str:
 
 def techniques_page(views: Sequence[RunView], palette: Palette, generated: str) -> str:
     """Every (suite, model) that ran variants: a table of deltas and a Pareto chart."""
+    # Only variant runs are read in full (their label carries "@variant"), so an incremental build
+    # of thousands of plain runs does not load every record for this page.
+    views = [v for v in views if "@" in v.model]
     records = [v.record for v in views]
     pairs = sorted({(r.suite.name, r.model.preset) for r in records if r.variant is not None})
     body = [

@@ -227,6 +227,7 @@ def engine_memory(
     checkpoint: Path | None = None,
     nvml_memory_used_bytes: int | None = None,
     nvml_memory_total_bytes: int | None = None,
+    nvml_reason: str | None = None,
 ) -> EngineMemory:
     """The run's memory figures from whatever is at hand; every null field has its reason."""
     reasons: dict[str, str] = {}
@@ -248,7 +249,9 @@ def engine_memory(
     if tokens is None:
         reasons["kv_cache_capacity_tokens"] = "no 'KV cache size' log line and no cache_config_info metric"
     if nvml_memory_used_bytes is None:
-        reasons["nvml_memory_used_bytes"] = "no NVIDIA GPU measured"
+        reasons["nvml_memory_used_bytes"] = nvml_reason or "no NVIDIA GPU measured"
+    if nvml_memory_total_bytes is None:
+        reasons["nvml_memory_total_bytes"] = nvml_reason or "no NVIDIA GPU measured"
     return EngineMemory(
         weights_bytes=weights,
         weights_source=weights_source,
@@ -265,7 +268,12 @@ def engine_memory(
 
 
 def measure_engine_memory(
-    log_path: Path, poller: MetricsPoller, model_path: Path, nvml_memory_used_bytes: int | None
+    log_path: Path,
+    poller: MetricsPoller,
+    model_path: Path,
+    nvml_memory_used_bytes: int | None,
+    nvml_memory_total_bytes: int | None = None,
+    nvml_reason: str | None = None,
 ) -> EngineMemory:
     """A running engine's memory figures: its log so far, ``/metrics`` polled now, the checkpoint.
 
@@ -278,6 +286,8 @@ def measure_engine_memory(
         metrics_text=poller.last_text,
         checkpoint=model_path if model_path.is_dir() else None,
         nvml_memory_used_bytes=nvml_memory_used_bytes,
+        nvml_memory_total_bytes=nvml_memory_total_bytes,
+        nvml_reason=nvml_reason,
     )
 
 

@@ -62,6 +62,8 @@ def engine_env(cpu: bool, kv_cache_gib: int) -> dict[str, str]:
     env.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     env.setdefault("VLLM_NO_USAGE_STATS", "1")
     env.setdefault("DO_NOT_TRACK", "1")
+    # CUDA numbers GPUs fastest-first by default; NVML (and the energy meter) by PCI bus id.
+    env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
     if cpu:
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
         # vLLM's CPU docs: Intel OpenMP from the venv is markedly faster than GNU OpenMP.
