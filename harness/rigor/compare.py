@@ -159,7 +159,7 @@ def paired_accuracy(
     if b.keys() != c.keys():
         only_b, only_c = len(b.keys() - c.keys()), len(c.keys() - b.keys())
         raise SampleLogError(
-            f"{task.task}: the runs evaluated different documents ({only_b} only in the baseline, "
+            f"{task.name}: the runs evaluated different documents ({only_b} only in the baseline, "
             f"{only_c} only in the candidate)"
         )
     keys = sorted(b)
@@ -167,7 +167,7 @@ def paired_accuracy(
     binary = all(v in (0.0, 1.0) for v in xb + xc)
     result = mcnemar_exact(xb, xc) if binary else paired_bootstrap(xb, xc, n_resamples=n_resamples)
     return PairedAccuracy(
-        task.task,
+        task.name,
         task.metric,
         flt,
         result,

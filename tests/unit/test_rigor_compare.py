@@ -19,7 +19,7 @@ from harness.rigor.compare import (
 
 def task(value: float, metric: str = "acc", flt: str = "none") -> TaskResult:
     return TaskResult(
-        task="harness_capitals",
+        name="harness_capitals",
         metric=metric,
         value=value,
         stderr=0.01,

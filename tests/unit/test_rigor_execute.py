@@ -9,6 +9,7 @@ from harness.records import ScenarioEnergy, ScenarioResult, ScenarioSettings
 from harness.rigor.execute import run_points
 from harness.rigor.expand import RIGOR_FIELDS, expand_scenarios
 from harness.suite import PerfScenario, parse_suite
+from harness.workloads.run import WORKLOAD_FIELDS
 
 SLOTS = 4  # the synthetic server decodes 4 requests at once
 TTFT_S, TPOT_S = 0.05, 0.01
@@ -51,9 +52,10 @@ class FakeServer:
         self.rows[s.name] = rows
         agg = aggregate(rows)
         agg.pop("errors")
-        settings = ScenarioSettings(**s.model_dump(exclude={"name", *RIGOR_FIELDS}), seed=1)
+        settings = ScenarioSettings(**s.model_dump(exclude={"name", *RIGOR_FIELDS, *WORKLOAD_FIELDS}), seed=1)
         energy = ScenarioEnergy(energy_j=None, output_tokens=agg["total_output_tokens"])
         return ScenarioResult(
+            name=s.name,
             settings=settings,
             client_cpu_s=0.01,
             client_cpu_us_per_output_token=1.0,

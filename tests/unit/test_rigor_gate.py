@@ -25,7 +25,7 @@ def _logs(folder: Path, scores: list[float]) -> Path:
 def _acc_record(value: float) -> RunRecord:
     t = task_result("harness_capitals", value, samples_path="samples/harness_capitals.jsonl")
     t = t.model_copy(update={"metrics": {"acc,none": value, "acc_stderr,none": 0.03}, "metric": "acc"})
-    return make_record(accuracy={}, analytics=None).model_copy(update={"accuracy": {"harness_capitals": t}})
+    return make_record(accuracy={"harness_capitals": t}, analytics=None)
 
 
 def test_paired_accuracy_regression_names_the_flips(tmp_path: Path) -> None:
@@ -106,7 +106,7 @@ def test_an_invalid_point_is_refused_with_its_reason() -> None:
     bad_sr = sr.model_copy(
         update={"valid": False, "validity_reasons": ["too few requests: 8 completed < minimum 50"]}
     )
-    bad = good.model_copy(update={"performance": {"chat": bad_sr}})
+    bad = good.model_copy(update={"scenarios": [bad_sr]})
     report = compare(good, bad, THR)
     assert report.exit_code == 2 and report.refused
     assert "candidate chat is invalid: too few requests: 8 completed < minimum 50" in report.headline()
