@@ -1,20 +1,62 @@
-"""Integration fixtures: real vLLM CPU servers with small real checkpoints.
+"""Integration fixtures: the harness end to end against an engine process.
 
-One SmolLM2 server is shared by the whole test session (start-up costs a minute or two
-on a CPU); tests that exercise the harness's own engine management start their own,
-with ``--enforce-eager`` to halve start-up.
+Two engines, for two kinds of question (tests/README.md says which to pick):
+
+* ``fake_engine``: the harness starts ``tests.fakeserver`` exactly as it starts vLLM (same
+  command line, process group, PDEATHSIG, health wait, tree stop), in well under a second.
+  For everything that is the harness's behaviour: records, failures, signals, orphans, the gate.
+* ``smollm2_server``: one real vLLM CPU server with SmolLM2-135M shared by the whole session
+  (start-up costs a minute or two). For what only the real engine can show: real accuracy,
+  vLLM's actual responses, log lines and metrics. Tests using it are marked ``slow``.
+
+Every test also gets a process tag (see procs.py); a test that leaves a tagged process alive
+fails at teardown, and the leftovers are killed so they cannot disturb the next test.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import shlex
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from harness.checkpoints import ensure_checkpoint
-from harness.engine.vllm_server import VllmServer
-from tests.integration.procs import SHARED_PGIDS
+from harness.engine.vllm_server import ENTRYPOINT_ENV, VllmServer
+from tests.fakeserver import ENV_ARGS as FAKE_ARGS_ENV
+from tests.integration.procs import TAG_ENV, describe, kill_all, leftovers
+
+ROOT = Path(__file__).resolve().parents[2]
+
+FakeEngine = Callable[..., None]
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv(TAG_ENV, f"{request.node.name[:60]}-{uuid.uuid4().hex[:8]}")
+    yield
+    alive = leftovers(timeout_s=10)
+    if alive:
+        names = describe(alive)
+        kill_all(alive)
+        pytest.fail(f"processes left behind by the test: {names}")
+
+
+@pytest.fixture
+def fake_engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    """The harness's engine becomes tests.fakeserver (in this process and in subprocesses it
+    starts); call the fixture's value with fake-server options (``--fake-token-delay-ms``, ...)."""
+    monkeypatch.setenv(ENTRYPOINT_ENV, "tests.fakeserver")
+    path = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", f"{ROOT}{os.pathsep}{path}" if path else str(ROOT))
+    monkeypatch.delenv(FAKE_ARGS_ENV, raising=False)
+
+    def configure(*args: str) -> None:
+        monkeypatch.setenv(FAKE_ARGS_ENV, shlex.join(args))
+
+    return configure
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +73,6 @@ def smollm2_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmSer
     )
     try:
         server.start()
-        assert server.pid is not None
-        SHARED_PGIDS.add(server.pid)
         yield server
     finally:
         server.stop()
