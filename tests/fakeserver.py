@@ -171,6 +171,15 @@ class FakeServer:
         self.stats = Stats()
         self.num_blocks = max(1, args.fake_kv_capacity_tokens // BLOCK_SIZE)
 
+    def loading_log(self) -> list[str]:
+        """What vLLM's CPU engine core logs once loaded (the harness reads the KV-cache size)."""
+        tokens, max_len = self.num_blocks * BLOCK_SIZE, self.args.max_model_len
+        return [
+            "Loading weights took 0.00 seconds (fake: nothing is loaded)",
+            f"CPU KV cache size: {tokens:,} tokens, Maximum concurrency for {max_len:,} tokens per "
+            f"request: {tokens / max_len:.2f}x",
+        ]
+
     def _labels(self, **extra: str) -> str:
         labels = {"engine": "0", "model_name": self.name, **extra}
         return ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
@@ -482,12 +491,8 @@ async def _serve(server: FakeServer, workers: list[int]) -> None:
         else:
             loop.add_signal_handler(sig, stop.set)
     await asyncio.sleep(args.fake_startup_delay_s)
-    _log("Loading weights took 0.00 seconds (fake: nothing is loaded)", worker=True)
-    _log(
-        f"CPU KV cache size: {server.num_blocks * BLOCK_SIZE:,} tokens, Maximum concurrency for "
-        f"{args.max_model_len:,} tokens per request: {server.num_blocks * BLOCK_SIZE / args.max_model_len:.2f}x",
-        worker=True,
-    )
+    for line in server.loading_log():
+        _log(line, worker=True)
     if args.fake_never_healthy:
         _log("loading forever (--fake-never-healthy)")
         await stop.wait()
