@@ -18,7 +18,7 @@ from harness.api import run_suite
 from harness.cli import main
 from tests.integration.conftest import FakeEngine
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # three runs
 
 # Bounds are wide because two back-to-back runs on a shared 2-core machine differ in speed;
 # a 20 ms/token engine against a 100 ms/token one is far outside them.

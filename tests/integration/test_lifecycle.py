@@ -128,7 +128,7 @@ def test_sigterm_stops_engine_and_writes_failed_record(
     try:
         wait_for_engine(results, timeout_s=120)
         engine = psutil.Process(proc.pid).children(recursive=True)
-        assert len(engine) == 3, engine  # the server and its two workers
+        assert len(engine) >= 3, engine  # the server and its two workers
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=120)
         assert code == 130, out.read_text(errors="replace")[-3000:]
@@ -152,7 +152,7 @@ def test_engine_dies_with_a_killed_harness(fake_engine: FakeEngine, results: Pat
     try:
         wait_for_engine(results, timeout_s=120)
         engine = psutil.Process(proc.pid).children(recursive=True)
-        assert len(engine) == 3, engine
+        assert len(engine) >= 3, engine
         proc.kill()
         proc.wait(timeout=30)
         _, alive = psutil.wait_procs(engine, timeout=30)
