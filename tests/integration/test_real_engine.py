@@ -12,8 +12,12 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +27,11 @@ from harness.api import run_suite
 from harness.checkpoints import TINY_MODELS, ensure_checkpoint
 from harness.engine.vllm_metrics import cache_config_from_metrics, kv_cache_usage_frac, parse_prometheus
 from harness.engine.vllm_server import VllmServer
+from harness.records import RunRecord
 from harness.store import runs_dir
 from tests.integration.checks import check_consistency
 from tests.integration.conftest import FakeEngine
+from tests.integration.procs import TAG_ENV, describe, kill_all, tagged_processes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -39,6 +45,7 @@ performance:
   scenarios:
     - {{name: c2, input_tokens: 24, output_tokens: 6, num_requests: 4, concurrency: 2, warmup_requests: 1}}
 """
+FAMILY_PARALLEL = 3
 
 
 def test_smoke_suite_on_smollm2(smollm2_server: VllmServer, results: Path) -> None:
@@ -53,25 +60,6 @@ def test_smoke_suite_on_smollm2(smollm2_server: VllmServer, results: Path) -> No
         assert task.stderr is not None
         assert task.value - 2 * task.stderr > chance[name], (name, task.value, task.stderr)
     assert rec.model.checksum_sha256 and len(rec.model.checksum_sha256) == 64
-
-
-@pytest.mark.parametrize("name", TINY_MODELS)
-def test_each_family_runs_on_a_harness_started_engine(name: str, results: Path, tmp_path: Path) -> None:
-    """Every family's vLLM code path loads and serves with the preset's arguments, on the CPU."""
-    suite = tmp_path / "family.yaml"
-    suite.write_text(FAMILY_SUITE.format(model=name))
-    [rec] = run_suite(suite, results=results)
-    run_dir = runs_dir(results) / rec.run_id
-    check_consistency(rec, run_dir)
-    assert rec.engine is not None and rec.engine.kind == "vllm-server"
-    assert rec.engine.command and "vllm.entrypoints.openai.api_server" in rec.engine.command
-    assert rec.engine.startup_s and rec.engine.startup_s > 1
-    assert rec.resources is not None and rec.resources.phases["engine_start"].engine_cpu_s
-    memory = rec.resources.memory
-    assert memory is not None and memory.kv_cache_source == "engine log", memory
-    assert memory.kv_cache_capacity_tokens and memory.kv_cache_capacity_tokens > 0
-    kv = rec.resources.phases["scenario:c2"].kv_cache
-    assert kv is not None and kv.polls > 0 and kv.peak_usage_frac is not None, kv
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,3 +165,69 @@ def test_fake_server_answers_like_vllm(smollm2_server: VllmServer, fake_server: 
     assert kv_cache_usage_frac(f_metrics) is not None and kv_cache_usage_frac(r_metrics) is not None
     r_cfg, f_cfg = cache_config_from_metrics(r_metrics), cache_config_from_metrics(f_metrics)
     assert r_cfg is not None and f_cfg is not None and f_cfg.capacity_tokens
+
+
+# ---------------------------------------------------------------------------------------------
+# Every model family on a harness-started vLLM.
+
+
+@dataclass(frozen=True)
+class FamilyRuns:
+    records: dict[str, RunRecord]
+    results: Path
+    leftovers: str  # processes the runs left alive, described
+
+
+@pytest.fixture(scope="module")
+def family_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FamilyRuns]:
+    """One harness run per family, FAMILY_PARALLEL engines at a time.
+
+    A vLLM CPU start-up is mostly single-threaded (imports, model construction), so on two
+    cores several overlap well; done one after the other, the six cost ten minutes. They all
+    finish before any family test looks at them, under a process tag of their own.
+    """
+    base = tmp_path_factory.mktemp("families")
+    results = base / "results"
+    saved = {k: os.environ.get(k) for k in (TAG_ENV, "HARNESS_CPU_KVCACHE_GIB")}
+    tag = f"families-{uuid.uuid4().hex[:8]}"
+    os.environ[TAG_ENV] = tag
+    os.environ["HARNESS_CPU_KVCACHE_GIB"] = "1"  # several engines at once: keep each small
+
+    def run(name: str) -> RunRecord:
+        suite = base / f"{name}.yaml"
+        suite.write_text(FAMILY_SUITE.format(model=name))
+        [rec] = run_suite(suite, results=results)
+        return rec
+
+    try:
+        with ThreadPoolExecutor(max_workers=FAMILY_PARALLEL, thread_name_prefix="family") as pool:
+            records = dict(zip(TINY_MODELS, pool.map(run, TINY_MODELS), strict=True))
+        alive = tagged_processes(tag)
+        described = describe(alive)
+        kill_all(alive)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    yield FamilyRuns(records, results, described)
+
+
+@pytest.mark.timeout(1800)  # the first one waits for all six runs
+@pytest.mark.parametrize("name", TINY_MODELS)
+def test_each_family_runs_on_a_harness_started_engine(name: str, family_runs: FamilyRuns) -> None:
+    """Every family's vLLM code path (SWA, GQA, MoE, MLA, Phi-3) loads and serves with the
+    preset's arguments on the CPU, started, measured and stopped by the harness."""
+    rec = family_runs.records[name]
+    check_consistency(rec, runs_dir(family_runs.results) / rec.run_id)
+    assert rec.engine is not None and rec.engine.kind == "vllm-server"
+    assert rec.engine.command and "vllm.entrypoints.openai.api_server" in rec.engine.command
+    assert rec.engine.startup_s and rec.engine.startup_s > 1
+    assert rec.resources is not None and rec.resources.phases["engine_start"].engine_cpu_s
+    memory = rec.resources.memory
+    assert memory is not None and memory.kv_cache_source == "engine log", memory
+    assert memory.kv_cache_capacity_tokens and memory.kv_cache_capacity_tokens > 0
+    kv = rec.resources.phases["scenario:c2"].kv_cache
+    assert kv is not None and kv.polls > 0 and kv.peak_usage_frac is not None, kv
+    assert not family_runs.leftovers, f"engine processes left behind: {family_runs.leftovers}"
