@@ -60,7 +60,7 @@ def test_tiny_suite_with_harness_started_engine(
     memory = rec.resources.memory
     assert memory is not None and memory.kv_cache_capacity_tokens == 16384
     assert memory.kv_cache_source == "engine log"
-    kv = rec.resources.phases["scenario:rate"].kv_cache
+    kv = rec.resources.phases["accuracy"].kv_cache  # the longest phase: polled every 0.5 s
     assert kv is not None and kv.polls > 0 and kv.peak_usage_frac is not None, kv
 
 

@@ -43,7 +43,8 @@ engine:
   extra_args: [--enforce-eager]
 performance:
   scenarios:
-    - {{name: c2, input_tokens: 24, output_tokens: 6, num_requests: 4, concurrency: 2, warmup_requests: 1}}
+    # Long enough (seconds) for the 0.5 s /metrics poller to see the KV cache in use.
+    - {{name: c2, input_tokens: 64, output_tokens: 32, num_requests: 6, concurrency: 2, warmup_requests: 1}}
 """
 FAMILY_PARALLEL = 3
 
