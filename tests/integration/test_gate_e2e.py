@@ -89,4 +89,4 @@ def test_identical_runs_pass_the_gate_and_a_slower_engine_fails_it(
         if c.find("failure") is not None
     }
     assert failed == {"output_throughput"}, summary.read_text()
-    assert summary.read_text().startswith("## harness gate: FAIL")
+    assert summary.read_text().startswith("## harness gate: REGRESSION")
