@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 import shlex
+import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -59,23 +61,77 @@ def fake_engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     return configure
 
 
+class SharedServer:
+    """A vLLM server owned by a thread of its own for the whole session.
+
+    It starts in the background as soon as collection shows that a selected test needs it, so
+    its minute or two of start-up overlaps the tests that run before. The thread lives until the
+    session ends because Linux's PDEATHSIG, which the harness sets on every engine, fires when
+    the *thread* that spawned the child exits, not only the process.
+    """
+
+    def __init__(self, server: VllmServer) -> None:
+        self.server = server
+        self.error: BaseException | None = None
+        self._ready, self._done = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._own, name=f"server-{server.served_name}", daemon=True)
+        self._thread.start()
+
+    def _own(self) -> None:
+        try:
+            self.server.start()
+        except BaseException as exc:  # handed to the fixture, which fails the tests that need it
+            self.error = exc
+        self._ready.set()
+        self._done.wait()
+        self.server.stop()
+
+    def get(self, timeout_s: float) -> VllmServer:
+        if not self._ready.wait(timeout_s):
+            raise TimeoutError(f"shared server not up after {timeout_s:.0f} s")
+        if self.error is not None:
+            raise self.error
+        return self.server
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=60)
+
+
+_SHARED: dict[str, SharedServer] = {}
+
+
+def _start_smollm2() -> SharedServer:
+    if "smollm2" not in _SHARED:
+        log = Path(tempfile.mkdtemp(prefix="smollm2-server-")) / "engine.log"
+        server = VllmServer(
+            str(ensure_checkpoint("smollm2-135m")),
+            "smollm2-135m",
+            ["--dtype", "float32", "--max-model-len", "2048", "--enforce-eager"],
+            log_path=log,
+            startup_timeout_s=900,
+            seed=1234,
+        )
+        _SHARED["smollm2"] = SharedServer(server)
+    return _SHARED["smollm2"]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
+    if any("smollm2_server" in getattr(item, "fixturenames", ()) for item in session.items):
+        _start_smollm2()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for shared in _SHARED.values():
+        shared.close()
+
+
 @pytest.fixture(scope="session")
-def smollm2_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
-    path = ensure_checkpoint("smollm2-135m")
-    log = tmp_path_factory.mktemp("smollm2-server") / "engine.log"
-    server = VllmServer(
-        str(path),
-        "smollm2-135m",
-        ["--dtype", "float32", "--max-model-len", "2048", "--enforce-eager"],
-        log_path=log,
-        startup_timeout_s=900,
-        seed=1234,
-    )
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+def smollm2_server() -> VllmServer:
+    """The real vLLM CPU server with SmolLM2-135M shared by every test of the session."""
+    return _start_smollm2().get(timeout_s=900)
 
 
 @pytest.fixture
