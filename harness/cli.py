@@ -13,21 +13,19 @@ import importlib
 import sys
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
+
+from harness.console import consoles
 
 # Modules that contribute subcommands: each defines register_cli(subparsers).
 _FEATURE_CLIS: tuple[str, ...] = (
     "harness.dashboard.cli",
-    "harness.gate_cli",
+    "harness.gate.cli",
     "harness.arch.cli",
     "harness.telemetry.check",
 )
 
-console = Console()
-if not console.is_terminal:  # logs and CI: wide enough that result tables do not wrap
-    console = Console(width=160)
-err_console = Console(stderr=True)
+console, err_console = consoles()
 
 
 def _cmd_models(args: argparse.Namespace) -> int:

@@ -7,12 +7,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from harness.formatting import show
 from harness.records import RunRecord
 from harness.store import runs_dir
-
-
-def _f(x: float | None, digits: int = 1) -> str:
-    return "—" if x is None else f"{x:,.{digits}f}"
 
 
 def print_summary(records: list[RunRecord], results: Path, console: Console) -> None:
@@ -27,7 +24,12 @@ def print_summary(records: list[RunRecord], results: Path, console: Console) -> 
                 t.add_column(c, justify="right" if c not in ("task", "metric") else "left")
             for r in rec.accuracy.values():
                 t.add_row(
-                    r.task, r.metric, _f(r.value, 3), _f(r.stderr, 3), str(r.n_samples), str(r.num_fewshot)
+                    r.task,
+                    r.metric,
+                    show("acc", r.value),
+                    show("acc", r.stderr),
+                    str(r.n_samples),
+                    str(r.num_fewshot),
                 )
             console.print(t)
         if rec.performance:
@@ -54,23 +56,21 @@ def print_summary(records: list[RunRecord], results: Path, console: Console) -> 
                     name,
                     f"{load} {st.input_tokens}/{st.output_tokens}",
                     f"{s.completed}/{s.failed}",
-                    _f(s.output_throughput),
-                    _f(s.request_throughput, 2),
-                    _f(s.median_ttft_ms),
-                    _f(s.p99_ttft_ms),
-                    _f(s.median_tpot_ms),
-                    _f(s.median_itl_ms),
-                    _f(s.median_e2el_ms),
-                    _f(s.client_cpu_us_per_output_token, 0),
+                    show("tps", s.output_throughput),
+                    show("tps", s.request_throughput),
+                    show("ms", s.median_ttft_ms),
+                    show("ms", s.p99_ttft_ms),
+                    show("ms", s.median_tpot_ms),
+                    show("ms", s.median_itl_ms),
+                    show("ms", s.median_e2el_ms),
+                    show("int", s.client_cpu_us_per_output_token),
                 )
             console.print(t)
         if rec.resources is not None:
             res = rec.resources
-            peak = (
-                "—" if res.engine_peak_rss_bytes is None else f"{res.engine_peak_rss_bytes / 2**30:.2f} GiB"
-            )
+            peak = show("bytes", res.engine_peak_rss_bytes)
             energy = (
-                f"{res.energy_j:.1f} J"
+                show("j", res.energy_j, "J")
                 if res.energy_j is not None
                 else f"null ({res.energy.reason if res.energy else '?'})"
             )

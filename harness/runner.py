@@ -41,19 +41,7 @@ from harness.records import (
 from harness.store import runs_dir, write_record
 from harness.suite import PerfScenario
 from harness.telemetry import TelemetrySession
-
-
-class ModelUnavailableError(RuntimeError):
-    """The weights cannot be had on this machine (no network and no local copy)."""
-
-
-@dataclass
-class ResolvedModel:
-    path: str  # what the engine loads: a directory or a Hub id
-    tokenizer: str
-    revision: str | None
-    checksum: str | None
-    source_note: str
+from harness.weights import ResolvedModel, resolve_model
 
 
 @dataclass
@@ -82,72 +70,6 @@ def new_run_id(model: str, suite: str, now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{model}-{suite}").strip("-")[:80]
     return f"{now:%Y%m%dT%H%M%SZ}-{slug}-{secrets.token_hex(2)}"
-
-
-def resolve_model(plan: RunPlan) -> ResolvedModel:
-    """Where the engine gets the weights; fails at once, with a remedy, if it cannot."""
-    from harness.checkpoints import checkpoint_checksum, ensure_checkpoint
-
-    m = plan.model
-    if m.source == "builtin":
-        path = ensure_checkpoint(m.name)
-        return ResolvedModel(str(path), str(path), None, checkpoint_checksum(path), "built on this machine")
-    if m.source == "local":
-        assert m.local_path is not None
-        return ResolvedModel(
-            m.local_path, m.local_path, None, checkpoint_checksum(Path(m.local_path)), "local"
-        )
-    assert m.hub_id is not None
-    return _resolve_hub(m.hub_id, gated=m.gated)
-
-
-def _hub_reachable(timeout_s: float = 5.0) -> bool:
-    import socket
-    import threading
-    from urllib.parse import urlparse
-
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
-        return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    ok: list[bool] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection((host, 443), timeout=timeout_s).close()
-            ok.append(True)
-        except OSError:
-            ok.append(False)
-
-    th = threading.Thread(target=probe, daemon=True)
-    th.start()
-    th.join(timeout_s + 1)  # DNS resolution has no timeout of its own
-    return bool(ok and ok[0])
-
-
-def _resolve_hub(hub_id: str, gated: bool) -> ResolvedModel:
-    from huggingface_hub import snapshot_download
-
-    try:  # a complete local copy in the Hugging Face cache works offline
-        path = snapshot_download(hub_id, local_files_only=True)
-        return ResolvedModel(path, path, Path(path).name, None, "Hugging Face cache")
-    except Exception:  # noqa: BLE001 - any cache miss means: not available locally
-        pass
-    if not _hub_reachable():
-        token = " with HF_TOKEN set (gated model: accept its licence first)" if gated else ""
-        raise ModelUnavailableError(
-            f"the weights of {hub_id} cannot be fetched: the Hugging Face Hub is not reachable from this "
-            f"machine and no local copy is in the Hugging Face cache. Download them where there is network"
-            f"{token} (`huggingface-cli download {hub_id} --local-dir DIR`), copy DIR here and run "
-            f"`harness run SUITE --model DIR`, or set HF_HOME to a cache that holds them."
-        )
-    revision: str | None = None
-    try:
-        from huggingface_hub import HfApi
-
-        revision = HfApi().model_info(hub_id).sha
-    except Exception:  # noqa: BLE001 - the engine gives the real error (auth, missing repo)
-        pass
-    return ResolvedModel(hub_id, hub_id, revision, None, "Hugging Face Hub")
 
 
 def _make_engine(plan: RunPlan, model: ResolvedModel, run_dir: Path) -> Engine:
@@ -233,14 +155,19 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
                 telemetry.attach(engine.pid)
                 telemetry.end_window("engine_start")
             watchdog = _start_watchdog(plan, engine)
-            from harness.engine.vllm_metrics import MetricsPoller
+            from harness.engine.vllm_metrics import MetricsPoller, measure_engine_memory
 
             poller = MetricsPoller(engine.base_url)
             telemetry.kv_cache = poller
             poller.start()
             hooks.on_phase("idle baseline")
             partial.idle = telemetry.measure_idle(5.0)
-            partial.memory = _engine_memory(engine, model, run_dir, poller, partial.idle)
+            partial.memory = measure_engine_memory(
+                run_dir / "engine.log",
+                poller,
+                Path(model.path),
+                getattr(partial.idle, "memory_used_bytes", None),
+            )
             telemetry.kv_capacity_tokens = partial.memory.kv_cache_capacity_tokens
             with watchdog.guard():  # a hung engine interrupts lm-eval; the load generator polls it
                 _measure(plan, model, engine, telemetry, run_dir, partial, hooks, watchdog)
@@ -512,24 +439,6 @@ def _analytics(plan: RunPlan, partial: _Partial, environment: Any) -> dict[str, 
     )
 
 
-def _engine_memory(
-    engine: Engine, model: ResolvedModel, run_dir: Path, poller: Any, idle: IdleBaseline | None
-) -> EngineMemory:
-    """Weights, KV-cache capacity and NVML's figure side by side (NVML's alone says little,
-    since vLLM pre-allocates most of the card for its KV cache)."""
-    from harness.engine.vllm_metrics import engine_memory
-
-    log = run_dir / "engine.log"
-    poller.poll_once()
-    local = Path(model.path)
-    return engine_memory(
-        log_text=log.read_text(errors="replace") if log.exists() else None,
-        metrics_text=poller.last_text,
-        checkpoint=local if local.is_dir() else None,
-        nvml_memory_used_bytes=getattr(idle, "memory_used_bytes", None),
-    )
-
-
 def _resources(phases: dict[str, PhaseResources], partial: _Partial) -> Resources:
     peaks = [p.engine_peak_rss_bytes for p in phases.values() if p.engine_peak_rss_bytes is not None]
     energies = [p.energy_j for p in phases.values()]
@@ -545,29 +454,3 @@ def _resources(phases: dict[str, PhaseResources], partial: _Partial) -> Resource
         memory=partial.memory,
         gpu_samples_path=partial.gpu_samples_path,
     )
-
-
-def requests_from_parquet(path: Path) -> list[RequestTiming]:
-    """The per-request table back as timings (for re-aggregation and tests)."""
-    import pyarrow.parquet as pq
-
-    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
-    out = []
-    for r in rows:
-        first = r["first_token_s"]
-        chunks = [first] if first is not None else []
-        for gap in r["itl_ms"] or []:
-            chunks.append(chunks[-1] + gap / 1000.0)
-        out.append(
-            RequestTiming(
-                index=r["index"],
-                send_s=r["send_s"],
-                input_tokens=r["input_tokens"],
-                first_token_s=first,
-                end_s=r["end_s"],
-                chunk_s=chunks,
-                output_tokens=r["output_tokens"],
-                error=r["error"],
-            )
-        )
-    return out

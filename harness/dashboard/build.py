@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.dashboard import archpage, pages
+from harness.dashboard import archpage, pages, runpage
 from harness.dashboard.data import Palette, RunView, build_views, leaderboard
 from harness.dashboard.tables import (
     GPU_COLUMNS,
@@ -174,7 +174,7 @@ def build_dashboard(
         requests, gpu, notes, warns = run_tables(view)
         problems.extend(warns)
         path = out / view.page
-        write_page(path, pages.run_page(view, requests, gpu, notes, generated))
+        write_page(path, runpage.run_page(view, requests, gpu, notes, generated))
         written.add(path)
     t_runs = time.perf_counter()
 

@@ -15,22 +15,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
-from harness.records import Environment, GpuPhaseTelemetry, RunRecord, ScenarioResult
-
-MISSING = "—"
-
-
-def finite(value: Any) -> float | None:
-    """``value`` as a float, or None when it is missing, not a number, NaN or infinite."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
+from harness.formatting import MISSING, finite
+from harness.hardware import hardware_label
+from harness.records import GpuPhaseTelemetry, RunRecord, ScenarioResult
 
 
 def slug(text: str) -> str:
@@ -44,17 +32,6 @@ def model_label(record: RunRecord) -> str:
     if record.model.preset and record.model.preset != "local":
         return record.model.preset
     return record.model.served_name or record.model.source
-
-
-def hardware_label(env: Environment) -> str:
-    """E.g. ``1× NVIDIA H100 80GB HBM3`` or ``CPU: AMD EPYC 7B13 (2 cores)``."""
-    if env.gpus:
-        counts = Counter(g.name for g in env.gpus)
-        return " + ".join(f"{n}× {name}" for name, n in counts.items())
-    if env.cpu_model:
-        cores = f" ({env.cpu_count} cores)" if env.cpu_count else ""
-        return f"CPU: {env.cpu_model}{cores}"
-    return "unknown hardware"
 
 
 def engine_label(record: RunRecord) -> str:
@@ -367,24 +344,3 @@ def row_labels(views: Sequence[RunView]) -> list[str]:
         seen[label] += 1
         labels.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
     return labels
-
-
-def _sig3(v: float) -> str:
-    # Three significant digits without switching to exponents at 1000 (e.g. 1000 KiB).
-    return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
-
-
-def human_bytes(value: float) -> str:
-    """Binary-prefixed size with three significant digits, e.g. ``128 KiB``, ``30.4 KiB``, ``4 GiB``."""
-    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(value) >= size:
-            return f"{_sig3(value / size)} {unit}"
-    return f"{value:.0f} B"
-
-
-def human_count(value: float) -> str:
-    """A parameter count with three significant digits, e.g. ``135 M``, ``7.24 B``, ``46.7 B``."""
-    for unit, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(value) >= size:
-            return f"{_sig3(value / size)} {unit}"
-    return f"{value:.0f}"

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.periodic import PeriodicThread
 from harness.records import EngineMemory, KvCacheUsage
 
 KV_USAGE_METRICS = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")  # newest first
@@ -256,6 +257,23 @@ def engine_memory(
     )
 
 
+def measure_engine_memory(
+    log_path: Path, poller: MetricsPoller, model_path: Path, nvml_memory_used_bytes: int | None
+) -> EngineMemory:
+    """A running engine's memory figures: its log so far, ``/metrics`` polled now, the checkpoint.
+
+    ``model_path`` counts only when it is a local folder (a Hub id is not); NVML's figure is
+    kept beside the others, since vLLM pre-allocates most of the card for its KV cache.
+    """
+    poller.poll_once()
+    return engine_memory(
+        log_text=log_path.read_text(errors="replace") if log_path.exists() else None,
+        metrics_text=poller.last_text,
+        checkpoint=model_path if model_path.is_dir() else None,
+        nvml_memory_used_bytes=nvml_memory_used_bytes,
+    )
+
+
 def kv_cache_usage(
     fracs: Iterable[float], capacity_tokens: int | None, reason: str | None = None
 ) -> KvCacheUsage:
@@ -308,8 +326,7 @@ class MetricsPoller:
         self.last_error: str | None = None
         self.last_text: str | None = None
         self._windows: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = PeriodicThread(self.poll_once, interval_s, "harness-metrics-poller", immediate=True)
         self._lock = threading.Lock()
 
     @property
@@ -334,23 +351,10 @@ class MetricsPoller:
         return frac
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="harness-metrics-poller", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout=5.0)
-
-    def _loop(self) -> None:
-        while True:
-            self.poll_once()
-            if self._stop.wait(self.interval_s):
-                return
+        self._thread.stop()
 
     def begin_window(self, name: str) -> None:
         self._windows[name] = self.clock()

@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -47,6 +48,7 @@ __all__ = [
     "SseChunks",
     "StreamingClient",
     "make_prompts",
+    "requests_from_parquet",
     "run_load",
     "token_counter",
     "usable_token_ids",
@@ -356,3 +358,29 @@ def write_requests_parquet(path: str, requests: Sequence[RequestTiming]) -> None
         }
     )
     pq.write_table(table, path)
+
+
+def requests_from_parquet(path: str | Path) -> list[RequestTiming]:
+    """The per-request table back as timings (for re-aggregation and tests)."""
+    import pyarrow.parquet as pq
+
+    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
+    out = []
+    for r in rows:
+        first = r["first_token_s"]
+        chunks = [first] if first is not None else []
+        for gap in r["itl_ms"] or []:
+            chunks.append(chunks[-1] + gap / 1000.0)
+        out.append(
+            RequestTiming(
+                index=r["index"],
+                send_s=r["send_s"],
+                input_tokens=r["input_tokens"],
+                first_token_s=first,
+                end_s=r["end_s"],
+                chunk_s=chunks,
+                output_tokens=r["output_tokens"],
+                error=r["error"],
+            )
+        )
+    return out

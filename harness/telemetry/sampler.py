@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from harness.periodic import PeriodicThread
 from harness.telemetry.nvml import GpuDevice, NvmlError, NvmlNotSupported
 
 T = TypeVar("T")
@@ -94,8 +95,7 @@ class GpuSampler:
         self._background_ticks = 0
         self.busy_s = 0.0  # wall time the thread spent reading NVML (its overhead)
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: PeriodicThread | None = None
         self._started_at: float | None = None
         self._stopped_at: float | None = None
 
@@ -105,24 +105,22 @@ class GpuSampler:
         """Start the background thread (one synchronous sample first). No-op if running."""
         if self._thread is not None:
             return
-        self._stop.clear()
         self._started_at = self.clock()
         self._stopped_at = None
         self.sample_now()
-        self._thread = threading.Thread(target=self._loop, name="harness-gpu-sampler", daemon=True)
+        self._thread = PeriodicThread(self._tick, self.interval_s, "harness-gpu-sampler")
         self._thread.start()
 
     def stop(self) -> None:
         """Stop and join the background thread. No-op if not running."""
-        self._stop.set()
         thread, self._thread = self._thread, None
         if thread is not None:
-            thread.join(timeout=5.0)
+            thread.stop()
             self._stopped_at = self.clock()
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._thread is not None and self._thread.running
 
     def __enter__(self) -> GpuSampler:
         self.start()
@@ -131,22 +129,15 @@ class GpuSampler:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _loop(self) -> None:
-        # Fixed-rate schedule on the real monotonic clock, whatever clock stamps the readings.
-        next_t = time.monotonic() + self.interval_s
-        while not self._stop.wait(max(0.0, next_t - time.monotonic())):
-            try:
-                t_read = time.perf_counter()
-                self.sample_now()
-                self.busy_s += time.perf_counter() - t_read
-                self._background_ticks += 1
-            except Exception as exc:  # never let the sampler die silently mid-run
-                self.read_errors += 1
-                self.last_error = f"sampler: {exc!r}"
-            next_t += self.interval_s
-            now = time.monotonic()
-            if next_t < now:  # fell behind (machine stalled): resume, do not burst
-                next_t = now
+    def _tick(self) -> None:
+        try:
+            t_read = time.perf_counter()
+            self.sample_now()
+            self.busy_s += time.perf_counter() - t_read
+            self._background_ticks += 1
+        except Exception as exc:  # never let the sampler die silently mid-run
+            self.read_errors += 1
+            self.last_error = f"sampler: {exc!r}"
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import pytest
 
 from harness.arch import record_analytics
 from harness.cli import main
+from harness.dashboard import archfigures as AF
 from harness.dashboard import build_dashboard
 from harness.dashboard import figures as F
 from harness.dashboard.archdata import NO_ANALYTICS, arch_rows, reported_view, roofline_view
@@ -29,7 +30,9 @@ from harness.dashboard.data import (
     row_labels,
     slug,
 )
-from harness.dashboard.pages import index_page, json_text, run_page
+from harness.dashboard.html import json_text
+from harness.dashboard.pages import index_page
+from harness.dashboard.runpage import run_page
 from harness.models import get_preset
 from tests.factories import (
     T0,
@@ -457,12 +460,12 @@ def test_roofline_view_with_and_without_a_roofline() -> None:
     assert not v_bare.has_roofline and v_bare.reason == NO_ANALYTICS
 
     # The chart draws only the run with both figures: the CPU run is not a bar at 0.
-    spec = F.roofline_bars([v_gpu, v_cpu, v_bare], ["gpu", "cpu", "bare"])
+    spec = AF.roofline_bars([v_gpu, v_cpu, v_bare], ["gpu", "cpu", "bare"])
     assert spec is not None
     F.validate(spec)
     (bars,) = spec["data"]
     assert bars["y"] == ["gpu"] and bars["x"] == [F.r4(v_gpu.fraction)]
-    assert F.roofline_bars([v_cpu, v_bare], ["cpu", "bare"]) is None
+    assert AF.roofline_bars([v_cpu, v_bare], ["cpu", "bare"]) is None
 
 
 def test_arch_rows_cover_presets_and_models_known_only_from_runs() -> None:
@@ -476,7 +479,7 @@ def test_arch_rows_cover_presets_and_models_known_only_from_runs() -> None:
     kv = [r["kv_bytes_per_token"] for r in rows.values()]
     assert kv == sorted(kv, reverse=True)  # largest cache first, as the chart lists them
 
-    kv_spec, params = F.kv_bars(list(rows.values())), F.param_bars(list(rows.values()))
+    kv_spec, params = AF.kv_bars(list(rows.values())), AF.param_bars(list(rows.values()))
     assert kv_spec is not None and params is not None
     F.validate(kv_spec)
     F.validate(params)
