@@ -1,8 +1,9 @@
 """What the pages show about architectures, rooflines and published scores: pure functions, no plotly.
 
 Everything here reads :mod:`harness.arch`'s tables and the ``analytics`` section of run records.
-A record's analytics is plain data written by whichever harness ran it, so every figure is
-read defensively (:func:`~harness.dashboard.data.finite`) and a missing one stays ``None``.
+A record's analytics is typed (:class:`~harness.record_analytics.RecordAnalytics`, read
+tolerantly whatever harness wrote it); figures are still passed through
+:func:`~harness.dashboard.data.finite`, so a NaN or a missing one stays ``None``.
 """
 
 from __future__ import annotations
