@@ -363,11 +363,24 @@ def make_record(
 
 
 def write_run(
-    results: Path, record: RunRecord, *, requests: bool = True, gpu_samples: bool = False, seed: int = 0
+    results: Path,
+    record: RunRecord,
+    *,
+    requests: bool = True,
+    gpu_samples: bool = False,
+    seed: int = 0,
+    durable: bool = True,
 ) -> Path:
-    """Store ``record`` under ``results/runs/<run_id>/`` with its per-request tables (and GPU samples)."""
+    """Store ``record`` under ``results/runs/<run_id>/`` with its per-request tables (and GPU samples).
+
+    ``durable=False`` writes the same bytes without the store's fsync (for generating
+    thousands of records for a benchmark)."""
     run_dir = Path(results) / "runs" / record.run_id
-    write_record(run_dir, record)
+    if durable:
+        write_record(run_dir, record)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "record.json").write_text(record.model_dump_json(indent=2) + "\n")
     rng = random.Random(seed)
     if requests:
         for s in record.performance.values():
@@ -479,16 +492,19 @@ def generate_results(
     seed: int = 0,
     failed_every: int = 25,
     requests: bool = True,
+    first: int = 0,
+    durable: bool = True,
 ) -> list[RunRecord]:
     """Write ``n_runs`` records round-robin over models, two suites and two kinds of hardware.
 
     Every ``failed_every``-th run is failed (no perf, an error message). Figures drift a little
-    from run to run; returns the records in the order written.
+    from run to run; returns the records in the order written. ``first`` numbers the runs from
+    there (to add runs to a folder made by an earlier call); ``durable`` as for :func:`write_run`.
     """
-    rng = random.Random(seed)
+    rng = random.Random(seed + first)
     names = list(MODELS)[:n_models]
     records = []
-    for i in range(n_runs):
+    for i in range(first, first + n_runs):
         model = names[i % len(names)]
         family, acc_off, speed = MODELS[model]
         suite = "smoke" if (i // len(names)) % 2 == 0 else "standard"
@@ -567,6 +583,7 @@ def generate_results(
             requests=requests and not failed,
             gpu_samples=hardware != "cpu" and i % 10 == 0,
             seed=i,
+            durable=durable,
         )
         records.append(rec)
     return records

@@ -98,7 +98,9 @@ def preset_facts(preset: ModelPreset, engine_args: dict[str, Any] | None = None)
     """
     cfg, origin = load_config(preset)
     eng = preset.engine
-    kv_dtype = _engine_value(engine_args, "kv_cache_dtype", _extra_arg(eng.extra_args, "--kv-cache-dtype"))
+    # A variant's --kv-cache-dtype lives in the run's own extra_args, which override the preset's.
+    extra = (engine_args or {}).get("extra_args") or eng.extra_args
+    kv_dtype = _engine_value(engine_args, "kv_cache_dtype", _extra_arg(tuple(extra), "--kv-cache-dtype"))
     facts = arch_facts(
         cfg,
         dtype=str(_engine_value(engine_args, "dtype", eng.dtype)),
