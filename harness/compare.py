@@ -96,6 +96,7 @@ def provenance(rec: RunRecord) -> dict[str, str]:
         "run": rec.run_id,
         "status": rec.status,
         "model": rec.model.preset if rec.model.preset != "local" else rec.model.source,
+        "variant": rec.variant.name if rec.variant else "—",
         "source": rec.model.source,
         "revision": rec.model.revision or rec.model.checksum_sha256 or "—",
         "suite": f"{rec.suite.name} ({(rec.suite.sha256 or '')[:12] or 'no checksum'})",
