@@ -245,7 +245,7 @@ def test_the_variant_column_names_the_technique(tmp_path: Path, capsys: pytest.C
     for rec in (base, fp8):
         write_run(tmp_path, rec, requests=False)
     runs = load_runs(tmp_path)
-    variants = runs.set_index("run_id").variant
+    variants = runs.drop_duplicates("run_id").set_index("run_id").variant  # one row per scenario
     assert pd.isna(variants["base"]) and variants["fp8"] == "kv-fp8"
     assert main(["compare", "base", "fp8", "--results", str(tmp_path)]) == 0
     assert "kv-fp8" in capsys.readouterr().out
