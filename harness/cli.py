@@ -23,7 +23,6 @@ _FEATURE_CLIS: tuple[str, ...] = (
     "harness.gate.cli",
     "harness.arch.cli",
     "harness.telemetry.check",
-    "harness.techniques_cli",
     "harness.results_cli",
 )
 

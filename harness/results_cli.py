@@ -33,8 +33,14 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     results_arg(p)
     p.set_defaults(func=_cmd_show)
 
-    p = sub.add_parser("compare", help="two or more runs side by side, with deltas against the first")
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run ids, id prefixes, folders or record paths")
+    p = sub.add_parser(
+        "compare",
+        help="two or more runs side by side, with deltas against the first; or, with --suite and "
+        "--model, every technique variant of a model against its baseline variant",
+    )
+    p.add_argument("runs", nargs="*", metavar="RUN", help="run ids, id prefixes, folders or record paths")
+    p.add_argument("--suite", help="with --model: compare the variants this suite ran")
+    p.add_argument("--model", help="with --suite: the model preset whose variants to compare")
     results_arg(p)
     p.set_defaults(func=_cmd_compare)
 
@@ -97,6 +103,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from harness.compare import compare_records
     from harness.report import print_comparison
 
+    if args.suite or args.model:
+        if not (args.suite and args.model) or args.runs:
+            print("error: compare --suite S --model M takes both options and no run ids", file=sys.stderr)
+            return 2
+        from harness.techniques_cli import compare_variants
+
+        return compare_variants(Path(args.results), args.suite, args.model, _console())
     if len(args.runs) < 2:
         print("error: compare needs two or more runs (the first is the reference)", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""`harness techniques --suite S --model M`: what each variant buys and costs, in the terminal.
+"""`harness compare --suite S --model M`: what each variant buys and costs, in the terminal.
 
 The same table backs the dashboard's Techniques page. Accuracy deltas are tested per document
 (paired) where both runs kept lm-eval's sample logs, else shown with the two stderrs combined.
@@ -6,7 +6,6 @@ The same table backs the dashboard's Techniques page. Accuracy deltas are tested
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -77,14 +76,13 @@ def render(rows: list[Any], console: Any) -> None:
     console.print(t)
 
 
-def _cmd(args: argparse.Namespace) -> int:
-    from harness.cli import console
+def compare_variants(results: Path, suite: str, model: str, console: Any) -> int:
+    """Print the techniques table of one suite and model; exit 1 when no variant run is found."""
     from harness.store import load_records
     from harness.techniques import technique_rows
 
-    results = Path(args.results)
     loaded = load_records(results)
-    rows = technique_rows(loaded.records, args.suite, args.model, paired=paired_from_logs(results))
+    rows = technique_rows(loaded.records, suite, model, paired=paired_from_logs(results))
     render(rows, console)
     return 0 if rows else 1
 
@@ -92,11 +90,3 @@ def _cmd(args: argparse.Namespace) -> int:
 def paired_from_logs(results: Path) -> Any:
     """A paired per-document test that reads the two runs' sample logs (None where one is missing)."""
     return None
-
-
-def register_cli(sub: Any) -> None:
-    p = sub.add_parser("techniques", help="each variant of a model against its baseline variant")
-    p.add_argument("--suite", required=True, help="suite name, as in the records")
-    p.add_argument("--model", required=True, help="model preset name")
-    p.add_argument("--results", default="results", help="results folder (default: results)")
-    p.set_defaults(func=_cmd)
