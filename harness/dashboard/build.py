@@ -126,9 +126,10 @@ def write_assets(out: Path) -> None:
 
 def run_tables(
     view: RunView,
-) -> tuple[dict[str, dict[str, list[Any]]], dict[str, list[Any]] | None, list[str], list[str]]:
-    """(per-request tables by scenario, GPU samples, notes for the page, warnings) of one run."""
-    requests: dict[str, dict[str, list[Any]]] = {}
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[Any]] | None, list[str], list[str]]:
+    """(per-request tables by scenario, as float arrays; GPU samples; notes for the page; warnings)
+    of one run."""
+    requests: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
     warnings: list[str] = []
     gpu = None
@@ -139,7 +140,7 @@ def run_tables(
             continue
         path = inside(view.run_dir, s.requests_path)
         try:
-            cols = read_columns(path, REQUEST_COLUMNS) if path is not None else None
+            cols = read_columns(path, REQUEST_COLUMNS, numeric=True) if path is not None else None
         except TableError as exc:
             warnings.append(str(exc))
             cols = None
