@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from harness.arch import record_analytics
 from harness.models import PRESETS
+from harness.record_analytics import RecordAnalytics
 from harness.records import (
     EngineInfo,
     Environment,
@@ -176,6 +177,7 @@ def make_scenario(
             ),
         )
     return ScenarioResult(
+        name=name,
         settings=ScenarioSettings(
             input_tokens=input_tokens,
             output_tokens=output_tokens,
@@ -218,7 +220,7 @@ def task_result(name: str, val: float | tuple[float, float | None], **overrides:
     if name == "gsm8k":
         metrics |= {"exact_match,flexible-extract": min(1.0, value + 0.02)}
     fields: dict[str, Any] = {
-        "task": name,
+        "name": name,
         "metric": metric,
         "value": value,
         "stderr": stderr,
@@ -255,7 +257,7 @@ def make_record(
     family: str = "smollm",
     peak_rss_bytes: int | None = 2_700_000_000,
     energy_j: float | None = None,
-    analytics: dict[str, Any] | Literal["auto"] | None = "auto",
+    analytics: RecordAnalytics | Literal["auto"] | None = "auto",
     spec: dict[str, Any] | None = None,
     env: Environment | None = None,
     model_info: Mapping[str, Any] | None = None,
@@ -273,14 +275,17 @@ def make_record(
     if accuracy is None:
         accuracy = SMOKE_TASKS if suite == "smoke" else STANDARD_TASKS
     tasks = {
-        name: val if isinstance(val, TaskResult) else task_result(name, val) for name, val in accuracy.items()
+        name: (val if val.name == name else val.model_copy(update={"name": name}))
+        if isinstance(val, TaskResult)
+        else task_result(name, val)
+        for name, val in accuracy.items()
     }
     if scenarios is None:
         scenarios = SMOKE_SCENARIOS
     perf = {}
     for name, sc in scenarios.items():
         if isinstance(sc, ScenarioResult):
-            perf[name] = sc
+            perf[name] = sc if sc.name == name else sc.model_copy(update={"name": name})
         else:
             kw = dict(sc)
             if hardware != "cpu" and "energy_j" not in kw:
@@ -345,8 +350,8 @@ def make_record(
         environment=env,
         started_at=started,
         finished_at=started + timedelta(seconds=duration_s),
-        accuracy=tasks,
-        performance=perf,
+        tasks=list(tasks.values()),
+        scenarios=list(perf.values()),
         resources=Resources(
             engine_peak_rss_bytes=peak_rss_bytes,
             phases=phases,

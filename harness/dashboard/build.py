@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.dashboard import archpage, pages, runpage
+from harness.dashboard import archpage, pages, runpage, techpage
 from harness.dashboard.data import (
     Palette,
     RunView,
@@ -303,7 +303,7 @@ def build_dashboard(
         new.pages[mviews[0].model_page] = h
         written.add(mviews[0].model_page)
 
-    top_names = ("index.html", "history.html", "runs.html", "architecture.html")
+    top_names = ("index.html", "history.html", "runs.html", "architecture.html", "techniques.html")
     h = digest(problems, list(page_hash.items()))
     if old.pages.get("*") != h or not all(name in existing for name in top_names):
         new.changed = True
@@ -312,6 +312,7 @@ def build_dashboard(
             "history.html": pages.history_page(views, palette, generated),
             "runs.html": pages.runs_page(views, problems, generated),
             "architecture.html": archpage.architecture_page(views, rows, palette, generated),
+            "techniques.html": techpage.techniques_page(views, palette, generated),
         }
         for name, text in top.items():
             write_page(out / name, text)

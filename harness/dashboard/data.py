@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from harness.formatting import MISSING, finite
 from harness.hardware import hardware_label
-from harness.records import GpuPhaseTelemetry, RunRecord, ScenarioResult
+from harness.records import GpuPhaseTelemetry, RunRecord, ScenarioResult, scenario_energy_value
 from harness.store import read_record
 
 
@@ -32,10 +32,11 @@ def slug(text: str) -> str:
 
 
 def model_label(record: RunRecord) -> str:
-    """The model's name as a leaderboard shows it: the preset, or the served name of a local checkpoint."""
-    if record.model.preset and record.model.preset != "local":
-        return record.model.preset
-    return record.model.served_name or record.model.source
+    """The model's name as a leaderboard shows it: the preset, or the served name of a local checkpoint,
+    with ``@variant`` for a technique variant (variants never share a leaderboard row)."""
+    name = record.model.preset if record.model.preset and record.model.preset != "local" else None
+    name = name or record.model.served_name or record.model.source
+    return f"{name}@{record.variant.name}" if record.variant is not None else name
 
 
 def engine_label(record: RunRecord) -> str:
@@ -98,8 +99,9 @@ class ScenarioView(NamedTuple):
 
 
 def scenario_view(name: str, s: ScenarioResult) -> ScenarioView:
-    energy = finite(s.resources.energy_j) if s.resources is not None else None
-    per_token = energy / s.total_output_tokens if energy is not None and s.total_output_tokens > 0 else None
+    ev = scenario_energy_value(s)  # the record's one energy value: the measured interval
+    energy = finite(ev.energy_j) if ev is not None else None
+    per_token = finite(ev.energy_per_output_token_j) if ev is not None else None
     return ScenarioView(
         name=name,
         concurrency=s.settings.concurrency,

@@ -9,6 +9,7 @@ from typing import Any
 from harness.dashboard import figures
 from harness.dashboard.archdata import ReportedView, RooflineView, reported_view, roofline_view
 from harness.dashboard.data import RunView
+from harness.dashboard.energysection import energy_section
 from harness.dashboard.html import esc, pretty_json
 from harness.dashboard.layout import (
     cell,
@@ -21,6 +22,7 @@ from harness.dashboard.layout import (
     unit,
     when,
 )
+from harness.dashboard.serverview import read_server_series, server_section
 from harness.formatting import MISSING, finite, fmt, human_bytes, human_count
 from harness.records import RunRecord
 
@@ -64,12 +66,15 @@ def run_page(
     parts.append(_accuracy_section(rec))
     parts.append(reported_section(reported_view(view)))
     parts.append(_perf_section(view))
+    server_series, server_warnings = read_server_series(view)
+    parts.append(server_section(view, server_series))
+    charts = bool(server_series)
     parts.append(_architecture_section(view))
     cdf = figures.latency_cdf(request_tables)
-    charts = cdf is not None
+    charts = charts or cdf is not None
     note = "From the per-request tables: the fraction of requests answered within each time."
-    if notes:
-        note += " " + " ".join(esc(n) for n in notes)
+    if notes or server_warnings:
+        note += " " + " ".join(esc(n) for n in [*notes, *server_warnings])
     parts.append('<div class="grid2">')
     parts.append(
         chart_card(
@@ -88,6 +93,7 @@ def run_page(
             chart_card("chart-gpu", "Power and memory over the run", "NVML samples per GPU.", gpu, root="../")
         )
     parts.append("</div>")
+    parts.append(energy_section(rec))
     parts.append(_resources_section(rec))
     parts.append(_config_section(rec))
     parts.append(_provenance_section(rec))
@@ -367,7 +373,7 @@ def _config_section(rec: RunRecord) -> str:
         f"<div><h3>Model</h3>{model}</div><div><h3>Engine</h3>{engine}</div></div>"
         f"<h3>Suite</h3>{suite}<details><summary>Suite as run</summary><pre class=json>{_pretty(rec.suite.spec)}</pre></details>"
         + (
-            f"<details><summary>Architecture analytics</summary><pre class=json>{_pretty(rec.analytics)}</pre></details>"
+            f"<details><summary>Architecture analytics</summary><pre class=json>{_pretty(rec.analytics.model_dump(mode='json'))}</pre></details>"
             if rec.analytics
             else ""
         )

@@ -14,7 +14,7 @@ from harness.dashboard.manifest import MANIFEST
 from harness.records import RunRecord
 from tests.factories import T0, make_record, write_run
 
-OVERVIEW = {"index.html", "history.html", "runs.html", "architecture.html"}
+OVERVIEW = {"index.html", "history.html", "runs.html", "architecture.html", "techniques.html"}
 
 
 def model_page(model: str) -> str:
