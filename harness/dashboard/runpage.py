@@ -29,7 +29,7 @@ from harness.records import RunRecord
 
 def run_page(
     view: RunView,
-    request_tables: dict[str, dict[str, list[Any]]],
+    request_tables: dict[str, dict[str, Any]],
     gpu_samples: dict[str, list[Any]] | None,
     notes: Sequence[str],
     generated: str,
