@@ -74,4 +74,4 @@ test-gpu: setup
 	$(BIN)/python -m pytest tests -q -m gpu
 
 clean:
-	rm -rf $(VENV) results/runs results/.cache dashboards/*.html
+	rm -rf $(VENV) results/runs results/.cache dashboards/*.html dashboards/manifest.json

@@ -23,6 +23,7 @@ _FEATURE_CLIS: tuple[str, ...] = (
     "harness.gate.cli",
     "harness.arch.cli",
     "harness.telemetry.check",
+    "harness.results_cli",
 )
 
 console, err_console = consoles()
@@ -53,7 +54,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     plans = plan_runs(load_suite(args.suite), args.model or None, endpoint=args.endpoint)
     for plan in plans:
-        console.print("\n".join(describe(plan)), highlight=False)
+        console.print("\n".join(describe(plan)), highlight=False, markup=False)
     console.print(f"{len(plans)} run(s) planned; nothing was started.")
     return 0
 
@@ -82,13 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("plan", help="print the runs a suite would make, starting nothing")
-    p.add_argument("suite", help="suite name (suites/<name>.yaml) or path")
+    p.add_argument("suite", help="suite name (smoke, standard, or ./suites/<name>.yaml) or a path")
     p.add_argument("--model", action="append", help="preset name or checkpoint dir (repeatable)")
     p.add_argument("--endpoint", help="measure an already-running OpenAI-compatible server")
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("run", help="run a suite: accuracy and performance from one engine load")
-    p.add_argument("suite", help="suite name (suites/<name>.yaml) or path")
+    p.add_argument("suite", help="suite name (smoke, standard, or ./suites/<name>.yaml) or a path")
     p.add_argument("--model", action="append", help="preset name or checkpoint dir (repeatable)")
     p.add_argument("--endpoint", help="base URL of an already-running OpenAI-compatible server")
     p.add_argument("--results", default="results", help="results folder (default: results)")

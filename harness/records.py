@@ -5,8 +5,20 @@ else. Field names carry their units (``_ms``, ``_s``, ``_bytes``, ``_j``); the p
 aggregates use the exact key names of vLLM's ``vllm bench serve`` so that figures can be
 compared with that tool's output line by line.
 
-``schema_version`` is bumped whenever a field changes meaning or disappears; adding an
-optional field does not bump it.
+The record is a public contract (see "Records as a contract" in the README):
+
+* write strictly: every part is ``extra="forbid"``, so a typo in the code that builds a
+  record fails at once;
+* read tolerantly: :func:`harness.migrate.parse_record` ignores fields it does not know (a
+  newer harness may add optional ones), checks ``schema_version`` explicitly and migrates
+  older versions;
+* ``schema_version`` is bumped only when a field is removed or renamed or changes meaning;
+  adding an optional field does not bump it. ``schema/run_record.v<N>.json`` is generated
+  from these models (``harness schema``) and a unit test fails when it drifts.
+
+Scenarios and tasks are lists of named entries (``name`` inside each), so
+``pandas.json_normalize`` and DuckDB's ``read_json`` give tidy tables; ``RunRecord.performance``
+and ``RunRecord.accuracy`` look them up by name.
 """
 
 from __future__ import annotations
@@ -14,14 +26,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from harness.records_energy import EnergySource, EnergyValue, EnergyWindow, scenario_energy_value
+from harness.record_analytics import RecordAnalytics
+from harness.records_energy import EnergySource, EnergyValue
+from harness.records_energy import EnergyWindow as EnergyWindow  # re-exported: the energy value type's parts
+from harness.records_energy import scenario_energy_value as scenario_energy_value
 
-# The energy value type lives in records_energy; re-exported here for readers of the record.
-__all__ = ["EnergySource", "EnergyValue", "EnergyWindow", "scenario_energy_value"]
-
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[2] = 2
 
 RunStatus = Literal["ok", "failed"]
 
@@ -42,7 +54,11 @@ class SuiteInfo(Frozen):
     name: str
     path: str | None = Field(default=None, description="Suite file the run was planned from.")
     sha256: str | None = Field(default=None, description="Checksum of the suite file's bytes.")
-    spec: dict[str, Any] = Field(default_factory=dict, description="The validated suite, as run.")
+    spec: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The validated suite, as run, kept as plain data: readers take what they need from "
+        "it and never re-validate it against today's suite code.",
+    )
 
 
 class ModelInfo(Frozen):
@@ -139,7 +155,7 @@ class Environment(Frozen):
 class TaskResult(Frozen):
     """One accuracy task: the headline metric and everything lm-eval reported."""
 
-    task: str
+    name: str = Field(description="lm-eval task name (a group's subtasks are entries of their own).")
     metric: str = Field(description="Headline metric name, e.g. 'acc' or 'exact_match'.")
     value: float
     stderr: float | None = Field(
@@ -153,6 +169,11 @@ class TaskResult(Frozen):
         default_factory=dict, description="All metrics lm-eval reported."
     )
     samples_path: str | None = Field(default=None, description="Per-sample log, relative to the run folder.")
+
+    @property
+    def task(self) -> str:
+        """The task name (schema v1's field name)."""
+        return self.name
 
 
 class GpuDeviceWindow(Frozen):
@@ -327,6 +348,7 @@ class ScenarioSettings(Frozen):
 class ScenarioResult(Frozen):
     """Aggregates of one load scenario, with vLLM bench serve's key names and definitions."""
 
+    name: str = Field(description="Scenario name from the suite.")
     settings: ScenarioSettings
     completed: int
     failed: int
@@ -464,7 +486,12 @@ class Resources(Frozen):
 
 
 class RunRecord(Frozen):
-    schema_version: int = SCHEMA_VERSION
+    """One run of one model on one suite: what was asked, what ran where, and what was measured."""
+
+    schema_version: Literal[2] = Field(
+        default=SCHEMA_VERSION,
+        description="Bumped only for a breaking change; older records are migrated on read.",
+    )
     run_id: str
     status: RunStatus
     error: str | None = None
@@ -474,10 +501,33 @@ class RunRecord(Frozen):
     environment: Environment
     started_at: datetime
     finished_at: datetime
-    accuracy: dict[str, TaskResult] = Field(default_factory=dict)
-    performance: dict[str, ScenarioResult] = Field(default_factory=dict)
+    tasks: list[TaskResult] = Field(default_factory=list, description="Accuracy tasks, in the order run.")
+    scenarios: list[ScenarioResult] = Field(
+        default_factory=list, description="Load scenarios, in the order run."
+    )
     resources: Resources | None = None
-    analytics: dict[str, Any] | None = Field(default=None, description="Architecture analytics of the model.")
+    analytics: RecordAnalytics | None = Field(
+        default=None, description="Architecture analytics of the model."
+    )
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> RunRecord:
+        for kind, entries in (("task", self.tasks), ("scenario", self.scenarios)):
+            names = [e.name for e in entries]
+            if len(set(names)) != len(names):
+                dupes = sorted({n for n in names if names.count(n) > 1})
+                raise ValueError(f"{kind} names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    @property
+    def accuracy(self) -> dict[str, TaskResult]:
+        """Task name -> result, in the order run (a read-only view of ``tasks``)."""
+        return {t.name: t for t in self.tasks}
+
+    @property
+    def performance(self) -> dict[str, ScenarioResult]:
+        """Scenario name -> result, in the order run (a read-only view of ``scenarios``)."""
+        return {s.name: s for s in self.scenarios}
 
     @property
     def duration_s(self) -> float:
@@ -485,5 +535,32 @@ class RunRecord(Frozen):
 
 
 def record_json_schema() -> dict[str, Any]:
-    """JSON schema of the record, for consumers outside Python."""
-    return RunRecord.model_json_schema()
+    """JSON Schema of the record as this harness writes it, for consumers outside Python.
+
+    Objects do not set ``additionalProperties: false``: readers must ignore fields they do
+    not know, since later harness versions add optional ones without a version bump.
+    """
+    schema = RunRecord.model_json_schema(mode="serialization")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = f"harness run record, schema v{SCHEMA_VERSION}"
+    _open_objects(schema)
+    return schema
+
+
+def record_json_schema_text() -> str:
+    """The JSON Schema as committed in ``schema/run_record.v<N>.json`` (stable text, one trailing newline)."""
+    import json
+
+    return json.dumps(record_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def _open_objects(node: Any) -> None:
+    """Drop ``additionalProperties: false`` (the writer's strictness) from every object schema."""
+    if isinstance(node, dict):
+        if node.get("additionalProperties") is False:
+            del node["additionalProperties"]
+        for v in node.values():
+            _open_objects(v)
+    elif isinstance(node, list):
+        for v in node:
+            _open_objects(v)

@@ -188,6 +188,15 @@ V1_STEADY_NOTE = (
 )
 
 
+_V1_DERIVED = (
+    "avg_power_w",
+    "energy_per_output_token_j",
+    "output_tokens_per_j",
+    "energy_above_idle_j",
+    "energy_per_output_token_above_idle_j",
+)
+
+
 def migrate_v1_scenario_energy(energy: dict[str, Any]) -> dict[str, Any]:
     """A v1 ``ScenarioEnergy`` (as JSON data) in today's shape; pure, for the record migration.
 
@@ -209,6 +218,9 @@ def migrate_v1_scenario_energy(energy: dict[str, Any]) -> dict[str, Any]:
         else None,
         output_tokens=energy.get("output_tokens"),
     ).model_dump(mode="json")
+    for key in _V1_DERIVED:  # figures v1 stored are kept as stored, not recomputed
+        if energy.get(key) is not None:
+            out["gross"][key] = energy[key]
     for key in (
         "energy_j",
         "energy_source",

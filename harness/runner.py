@@ -23,6 +23,7 @@ from harness.engine.watchdog import EngineWatchdog
 from harness.environment import collect_environment
 from harness.loadgen.metrics import RequestTiming
 from harness.plan import RunPlan
+from harness.record_analytics import RecordAnalytics
 from harness.records import (
     AccuracyEnergy,
     EngineInfo,
@@ -227,8 +228,8 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
         environment=environment,
         started_at=started,
         finished_at=finished,
-        accuracy=partial.accuracy,
-        performance=performance,
+        tasks=list(partial.accuracy.values()),
+        scenarios=list(performance.values()),
         resources=_resources(phases, partial),
         analytics=analytics,
     )
@@ -402,6 +403,7 @@ def _run_scenario(
         first_send_s=result.first_send_s,
     )
     partial.performance[scenario.name] = ScenarioResult(
+        name=scenario.name,
         settings=settings,
         client_cpu_s=result.client_cpu_s,
         client_cpu_us_per_output_token=(result.client_cpu_s * 1e6 / out_tokens) if out_tokens else None,
@@ -429,7 +431,7 @@ def _timeline_rows(requests: list[RequestTiming]) -> list[dict[str, Any]]:
     ]
 
 
-def _analytics(plan: RunPlan, partial: _Partial, environment: Any) -> dict[str, Any] | None:
+def _analytics(plan: RunPlan, partial: _Partial, environment: Any) -> RecordAnalytics | None:
     from harness.arch import record_analytics
 
     return record_analytics(

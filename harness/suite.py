@@ -15,7 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+# The suites harness ships (package data, so `pip install harness` users can `harness run smoke`).
+SUITES_DIR = Path(__file__).resolve().parent / "suites"
 
 
 class Spec(BaseModel):
@@ -169,15 +170,27 @@ class LoadedSuite(BaseModel):
     sha256: str | None
 
 
+def suite_dirs() -> list[Path]:
+    """Where suite names are looked up, first match wins: ``./suites`` (a project's own suites),
+    the ``suites/`` folder beside a source checkout of harness, then the suites harness ships."""
+    dirs = [Path.cwd() / "suites", Path(__file__).resolve().parent.parent / "suites", SUITES_DIR]
+    out: list[Path] = []
+    for d in dirs:
+        if d.is_dir() and all(d.resolve() != o.resolve() for o in out):
+            out.append(d)
+    return out
+
+
 def resolve_suite_path(name_or_path: str | Path) -> Path:
-    """A path as given, or `suites/<name>.yaml`."""
+    """A path as given, or ``<dir>/<name>.yaml`` from the first of :func:`suite_dirs` that has it."""
     p = Path(name_or_path)
     if p.suffix in {".yaml", ".yml"} or p.exists():
         return p
-    candidate = SUITES_DIR / f"{name_or_path}.yaml"
-    if candidate.exists():
-        return candidate
-    known = sorted(x.stem for x in SUITES_DIR.glob("*.yaml"))
+    for d in suite_dirs():
+        candidate = d / f"{name_or_path}.yaml"
+        if candidate.is_file():
+            return candidate
+    known = sorted({x.stem for d in suite_dirs() for x in d.glob("*.yaml")})
     raise SuiteError(f"no suite {name_or_path!r}: known suites are {', '.join(known) or 'none'}")
 
 

@@ -89,6 +89,23 @@ def layout(
     }
 
 
+def corner_note(lay: dict[str, Any], text: str) -> None:
+    """A small note above the plot's top-right corner (a legend for line styles or error bars)."""
+    lay["annotations"] = [
+        {
+            "text": text,
+            "xref": "paper",
+            "yref": "paper",
+            "x": 1,
+            "y": 1.06,
+            "showarrow": False,
+            "xanchor": "right",
+            "font": {"size": 11, "color": "#616e7c"},
+        }
+    ]
+    lay["margin"] = {**lay["margin"], "t": 28}
+
+
 def _hover(lines: Sequence[str]) -> str:
     return "<br>".join(lines) + "<extra></extra>"
 
@@ -225,19 +242,7 @@ def latency_under_load(
     lay["xaxis2"] = _axis(xtitle, domain=[0.54, 1], anchor="y2", type=lay["xaxis"]["type"], **ticks)
     lay["yaxis"] = _axis("TTFT (ms)", rangemode="tozero")
     lay["yaxis2"] = _axis("TPOT (ms)", anchor="x2", rangemode="tozero")
-    lay["annotations"] = [
-        {
-            "text": "solid: median · dashed: p99",
-            "xref": "paper",
-            "yref": "paper",
-            "x": 1,
-            "y": 1.06,
-            "showarrow": False,
-            "xanchor": "right",
-            "font": {"size": 11, "color": "#616e7c"},
-        },
-    ]
-    lay["margin"] = {**lay["margin"], "t": 28}
+    corner_note(lay, "solid: median · dashed: p99")
     return {"data": data, "layout": lay}
 
 
@@ -297,12 +302,12 @@ def history(
             {
                 "type": "scatter",
                 "mode": "lines+markers",
-                "x": [iso(r.started_at) for r, _ in pts],
+                "x": [r.started_iso for r, _ in pts],
                 "y": [r4(v) for _, v in pts],
                 "name": esc(label),
                 "line": {"color": colour_of(label), "width": 2},
                 "marker": {"size": 6},
-                "customdata": [[esc(r.run_id), r.page] for r, _ in pts],
+                "customdata": [[r.run_id_html, r.page] for r, _ in pts],
                 "hovertemplate": _hover(
                     [f"<b>{esc(label)}</b>", "%{x}", f"{esc(ytitle)}: %{{y:.4g}}", "run %{customdata[0]}"]
                 ),

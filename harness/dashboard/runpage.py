@@ -3,7 +3,6 @@ distribution, GPU telemetry, resources by phase, configuration and provenance.""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,7 +10,7 @@ from harness.dashboard import figures
 from harness.dashboard.archdata import ReportedView, RooflineView, reported_view, roofline_view
 from harness.dashboard.data import RunView
 from harness.dashboard.energysection import energy_section
-from harness.dashboard.html import clean, esc
+from harness.dashboard.html import esc, pretty_json
 from harness.dashboard.layout import (
     cell,
     chart_card,
@@ -334,7 +333,7 @@ def _resources_section(rec: RunRecord) -> str:
 
 
 def _pretty(obj: Any) -> str:
-    return esc(json.dumps(clean(obj), indent=2, ensure_ascii=False, default=str))
+    return esc(pretty_json(obj))
 
 
 def _config_section(rec: RunRecord) -> str:
@@ -370,7 +369,7 @@ def _config_section(rec: RunRecord) -> str:
         f"<div><h3>Model</h3>{model}</div><div><h3>Engine</h3>{engine}</div></div>"
         f"<h3>Suite</h3>{suite}<details><summary>Suite as run</summary><pre class=json>{_pretty(rec.suite.spec)}</pre></details>"
         + (
-            f"<details><summary>Architecture analytics</summary><pre class=json>{_pretty(rec.analytics)}</pre></details>"
+            f"<details><summary>Architecture analytics</summary><pre class=json>{_pretty(rec.analytics.model_dump(mode='json'))}</pre></details>"
             if rec.analytics
             else ""
         )

@@ -455,6 +455,7 @@ def test_without_a_gpu_every_gpu_figure_is_null_with_its_reason(tmp_path) -> Non
         ]
     )
     scenario = ScenarioResult(
+        name="c2",
         settings=settings,
         completed=5,
         failed=0,
@@ -490,7 +491,7 @@ def test_without_a_gpu_every_gpu_figure_is_null_with_its_reason(tmp_path) -> Non
         ),
         started_at=now,
         finished_at=now,
-        performance={"c2": scenario},
+        scenarios=[scenario],
         resources=Resources(
             engine_peak_rss_bytes=None,
             phases={"accuracy": acc_phase, "scenario:c2": phase},

@@ -211,7 +211,7 @@ def test_readings_stream_to_parquet_instead_of_growing_in_memory(fake_nvml, tmp_
 
 def task(name: str, metric: str, value: float, n: int, higher: bool = True) -> TaskResult:
     return TaskResult(
-        task=name,
+        name=name,
         metric=metric,
         value=value,
         stderr=None,
