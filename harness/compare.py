@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.hardware import hardware_label
-from harness.records import RunRecord, ScenarioResult
+from harness.records import RunRecord, ScenarioResult, scenario_energy_value
 
 # (metric, label, higher is better) for each scenario: the figures a reader looks at first.
 SCENARIO_HEADLINES: tuple[tuple[str, str, bool], ...] = (
@@ -83,7 +83,8 @@ def _scenario_value(s: ScenarioResult | None, metric: str) -> float | None:
     if s is None:
         return None
     if metric == "energy_per_output_token_j":
-        return s.energy.energy_per_output_token_j if s.energy else None
+        ev = scenario_energy_value(s)  # the record's one energy value (measured interval)
+        return ev.energy_per_output_token_j if ev is not None else None
     value = getattr(s, metric)
     return None if value is None else float(value)
 
