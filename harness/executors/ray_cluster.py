@@ -161,6 +161,22 @@ def _unpack(payload: dict[str, Any], results: Path) -> RunRecord:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _probe(address: str, timeout_s: float = 5.0) -> None:
+    """Fail at once on a HOST:PORT with nothing listening (Ray itself retries for minutes)."""
+    import socket
+
+    if address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError) as exc:
+        raise ExecutorError(
+            f"no Ray cluster at {address!r} ({exc}): start one with `ray start --head`, or pass "
+            "--ray-address auto, HOST:PORT of a running head, or ray://HOST:10001"
+        ) from exc
+
+
 class RayExecutor:
     """Runs cells as Ray tasks on the cluster at `address` ('auto', 'HOST:PORT' or 'ray://HOST:10001')."""
 
@@ -187,6 +203,7 @@ class RayExecutor:
             ) from exc
 
     def run(self, cells: list[Cell], results: Path, on_event: EventSink) -> list[RunRecord]:
+        _probe(self.address)
         ray = _ray()
         self._connect(ray)
         try:
