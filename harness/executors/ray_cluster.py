@@ -99,8 +99,15 @@ def _clean_stale_scratch() -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
-def run_cell_on_worker(cell: Cell, events: Any, driver_version: str) -> dict[str, Any]:
-    """The Ray task body: report where it runs, execute the cell, return its run folder as bytes."""
+def run_cell_on_worker(
+    cell: Cell, events: Any, driver_version: str, env_vars: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The Ray task body: report where it runs, execute the cell, return its run folder as bytes.
+
+    `env_vars` (the driver's HARNESS_* settings) are set in this worker process for the cell; they
+    travel as an argument rather than as a Ray runtime_env, which needs nothing beyond core Ray.
+    """
+    os.environ.update(env_vars or {})
     import ray
 
     from harness import __version__
@@ -194,7 +201,6 @@ class RayExecutor:
                 namespace="harness",
                 log_to_driver=False,
                 logging_level=logging.WARNING,
-                runtime_env={"env_vars": forwarded_env()},
             )
         except ConnectionError as exc:
             raise ExecutorError(
@@ -263,7 +269,8 @@ class _Campaign:
             **extra,
             "name": f"harness-cell-{cell.index}",
         }
-        self.refs[self.remote.options(**opts).remote(cell, self.events, self.version)] = cell
+        ref = self.remote.options(**opts).remote(cell, self.events, self.version, forwarded_env())
+        self.refs[ref] = cell
 
     def _reserve(self, cell: Cell) -> None:
         from ray.util.placement_group import placement_group
