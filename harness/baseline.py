@@ -25,10 +25,14 @@ class BaselineError(ValueError):
 
 
 def model_key(record: RunRecord) -> str:
-    """The model part of a baseline name: the preset, or `local-<dir>` for checkpoint folders."""
+    """The model part of a baseline name: the preset, or `local-<dir>` for checkpoint folders, and
+    ``@variant`` for a variant's run."""
     if record.model.preset == "local":
-        return "local-" + _slug(Path(record.model.source).name)
-    return _slug(record.model.preset)
+        key = "local-" + _slug(Path(record.model.source).name)
+    else:
+        key = _slug(record.model.preset)
+    # Each variant of a model has its own baseline: a technique is never gated against another.
+    return f"{key}@{_slug(record.variant.name)}" if record.variant is not None else key
 
 
 def baseline_path(results: Path, record: RunRecord) -> Path:

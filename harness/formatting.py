@@ -29,6 +29,8 @@ KINDS: tuple[str, ...] = ("acc", "delta", "tps", "ms", "j", "int", "bytes", "s",
 
 def finite(value: Any) -> float | None:
     """``value`` as a float, or None when it is missing, not a number, NaN or infinite."""
+    if type(value) is float:  # the usual case, first: pages call this a hundred times each
+        return value if math.isfinite(value) else None
     if value is None or isinstance(value, bool):
         return None
     try:

@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.engine.base import Engine, EngineError
+from harness.engine.vllm_metrics import MetricsPoller
 from harness.engine.watchdog import EngineWatchdog
 from harness.environment import collect_environment
 from harness.loadgen.metrics import RequestTiming
 from harness.plan import RunPlan
+from harness.record_analytics import RecordAnalytics
 from harness.records import (
     AccuracyEnergy,
     EngineInfo,
@@ -37,6 +39,7 @@ from harness.records import (
     SuiteInfo,
     TaskResult,
     Unmeasured,
+    VariantInfo,
 )
 from harness.store import runs_dir, write_record
 from harness.suite import PerfScenario
@@ -64,6 +67,8 @@ class _Partial:
     accuracy_energy: AccuracyEnergy | None = None
     memory: EngineMemory | None = None
     gpu_samples_path: str | None = None
+    server_metrics_path: str | None = None
+    poller: MetricsPoller | None = None  # the engine's /metrics series, read by each scenario
 
 
 def new_run_id(model: str, suite: str, now: datetime | None = None) -> str:
@@ -87,6 +92,7 @@ def _make_engine(plan: RunPlan, model: ResolvedModel, run_dir: Path) -> Engine:
         startup_timeout_s=plan.startup_timeout_s,
         seed=plan.seed,
         kv_cache_gib=int(os.environ.get("HARNESS_CPU_KVCACHE_GIB", "2")),
+        env=plan.engine_env,
     )
 
 
@@ -116,12 +122,19 @@ def _signals_as_interrupt() -> Iterator[list[int]]:
             signal.signal(s, h)
 
 
-def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunRecord:
+def execute(
+    plan: RunPlan, results: Path, hooks: RunHooks | None = None, fingerprint: str | None = None
+) -> RunRecord:
     """Run one plan to a record on disk. Never raises for run failures; KeyboardInterrupt is re-raised
-    after the failed record is written."""
+    after the failed record is written. `fingerprint` names the cell (computed from the plan if None)."""
     hooks = hooks or RunHooks()
+    if fingerprint is None:
+        from harness.cells import fingerprint as cell_fingerprint
+
+        fingerprint = cell_fingerprint(plan)
     started = datetime.now(timezone.utc)
-    run_id = new_run_id(plan.model.name, plan.suite.spec.name, started)
+    tag = f"{plan.model.name}-{plan.variant.name}" if plan.variant is not None else plan.model.name
+    run_id = new_run_id(tag, plan.suite.spec.name, started)
     run_dir = runs_dir(results) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     partial = _Partial()
@@ -157,7 +170,7 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
             watchdog = _start_watchdog(plan, engine)
             from harness.engine.vllm_metrics import MetricsPoller, measure_engine_memory
 
-            poller = MetricsPoller(engine.base_url)
+            poller = partial.poller = MetricsPoller(engine.base_url)
             telemetry.kv_cache = poller
             poller.start()
             hooks.on_phase("idle baseline")
@@ -167,6 +180,8 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
                 poller,
                 Path(model.path),
                 getattr(partial.idle, "memory_used_bytes", None),
+                getattr(partial.idle, "memory_total_bytes", None),
+                getattr(partial.idle, "reason", None),
             )
             telemetry.kv_capacity_tokens = partial.memory.kv_cache_capacity_tokens
             with watchdog.guard():  # a hung engine interrupts lm-eval; the load generator polls it
@@ -185,6 +200,7 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
                     watchdog.stop()
                 if poller is not None:
                     poller.stop()
+                    partial.server_metrics_path = _write_server_series(run_dir, poller)
                 if telemetry is not None:
                     telemetry.stop()
                     phases = dict(telemetry.phases)
@@ -222,13 +238,15 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
             served_name=engine.served_name if engine and engine.served_name else plan.model.name,
         ),
         engine=partial.engine_info,
+        variant=_variant_info(plan),
         environment=environment,
         started_at=started,
         finished_at=finished,
-        accuracy=partial.accuracy,
-        performance=performance,
+        tasks=list(partial.accuracy.values()),
+        scenarios=list(performance.values()),
         resources=_resources(phases, partial),
         analytics=analytics,
+        fingerprint=fingerprint,
     )
     write_record(run_dir, record)
     if interrupted is not None:
@@ -263,6 +281,20 @@ def _start_watchdog(plan: RunPlan, engine: Engine) -> EngineWatchdog:
     )
     watchdog.start()
     return watchdog
+
+
+def _variant_info(plan: RunPlan) -> VariantInfo | None:
+    v = plan.variant
+    if v is None:
+        return None
+    base = plan.baseline_variant or v.name
+    return VariantInfo(
+        name=v.name,
+        baseline=base,
+        is_baseline=v.name == base,
+        changes=v.changes(),
+        spec=v.model_dump(mode="json"),
+    )
 
 
 def _engine_info(plan: RunPlan, engine: Engine, run_dir: Path) -> EngineInfo:
@@ -322,7 +354,7 @@ def _measure(
         finally:
             telemetry.end_window("accuracy")
         partial.accuracy_energy = telemetry.accuracy_energy(
-            "accuracy", sum(t.n_samples for t in partial.accuracy.values())
+            "accuracy", sum(t.n_samples for t in partial.accuracy.values()), list(partial.accuracy.values())
         )
         engine.check_alive()
     if plan.scenarios:
@@ -342,6 +374,7 @@ def _measure(
                 hooks,
                 partial,
                 watchdog,
+                base_dir=plan.suite.path.parent if plan.suite.path else None,
             )
             engine.check_alive()
 
@@ -356,35 +389,75 @@ def _run_scenario(
     hooks: RunHooks,
     partial: _Partial,
     watchdog: EngineWatchdog | None = None,
+    base_dir: Path | None = None,
 ) -> None:
     """Run one scenario into ``partial.performance`` (also what it measured before a hung engine)."""
     from harness.loadgen.client import LoadSpec, run_load, write_requests_parquet
     from harness.loadgen.metrics import aggregate
     from harness.loadgen.peer_command import vllm_bench_command
     from harness.loadgen.prompts import scenario_seed
+    from harness.loadgen.sessions import run_sessions
+    from harness.workloads.run import WORKLOAD_FIELDS, scenario_workload, workload_info
 
     token_ids, count_tokens, tokenizer_path = tokenizer
     # The record's settings and the load generator's spec are the same figures; the scenario
     # draws its own prompts and arrivals, so it never hits another scenario's prefix cache.
-    fields = scenario.model_dump(exclude={"name"})
+    fields = scenario.model_dump(exclude={"name", *WORKLOAD_FIELDS})
     load = LoadSpec(**fields, seed=scenario_seed(seed, scenario.name))
-    command = vllm_bench_command(load, engine.base_url, engine.served_name, tokenizer_path)
+    workload = scenario_workload(
+        scenario,
+        load.seed,
+        token_ids,
+        tokenizer_path,
+        base_dir,
+        partial.memory.kv_cache_block_size if partial.memory is not None else None,
+    )
+    command = (
+        None
+        if workload is not None
+        else vllm_bench_command(load, engine.base_url, engine.served_name, tokenizer_path)
+    )
     settings = ScenarioSettings(**fields, seed=seed, scenario_seed=load.seed, vllm_bench_command=command)
     window = f"scenario:{scenario.name}"
+    poller = partial.poller
+    t0 = poller.clock() if poller is not None else None
     telemetry.begin_window(window)
     try:
         with watchdog.suspended() if watchdog is not None else nullcontext():  # aborts by itself
-            result = run_load(
-                load,
-                engine.base_url,
-                engine.served_name,
-                token_ids,
-                on_done=hooks.on_request_done,
-                count_tokens=count_tokens,
-                abort=watchdog,
-            )
+            if workload is not None and workload.is_conversation:
+                assert scenario.conversation is not None
+                result = run_sessions(
+                    load,
+                    engine.base_url,
+                    engine.served_name,
+                    workload.sessions,
+                    think_time_s=scenario.conversation.think_time_s,
+                    on_done=hooks.on_request_done,
+                    count_tokens=count_tokens,
+                    abort=watchdog,
+                )
+            else:
+                result = run_load(
+                    load,
+                    engine.base_url,
+                    engine.served_name,
+                    token_ids,
+                    on_done=hooks.on_request_done,
+                    count_tokens=count_tokens,
+                    abort=watchdog,
+                    items=workload.items if workload is not None else None,
+                )
     finally:
         phase = telemetry.end_window(window)
+    server = None
+    if poller is not None and t0 is not None:
+        poller.poll_once()  # the counters as the scenario ends
+        server = poller.server_window(
+            t0,
+            poller.clock(),
+            workload.implied_prefix_hit_rate if workload is not None else None,
+            dispatch_s=result.first_send_s,
+        )
     agg = aggregate(result.requests, duration_s=result.duration_s)
     if agg["completed"] == 0 and not result.aborted:
         raise EngineError(f"scenario {scenario.name}: every request failed: {'; '.join(agg['errors'][:3])}")
@@ -400,6 +473,7 @@ def _run_scenario(
         first_send_s=result.first_send_s,
     )
     partial.performance[scenario.name] = ScenarioResult(
+        name=scenario.name,
         settings=settings,
         client_cpu_s=result.client_cpu_s,
         client_cpu_us_per_output_token=(result.client_cpu_s * 1e6 / out_tokens) if out_tokens else None,
@@ -407,10 +481,26 @@ def _run_scenario(
         incomplete=result.aborted,
         resources=phase,
         energy=energy,
+        server=server,
+        workload=workload_info(scenario, workload, result.requests, base_dir),
         **agg,
     )
     if result.aborted:
         raise EngineError(f"scenario {scenario.name}: {result.aborted}")
+
+
+def _write_server_series(run_dir: Path, poller: MetricsPoller) -> str | None:
+    """The engine's /metrics polls as ``telemetry/server_metrics.parquet`` (t_s from the poller's origin)."""
+    from harness.engine.server_metrics import write_series
+
+    if not poller.series:
+        return None
+    rel = Path("telemetry") / "server_metrics.parquet"
+    try:
+        write_series(run_dir / rel, poller.series, t0_s=poller.origin_s)
+    except OSError:
+        return None
+    return str(rel)
 
 
 def _timeline_rows(requests: list[RequestTiming]) -> list[dict[str, Any]]:
@@ -427,7 +517,7 @@ def _timeline_rows(requests: list[RequestTiming]) -> list[dict[str, Any]]:
     ]
 
 
-def _analytics(plan: RunPlan, partial: _Partial, environment: Any) -> dict[str, Any] | None:
+def _analytics(plan: RunPlan, partial: _Partial, environment: Any) -> RecordAnalytics | None:
     from harness.arch import record_analytics
 
     return record_analytics(
@@ -453,4 +543,5 @@ def _resources(phases: dict[str, PhaseResources], partial: _Partial) -> Resource
         accuracy_energy=partial.accuracy_energy,
         memory=partial.memory,
         gpu_samples_path=partial.gpu_samples_path,
+        server_metrics_path=partial.server_metrics_path,
     )

@@ -45,7 +45,8 @@ def resolve_model(plan: RunPlan) -> ResolvedModel:
     return _resolve_hub(m.hub_id, gated=m.gated)
 
 
-def _hub_reachable(timeout_s: float = 5.0) -> bool:
+def hub_reachable(timeout_s: float = 5.0) -> bool:
+    """Whether the Hugging Face Hub answers on port 443 within ``timeout_s`` (False under HF_HUB_OFFLINE=1)."""
     import socket
     import threading
     from urllib.parse import urlparse
@@ -76,7 +77,7 @@ def _resolve_hub(hub_id: str, gated: bool) -> ResolvedModel:
         return ResolvedModel(path, path, Path(path).name, None, "Hugging Face cache")
     except Exception:  # noqa: BLE001 - any cache miss means: not available locally
         pass
-    if not _hub_reachable():
+    if not hub_reachable():
         token = " with HF_TOKEN set (gated model: accept its licence first)" if gated else ""
         raise ModelUnavailableError(
             f"the weights of {hub_id} cannot be fetched: the Hugging Face Hub is not reachable from this "

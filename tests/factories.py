@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from harness.arch import record_analytics
 from harness.models import PRESETS
+from harness.record_analytics import RecordAnalytics
 from harness.records import (
     EngineInfo,
     Environment,
@@ -176,6 +177,7 @@ def make_scenario(
             ),
         )
     return ScenarioResult(
+        name=name,
         settings=ScenarioSettings(
             input_tokens=input_tokens,
             output_tokens=output_tokens,
@@ -218,7 +220,7 @@ def task_result(name: str, val: float | tuple[float, float | None], **overrides:
     if name == "gsm8k":
         metrics |= {"exact_match,flexible-extract": min(1.0, value + 0.02)}
     fields: dict[str, Any] = {
-        "task": name,
+        "name": name,
         "metric": metric,
         "value": value,
         "stderr": stderr,
@@ -255,7 +257,7 @@ def make_record(
     family: str = "smollm",
     peak_rss_bytes: int | None = 2_700_000_000,
     energy_j: float | None = None,
-    analytics: dict[str, Any] | Literal["auto"] | None = "auto",
+    analytics: RecordAnalytics | Literal["auto"] | None = "auto",
     spec: dict[str, Any] | None = None,
     env: Environment | None = None,
     model_info: Mapping[str, Any] | None = None,
@@ -273,14 +275,17 @@ def make_record(
     if accuracy is None:
         accuracy = SMOKE_TASKS if suite == "smoke" else STANDARD_TASKS
     tasks = {
-        name: val if isinstance(val, TaskResult) else task_result(name, val) for name, val in accuracy.items()
+        name: (val if val.name == name else val.model_copy(update={"name": name}))
+        if isinstance(val, TaskResult)
+        else task_result(name, val)
+        for name, val in accuracy.items()
     }
     if scenarios is None:
         scenarios = SMOKE_SCENARIOS
     perf = {}
     for name, sc in scenarios.items():
         if isinstance(sc, ScenarioResult):
-            perf[name] = sc
+            perf[name] = sc if sc.name == name else sc.model_copy(update={"name": name})
         else:
             kw = dict(sc)
             if hardware != "cpu" and "energy_j" not in kw:
@@ -345,8 +350,8 @@ def make_record(
         environment=env,
         started_at=started,
         finished_at=started + timedelta(seconds=duration_s),
-        accuracy=tasks,
-        performance=perf,
+        tasks=list(tasks.values()),
+        scenarios=list(perf.values()),
         resources=Resources(
             engine_peak_rss_bytes=peak_rss_bytes,
             phases=phases,
@@ -358,11 +363,24 @@ def make_record(
 
 
 def write_run(
-    results: Path, record: RunRecord, *, requests: bool = True, gpu_samples: bool = False, seed: int = 0
+    results: Path,
+    record: RunRecord,
+    *,
+    requests: bool = True,
+    gpu_samples: bool = False,
+    seed: int = 0,
+    durable: bool = True,
 ) -> Path:
-    """Store ``record`` under ``results/runs/<run_id>/`` with its per-request tables (and GPU samples)."""
+    """Store ``record`` under ``results/runs/<run_id>/`` with its per-request tables (and GPU samples).
+
+    ``durable=False`` writes the same bytes without the store's fsync (for generating
+    thousands of records for a benchmark)."""
     run_dir = Path(results) / "runs" / record.run_id
-    write_record(run_dir, record)
+    if durable:
+        write_record(run_dir, record)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "record.json").write_text(record.model_dump_json(indent=2) + "\n")
     rng = random.Random(seed)
     if requests:
         for s in record.performance.values():
@@ -474,16 +492,19 @@ def generate_results(
     seed: int = 0,
     failed_every: int = 25,
     requests: bool = True,
+    first: int = 0,
+    durable: bool = True,
 ) -> list[RunRecord]:
     """Write ``n_runs`` records round-robin over models, two suites and two kinds of hardware.
 
     Every ``failed_every``-th run is failed (no perf, an error message). Figures drift a little
-    from run to run; returns the records in the order written.
+    from run to run; returns the records in the order written. ``first`` numbers the runs from
+    there (to add runs to a folder made by an earlier call); ``durable`` as for :func:`write_run`.
     """
-    rng = random.Random(seed)
+    rng = random.Random(seed + first)
     names = list(MODELS)[:n_models]
     records = []
-    for i in range(n_runs):
+    for i in range(first, first + n_runs):
         model = names[i % len(names)]
         family, acc_off, speed = MODELS[model]
         suite = "smoke" if (i // len(names)) % 2 == 0 else "standard"
@@ -562,6 +583,7 @@ def generate_results(
             requests=requests and not failed,
             gpu_samples=hardware != "cpu" and i % 10 == 0,
             seed=i,
+            durable=durable,
         )
         records.append(rec)
     return records

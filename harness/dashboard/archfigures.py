@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from harness.dashboard.figures import LEGEND_BELOW, Spec, _axis, _hover, layout, r4
+from harness.dashboard.figures import LEGEND_BELOW, Spec, _axis, _hover, corner_note, layout, r4
 from harness.dashboard.html import esc
 from harness.formatting import finite, fmt, human_bytes, human_count
 
@@ -39,6 +39,33 @@ def _bar_layout(names: Sequence[str], xtitle: str, per_row: int = 34) -> dict[st
     return lay
 
 
+def _hbar(
+    names: Sequence[str],
+    x: Sequence[float],
+    name: str,
+    group: str,
+    colour: str,
+    custom: list[list[str]],
+    hover: Sequence[str],
+    text: list[str] | None = None,
+) -> dict[str, Any]:
+    """One horizontal bar trace; ``text`` goes past the end of each bar."""
+    trace: dict[str, Any] = {
+        "type": "bar",
+        "orientation": "h",
+        "y": list(names),
+        "x": list(x),
+        "name": name,
+        "offsetgroup": group,
+        "marker": {"color": colour},
+        "customdata": custom,
+        "hovertemplate": _hover(hover),
+    }
+    if text is not None:
+        trace.update({"text": text, "textposition": "outside", "cliponaxis": False})
+    return trace
+
+
 def kv_bars(rows: Sequence[dict[str, Any]]) -> Spec | None:
     """KV-cache bytes per token of each model as built, beside what full multi-head attention would need.
 
@@ -49,18 +76,16 @@ def kv_bars(rows: Sequence[dict[str, Any]]) -> Spec | None:
     if not rows:
         return None
     names = [esc(r["name"]) for r in rows]
-    data: list[dict[str, Any]] = [
-        {
-            "type": "bar",
-            "orientation": "h",
-            "y": names,
-            "x": [r["kv_bytes_per_token_mha"] for r in rows],
-            "name": "full multi-head equivalent",
-            "offsetgroup": "mha",
-            "marker": {"color": MHA_GREY},
-            "customdata": [[human_bytes(r["kv_bytes_per_token_mha"])] for r in rows],
-            "hovertemplate": _hover(["<b>%{y}</b>", "full multi-head attention: %{customdata[0]} per token"]),
-        }
+    data = [
+        _hbar(
+            names,
+            [r["kv_bytes_per_token_mha"] for r in rows],
+            "full multi-head equivalent",
+            "mha",
+            MHA_GREY,
+            [[human_bytes(r["kv_bytes_per_token_mha"])] for r in rows],
+            ["<b>%{y}</b>", "full multi-head attention: %{customdata[0]} per token"],
+        )
     ]
     for kind in sorted({str(r["attention"]) for r in rows}):
         sel = [r for r in rows if r["attention"] == kind]
@@ -84,27 +109,21 @@ def kv_bars(rows: Sequence[dict[str, Any]]) -> Spec | None:
                 ]
             )
         data.append(
-            {
-                "type": "bar",
-                "orientation": "h",
-                "y": [esc(r["name"]) for r in sel],
-                "x": [r["kv_bytes_per_token"] for r in sel],
-                "name": f"as built: {esc(kind)}",
-                "offsetgroup": "built",
-                "marker": {"color": ATTENTION_COLOURS.get(kind, "#b07aa1")},
-                "text": text,
-                "textposition": "outside",
-                "cliponaxis": False,
-                "customdata": custom,
-                "hovertemplate": _hover(
-                    [
-                        f"<b>%{{y}}</b> ({esc(kind)})",
-                        "%{customdata[0]} per token at %{customdata[2]}",
-                        "%{customdata[1]}",
-                        "%{customdata[3]}",
-                    ]
-                ),
-            }
+            _hbar(
+                [esc(r["name"]) for r in sel],
+                [r["kv_bytes_per_token"] for r in sel],
+                f"as built: {esc(kind)}",
+                "built",
+                ATTENTION_COLOURS.get(kind, "#b07aa1"),
+                custom,
+                [
+                    f"<b>%{{y}}</b> ({esc(kind)})",
+                    "%{customdata[0]} per token at %{customdata[2]}",
+                    "%{customdata[1]}",
+                    "%{customdata[3]}",
+                ],
+                text,
+            )
         )
     lay = _bar_layout(names, "KV-cache bytes per token (log scale)")
     values = [v for r in rows for v in (r["kv_bytes_per_token"], r["kv_bytes_per_token_mha"])]
@@ -120,18 +139,16 @@ def param_bars(rows: Sequence[dict[str, Any]]) -> Spec | None:
         return None
     rows = sorted(rows, key=lambda r: (-r["total_params"], r["name"]))
     names = [esc(r["name"]) for r in rows]
-    data: list[dict[str, Any]] = [
-        {
-            "type": "bar",
-            "orientation": "h",
-            "y": names,
-            "x": [r["total_params"] for r in rows],
-            "name": "total parameters",
-            "offsetgroup": "total",
-            "marker": {"color": MHA_GREY},
-            "customdata": [[human_count(r["total_params"])] for r in rows],
-            "hovertemplate": _hover(["<b>%{y}</b>", "%{customdata[0]} parameters in all"]),
-        }
+    data = [
+        _hbar(
+            names,
+            [r["total_params"] for r in rows],
+            "total parameters",
+            "total",
+            MHA_GREY,
+            [[human_count(r["total_params"])] for r in rows],
+            ["<b>%{y}</b>", "%{customdata[0]} parameters in all"],
+        )
     ]
     for moe, name, colour in (
         (False, "active per token: dense", "#4e79a7"),
@@ -149,26 +166,16 @@ def param_bars(rows: Sequence[dict[str, Any]]) -> Spec | None:
             text.append(f"{share:.0%} active · {experts}" if moe else "")
             custom.append([human_count(r["active_params"]), f"{share:.0%}", experts])
         data.append(
-            {
-                "type": "bar",
-                "orientation": "h",
-                "y": [esc(r["name"]) for r in sel],
-                "x": [r["active_params"] for r in sel],
-                "name": name,
-                "offsetgroup": "active",
-                "marker": {"color": colour},
-                "text": text,
-                "textposition": "outside",
-                "cliponaxis": False,
-                "customdata": custom,
-                "hovertemplate": _hover(
-                    [
-                        "<b>%{y}</b>",
-                        "%{customdata[0]} active per token (%{customdata[1]})",
-                        "%{customdata[2]}",
-                    ]
-                ),
-            }
+            _hbar(
+                [esc(r["name"]) for r in sel],
+                [r["active_params"] for r in sel],
+                name,
+                "active",
+                colour,
+                custom,
+                ["<b>%{y}</b>", "%{customdata[0]} active per token (%{customdata[1]})", "%{customdata[2]}"],
+                text,
+            )
         )
     lay = _bar_layout(names, "Parameters (log scale)")
     values = [v for r in rows for v in (r["total_params"], r["active_params"])]
@@ -321,17 +328,5 @@ def reported_deltas(
         "Measured − published", tickformat="+.2f", zeroline=True, zerolinecolor="#52606d", zerolinewidth=1.5
     )
     lay["barmode"] = "group"
-    lay["annotations"] = [
-        {
-            "text": "error bars: ±1.96 standard errors of the measurement",
-            "xref": "paper",
-            "yref": "paper",
-            "x": 1,
-            "y": 1.06,
-            "showarrow": False,
-            "xanchor": "right",
-            "font": {"size": 11, "color": "#616e7c"},
-        }
-    ]
-    lay["margin"] = {**lay["margin"], "t": 28}
+    corner_note(lay, "error bars: ±1.96 standard errors of the measurement")
     return {"data": data, "layout": lay}

@@ -7,7 +7,7 @@ Escaping as everywhere (:mod:`harness.dashboard.html`); the charts are in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from harness.dashboard import archfigures
@@ -29,20 +29,21 @@ def _name_cell(row: dict[str, Any]) -> str:
     return f'<td>{name}<span class="sub">{esc(kind)} · {esc(row.get("family") or "")}</span></td>'
 
 
-def _size_cell(value: Any, sub: str | None = None) -> str:
+def _human_cell(value: Any, human: Callable[[float], str], unit: str = "", sub: str | None = None) -> str:
+    """A size or count in human units, the exact figure (with ``unit``) on hover."""
     v = finite(value)
     if v is None:
         return f'<td class="missing" title="not known">{MISSING}</td>'
     extra = f'<span class="sub">{esc(sub)}</span>' if sub else ""
-    return f'<td class="num" title="{v:,.0f} bytes">{esc(human_bytes(v))}{extra}</td>'
+    return f'<td class="num" title="{v:,.0f}{unit}">{esc(human(v))}{extra}</td>'
+
+
+def _size_cell(value: Any, sub: str | None = None) -> str:
+    return _human_cell(value, human_bytes, " bytes", sub)
 
 
 def _count_cell(value: Any, sub: str | None = None) -> str:
-    v = finite(value)
-    if v is None:
-        return f'<td class="missing" title="not known">{MISSING}</td>'
-    extra = f'<span class="sub">{esc(sub)}</span>' if sub else ""
-    return f'<td class="num" title="{v:,.0f}">{esc(human_count(v))}{extra}</td>'
+    return _human_cell(value, human_count, "", sub)
 
 
 def _tokens_cell(value: Any) -> str:

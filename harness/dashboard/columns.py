@@ -218,7 +218,7 @@ def leaderboard_row(r: LeaderRow, prefix: str = "") -> dict[str, Any]:
         "engine": v.engine,
         "run_id": v.run_id,
         "run_href": prefix + v.page,
-        "started": iso(v.started_at),
+        "started": v.started_iso,
         "runs": r.n_runs,
         "runs_href": runs_href(v.model, prefix),
         "flag": flag,
@@ -284,7 +284,7 @@ RUNS_COLUMNS: tuple[Column, ...] = (
 def runs_row(v: RunView, prefix: str = "") -> dict[str, Any]:
     h = v.headline
     return {
-        "started": iso(v.started_at),
+        "started": v.started_iso,
         "run_href": prefix + v.page,
         "model": v.model,
         "model_href": prefix + v.model_page,
@@ -297,7 +297,7 @@ def runs_row(v: RunView, prefix: str = "") -> dict[str, Any]:
         "hardware": v.hardware,
         "engine": v.engine,
         "run_id": v.run_id,
-        "duration": v.record.duration_s,
+        "duration": v.duration_s,
         "error": v.error,
         "search": search_text(v),
     }

@@ -34,6 +34,7 @@ NAV = (
     ("history.html", "History", "history"),
     ("runs.html", "All runs", "runs"),
     ("architecture.html", "Architecture", "architecture"),
+    ("techniques.html", "Techniques", "techniques"),
 )
 
 

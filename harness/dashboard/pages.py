@@ -11,7 +11,7 @@ from typing import Any
 
 from harness.dashboard import figures
 from harness.dashboard.columns import leaderboard_config, runs_config
-from harness.dashboard.data import LeaderRow, Palette, RunView, iso, row_labels, slug
+from harness.dashboard.data import LeaderRow, Palette, RunView, row_labels, slug
 from harness.dashboard.html import esc
 from harness.dashboard.layout import (
     chart_card,
@@ -159,7 +159,7 @@ def _recent_runs(views: Sequence[RunView], n: int = 12) -> str:
         badge = f'<span class="badge badge-{"ok" if v.ok else "failed"}">{esc(v.status)}</span>'
         err = esc((v.error or "")[:140] + ("…" if v.error and len(v.error) > 140 else ""))
         rows.append(
-            f'<tr{" class=failed" if not v.ok else ""}><td><a href="{esc(v.page)}">{esc(iso(v.started_at)[:16].replace("T", " "))}</a></td>'
+            f'<tr{" class=failed" if not v.ok else ""}><td><a href="{esc(v.page)}">{esc(v.started_iso[:16].replace("T", " "))}</a></td>'
             f'<td><a href="{esc(v.model_page)}">{esc(v.model)}</a></td><td>{esc(v.suite)}</td><td>{badge}</td>'
             f'<td>{esc(v.hardware)}</td><td title="{esc(v.error or "")}">{err}</td></tr>'
         )

@@ -3,14 +3,14 @@ distribution, GPU telemetry, resources by phase, configuration and provenance.""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from harness.dashboard import figures
 from harness.dashboard.archdata import ReportedView, RooflineView, reported_view, roofline_view
 from harness.dashboard.data import RunView
-from harness.dashboard.html import clean, esc
+from harness.dashboard.energysection import energy_section
+from harness.dashboard.html import esc, pretty_json
 from harness.dashboard.layout import (
     cell,
     chart_card,
@@ -22,13 +22,14 @@ from harness.dashboard.layout import (
     unit,
     when,
 )
+from harness.dashboard.serverview import read_server_series, server_section
 from harness.formatting import MISSING, finite, fmt, human_bytes, human_count
 from harness.records import RunRecord
 
 
 def run_page(
     view: RunView,
-    request_tables: dict[str, dict[str, list[Any]]],
+    request_tables: dict[str, dict[str, Any]],
     gpu_samples: dict[str, list[Any]] | None,
     notes: Sequence[str],
     generated: str,
@@ -65,12 +66,15 @@ def run_page(
     parts.append(_accuracy_section(rec))
     parts.append(reported_section(reported_view(view)))
     parts.append(_perf_section(view))
+    server_series, server_warnings = read_server_series(view)
+    parts.append(server_section(view, server_series))
+    charts = bool(server_series)
     parts.append(_architecture_section(view))
     cdf = figures.latency_cdf(request_tables)
-    charts = cdf is not None
+    charts = charts or cdf is not None
     note = "From the per-request tables: the fraction of requests answered within each time."
-    if notes:
-        note += " " + " ".join(esc(n) for n in notes)
+    if notes or server_warnings:
+        note += " " + " ".join(esc(n) for n in [*notes, *server_warnings])
     parts.append('<div class="grid2">')
     parts.append(
         chart_card(
@@ -89,6 +93,7 @@ def run_page(
             chart_card("chart-gpu", "Power and memory over the run", "NVML samples per GPU.", gpu, root="../")
         )
     parts.append("</div>")
+    parts.append(energy_section(rec))
     parts.append(_resources_section(rec))
     parts.append(_config_section(rec))
     parts.append(_provenance_section(rec))
@@ -194,13 +199,13 @@ def _architecture_section(view: RunView) -> str:
     analytics = view.record.analytics
     if not analytics:
         return ""
-    facts = analytics.get("architecture")
+    facts = analytics.architecture
     pairs: list[tuple[str, Any]] = []
-    if isinstance(facts, dict):
-        kv, mha = finite(facts.get("kv_bytes_per_token")), finite(facts.get("kv_bytes_per_token_mha"))
-        total, active = finite(facts.get("total_params")), finite(facts.get("active_params"))
+    if facts is not None:
+        kv, mha = finite(facts.kv_bytes_per_token), finite(facts.kv_bytes_per_token_mha)
+        total, active = finite(facts.total_params), finite(facts.active_params)
         pairs += [
-            ("Attention", facts.get("attention")),
+            ("Attention", facts.attention),
             (
                 "Parameters",
                 f"{human_count(total)} total, {human_count(active)} active per token"
@@ -209,17 +214,17 @@ def _architecture_section(view: RunView) -> str:
             ),
             (
                 "KV cache per token",
-                f"{human_bytes(kv)} at {facts.get('dtype')} (full multi-head: {human_bytes(mha)})"
+                f"{human_bytes(kv)} at {facts.dtype} (full multi-head: {human_bytes(mha)})"
                 if kv and mha
                 else None,
             ),
         ]
-        window = finite(facts.get("sliding_window"))
+        window = finite(facts.sliding_window)
         if window:
-            layers = f"{facts.get('windowed_layers')}/{facts.get('num_layers')}"
+            layers = f"{facts.windowed_layers}/{facts.num_layers}"
             pairs.append(("Sliding window", f"{window:,.0f} tokens on {layers} layers"))
     else:
-        pairs.append(("Architecture", analytics.get("architecture_reason") or MISSING))
+        pairs.append(("Architecture", analytics.architecture_reason or MISSING))
     r: RooflineView = roofline_view(view)
     if r.has_roofline:
         pairs.append(
@@ -332,7 +337,7 @@ def _resources_section(rec: RunRecord) -> str:
 
 
 def _pretty(obj: Any) -> str:
-    return esc(json.dumps(clean(obj), indent=2, ensure_ascii=False, default=str))
+    return esc(pretty_json(obj))
 
 
 def _config_section(rec: RunRecord) -> str:
@@ -368,7 +373,7 @@ def _config_section(rec: RunRecord) -> str:
         f"<div><h3>Model</h3>{model}</div><div><h3>Engine</h3>{engine}</div></div>"
         f"<h3>Suite</h3>{suite}<details><summary>Suite as run</summary><pre class=json>{_pretty(rec.suite.spec)}</pre></details>"
         + (
-            f"<details><summary>Architecture analytics</summary><pre class=json>{_pretty(rec.analytics)}</pre></details>"
+            f"<details><summary>Architecture analytics</summary><pre class=json>{_pretty(rec.analytics.model_dump(mode='json'))}</pre></details>"
             if rec.analytics
             else ""
         )

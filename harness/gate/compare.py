@@ -26,8 +26,8 @@ from harness.gate.report import (
     Verdict,
 )
 from harness.hardware import hardware_label
-from harness.records import RunRecord, ScenarioResult
-from harness.suite import GateThreshold, SuiteSpec
+from harness.records import RunRecord, ScenarioResult, scenario_energy_value
+from harness.suite import GateThreshold
 
 _NOT_METRICS = frozenset({"settings", "errors", "requests_path", "resources"})
 SCENARIO_FIELDS: tuple[str, ...] = tuple(f for f in ScenarioResult.model_fields if f not in _NOT_METRICS)
@@ -61,16 +61,22 @@ def default_thresholds(baseline: RunRecord, candidate: RunRecord) -> list[GateTh
 
 
 def suite_thresholds(record: RunRecord) -> list[GateThreshold] | None:
-    """The `gates:` of the suite the record ran (None when it declares none)."""
-    if not record.suite.spec:
+    """The `gates:` of the suite the record ran (None when it declares none).
+
+    The stored suite is data: only its `gates` list is read (unknown keys ignored), so a
+    record stays gateable when today's suite code has moved on.
+    """
+    gates = record.suite.spec.get("gates") if record.suite.spec else None
+    if not gates:
         return None
     try:
-        spec = SuiteSpec.model_validate(record.suite.spec)
+        if not isinstance(gates, list):
+            raise GateError(f"run {record.run_id}: its suite's gates are not a list")
+        return [GateThreshold.model_validate(g, extra="ignore") for g in gates]
     except ValidationError as exc:
         raise GateError(
-            f"run {record.run_id}: its suite spec is not a valid suite: {exc.errors()[0]['msg']}"
+            f"run {record.run_id}: its suite's gates are not valid: {exc.errors()[0]['msg']}"
         ) from exc
-    return list(spec.gates) or None
 
 
 def known_direction(metric: str) -> bool | None:
@@ -164,14 +170,9 @@ def figure(record: RunRecord, check: Check) -> Figure:
     if sr is None:
         return Figure(None)
     if check.metric in SCENARIO_DERIVED:
-        energy = sr.resources.energy_j if sr.resources is not None else None
-        if energy is None:
-            return Figure(None)
-        if check.metric == "energy_j":
-            return Figure(energy)
-        if check.metric == "energy_per_output_token_j":
-            return Figure(energy / sr.total_output_tokens if sr.total_output_tokens else None)
-        return Figure(sr.total_output_tokens / energy if energy > 0 else None)
+        # The one energy value of the record (measured interval), not a re-derivation.
+        ev = scenario_energy_value(sr)
+        return Figure(None if ev is None else getattr(ev, check.metric))
     value = getattr(sr, check.metric)
     if value is None:
         return Figure(None)
@@ -311,6 +312,14 @@ def config_mismatches(baseline: RunRecord, candidate: RunRecord) -> list[str]:
         sb, sc = baseline.performance[name].settings, candidate.performance[name].settings
         for field in type(sb).model_fields:
             diff(f"scenario {name} {field}", getattr(sb, field), getattr(sc, field))
+        vb, vc = (
+            scenario_energy_value(baseline.performance[name]),
+            scenario_energy_value(candidate.performance[name]),
+        )
+        if vb is not None and vc is not None and vb.energy_j is not None and vc.energy_j is not None:
+            diff(
+                f"scenario {name} energy window", vb.window, vc.window
+            )  # gross vs measured: not like for like
     eb, ec = baseline.engine, candidate.engine
     if eb is not None and ec is not None:
         diff("engine kind", eb.kind, ec.kind)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
-from harness.formatting import num, signed
+from harness.formatting import MISSING, num, signed
 from harness.gate.report import FAILING, GateReport, MetricComparison
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def change_text(c: MetricComparison) -> str:
     if c.change_abs is None:
-        return "-"
+        return MISSING
     rel = f" ({c.change_rel:+.1%})" if c.change_rel is not None else ""
     return signed(c.change_abs) + rel
 
@@ -36,7 +36,7 @@ def allowed_text(c: MetricComparison) -> str:
 
 def noise_text(c: MetricComparison, noise_sigmas: float) -> str:
     if c.baseline is None or c.candidate is None:
-        return "-"
+        return MISSING
     if c.sigma is None:
         return "no spread: bound only"
     return f"{noise_sigmas:g}σ = {num(noise_sigmas * c.sigma)} ({c.noise_basis})"

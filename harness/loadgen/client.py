@@ -30,7 +30,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ import aiohttp
 from harness.loadgen.arrivals import RampUp, arrival_offsets_s
 from harness.loadgen.metrics import RequestTiming
 from harness.loadgen.prompts import make_prompts, token_counter, usable_token_ids
+from harness.workloads.build import WorkItem
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT_S",
@@ -193,12 +194,14 @@ class StreamingClient:
                 r.usage_reported = True
             if (pt := usage.get("prompt_tokens")) is not None:
                 r.input_tokens = int(pt)
+            if (details := usage.get("prompt_tokens_details")) and details.get("cached_tokens") is not None:
+                r.cached_tokens = int(details["cached_tokens"])  # --enable-prompt-tokens-details
 
 
 async def _run(
     spec: LoadSpec,
     client: StreamingClient,
-    prompts: list[list[int]],
+    work: Sequence[WorkItem],
     on_done: Callable[[], None] | None,
     marks: dict[str, Any],
     abort: Callable[[], str | None] | None,
@@ -207,26 +210,28 @@ async def _run(
     conn = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, keepalive_timeout=60, force_close=False)
     timeout = aiohttp.ClientTimeout(total=spec.request_timeout_s)
     async with aiohttp.ClientSession(timeout=timeout, connector=conn) as session:
-        warm = prompts[: spec.warmup_requests]
-        measured = prompts[spec.warmup_requests :]
+        warm = work[: spec.warmup_requests]
+        measured = work[spec.warmup_requests :]
         warm_sem = asyncio.Semaphore(spec.concurrency or 1)
 
-        async def warm_one(i: int, p: list[int]) -> None:
+        async def warm_one(i: int, w: WorkItem) -> None:
             async with warm_sem:
-                await client.one(session, RequestTiming(-1 - i, 0.0, len(p)), p, spec.output_tokens)
+                await client.one(
+                    session, RequestTiming(-1 - i, 0.0, w.input_tokens), w.prompt, w.output_tokens
+                )
 
         await _abortable(asyncio.gather(*(warm_one(i, p) for i, p in enumerate(warm))), abort, marks)
         if marks.get("aborted"):
             return []
         sem = asyncio.Semaphore(spec.concurrency) if spec.concurrency else None
-        timings = [RequestTiming(i, math.nan, len(p)) for i, p in enumerate(measured)]
+        timings = [RequestTiming(i, math.nan, w.input_tokens) for i, w in enumerate(measured)]
 
-        async def measured_one(r: RequestTiming, p: list[int]) -> None:
+        async def measured_one(r: RequestTiming, w: WorkItem) -> None:
             if sem is None:
-                await client.one(session, r, p, spec.output_tokens)
+                await client.one(session, r, w.prompt, w.output_tokens)
             else:
                 async with sem:
-                    await client.one(session, r, p, spec.output_tokens)
+                    await client.one(session, r, w.prompt, w.output_tokens)
             if on_done is not None:
                 on_done()
 
@@ -239,7 +244,11 @@ async def _run(
                 tasks.append(asyncio.create_task(measured_one(r, p)))
             await asyncio.gather(*tasks)
 
-        offsets = spec.offsets_s()
+        # A trace gives every request its own send time; otherwise the arrival process does.
+        traced = [w.at_s for w in measured]
+        offsets = (
+            [t for t in traced if t is not None] if all(t is not None for t in traced) else spec.offsets_s()
+        )
         # The generator's own cost and the benchmark's duration are charged from here.
         marks["cpu0"] = time.thread_time()
         origin = time.perf_counter()
@@ -282,15 +291,37 @@ def run_load(
     on_done: Callable[[], None] | None = None,
     count_tokens: Callable[[str], int] | None = None,
     abort: Callable[[], str | None] | None = None,
+    items: Sequence[WorkItem] | None = None,
 ) -> LoadResult:
     """Run one scenario; blocks until every request has finished or failed, or ``abort()``
     (polled five times a second) returns a reason to stop.
 
     ``count_tokens`` counts a response's tokens where the server sent no usage (vLLM counts with
-    the tokenizer); without it such a response counts as its number of chunks.
+    the tokenizer); without it such a response counts as its number of chunks. ``items`` are the
+    scenario's requests, warm-up first (a :mod:`harness.workloads` workload); without them, random
+    token-id prompts of exactly ``spec.input_tokens`` are drawn with ``spec.seed``.
     """
-    prompts = make_prompts(spec.warmup_requests + spec.num_requests, spec.input_tokens, token_ids, spec.seed)
+    if items is None:
+        prompts = make_prompts(
+            spec.warmup_requests + spec.num_requests, spec.input_tokens, token_ids, spec.seed
+        )
+        items = [WorkItem(prompt=p, input_tokens=len(p), output_tokens=spec.output_tokens) for p in prompts]
     client = StreamingClient(base_url, model, temperature=spec.temperature, top_p=spec.top_p)
+    work = list(items)
+    return drive(lambda marks: _run(spec, client, work, on_done, marks, abort), count_tokens)
+
+
+def drive(
+    make: Callable[[dict[str, Any]], Coroutine[Any, Any, list[RequestTiming]]],
+    count_tokens: Callable[[str], int] | None,
+) -> LoadResult:
+    """Run a load coroutine on a thread of its own with the garbage collector frozen.
+
+    The coroutine notes in ``marks`` when measurement starts (``cpu0``: the thread's CPU clock;
+    ``origin``: the start of dispatch), the scenario's ``duration`` and an ``aborted`` reason.
+    Times come back relative to the origin, and output tokens are counted with the tokenizer
+    where the server sent no usage.
+    """
     box: dict[str, Any] = {}
     marks: dict[str, Any] = {}
 
@@ -301,7 +332,7 @@ def run_load(
             gc.collect()
             gc.freeze()
             frozen = True
-            box["requests"] = asyncio.run(_run(spec, client, prompts, on_done, marks, abort))
+            box["requests"] = asyncio.run(make(marks))
         except BaseException as exc:  # surfaced in the caller's thread
             box["error"] = exc
         finally:
@@ -355,6 +386,9 @@ def write_requests_parquet(path: str, requests: Sequence[RequestTiming]) -> None
             "output_tokens": pa.array([r.output_tokens for r in requests], pa.int32()),
             "itl_ms": pa.array([[g * 1000.0 for g in r.itl_s] for r in requests], pa.list_(pa.float64())),
             "error": pa.array([r.error for r in requests], pa.string()),
+            "cached_tokens": pa.array([r.cached_tokens for r in requests], pa.int32()),
+            "session": pa.array([r.session for r in requests], pa.int32()),
+            "turn": pa.array([r.turn for r in requests], pa.int32()),
         }
     )
     pq.write_table(table, path)
@@ -381,6 +415,9 @@ def requests_from_parquet(path: str | Path) -> list[RequestTiming]:
                 chunk_s=chunks,
                 output_tokens=r["output_tokens"],
                 error=r["error"],
+                cached_tokens=r.get("cached_tokens"),  # absent from tables written before workloads
+                session=r.get("session"),
+                turn=r.get("turn"),
             )
         )
     return out

@@ -42,6 +42,9 @@ class RequestTiming:
     error: str | None = None
     generated_text: str = ""
     usage_reported: bool = False  # the server sent usage.completion_tokens
+    cached_tokens: int | None = None  # prompt tokens served from the prefix cache, where the server says
+    session: int | None = None  # multi-turn scenarios: the session and its 1-based turn
+    turn: int | None = None
 
     @property
     def ok(self) -> bool:
