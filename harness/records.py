@@ -224,7 +224,9 @@ class ServerWindow(Frozen):
     )
     prefix_cache_hits: int | None = Field(default=None, description="Of those, tokens found in the cache.")
     prefix_cache_hit_rate: float | None = Field(
-        default=None, description="prefix_cache_hits / prefix_cache_queries (measured by the server)."
+        default=None,
+        description="prefix_cache_hits / prefix_cache_queries (measured by the server); 0 when the engine "
+        "processed prompt tokens with prefix caching off.",
     )
     implied_prefix_cache_hit_rate: float | None = Field(
         default=None,
