@@ -140,7 +140,7 @@ def _task_results(
         metric_name = headline.split(",")[0]
         results_key = name
         res[results_key] = TaskResult(
-            task=name,
+            name=name,
             metric=metric_name,
             value=float(metrics[headline] or 0.0),
             stderr=stderr,

@@ -6,6 +6,8 @@ from pydantic import BaseModel, ConfigDict
 
 from harness.models import EngineArgs, ModelPreset, get_preset
 from harness.suite import LoadedSuite, PerfScenario, TaskSpec
+from harness.variants import VariantSpec, baseline_name
+from harness.workloads.spec import describe_workload
 
 
 class RunPlan(BaseModel):
@@ -21,10 +23,14 @@ class RunPlan(BaseModel):
     scenarios: tuple[PerfScenario, ...]
     seed: int
     endpoint: str | None = None
+    variant: VariantSpec | None = None
+    baseline_variant: str | None = None
+    engine_env: dict[str, str] = {}
 
     @property
     def label(self) -> str:
-        return f"{self.model.name} × {self.suite.spec.name}"
+        tag = f"@{self.variant.name}" if self.variant is not None else ""
+        return f"{self.model.name}{tag} × {self.suite.spec.name}"
 
 
 def plan_runs(
@@ -49,19 +55,46 @@ def plan_runs(
         engine = preset.engine.model_copy(
             update={**overrides, "extra_args": preset.engine.extra_args + tuple(spec.engine.extra_args)}
         )
-        plans.append(
-            RunPlan(
-                suite=suite,
-                model=preset,
-                engine=engine,
-                startup_timeout_s=spec.engine.startup_timeout_s,
-                tasks=tuple(spec.accuracy.tasks),
-                scenarios=tuple(spec.performance.scenarios),
-                seed=spec.seed,
-                endpoint=endpoint,
+        base = baseline_name(spec.variants)
+        variants: list[VariantSpec | None] = [*spec.variants] or [None]
+        for variant in variants:
+            if variant is not None and endpoint:
+                raise ValueError("variants change the engine: they cannot run against an external --endpoint")
+            plans.append(
+                RunPlan(
+                    suite=suite,
+                    model=with_checkpoint(preset, variant.model) if variant and variant.model else preset,
+                    engine=apply_variant(engine, variant),
+                    startup_timeout_s=spec.engine.startup_timeout_s,
+                    tasks=tuple(spec.accuracy.tasks),
+                    scenarios=tuple(spec.performance.scenarios),
+                    seed=spec.seed,
+                    endpoint=endpoint,
+                    variant=variant,
+                    baseline_variant=base,
+                    engine_env=dict(variant.env) if variant else {},
+                )
             )
-        )
     return plans
+
+
+def apply_variant(engine: EngineArgs, variant: VariantSpec | None) -> EngineArgs:
+    """The engine arguments with a variant's overlay: its quantization, then its flags."""
+    if variant is None:
+        return engine
+    update: dict[str, object] = {"extra_args": engine.extra_args + tuple(variant.cli_args())}
+    if variant.quantization is not None:
+        update["quantization"] = variant.quantization
+    return engine.model_copy(update=update)
+
+
+def with_checkpoint(preset: ModelPreset, checkpoint: str) -> ModelPreset:
+    """The preset loading another checkpoint (a local directory or a Hub id), name and family kept."""
+    from pathlib import Path
+
+    if Path(checkpoint).is_dir():
+        return preset.model_copy(update={"source": "local", "local_path": checkpoint, "hub_id": None})
+    return preset.model_copy(update={"source": "hub", "hub_id": checkpoint, "local_path": None})
 
 
 def describe(plan: RunPlan) -> list[str]:
@@ -76,15 +109,26 @@ def describe(plan: RunPlan) -> list[str]:
         f"  args:    {' '.join(plan.engine.as_cli()) if not plan.endpoint else '(external endpoint)'}",
         f"  seed:    {plan.seed}",
     ]
+    if plan.variant is not None:
+        role = "baseline" if plan.variant.name == plan.baseline_variant else f"vs {plan.baseline_variant}"
+        lines.append(f"  variant: {plan.variant.name} ({role}): {'; '.join(plan.variant.changes())}")
     for t in plan.tasks:
         limit = f", limit {t.limit}" if t.limit else ""
         lines.append(f"  accuracy: {t.name} ({t.num_fewshot}-shot{limit})")
     for s in plan.scenarios:
-        load = f"concurrency {s.concurrency}" if s.request_rate is None else f"Poisson {s.request_rate} req/s"
-        if s.request_rate is not None and s.concurrency is not None:
+        process = "Poisson" if s.burstiness == 1.0 else f"gamma (burstiness {s.burstiness:g})"
+        if s.ramp_up_strategy is not None:
+            load = f"{s.ramp_up_strategy} ramp-up {s.ramp_up_start_rps}→{s.ramp_up_end_rps} req/s, {process}"
+        elif s.request_rate is None:
+            load = f"concurrency {s.concurrency}"
+        else:
+            load = f"{process} {s.request_rate} req/s"
+        if s.concurrency is not None and (s.request_rate is not None or s.ramp_up_strategy is not None):
             load += f" (max {s.concurrency} in flight)"
         lines.append(
             f"  perf:    {s.name}: {s.num_requests} requests × {s.input_tokens} in / {s.output_tokens} out, "
             f"{load}, {s.warmup_requests} warm-up"
         )
+        if (shape := describe_workload(s)) is not None:
+            lines.append(f"           workload: {shape}")
     return lines

@@ -1,5 +1,4 @@
-"""Process bookkeeping for the integration tests (a module of its own: pytest imports conftest.py
-under another module name, so state kept there would exist twice).
+"""Process bookkeeping for the integration tests.
 
 Every integration test runs with a tag of its own in the environment (``HARNESS_TEST_PROC_TAG``,
 set by an autouse fixture). Whatever the test starts inherits it: the harness CLI in a
