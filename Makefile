@@ -1,6 +1,7 @@
 # harness: one-command set-up, evaluation and tests.
 #   make eval  [MODEL=smollm2-135m] [SUITE=smoke]   set up if needed, then run a suite
 #   make test                                         set up if needed, then run the tests
+#   make test-fast                                    the same tests without the real-vLLM ones
 # Extra package index for the engine's torch build (e.g. PyTorch's CPU index on machines
 # whose pip cannot already find torch==2.13.0+cpu):  HARNESS_EXTRA_INDEX_URL=<url> make eval
 
@@ -17,7 +18,7 @@ ENGINE ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 PIP_INDEX := $(if $(HARNESS_EXTRA_INDEX_URL),--extra-index-url $(HARNESS_EXTRA_INDEX_URL),)
 STAMP  := $(VENV)/.harness-$(ENGINE).stamp
 
-.PHONY: setup eval run plan models dashboard gate test test-unit test-gpu lint typecheck browser clean
+.PHONY: setup eval run plan models dashboard gate test test-fast test-unit test-gpu lint typecheck browser clean
 
 setup: $(STAMP)
 
@@ -74,7 +75,11 @@ test-unit: setup
 	$(BIN)/python -m pytest tests/unit -q
 
 test: setup $(RAY_STAMP) browser lint typecheck
-	$(BIN)/python -m pytest tests -q -m "not gpu"
+	$(BIN)/python -m pytest tests -q -m "not gpu" --durations=15
+
+# Unit tests and the integration tests on the fake engine (tests/fakeserver.py): no vLLM start.
+test-fast: setup $(RAY_STAMP) browser
+	$(BIN)/python -m pytest tests -q -m "not gpu and not slow" --durations=15
 
 test-gpu: setup
 	$(BIN)/python -m pytest tests -q -m gpu

@@ -36,11 +36,20 @@ def main() -> None:
         "--endpoint", help="use this running server (serving smollm2-135m) instead of starting one"
     )
     ap.add_argument("--input-tokens", type=int, default=128)
-    ap.add_argument("--output-tokens", type=int, default=64)
+    ap.add_argument("--output-tokens", type=int, default=32)
     ap.add_argument("--num-requests", type=int, default=24)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--concurrencies", default="4,16", help="closed-loop concurrencies, comma-separated")
-    ap.add_argument("--rate", type=float, default=2.0, help="Poisson arrival rate, requests/s")
+    ap.add_argument(
+        "--concurrencies",
+        default="2,8",
+        help="closed-loop concurrencies, comma-separated (dividing --num-requests)",
+    )
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=1.0,
+        help="Poisson arrival rate, requests/s (below the server's capacity)",
+    )
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--json", type=Path, help="also write every figure here")
     args = ap.parse_args()

@@ -49,6 +49,10 @@ def main() -> int:
             t0 = time.monotonic()
             proc = subprocess.run(cmd, env=cluster.env, capture_output=True, text=True, timeout=1800)
             figures[f"campaign, --executor {executor}"] = time.monotonic() - t0
+            print(
+                f"campaign, --executor {executor}: {figures[f'campaign, --executor {executor}']:.1f} s",
+                flush=True,
+            )
             if proc.returncode != 0:
                 print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n")
                 return 1

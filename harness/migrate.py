@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.record_analytics import RecordAnalytics
 from harness.records import SCHEMA_VERSION, RunRecord
+from harness.records_energy import migrate_v1_scenario_energy
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -38,6 +39,9 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
       with ``name`` inside each entry; ``performance`` (name -> result) becomes ``scenarios``.
     * ``analytics`` was an untyped dict: kept when it reads as today's typed section, else
       dropped (it was written by code that no longer exists and can be recomputed).
+    * a scenario's ``energy`` figures covered its whole window, warm-up included; today's flat
+      figures are the measured interval's, so v1's move to ``gross``
+      (:func:`~harness.records_energy.migrate_v1_scenario_energy`).
     """
     out = dict(data)
     tasks = []
@@ -47,6 +51,9 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     scenarios = [
         {"name": key, **dict(result)} for key, result in (out.pop("performance", None) or {}).items()
     ]
+    for entry in scenarios:
+        if isinstance(entry.get("energy"), dict):
+            entry["energy"] = migrate_v1_scenario_energy(entry["energy"])
     out["tasks"] = tasks
     out["scenarios"] = scenarios
     analytics = out.get("analytics")

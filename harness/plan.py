@@ -117,13 +117,16 @@ def describe(plan: RunPlan) -> list[str]:
         limit = f", limit {t.limit}" if t.limit else ""
         lines.append(f"  accuracy: {t.name} ({t.num_fewshot}-shot{limit})")
     for s in plan.scenarios:
-        if s.request_rate is None and s.concurrency is None:
+        process = "Poisson" if s.burstiness == 1.0 else f"gamma (burstiness {s.burstiness:g})"
+        if s.ramp_up_strategy is None and s.request_rate is None and s.concurrency is None:
             load = "loads chosen at run time"
+        elif s.ramp_up_strategy is not None:
+            load = f"{s.ramp_up_strategy} ramp-up {s.ramp_up_start_rps}→{s.ramp_up_end_rps} req/s, {process}"
         elif s.request_rate is None:
             load = f"concurrency {s.concurrency}"
         else:
-            load = f"Poisson {s.request_rate} req/s"
-        if s.request_rate is not None and s.concurrency is not None:
+            load = f"{process} {s.request_rate} req/s"
+        if s.concurrency is not None and (s.request_rate is not None or s.ramp_up_strategy is not None):
             load += f" (max {s.concurrency} in flight)"
         lines.append(
             f"  perf:    {s.name}: {s.num_requests} requests × {s.input_tokens} in / {s.output_tokens} out, "

@@ -8,7 +8,7 @@ Byte counts are plain bytes; speeds are tokens per second.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -206,18 +206,3 @@ class RecordAnalytics(_Frozen):
     reported_vs_measured: dict[str, ReportedComparison] = Field(
         default_factory=dict, description="Task name -> measured against published."
     )
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """Dict-style access to one part as plain JSON data (``None`` parts give ``default``).
-
-        Transitional: schema v1 stored this section as an untyped dict and the dashboard still
-        reads it that way; new code reads the attributes.
-        """
-        value = getattr(self, key, None)
-        if value is None:
-            return default
-        if isinstance(value, BaseModel):
-            return value.model_dump(mode="json")
-        if isinstance(value, dict):
-            return {k: v.model_dump(mode="json") if isinstance(v, BaseModel) else v for k, v in value.items()}
-        return value

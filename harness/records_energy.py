@@ -152,6 +152,9 @@ def scenario_energy_value(scenario: Any) -> EnergyValue | None:
     measured = getattr(energy, "measured", None)
     if measured is not None:
         return measured  # type: ignore[no-any-return]
+    gross = getattr(energy, "gross", None)
+    if gross is not None:  # a migrated v1 record: the whole window, labelled as such
+        return gross  # type: ignore[no-any-return]
     resources = getattr(scenario, "resources", None)
     energy_j = getattr(energy, "energy_j", None)
     if energy_j is None:
@@ -174,3 +177,66 @@ def scenario_energy_value(scenario: Any) -> EnergyValue | None:
 
 def _div(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b is not None and b > 0 else None
+
+
+V1_GROSS_NOTE = (
+    "v1 record: only the whole scenario window (warm-up and prompt building included) was measured; "
+    "it is kept as 'gross'"
+)
+V1_STEADY_NOTE = (
+    "v1 steady state: from the target concurrency first sent to its first drop, not ML.ENERGY's definition"
+)
+
+
+_V1_DERIVED = (
+    "avg_power_w",
+    "energy_per_output_token_j",
+    "output_tokens_per_j",
+    "energy_above_idle_j",
+    "energy_per_output_token_above_idle_j",
+)
+
+
+def migrate_v1_scenario_energy(energy: dict[str, Any]) -> dict[str, Any]:
+    """A v1 ``ScenarioEnergy`` (as JSON data) in today's shape; pure, for the record migration.
+
+    In v1 the flat figures covered the whole scenario window, warm-up included; today they are
+    the measured interval's. So the v1 figures move to ``gross`` (window ``'scenario_window'``),
+    the flat figures and ``measured`` become null with the reason, and a v1 steady state keeps
+    its figures but is marked low-confidence with the definition it used.
+    """
+    out = dict(energy)
+    reason = (energy.get("energy") or {}).get("reason")
+    out["gross"] = EnergyValue.derive(
+        "scenario_window",
+        energy.get("energy_j"),
+        energy.get("duration_s"),
+        reason=reason,
+        source=energy.get("energy_source"),
+        low_confidence_reason="v1 record flagged it low-confidence"
+        if energy.get("energy_low_confidence")
+        else None,
+        output_tokens=energy.get("output_tokens"),
+    ).model_dump(mode="json")
+    for key in _V1_DERIVED:  # figures v1 stored are kept as stored, not recomputed
+        if energy.get(key) is not None:
+            out["gross"][key] = energy[key]
+    for key in (
+        "energy_j",
+        "energy_source",
+        "duration_s",
+        "avg_power_w",
+        "energy_per_output_token_j",
+        "output_tokens_per_j",
+        "energy_above_idle_j",
+        "energy_per_output_token_above_idle_j",
+    ):
+        out[key] = None
+    out["energy_low_confidence"] = False
+    out["energy"] = {"reason": reason or V1_GROSS_NOTE}
+    out["measured"] = None
+    steady = energy.get("steady_state")
+    if steady is not None:
+        why = "; ".join(r for r in (steady.get("low_confidence_reason"), V1_STEADY_NOTE) if r)
+        out["steady_state"] = {**steady, "energy_low_confidence": True, "low_confidence_reason": why}
+    return out

@@ -94,7 +94,7 @@ def run_columns(record: RunRecord) -> dict[str, Any]:
     return {
         "run_id": record.run_id,
         "model": model_label(record),
-        "variant": None,  # runs have no variants yet; the column keeps the tables' shape stable
+        "variant": record.variant.name if record.variant else None,  # null: the model as is
         "suite": record.suite.name,
         "hardware": hardware_label(env),
         "status": record.status,

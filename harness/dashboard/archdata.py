@@ -1,8 +1,9 @@
 """What the pages show about architectures, rooflines and published scores: pure functions, no plotly.
 
 Everything here reads :mod:`harness.arch`'s tables and the ``analytics`` section of run records.
-A record's analytics is plain data written by whichever harness ran it, so every figure is
-read defensively (:func:`~harness.dashboard.data.finite`) and a missing one stays ``None``.
+A record's analytics is typed (:class:`~harness.record_analytics.RecordAnalytics`, read
+tolerantly whatever harness wrote it); figures are still passed through
+:func:`~harness.dashboard.data.finite`, so a NaN or a missing one stays ``None``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.arch import ArchFacts, arch_row, arch_table, measured_value, reported_scores, roofline_points
+from harness.arch import arch_row, arch_table, measured_value, reported_scores, roofline_points
 from harness.arch.reported import reported_vs_measured
 from harness.dashboard.data import RunView, finite
 from harness.models import PRESETS
@@ -40,12 +41,8 @@ def arch_rows(views: Sequence[RunView]) -> list[dict[str, Any]]:
     for model, v in latest.items():
         if model in known:
             continue
-        facts = v.record.analytics.get("architecture") if v.record.analytics else None
-        if not isinstance(facts, Mapping):
-            continue
-        try:
-            f = ArchFacts.model_validate(facts)
-        except ValueError:  # analytics of another harness version: leave the model out
+        f = v.record.analytics.architecture if v.record.analytics else None
+        if f is None:
             continue
         rows.append({**arch_row(model, v.record.model.family, f), "name": model, "kind": "run"})
     for r in rows:
@@ -85,20 +82,17 @@ class RooflineView:
 def roofline_view(view: RunView) -> RooflineView:
     """The decode-vs-roofline figures of one run, read from its record's analytics."""
     analytics = view.record.analytics
-    roof = analytics.get("roofline") if analytics else None
-    roof = roof if isinstance(roof, Mapping) else {}
+    roof = analytics.roofline if analytics else None
     points = roofline_points([view.record]) if analytics else []
     p = points[0] if points else {}
     reason = p.get("reason")
     if analytics is None:
         reason = NO_ANALYTICS
     elif not p:
-        why = analytics.get("roofline_reason") or analytics.get("architecture_reason")
+        why = analytics.roofline_reason or analytics.architecture_reason
         reason = "no concurrency-1 load scenario to set against the batch-1 roofline" + (
             f"; {why}" if why else ""
         )
-    fits = roof.get("fits")
-    tp = finite(roof.get("tensor_parallel_size"))
     ctx = finite(p.get("context_tokens"))
     return RooflineView(
         view=view,
@@ -107,10 +101,10 @@ def roofline_view(view: RunView) -> RooflineView:
         measured_tps=finite(p.get("measured_tokens_per_s")),
         roofline_tps=finite(p.get("roofline_tokens_per_s")),
         fraction=finite(p.get("fraction_of_roofline")),
-        gpu=str(roof.get("gpu_name") or roof.get("gpu")) if roof else None,
-        tensor_parallel_size=int(tp) if tp is not None else None,
-        fits=fits if isinstance(fits, bool) else None,
-        fit_reason=str(roof["reason"]) if roof.get("reason") else None,
+        gpu=(roof.gpu_name or roof.gpu) if roof else None,
+        tensor_parallel_size=roof.tensor_parallel_size if roof else None,
+        fits=roof.fits if roof else None,
+        fit_reason=roof.reason if roof else None,
         reason=str(reason) if reason else None,
     )
 
@@ -216,10 +210,10 @@ def reported_view(view: RunView) -> ReportedView:
     with published scores) compared now with the scores this harness ships."""
     preset = view.record.model.preset
     analytics = view.record.analytics
-    stored = analytics.get("reported_vs_measured") if analytics else None
     computed_now = False
-    if isinstance(stored, Mapping):
-        raw: Mapping[str, Any] = stored
+    raw: Mapping[str, Any]
+    if analytics is not None:
+        raw = {t: c.model_dump() for t, c in analytics.reported_vs_measured.items()}
     elif preset in PRESETS:  # a record's preset name is data: only shipped presets are looked up
         raw = {t: c.model_dump() for t, c in reported_vs_measured(preset, view.record.accuracy).items()}
         computed_now = bool(raw)

@@ -126,9 +126,10 @@ def write_assets(out: Path) -> None:
 
 def run_tables(
     view: RunView,
-) -> tuple[dict[str, dict[str, list[Any]]], dict[str, list[Any]] | None, list[str], list[str]]:
-    """(per-request tables by scenario, GPU samples, notes for the page, warnings) of one run."""
-    requests: dict[str, dict[str, list[Any]]] = {}
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[Any]] | None, list[str], list[str]]:
+    """(per-request tables by scenario, as float arrays; GPU samples; notes for the page; warnings)
+    of one run."""
+    requests: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
     warnings: list[str] = []
     gpu = None
@@ -139,7 +140,7 @@ def run_tables(
             continue
         path = inside(view.run_dir, s.requests_path)
         try:
-            cols = read_columns(path, REQUEST_COLUMNS) if path is not None else None
+            cols = read_columns(path, REQUEST_COLUMNS, numeric=True) if path is not None else None
         except TableError as exc:
             warnings.append(str(exc))
             cols = None
@@ -177,11 +178,11 @@ def scan_runs(
         sig = file_signature(name)
         if sig is None:  # a run folder without a record (yet): not a run
             continue
-        run_dir = Path(os.path.dirname(name))
+        run_dir = os.path.dirname(name)
         entry = old.runs.get(key)
         view = _cached_view(entry, run_dir) if entry is not None and entry.stat == sig else None
         if view is None:
-            path = run_dir / RECORD_FILE
+            path = Path(name)
             try:
                 data = path.read_bytes()
             except OSError as exc:
@@ -208,7 +209,7 @@ def scan_runs(
     return views, problems
 
 
-def _cached_view(entry: RunEntry, run_dir: Path) -> RunView | None:
+def _cached_view(entry: RunEntry, run_dir: str) -> RunView | None:
     try:
         return view_from_summary(entry.view, run_dir)
     except (ValueError, TypeError, KeyError):  # a cache of another shape: read the record
@@ -217,9 +218,9 @@ def _cached_view(entry: RunEntry, run_dir: Path) -> RunView | None:
 
 def table_signatures(view: RunView) -> list[Any]:
     """Size and modification time of every table the run page reads (None: no such file)."""
-    if view.run_dir is None:
+    run_dir = view.folder
+    if run_dir is None:
         return []
-    run_dir = str(view.run_dir)
     sigs: list[Any] = []
     for s in view.scenarios.values():
         if s.requests_path:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from harness.dashboard.data import (
     Palette,
     RunView,
@@ -327,28 +329,31 @@ def history(
 # ---------------------------------------------------------------- run detail
 
 
-def _cdf(values: Sequence[float], max_points: int = 150) -> tuple[list[float | None], list[float]]:
-    """Empirical CDF of ``values``, thinned to about ``max_points`` steps."""
-    vals = sorted(values)
+def _cdf(values: Any, max_points: int = 150) -> tuple[list[float | None], list[float]]:
+    """Empirical CDF of the finite ``values`` (a sequence or array; None and NaN left out),
+    thinned to about ``max_points`` steps; two empty lists where none is finite."""
+    arr = np.asarray(values, dtype=float)  # None becomes NaN
+    vals = np.sort(arr[np.isfinite(arr)])
     n = len(vals)
+    if n == 0:
+        return [], []
     step = max(1, math.ceil(n / max_points))
     idx = list(range(0, n, step))
     if idx[-1] != n - 1:
         idx.append(n - 1)
-    return [r4(vals[i]) for i in idx], [round((i + 1) / n, 4) for i in idx]
+    return [r4(float(vals[i])) for i in idx], [round((i + 1) / n, 4) for i in idx]
 
 
-def latency_cdf(tables: dict[str, dict[str, list[Any]]]) -> Spec | None:
+def latency_cdf(tables: dict[str, dict[str, Any]]) -> Spec | None:
     """CDF of TTFT and end-to-end latency per scenario, from per-request tables."""
     colours = Palette.BASE
     data: list[dict[str, Any]] = []
     in_legend: set[str] = set()
     for k, (scenario, cols) in enumerate(tables.items()):
         for col, xa, ya in (("ttft_ms", "x", "y"), ("e2el_ms", "x2", "y2")):
-            vals = [float(v) for v in cols.get(col, []) if v is not None and math.isfinite(v)]
-            if not vals:
+            xs, ys = _cdf(cols.get(col, []))
+            if not xs:
                 continue
-            xs, ys = _cdf(vals)
             data.append(
                 {
                     "type": "scatter",

@@ -20,9 +20,21 @@ def esc(value: Any) -> str:
     return escape(str(value), quote=True)
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def clean(obj: Any, digits: int | None = None) -> Any:
     """``obj`` with every NaN or infinity replaced by None (JSON has neither), floats rounded
-    to ``digits`` significant digits when given."""
+    to ``digits`` significant digits when given. Plain values in containers are copied without
+    a call: the run list of 10,000 runs holds a quarter of a million of them."""
+    t = type(obj)
+    if t is dict:
+        return {
+            (k if type(k) is str else str(k)): (v if type(v) in _PLAIN else clean(v, digits))
+            for k, v in obj.items()
+        }
+    if t is list or t is tuple:
+        return [v if type(v) in _PLAIN else clean(v, digits) for v in obj]
     if isinstance(obj, float):
         if not math.isfinite(obj):
             return None

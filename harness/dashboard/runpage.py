@@ -29,7 +29,7 @@ from harness.records import RunRecord
 
 def run_page(
     view: RunView,
-    request_tables: dict[str, dict[str, list[Any]]],
+    request_tables: dict[str, dict[str, Any]],
     gpu_samples: dict[str, list[Any]] | None,
     notes: Sequence[str],
     generated: str,
@@ -227,13 +227,13 @@ def _architecture_section(view: RunView) -> str:
     analytics = view.record.analytics
     if not analytics:
         return ""
-    facts = analytics.get("architecture")
+    facts = analytics.architecture
     pairs: list[tuple[str, Any]] = []
-    if isinstance(facts, dict):
-        kv, mha = finite(facts.get("kv_bytes_per_token")), finite(facts.get("kv_bytes_per_token_mha"))
-        total, active = finite(facts.get("total_params")), finite(facts.get("active_params"))
+    if facts is not None:
+        kv, mha = finite(facts.kv_bytes_per_token), finite(facts.kv_bytes_per_token_mha)
+        total, active = finite(facts.total_params), finite(facts.active_params)
         pairs += [
-            ("Attention", facts.get("attention")),
+            ("Attention", facts.attention),
             (
                 "Parameters",
                 f"{human_count(total)} total, {human_count(active)} active per token"
@@ -242,17 +242,17 @@ def _architecture_section(view: RunView) -> str:
             ),
             (
                 "KV cache per token",
-                f"{human_bytes(kv)} at {facts.get('dtype')} (full multi-head: {human_bytes(mha)})"
+                f"{human_bytes(kv)} at {facts.dtype} (full multi-head: {human_bytes(mha)})"
                 if kv and mha
                 else None,
             ),
         ]
-        window = finite(facts.get("sliding_window"))
+        window = finite(facts.sliding_window)
         if window:
-            layers = f"{facts.get('windowed_layers')}/{facts.get('num_layers')}"
+            layers = f"{facts.windowed_layers}/{facts.num_layers}"
             pairs.append(("Sliding window", f"{window:,.0f} tokens on {layers} layers"))
     else:
-        pairs.append(("Architecture", analytics.get("architecture_reason") or MISSING))
+        pairs.append(("Architecture", analytics.architecture_reason or MISSING))
     r: RooflineView = roofline_view(view)
     if r.has_roofline:
         pairs.append(

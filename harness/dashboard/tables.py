@@ -6,6 +6,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 REQUEST_COLUMNS = ("ttft_ms", "e2el_ms")
 GPU_COLUMNS = ("t_s", "gpu_index", "power_w", "memory_used_bytes")
 GPU_SAMPLES = Path("telemetry") / "gpu_samples.parquet"
@@ -35,8 +37,11 @@ def inside(run_dir: Path, rel: str) -> Path | None:
     return run_dir / safe if safe is not None else None
 
 
-def read_columns(path: Path, columns: tuple[str, ...]) -> dict[str, list[Any]] | None:
+def read_columns(path: Path, columns: tuple[str, ...], numeric: bool = False) -> dict[str, Any] | None:
     """The named columns of a parquet file as lists (absent columns left out); None if there is no file.
+
+    ``numeric``: as float arrays instead (nulls as NaN), for columns only summarised, not listed:
+    per-request tables of a thousand runs hold millions of values.
 
     Raises TableError when the file exists but is not a readable parquet table.
     """
@@ -52,4 +57,12 @@ def read_columns(path: Path, columns: tuple[str, ...]) -> dict[str, list[Any]] |
         table = pf.read(columns=[c for c in columns if c in names], use_threads=False)
     except Exception as exc:  # pyarrow raises several types (ArrowInvalid, OSError, ...)
         raise TableError(f"{path}: unreadable table: {exc}") from exc
+    if numeric:
+        try:
+            return {
+                name: np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=float)
+                for name in table.column_names
+            }
+        except (TypeError, ValueError) as exc:
+            raise TableError(f"{path}: a column is not numeric: {exc}") from exc
     return {name: table.column(name).to_pylist() for name in table.column_names}

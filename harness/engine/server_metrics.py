@@ -117,7 +117,7 @@ def summarize_window(
         generation_tokens=int(d["generation_tokens"]) if d["generation_tokens"] is not None else None,
         prefix_cache_queries=int(queries) if queries is not None else None,
         prefix_cache_hits=int(hits) if hits is not None else None,
-        prefix_cache_hit_rate=(hits / queries) if hits is not None and queries else None,
+        prefix_cache_hit_rate=_hit_rate(hits, queries, d["prompt_tokens"]),
         implied_prefix_cache_hit_rate=implied_prefix_hit_rate,
         spec_decode_drafts=int(drafts) if drafts is not None else None,
         spec_decode_draft_tokens=int(draft_tokens) if draft_tokens is not None else None,
@@ -130,6 +130,16 @@ def summarize_window(
         if draft_tokens is not None and drafts
         else None,
     )
+
+
+def _hit_rate(hits: float | None, queries: float | None, prompt_tokens: float | None) -> float | None:
+    """hits / queries; 0 when the engine processed prompt tokens but looked none up (prefix caching
+    off: nothing was served from a cache); None when it says nothing."""
+    if hits is not None and queries:
+        return hits / queries
+    if queries == 0 and prompt_tokens:
+        return 0.0
+    return None
 
 
 def write_series(path: Path, samples: Sequence[ServerSample], t0_s: float | None = None) -> None:

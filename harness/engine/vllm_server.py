@@ -26,6 +26,13 @@ import psutil
 
 from harness.engine.base import EngineError
 
+# The Python module run as the OpenAI-compatible server (`python -m MODULE --model ... --port N`):
+# vLLM's own unless this variable names another with the same command line (a patched vLLM
+# entry point, or the harness's tests' fake server, so this process management is tested in
+# seconds rather than minutes).
+ENTRYPOINT_ENV = "HARNESS_ENGINE_ENTRYPOINT"
+DEFAULT_ENTRYPOINT = "vllm.entrypoints.openai.api_server"
+
 
 def _die_with_parent() -> None:
     """In the child before exec: get SIGTERM when the harness process dies, however it dies
@@ -109,7 +116,7 @@ class VllmServer:
         self.command = [
             sys.executable,
             "-m",
-            "vllm.entrypoints.openai.api_server",
+            os.environ.get(ENTRYPOINT_ENV) or DEFAULT_ENTRYPOINT,
             "--model",
             model_path,
             "--served-model-name",

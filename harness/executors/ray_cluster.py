@@ -99,8 +99,15 @@ def _clean_stale_scratch() -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
-def run_cell_on_worker(cell: Cell, events: Any, driver_version: str) -> dict[str, Any]:
-    """The Ray task body: report where it runs, execute the cell, return its run folder as bytes."""
+def run_cell_on_worker(
+    cell: Cell, events: Any, driver_version: str, env_vars: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The Ray task body: report where it runs, execute the cell, return its run folder as bytes.
+
+    `env_vars` (the driver's HARNESS_* settings) are set in this worker process for the cell; they
+    travel as an argument rather than as a Ray runtime_env, which needs nothing beyond core Ray.
+    """
+    os.environ.update(env_vars or {})
     import ray
 
     from harness import __version__
@@ -161,6 +168,22 @@ def _unpack(payload: dict[str, Any], results: Path) -> RunRecord:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _probe(address: str, timeout_s: float = 5.0) -> None:
+    """Fail at once on a HOST:PORT with nothing listening (Ray itself retries for minutes)."""
+    import socket
+
+    if address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError) as exc:
+        raise ExecutorError(
+            f"no Ray cluster at {address!r} ({exc}): start one with `ray start --head`, or pass "
+            "--ray-address auto, HOST:PORT of a running head, or ray://HOST:10001"
+        ) from exc
+
+
 class RayExecutor:
     """Runs cells as Ray tasks on the cluster at `address` ('auto', 'HOST:PORT' or 'ray://HOST:10001')."""
 
@@ -178,7 +201,6 @@ class RayExecutor:
                 namespace="harness",
                 log_to_driver=False,
                 logging_level=logging.WARNING,
-                runtime_env={"env_vars": forwarded_env()},
             )
         except ConnectionError as exc:
             raise ExecutorError(
@@ -187,6 +209,7 @@ class RayExecutor:
             ) from exc
 
     def run(self, cells: list[Cell], results: Path, on_event: EventSink) -> list[RunRecord]:
+        _probe(self.address)
         ray = _ray()
         self._connect(ray)
         try:
@@ -246,7 +269,8 @@ class _Campaign:
             **extra,
             "name": f"harness-cell-{cell.index}",
         }
-        self.refs[self.remote.options(**opts).remote(cell, self.events, self.version)] = cell
+        ref = self.remote.options(**opts).remote(cell, self.events, self.version, forwarded_env())
+        self.refs[ref] = cell
 
     def _reserve(self, cell: Cell) -> None:
         from ray.util.placement_group import placement_group

@@ -35,6 +35,9 @@ from harness.suite import GateThreshold
 _NOT_METRICS = frozenset(
     {"settings", "errors", "requests_path", "resources", "valid", "validity_reasons", "rigor"}
 )
+# Settings written for the reader, not the workload: the peer command names the engine's URL (a
+# fresh port each run), so two like-for-like runs differ there.
+_DERIVED_SETTINGS = frozenset({"vllm_bench_command"})
 SCENARIO_FIELDS: tuple[str, ...] = tuple(f for f in ScenarioResult.model_fields if f not in _NOT_METRICS)
 SCENARIO_DERIVED: tuple[str, ...] = ("energy_j", "energy_per_output_token_j", "output_tokens_per_j")
 SCENARIO_METRICS: tuple[str, ...] = SCENARIO_FIELDS + SCENARIO_DERIVED
@@ -412,6 +415,8 @@ def config_mismatches(baseline: RunRecord, candidate: RunRecord) -> list[str]:
     for name in baseline.performance.keys() & candidate.performance.keys():
         sb, sc = baseline.performance[name].settings, candidate.performance[name].settings
         for field in type(sb).model_fields:
+            if field in _DERIVED_SETTINGS:
+                continue
             diff(f"scenario {name} {field}", getattr(sb, field), getattr(sc, field))
         vb, vc = (
             scenario_energy_value(baseline.performance[name]),

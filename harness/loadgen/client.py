@@ -49,6 +49,7 @@ __all__ = [
     "SseChunks",
     "StreamingClient",
     "make_prompts",
+    "requests_from_parquet",
     "run_load",
     "token_counter",
     "usable_token_ids",

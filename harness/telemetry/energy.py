@@ -195,7 +195,7 @@ def correct_samples(tasks: Sequence[TaskResult]) -> tuple[float | None, str | No
             total += t.n_samples * t.value
             used += 1
         else:
-            left.append(f"{t.task} ({t.metric} is not a proportion correct)")
+            left.append(f"{t.name} ({t.metric} is not a proportion correct)")
     if not used:
         return None, "no task scores a proportion of correct answers" + (
             f": {', '.join(left)}" if left else ""

@@ -26,6 +26,25 @@ RAY = str(Path(sys.executable).with_name("ray"))
 OBJECT_STORE_BYTES = 100 * 10**6
 
 
+# With RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (what keeps every address on loopback), `ray start
+# --address` refuses to add a node ("multi-node clusters are not supported on Windows and OSX").
+# This runs the same `ray start` with that one check lifted: only the CLI module sees the flag
+# as true, so the IP resolution in ray._private.services still returns 127.0.0.1.
+_WORKER_NODE_SHIM = """
+import sys, types
+import ray._private.ray_constants as real
+import ray.scripts.scripts as scripts
+class Constants(types.ModuleType):
+    def __getattr__(self, name):
+        return getattr(real, name)
+shim = Constants("ray_constants")
+shim.ENABLE_RAY_CLUSTER = True
+scripts.ray_constants = shim
+sys.argv[0] = "ray"
+sys.exit(scripts.main())
+"""
+
+
 def loopback_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for `ray start` and the driver: loopback only, this checkout's code first."""
     env = dict(os.environ)
@@ -39,6 +58,14 @@ def loopback_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     )
     env.update(extra or {})
     return env
+
+
+def _run(cmd: list[str], env: dict[str, str]) -> None:
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(cmd[-8:])} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+        )
 
 
 def _free_port() -> int:
@@ -74,9 +101,10 @@ class LoopbackCluster:
     def start(self) -> None:
         head = [RAY, "start", "--head", f"--port={self.port}", "--include-dashboard=false"]
         head += [f"--temp-dir={self.temp_dir}", *self._common()]
-        subprocess.run(head, env=self.env, check=True, capture_output=True, timeout=180)
-        worker = [RAY, "start", f"--address={self.address}", f"--temp-dir={self.temp_dir}", *self._common()]
-        subprocess.run(worker, env=self.env, check=True, capture_output=True, timeout=180)
+        _run(head, self.env)
+        worker = [sys.executable, "-c", _WORKER_NODE_SHIM, "start", f"--address={self.address}"]
+        worker += [f"--temp-dir={self.temp_dir}", *self._common()]
+        _run(worker, self.env)
         self.seen_pids |= self.pids()
 
     def stop(self) -> None:

@@ -23,10 +23,10 @@ import pytest
 from harness.cells import plan_cells
 from harness.store import load_records, runs_dir
 from harness.suite import load_suite
+from tests.integration.checks import check_consistency
 from tests.integration.raycluster import LoopbackCluster, listeners, outward
-from tests.integration.test_pipeline import check_consistency
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1800)]  # real vLLM via Ray
 
 HARNESS = str(Path(sys.executable).with_name("harness"))
 KILLED = "tiny-llama"  # this cell's worker is killed; tiny-mistral runs through

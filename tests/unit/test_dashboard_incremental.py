@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -128,5 +129,5 @@ def test_a_cached_view_is_the_view(tmp_path: Path) -> None:
     recs = three_runs(results)
     for v in build_views([(r, results / "runs" / r.run_id) for r in recs]):
         back = view_from_summary(json.loads(json.dumps(view_summary(v))), v.run_dir)
-        assert back == v.__class__(**{**v.__dict__, "page": "", "model_page": ""})
+        assert back == replace(v, page="", model_page="")
         assert back.loaded is None and back.record == v.record  # read from its run folder on demand

@@ -105,3 +105,29 @@ def test_the_kuberay_example_runs_a_valid_command() -> None:
     assert len(cells) == 4 and all(c.resources.num_gpus == 1 for c in cells)
     workers = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]
     assert workers["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+def test_no_cluster_at_the_address_fails_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from harness.cli import main
+
+    with socket.socket() as s:  # a loopback port with nothing listening on it
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\nmodels: [tiny-llama]\n")
+    rc = main(
+        [
+            "run",
+            str(suite),
+            "--executor",
+            "ray",
+            "--ray-address",
+            f"127.0.0.1:{port}",
+            "--results",
+            str(tmp_path),
+        ]
+    )
+    assert rc == 2 and f"no Ray cluster at '127.0.0.1:{port}'" in capsys.readouterr().err
+    assert not runs_dir(tmp_path).exists()

@@ -139,6 +139,21 @@ def test_whole_run_catches_a_backwards_counter_and_read_errors() -> None:
     assert [s.passed for s in bad[1:]] == [False, False]
 
 
+def test_whole_run_can_leave_out_the_square_waves(fake_nvml) -> None:
+    # 20 s steady, then 8 s of 100 ms waves sampled at 20 Hz (aliased on purpose), then 10 s steady.
+    waves = square(1020.0, 1028.0, 0.1, 70.0, 690.0)[1:]  # without its leading (0 s, low)
+    gpu = fake_nvml.add_gpu(power=[(0.0, 300.0), (1020.0, 300.0), *waves, (1028.0, 300.0)])
+    rng = random.Random(2)
+    ts = [1000.0 + i * 0.05 for i in range(761)]
+    ts = [t + rng.uniform(0, 0.002) for t in ts]
+    counter = [
+        (t, float(gpu.energy_offset_mj + round(gpu.energy_j_at(gpu.counter_time(t)) * 1000))) for t in ts
+    ]
+    power = [(t, gpu.power_at(t)) for t in ts]
+    kept = whole_run_scores(counter, power, 0, exclude=(1020.0, 1028.0))[0]
+    assert kept.passed and "left out" in kept.name and abs(kept.value) < 0.01  # type: ignore[arg-type]
+
+
 def test_sampler_disturbance_thresholds() -> None:
     assert all(s.passed in (True, None) for s in disturbance_scores(1000.0, 990.0, 0.01, 19.8))
     lost = disturbance_scores(1000.0, 950.0, 0.2, 18.0)

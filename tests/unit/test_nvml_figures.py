@@ -318,3 +318,38 @@ def test_the_gate_refuses_a_gross_window_against_a_measured_one() -> None:
     )
     lines = config_mismatches(gate_record(performance={"c1": old}), gate_record(performance={"c1": new}))
     assert "scenario c1 energy window: 'scenario_window' → 'measured'" in lines
+
+
+def test_a_v1_scenario_energy_migrates_its_whole_window_to_gross() -> None:
+    from harness.records import ScenarioEnergy, scenario_energy_value
+    from harness.records_energy import V1_GROSS_NOTE, V1_STEADY_NOTE, migrate_v1_scenario_energy
+
+    v1 = {
+        "energy_j": 1550.0,
+        "energy_source": "counter",
+        "duration_s": 5.0,
+        "avg_power_w": 310.0,
+        "output_tokens": 500,
+        "energy_per_output_token_j": 3.1,
+        "output_tokens_per_j": 500 / 1550.0,
+        "steady_state": {
+            "start_s": 0.2,
+            "end_s": 2.2,
+            "duration_s": 2.0,
+            "target_concurrency": 2,
+            "output_tokens": 40.0,
+            "energy_j": 500.0,
+        },
+    }
+    e = ScenarioEnergy.model_validate(migrate_v1_scenario_energy(v1))
+    assert e.energy_j is None and e.energy is not None and e.energy.reason == V1_GROSS_NOTE
+    assert e.measured is None and e.gross is not None and e.gross.window == "scenario_window"
+    assert e.gross.energy_j == 1550.0 and e.gross.energy_per_output_token_j == pytest.approx(3.1)
+    assert e.steady_state is not None and e.steady_state.energy_j == 500.0
+    assert e.steady_state.energy_low_confidence and e.steady_state.low_confidence_reason == V1_STEADY_NOTE
+
+    class Scenario:  # what the gate and the dashboard see of a migrated v1 scenario
+        energy, resources, total_output_tokens, completed = e, None, 500, 5
+
+    value = scenario_energy_value(Scenario())
+    assert value is not None and value.window == "scenario_window" and value.energy_j == 1550.0

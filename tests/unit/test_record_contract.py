@@ -60,7 +60,22 @@ def test_a_v1_record_reads_through_v2_with_nothing_lost(path: Path, tmp_path: Pa
     assert list(rec.performance) == list(v1["performance"]) == [s.name for s in rec.scenarios]
     assert list(rec.accuracy) == list(v1["accuracy"]) == [t.name for t in rec.tasks]
     for name, old in v1["performance"].items():
-        assert _kept(old, rec.performance[name].model_dump(mode="json")) == old
+        new = rec.performance[name].model_dump(mode="json")
+        old_energy = old.get("energy")
+        if old_energy is not None:  # v1's energy covered the whole window: it lives on as `gross`
+            gross = new["energy"]["gross"]
+            assert gross["window"] == "scenario_window" and gross["energy_j"] == old_energy["energy_j"]
+            for key in ("duration_s", "avg_power_w", "energy_per_output_token_j", "energy_above_idle_j"):
+                assert gross[key] == pytest.approx(old_energy[key]), key
+            assert new["energy"]["energy_j"] is None and new["energy"]["measured"] is None
+            kept_steady = {
+                k: v
+                for k, v in (old_energy.get("steady_state") or {}).items()
+                if k != "energy_low_confidence"
+            }
+            assert _kept(kept_steady, new["energy"]["steady_state"] or {}) == kept_steady
+            old = {k: v for k, v in old.items() if k != "energy"}
+        assert _kept(old, new) == old
     for name, old in v1["accuracy"].items():
         old_fields = {k: v for k, v in old.items() if k != "task"}
         assert _kept(old_fields, rec.accuracy[name].model_dump(mode="json")) == old_fields

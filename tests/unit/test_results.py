@@ -233,3 +233,19 @@ def test_record_json_is_tidy_for_json_normalize(tmp_path: Path) -> None:
     table = pd.json_normalize(data, record_path="scenarios", meta=["run_id", ["model", "preset"]])
     assert table.name.tolist() == [s.name for s in rec.scenarios]
     assert {"settings.concurrency", "output_throughput", "run_id", "model.preset"} <= set(table.columns)
+
+
+def test_the_variant_column_names_the_technique(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.records import VariantInfo
+
+    base = make_record("smollm2-135m", run_id="base")
+    fp8 = make_record("smollm2-135m", run_id="fp8").model_copy(
+        update={"variant": VariantInfo(name="kv-fp8", baseline="base", is_baseline=False, changes=["kv fp8"])}
+    )
+    for rec in (base, fp8):
+        write_run(tmp_path, rec, requests=False)
+    runs = load_runs(tmp_path)
+    variants = runs.drop_duplicates("run_id").set_index("run_id").variant  # one row per scenario
+    assert pd.isna(variants["base"]) and variants["fp8"] == "kv-fp8"
+    assert main(["compare", "base", "fp8", "--results", str(tmp_path)]) == 0
+    assert "kv-fp8" in capsys.readouterr().out

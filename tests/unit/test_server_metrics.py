@@ -110,3 +110,13 @@ def test_poller_keeps_every_poll_and_summarises_a_window() -> None:
     assert w.prefix_cache_queries == 340 and w.prompt_tokens == 340
     assert w.spec_decode_draft_tokens == 0 and w.spec_decode_acceptance_rate is None  # no draft: no rate
     assert (w.start_s, w.end_s) == (1.0, 2.0)  # on the series' clock, from the poller's origin
+
+
+def test_prefix_caching_off_reads_as_a_zero_hit_rate() -> None:
+    # --no-enable-prefix-caching: the engine counts prompt tokens but looks none up
+    series = [
+        sample(0.0, prefix_cache_queries=0, prefix_cache_hits=0, prompt_tokens=0),
+        sample(1.0, prefix_cache_queries=0, prefix_cache_hits=0, prompt_tokens=6912),
+    ]
+    assert summarize_window(series, 0.0, 1.0).prefix_cache_hit_rate == 0.0
+    assert summarize_window([sample(0.0), sample(1.0)], 0.0, 1.0).prefix_cache_hit_rate is None

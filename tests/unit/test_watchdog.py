@@ -19,8 +19,9 @@ from harness.engine.watchdog import EngineHungError, EngineWatchdog
 from harness.loadgen.client import LoadSpec, run_load
 from harness.loadgen.metrics import aggregate
 from harness.plan import plan_runs
-from harness.runner import ResolvedModel, RunHooks, execute
+from harness.runner import RunHooks, execute
 from harness.suite import LoadedSuite, parse_suite
+from harness.weights import ResolvedModel
 
 # An OpenAI-like server in its own process: /health, and completions streamed one token per 50 ms.
 SERVER = textwrap.dedent(
