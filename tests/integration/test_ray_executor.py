@@ -83,8 +83,10 @@ def test_two_cells_on_a_loopback_ray_cluster(tmp_path: Path) -> None:
     kills: list[int] = []
     engines_seen: set[int] = set()
     checked: list[tuple[int, str, str, int]] = []
+    driver_started: float | None = None
     try:
         cluster.start()
+        driver_started = time.monotonic()
         driver = subprocess.Popen(
             [HARNESS, "run", str(suite), "--executor", "ray", "--ray-address", cluster.address]
             + ["--results", str(results), "--no-progress"],
@@ -131,11 +133,13 @@ def test_two_cells_on_a_loopback_ray_cluster(tmp_path: Path) -> None:
     finally:
         cluster.stop()
         log.close()
+        if driver_started is None:  # the cluster never came up: nothing to wait for
+            cluster.cleanup()
     end = time.monotonic() + 30
     while cluster.alive(cluster.seen_pids) and time.monotonic() < end:
         time.sleep(1)
-    assert not cluster.alive(cluster.seen_pids), cluster.alive(cluster.seen_pids)
     cluster.cleanup()
+    assert not cluster.alive(cluster.seen_pids), cluster.alive(cluster.seen_pids)
     assert any(name.startswith(("raylet", "gcs_server")) for _, name, _, _ in checked), checked
     assert any(ip == "127.0.0.1" for _, name, ip, _ in checked if "python" in name or "vllm" in name.lower())
 
