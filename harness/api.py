@@ -18,6 +18,7 @@ def run_suite(
     results: Path = Path("results"),
     endpoint: str | None = None,
     progress: bool = False,
+    endpoint_gpus: tuple[str, ...] = (),
 ) -> list[RunRecord]:
     """Plan and execute every run of a suite; one record per model, failed runs included.
 
@@ -25,7 +26,7 @@ def run_suite(
     record is written.
     """
     loaded = suite if isinstance(suite, LoadedSuite) else load_suite(suite)
-    plans = plan_runs(loaded, models, endpoint=endpoint)
+    plans = plan_runs(loaded, models, endpoint=endpoint, endpoint_gpus=endpoint_gpus)
     records = []
     for plan in plans:
         with _hooks(plan, progress) as hooks:

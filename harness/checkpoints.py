@@ -137,7 +137,12 @@ def ensure_checkpoint(name: str) -> Path:
             source = _build_tiny(name, tmp)
         else:
             raise KeyError(f"{name!r} is not a builtin checkpoint")
-        marker = {"name": name, "build_version": build_version(name), "source": source, "sha256": checksum_dir(tmp)}
+        marker = {
+            "name": name,
+            "build_version": build_version(name),
+            "source": source,
+            "sha256": checksum_dir(tmp),
+        }
         (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
         if target.exists():  # a concurrent build finished first
             shutil.rmtree(tmp)

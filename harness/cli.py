@@ -53,7 +53,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from harness.plan import describe, plan_runs
     from harness.suite import load_suite
 
-    plans = plan_runs(load_suite(args.suite), args.model or None, endpoint=args.endpoint)
+    plans = plan_runs(
+        load_suite(args.suite), args.model or None, endpoint=args.endpoint, endpoint_gpus=_gpu_list(args)
+    )
     for plan in plans:
         console.print("\n".join(describe(plan)), highlight=False)
     console.print(f"{len(plans)} run(s) planned; nothing was started.")
@@ -70,9 +72,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
         results=Path(args.results),
         endpoint=args.endpoint,
         progress=not args.no_progress,
+        endpoint_gpus=_gpu_list(args),
     )
     print_summary(records, Path(args.results), console)
     return 0 if all(r.status == "ok" for r in records) else 1
+
+
+def _gpu_list(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(g.strip() for g in (args.endpoint_gpus or "").split(",") if g.strip())
+
+
+_ENDPOINT_GPUS_HELP = (
+    "GPU UUIDs (nvidia-smi -L) that the --endpoint server runs on, comma-separated; "
+    "without it an endpoint's GPU energy and memory are null"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,12 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("suite", help="suite name (suites/<name>.yaml) or path")
     p.add_argument("--model", action="append", help="preset name or checkpoint dir (repeatable)")
     p.add_argument("--endpoint", help="measure an already-running OpenAI-compatible server")
+    p.add_argument("--endpoint-gpus", metavar="UUID,...", help=_ENDPOINT_GPUS_HELP)
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("run", help="run a suite: accuracy and performance from one engine load")
     p.add_argument("suite", help="suite name (suites/<name>.yaml) or path")
     p.add_argument("--model", action="append", help="preset name or checkpoint dir (repeatable)")
     p.add_argument("--endpoint", help="base URL of an already-running OpenAI-compatible server")
+    p.add_argument("--endpoint-gpus", metavar="UUID,...", help=_ENDPOINT_GPUS_HELP)
     p.add_argument("--results", default="results", help="results folder (default: results)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_run)

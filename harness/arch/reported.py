@@ -48,7 +48,7 @@ class ReportedComparison(BaseModel):
     )
     delta: float | None = Field(description="measured - reported, as a fraction.")
     num_fewshot_reported: int
-    num_fewshot_measured: int
+    num_fewshot_measured: int | None
     comparable: bool = Field(description="Same metric found and same shot count.")
     note: str | None = None
     source: str
