@@ -142,7 +142,8 @@ def preflight_datasets(
             reach.append(hub_reachable())
         return reach[0]
 
-    problems: list[str] = []
+    # One line per dataset repository (mmlu's 57 subtasks share one), tasks named beside it.
+    problems: dict[tuple[str, str], list[DatasetRef]] = {}
     for spec in tasks:
         try:
             refs = list(task_datasets(tm, spec.name))
@@ -158,18 +159,27 @@ def preflight_datasets(
         for ref in dict.fromkeys(refs):
             problem = check_dataset(ref, reachable)
             if problem is not None:
-                problems.append(_remedy(ref, problem))
+                problems.setdefault((ref.path, problem), []).append(ref)
     if problems:
-        raise DatasetUnavailableError("\n".join(problems))
+        raise DatasetUnavailableError(
+            "\n".join(_remedy(refs, problem) for (_, problem), refs in problems.items())
+        )
 
 
-def _remedy(ref: DatasetRef, problem: str) -> str:
-    label = ref.path + (f" ({ref.name})" if ref.name else "")
+def _remedy(refs: list[DatasetRef], problem: str) -> str:
+    ref = refs[0]
+    tasks = list(dict.fromkeys(r.task for r in refs))
+    names = ", ".join(tasks[:3]) + (f" and {len(tasks) - 3} more" if len(tasks) > 3 else "")
+    configs = list(dict.fromkeys(r.name for r in refs if r.name))
+    label = ref.path + (
+        f" ({', '.join(configs[:3])}{', ...' if len(configs) > 3 else ''})" if configs else ""
+    )
+    head = f"dataset {label} of task{'s' if len(tasks) > 1 else ''} {names}: {problem}."
     if ref.data_files and ref.path in _FILE_BUILDERS:
-        return f"task {ref.task}: dataset {label}: {problem}. Fix the data_files paths in the task's YAML."
+        return f"{head} Fix the data_files paths in the task's YAML."
     return (
-        f"task {ref.task}: dataset {label}: {problem}. To provide it: set HF_HOME (or HF_DATASETS_CACHE) "
-        f"to a cache that holds it; or, where there is network, `huggingface-cli download --repo-type "
-        f"dataset {ref.path} --local-dir DIR`, copy DIR here and point the task's `dataset_path` at DIR "
-        f"(a task YAML in a folder named by accuracy.include_path)."
+        f"{head} To provide it: set HF_HOME (or HF_DATASETS_CACHE) to a cache that holds it; or, where "
+        f"there is network, `huggingface-cli download --repo-type dataset {ref.path} --local-dir DIR`, "
+        f"copy DIR here and point the task's `dataset_path` at DIR (a task YAML in a folder named by "
+        f"accuracy.include_path)."
     )
