@@ -125,6 +125,15 @@ def describe(plan: RunPlan) -> list[str]:
         )
     for folder in plan.task_include_paths:
         lines.append(f"  tasks from: {folder}")
+    if plan.tasks:
+        from harness.accuracy.settings import resolve_invocation
+
+        inv = resolve_invocation(plan.suite.spec.accuracy, plan.tasks[0], {}, None)
+        max_len = plan.suite.spec.accuracy.max_length or "the engine's max_model_len"
+        lines.append(
+            f"  lm-eval: batch_size {inv.batch_size}, seeds {','.join(map(str, inv.seeds))}, "
+            f"bootstrap_iters {inv.bootstrap_iters}, max_length {max_len}"
+        )
     for t in plan.tasks:
         shots = "task's default shots" if t.num_fewshot is None else f"{t.num_fewshot}-shot"
         limit = f", limit {t.limit:g}" if t.limit else ""
