@@ -209,3 +209,50 @@ def test_bos_follows_the_tokenizer(tmp_path: Path) -> None:
     assert tokenizer_adds_bos(str(tmp_path / "bos")) is True
     assert tokenizer_adds_bos(str(tmp_path / "nobos")) is False
     assert tokenizer_adds_bos(str(tmp_path / "qwenlike")) is False
+
+
+def test_preflight_reads_user_tasks_and_names_missing_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.accuracy import DatasetUnavailableError, preflight_datasets
+
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+
+    user = tmp_path / "my_tasks"
+    user.mkdir()
+    (user / "data.jsonl").write_text('{"q": "1+1", "a": "2"}\n')
+    base = "dataset_path: json\noutput_type: generate_until\ntest_split: test\n"
+    base += 'doc_to_text: "{{q}}"\ndoc_to_target: "{{a}}"\nmetric_list:\n  - metric: exact_match\n'
+    (user / "ok.yaml").write_text(
+        f"task: my_ok\n{base}dataset_kwargs:\n  data_files:\n    test: {user / 'data.jsonl'}\n"
+    )
+    (user / "gone.yaml").write_text(
+        f"task: my_gone\n{base}dataset_kwargs:\n  data_files:\n    test: /nowhere/x.jsonl\n"
+    )
+    (user / "hub.yaml").write_text(
+        "task: my_hub\ndataset_path: someone/not-cached\n" + base.split("\n", 1)[1]
+    )
+    run_tasks = tmp_path / "run" / "tasks"
+    probes: list[int] = []
+
+    def offline() -> bool:
+        probes.append(1)
+        return False
+
+    preflight_datasets(
+        [TaskSpec(name="my_ok"), TaskSpec(name="harness_capitals")], run_tasks, (str(user),), offline
+    )
+    assert not probes  # everything was local: the Hub was never probed
+    assert (run_tasks / "include-0-my_tasks" / "ok.yaml").is_file()  # the run keeps the definitions
+    with pytest.raises(DatasetUnavailableError) as err:
+        preflight_datasets(
+            [TaskSpec(name="my_gone"), TaskSpec(name="my_hub")], run_tasks, (str(user),), offline
+        )
+    msg = str(err.value)
+    assert "my_gone" in msg and "/nowhere/x.jsonl" in msg
+    assert "huggingface-cli download --repo-type dataset someone/not-cached" in msg and "HF_HOME" in msg
+    assert probes == [1]  # probed once, only for the dataset that is not here
+    preflight_datasets([TaskSpec(name="my_hub")], run_tasks, (str(user),), lambda: True)  # online: fine
+    with pytest.raises(AccuracyError, match="knows no task 'my_okk'.*did you mean my_ok"):
+        preflight_datasets([TaskSpec(name="my_okk")], run_tasks, (str(user),), offline)
