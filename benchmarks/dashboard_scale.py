@@ -1,26 +1,53 @@
-"""How long `harness dashboard` takes over many runs, and how big the index page gets.
+"""How long `harness dashboard` takes over many runs, in full and incrementally, and how big it gets.
 
-    python benchmarks/dashboard_scale.py [--runs 1000] [--models 12] [--keep DIR] [--browser]
+    python benchmarks/dashboard_scale.py [--runs 1000] [--large 10000] [--models 12] [--keep DIR]
+                                         [--browser]
 
-Generates ``--runs`` valid records (with per-request tables, a failed run every 25) into a
-temporary results folder, builds the dashboard twice (cold: plotly.js written; warm: pages
-only) and prints the seconds per phase, the index page's size and the whole folder's size.
-With ``--browser``, also times headless Chromium (/usr/bin/chromium) from opening
-index.html, history.html and architecture.html to every chart drawn.
+1. Generates ``--runs`` valid records (per-request tables, a failed run every 25) and builds
+   the dashboard: cold (a new folder, plotly.js written), full again (``--full``: every page
+   rewritten), with nothing changed, and after adding one run.
+2. Adds runs up to ``--large`` (without per-request tables, so that generating them stays in
+   minutes; their run pages say so), builds in full, then adds one run (with its tables) and
+   builds incrementally: the figure the manifest is for.
+3. For comparison, builds the dashboard of a single run.
+
+Each figure is wall seconds, and the process's CPU seconds beside it: on a shared machine the
+wall time also counts the other processes, the CPU time mostly does not. With ``--browser``,
+also times headless Chromium (/usr/bin/chromium) from opening index.html, history.html and
+architecture.html to every chart drawn (over the ``--runs`` folder).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+
+def timed(label: str, build: Any, results: Path, out: Path, **kw: Any) -> Any:
+    """Run one build, print its figures, return its report."""
+    c0, w0 = time.process_time(), time.perf_counter()
+    report = build(results, out, **kw)
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    t = report.timings_s
+    print(
+        f"{label}: {wall:.2f} s wall, {cpu:.2f} s CPU (load {t['load_s']:.2f}, run pages {t['run_pages_s']:.2f}, "
+        f"other pages {t['other_pages_s']:.2f}); {report.runs:,} runs, {len(report.pages):,} pages, "
+        f"{len(report.rebuilt):,} rewritten, {report.leaderboard_rows} leaderboard rows, "
+        f"{len(report.warnings)} warnings",
+        flush=True,
+    )
+    return report
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--runs", type=int, default=1000)
+    ap.add_argument("--runs", type=int, default=1000, help="runs with per-request tables (default 1000)")
+    ap.add_argument("--large", type=int, default=10_000, help="total runs of the large case (0: skip it)")
     ap.add_argument("--models", type=int, default=12)
     ap.add_argument("--keep", type=Path, help="build here (and keep it) instead of a temporary folder")
     ap.add_argument("--browser", action="store_true", help="also time page loads in headless Chromium")
@@ -34,21 +61,21 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         base = args.keep or Path(tmp)
         results, out = base / "results", base / "dashboards"
+        shutil.rmtree(results, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
         t0 = time.perf_counter()
-        generate_results(results, args.runs, n_models=args.models)
-        print(f"generated {args.runs} records in {time.perf_counter() - t0:.1f} s")
-        for label in ("cold", "warm"):
-            report = build_dashboard(results, out)
-            t = report.timings_s
-            print(
-                f"{label}: {t['total_s']:.2f} s total (load {t['load_s']:.2f}, run pages {t['run_pages_s']:.2f}, "
-                f"other pages {t['other_pages_s']:.2f}); {len(report.pages)} pages, "
-                f"{report.leaderboard_rows} leaderboard rows, {len(report.warnings)} warnings"
-            )
+        generate_results(results, args.runs, n_models=args.models, durable=False)
+        print(f"generated {args.runs:,} records with per-request tables in {time.perf_counter() - t0:.1f} s")
+        n = args.runs
+        timed(f"{n:,} runs, full build, cold", build_dashboard, results, out)
+        report = timed(f"{n:,} runs, full build (--full)", build_dashboard, results, out, full=True)
         sizes = {p.name: p.stat().st_size for p in out.glob("*.*")}
         total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+        timed(f"{n:,} runs, nothing changed", build_dashboard, results, out)
+        generate_results(results, 1, n_models=args.models, first=n, durable=False)
+        timed(f"{n:,} runs + 1 added, incremental", build_dashboard, results, out)
         print(f"index.html: {report.index_bytes:,} bytes")
-        for name in ("history.html", "runs.html", "architecture.html", "plotly.min.js"):
+        for name in ("history.html", "runs.html", "architecture.html", "manifest.json", "plotly.min.js"):
             print(f"{name}: {sizes.get(name, 0):,} bytes")
         print(f"whole folder: {total / 2**20:.1f} MiB")
         if args.browser:
@@ -57,6 +84,27 @@ def main() -> int:
                 print(
                     f"{name} in Chromium: tables filled {t_tables:.2f} s, all charts drawn {t_charts:.2f} s"
                 )
+
+        if args.large > n + 1:
+            more = args.large - n - 1
+            t0 = time.perf_counter()
+            generate_results(results, more, n_models=args.models, first=n + 1, requests=False, durable=False)
+            print(
+                f"generated {more:,} more records (no per-request tables) in {time.perf_counter() - t0:.1f} s"
+            )
+            big = args.large
+            timed(f"{big:,} runs, full build (--full)", build_dashboard, results, out, full=True)
+            timed(f"{big:,} runs, nothing changed", build_dashboard, results, out)
+            generate_results(results, 1, n_models=args.models, first=big, durable=False)
+            timed(f"{big:,} runs + 1 added, incremental", build_dashboard, results, out)
+            print(f"manifest.json: {(out / 'manifest.json').stat().st_size:,} bytes")
+
+        one, one_out = base / "one", base / "one-dashboard"
+        shutil.rmtree(one, ignore_errors=True)
+        shutil.rmtree(one_out, ignore_errors=True)
+        generate_results(one, 1, n_models=args.models, durable=False)
+        timed("1 run, full build, cold", build_dashboard, one, one_out)
+        timed("1 run, full build (--full)", build_dashboard, one, one_out, full=True)
     return 0
 
 

@@ -5,20 +5,28 @@ scenarios and prints, per scenario: output tokens/s, the generator's CPU microse
 streamed token, and the share of one core it used. The generator is not the bottleneck when
 that share is far below 100 % and the engine, not the client, is saturated.
 
+As in a real run, telemetry is on while it measures: the GPU/CPU sampler (attached to the
+engine's process tree when it started the engine) and the engine's /metrics poller, each in a
+thread of the same process, so the figures include their interference with the client
+(``--no-telemetry`` measures the client alone).
+
     .venv/bin/python benchmarks/loadgen_overhead.py [--endpoint URL] [--model smollm2-135m]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 
 from harness.checkpoints import ensure_checkpoint
+from harness.engine.vllm_metrics import MetricsPoller
 from harness.engine.vllm_server import VllmServer
-from harness.loadgen.client import LoadSpec, run_load, usable_token_ids
+from harness.loadgen.client import LoadSpec, run_load, token_counter, usable_token_ids
 from harness.loadgen.metrics import aggregate
 from harness.models import get_preset
+from harness.telemetry import TelemetrySession
 
 
 def main() -> None:
@@ -27,6 +35,7 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--input-tokens", type=int, default=128)
     ap.add_argument("--output-tokens", type=int, default=64)
+    ap.add_argument("--no-telemetry", action="store_true", help="measure without the sampler and poller")
     args = ap.parse_args()
 
     preset = get_preset(args.model)
@@ -41,17 +50,34 @@ def main() -> None:
         server.start()
         base_url, served = server.base_url, preset.name
         print(f"engine healthy after {server.startup_s:.0f} s", flush=True)
+    telemetry = poller = None
     try:
+        if not args.no_telemetry:
+            telemetry = TelemetrySession(None, gpu_env=dict(os.environ), gpu_count=1)
+            telemetry.start()
+            telemetry.attach(server.pid if server is not None else None)
+            poller = MetricsPoller(base_url)
+            telemetry.kv_cache = poller
+            poller.start()
+            print("telemetry on: sampler and /metrics poller running", flush=True)
         ids = usable_token_ids(path)
+        count = token_counter(path)
         print(
             f"\n{'concurrency':>11} {'requests':>8} {'out tok/s':>10} {'client µs/tok':>14} {'client core %':>14}"
         )
         for concurrency, n in ((1, 16), (32, 96)):
             spec = LoadSpec(
-                args.input_tokens, args.output_tokens, n, concurrency, None, min(concurrency, 4), 1234
+                args.input_tokens, args.output_tokens, n, concurrency, None, min(concurrency, 4), 1234 + n
             )
-            res = run_load(spec, base_url, served, ids)
-            agg = aggregate(res.requests)
+            window = f"scenario:c{concurrency}"
+            if telemetry is not None:
+                telemetry.begin_window(window)
+            try:
+                res = run_load(spec, base_url, served, ids, count_tokens=count)
+            finally:
+                if telemetry is not None:
+                    telemetry.end_window(window)
+            agg = aggregate(res.requests, duration_s=res.duration_s)
             tokens = agg["total_output_tokens"]
             us_per_tok = res.client_cpu_s * 1e6 / tokens if tokens else float("nan")
             core_pct = 100.0 * res.client_cpu_s / agg["duration"] if agg["duration"] else float("nan")
@@ -65,6 +91,10 @@ def main() -> None:
             "\nclient core %: that CPU time over the scenario's duration (100 % = one core saturated)."
         )
     finally:
+        if poller is not None:
+            poller.stop()
+        if telemetry is not None:
+            telemetry.stop()
         if server is not None:
             server.stop()
 

@@ -1,6 +1,22 @@
 """harness: accuracy, speed, memory and energy of open LLMs from one vLLM load.
 
-Importing this package is cheap: no torch, vLLM, lm-eval or plotly until a function needs them.
+Importing this package is cheap: no torch, vLLM, lm-eval, pandas or plotly until a function
+needs them. ``harness.load_runs`` and ``harness.load_tasks`` give the results as DataFrames
+(see :mod:`harness.results`).
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 __version__ = "0.1.0"
+
+__all__ = ["__version__", "load_runs", "load_tasks"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("load_runs", "load_tasks"):
+        from harness import results
+
+        return getattr(results, name)
+    raise AttributeError(f"module 'harness' has no attribute {name!r}")

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.plan import RunPlan, plan_runs
+from harness.cells import Cell, pending, plan_cells, select_cell
+from harness.executors.base import EventSink
+from harness.plan import RunPlan
 from harness.records import RunRecord
-from harness.runner import RunHooks, execute
+from harness.runner import RunHooks
+from harness.store import load_records
 from harness.suite import LoadedSuite, load_suite
 
 
@@ -18,20 +22,82 @@ def run_suite(
     results: Path = Path("results"),
     endpoint: str | None = None,
     progress: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
+    cell: str | None = None,
+    resume: bool = False,
+    on_event: EventSink | None = None,
     endpoint_gpus: tuple[str, ...] = (),
 ) -> list[RunRecord]:
     """Plan and execute every run of a suite; one record per model, failed runs included.
 
     A run that fails does not stop the others. Ctrl-C / SIGTERM stops after the current run's
-    record is written.
+    record is written. See :func:`run_campaign` for the executor, `cell` and `resume` options.
     """
+    return run_campaign(
+        suite,
+        models,
+        results,
+        endpoint,
+        progress,
+        executor,
+        ray_address,
+        cell,
+        resume,
+        on_event,
+        endpoint_gpus,
+    ).records
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """What a `harness run` did: the records it wrote and the cells it skipped (`--resume`)."""
+
+    cells: list[Cell]
+    records: list[RunRecord]
+    skipped: list[Cell] = field(default_factory=list)
+
+
+def run_campaign(
+    suite: str | Path | LoadedSuite,
+    models: list[str] | None = None,
+    results: Path = Path("results"),
+    endpoint: str | None = None,
+    progress: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
+    cell: str | None = None,
+    resume: bool = False,
+    on_event: EventSink | None = None,
+    endpoint_gpus: tuple[str, ...] = (),
+) -> Campaign:
+    """Run a suite's cells with an executor (`local` here, or `ray` on a cluster).
+
+    `cell` runs one cell only, by index or fingerprint (a job array's task). `resume` skips the
+    cells that already have an ``ok`` record of the same fingerprint in `results`.
+    """
+    from harness.executors import get_executor
+    from harness.executors.base import CellEvent, ExecutorError
+
     loaded = suite if isinstance(suite, LoadedSuite) else load_suite(suite)
-    plans = plan_runs(loaded, models, endpoint=endpoint, endpoint_gpus=endpoint_gpus)
-    records = []
-    for plan in plans:
-        with _hooks(plan, progress) as hooks:
-            records.append(execute(plan, Path(results), hooks))
-    return records
+    cells = plan_cells(loaded, models, endpoint=endpoint, endpoint_gpus=endpoint_gpus)
+    if cell is not None:
+        cells = [select_cell(cells, cell)]
+    skipped: list[Cell] = []
+    if resume:
+        cells, skipped = pending(cells, load_records(Path(results)).records)
+    sink: EventSink = on_event or (lambda event: None)
+    for c in skipped:
+        sink(CellEvent(c, "skipped", detail="an ok record with this fingerprint exists"))
+    if not cells:
+        return Campaign(cells=[], records=[], skipped=skipped)
+    if executor == "local":
+        runner = get_executor("local", hooks=lambda plan: _hooks(plan, progress))
+    else:
+        if endpoint is not None:
+            raise ExecutorError("--endpoint measures one server from this machine: use --executor local")
+        runner = get_executor(executor, address=ray_address)
+    return Campaign(cells=cells, records=runner.run(cells, Path(results), sink), skipped=skipped)
 
 
 @contextlib.contextmanager

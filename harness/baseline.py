@@ -9,12 +9,12 @@ file can also be passed where a baseline is expected.
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.records import Environment, RunRecord
+from harness.hardware import file_slug as _slug
+from harness.hardware import hardware_label, hardware_slug
+from harness.records import RunRecord
 from harness.store import atomic_write_text, read_record
 
 BASELINES_DIR = "baselines"
@@ -24,34 +24,15 @@ class BaselineError(ValueError):
     """A baseline that cannot be set or found; the message says which and what to do."""
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-.") or "unknown"
-
-
-def hardware_slug(env: Environment) -> str:
-    """File-name-safe hardware key: GPU names with counts, else the CPU model.
-
-    e.g. ``nvidia-h100-80gb-hbm3-x2`` or ``cpu-amd-epyc-7763-64-core-processor``.
-    """
-    if env.gpus:
-        counts = Counter(g.name for g in env.gpus)
-        return "+".join(f"{_slug(name)}-x{n}" for name, n in sorted(counts.items()))
-    return f"cpu-{_slug(env.cpu_model or 'unknown')}"
-
-
-def hardware_label(env: Environment) -> str:
-    """Human-readable hardware, e.g. ``2 × NVIDIA H100 80GB HBM3`` or the CPU model."""
-    if env.gpus:
-        counts = Counter(g.name for g in env.gpus)
-        return " + ".join(f"{n} × {name}" for name, n in sorted(counts.items()))
-    return f"CPU {env.cpu_model or 'unknown'}"
-
-
 def model_key(record: RunRecord) -> str:
-    """The model part of a baseline name: the preset, or `local-<dir>` for checkpoint folders."""
+    """The model part of a baseline name: the preset, or `local-<dir>` for checkpoint folders, and
+    ``@variant`` for a variant's run."""
     if record.model.preset == "local":
-        return "local-" + _slug(Path(record.model.source).name)
-    return _slug(record.model.preset)
+        key = "local-" + _slug(Path(record.model.source).name)
+    else:
+        key = _slug(record.model.preset)
+    # Each variant of a model has its own baseline: a technique is never gated against another.
+    return f"{key}@{_slug(record.variant.name)}" if record.variant is not None else key
 
 
 def baseline_path(results: Path, record: RunRecord) -> Path:

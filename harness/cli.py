@@ -13,21 +13,20 @@ import importlib
 import sys
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
+
+from harness.console import consoles
 
 # Modules that contribute subcommands: each defines register_cli(subparsers).
 _FEATURE_CLIS: tuple[str, ...] = (
     "harness.dashboard.cli",
-    "harness.gate_cli",
+    "harness.gate.cli",
     "harness.arch.cli",
     "harness.telemetry.check",
+    "harness.results_cli",
 )
 
-console = Console()
-if not console.is_terminal:  # logs and CI: wide enough that result tables do not wrap
-    console = Console(width=160)
-err_console = Console(stderr=True)
+console, err_console = consoles()
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -50,31 +49,68 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from harness.plan import describe, plan_runs
+    from harness.plan import describe
     from harness.suite import load_suite
 
-    plans = plan_runs(
+    if args.json:
+        import json
+
+        from harness.cells import cells_json, plan_cells
+
+        suite = load_suite(args.suite)
+        print(
+            json.dumps(
+                cells_json(suite, plan_cells(suite, args.model or None, args.endpoint, _gpu_list(args))),
+                indent=2,
+            )
+        )
+        return 0
+    from harness.cells import plan_cells
+
+    cells = plan_cells(
         load_suite(args.suite), args.model or None, endpoint=args.endpoint, endpoint_gpus=_gpu_list(args)
     )
-    for plan in plans:
-        console.print("\n".join(describe(plan)), highlight=False)
-    console.print(f"{len(plans)} run(s) planned; nothing was started.")
+    for cell in cells:
+        lines = describe(cell.plan)
+        lines.insert(1, f"  cell:    {cell.index} (fingerprint {cell.fingerprint})")
+        console.print("\n".join(lines), highlight=False, markup=False)
+    console.print(f"{len(cells)} run(s) planned; nothing was started.")
     return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from harness.api import run_suite
+    from harness.api import run_campaign
+    from harness.executors.base import CellEvent, describe_event
     from harness.report import print_summary
 
-    records = run_suite(
+    def on_event(event: CellEvent) -> None:
+        # The local executor draws progress bars for its one running cell; a cluster's cells get lines.
+        if args.executor != "local" or event.state in ("skipped", "failed"):
+            err_console.print(describe_event(event), highlight=False, soft_wrap=True)
+
+    campaign = run_campaign(
         args.suite,
         models=args.model or None,
         results=Path(args.results),
         endpoint=args.endpoint,
         progress=not args.no_progress,
+        executor=args.executor,
+        ray_address=args.ray_address,
+        cell=args.cell,
+        resume=args.resume,
+        on_event=on_event,
         endpoint_gpus=_gpu_list(args),
     )
+    records = campaign.records
     print_summary(records, Path(args.results), console)
+    if args.resume:
+        done = len(campaign.skipped)
+        if not records:
+            console.print(
+                f"nothing to run: all {done} cell(s) already have an ok record in {args.results} (--resume)"
+            )
+        else:
+            console.print(f"resumed: ran {len(records)} cell(s), skipped {done} with an ok record")
     return 0 if all(r.status == "ok" for r in records) else 1
 
 
@@ -88,6 +124,17 @@ _ENDPOINT_GPUS_HELP = (
 )
 
 
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from harness.merge import merge_results
+
+    report = merge_results([Path(d) for d in args.dirs], Path(args.results))
+    for item in report.items:
+        if item.outcome != "added" or args.verbose:
+            console.print(f"{item.outcome}: {item.source}" + (f" ({item.detail})" if item.detail else ""))
+    console.print(f"merged into {args.results}: {report.summary()}", highlight=False)
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"harness {_version()}")
@@ -97,20 +144,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("plan", help="print the runs a suite would make, starting nothing")
-    p.add_argument("suite", help="suite name (suites/<name>.yaml) or path")
+    p.add_argument("suite", help="suite name (smoke, standard, or ./suites/<name>.yaml) or a path")
     p.add_argument("--model", action="append", help="preset name or checkpoint dir (repeatable)")
     p.add_argument("--endpoint", help="measure an already-running OpenAI-compatible server")
     p.add_argument("--endpoint-gpus", metavar="UUID,...", help=_ENDPOINT_GPUS_HELP)
+    p.add_argument("--json", action="store_true", help="print the cells and their fingerprints as JSON")
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("run", help="run a suite: accuracy and performance from one engine load")
-    p.add_argument("suite", help="suite name (suites/<name>.yaml) or path")
+    p.add_argument("suite", help="suite name (smoke, standard, or ./suites/<name>.yaml) or a path")
     p.add_argument("--model", action="append", help="preset name or checkpoint dir (repeatable)")
     p.add_argument("--endpoint", help="base URL of an already-running OpenAI-compatible server")
     p.add_argument("--endpoint-gpus", metavar="UUID,...", help=_ENDPOINT_GPUS_HELP)
     p.add_argument("--results", default="results", help="results folder (default: results)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--executor", choices=("local", "ray"), default="local", help="where cells run (default: local)"
+    )
+    p.add_argument(
+        "--ray-address", help="Ray cluster: auto (default), HOST:PORT or ray://HOST:10001 (--executor ray)"
+    )
+    p.add_argument("--cell", help="run one cell only, by index or fingerprint (see `harness plan --json`)")
+    p.add_argument("--resume", action="store_true", help="skip cells that already have an ok record")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("merge", help="fold results folders (e.g. from a job array) into one store")
+    p.add_argument("dirs", nargs="+", help="results folders, runs/ folders or run folders")
+    p.add_argument("--results", default="results", help="store to merge into (default: results)")
+    p.add_argument("--verbose", action="store_true", help="also list every run added")
+    p.set_defaults(func=_cmd_merge)
 
     for module in _FEATURE_CLIS:
         importlib.import_module(module).register_cli(sub)
@@ -124,13 +186,14 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from harness.executors.base import ExecutorError
     from harness.models import UnknownModelError
     from harness.suite import SuiteError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (SuiteError, UnknownModelError, FileNotFoundError) as exc:
+    except (SuiteError, UnknownModelError, FileNotFoundError, IndexError, ExecutorError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 2
     except KeyboardInterrupt:

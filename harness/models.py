@@ -88,7 +88,7 @@ class ModelPreset(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    family: Literal["mistral", "llama", "mixtral", "phi", "qwen", "deepseek", "smollm"]
+    family: Literal["mistral", "llama", "mixtral", "phi", "qwen", "deepseek", "smollm", "other"]
     source: Literal["hub", "builtin", "local"]
     hub_id: str | None = Field(default=None, description="Hugging Face repository id.")
     gated: bool = Field(default=False, description="Needs HF_TOKEN and an accepted licence.")
@@ -96,6 +96,9 @@ class ModelPreset(BaseModel):
     features: tuple[str, ...] = Field(default=(), description="Efficiency features the family is known for.")
     description: str = ""
     local_path: str | None = Field(default=None, description="Checkpoint directory for `local` models.")
+    config_path: str | None = Field(
+        default=None, description="config.json of a Hub model that is not a preset (read from the HF cache)."
+    )
 
 
 def _hub(
@@ -223,9 +226,14 @@ class UnknownModelError(ValueError):
 
 
 def get_preset(name: str) -> ModelPreset:
-    """The preset called `name`, or a local checkpoint directory wrapped as a preset."""
+    """The preset called `name`, a local checkpoint directory, or any Hugging Face model id
+    (``org/name``, family and features read from its config: :mod:`harness.hub`)."""
     if name in PRESETS:
         return PRESETS[name]
+    from harness.hub import hub_preset, is_hub_id
+
+    if is_hub_id(name):
+        return hub_preset(name)
     path = Path(name).expanduser()
     if (path / "config.json").is_file():
         return ModelPreset(
@@ -240,7 +248,7 @@ def get_preset(name: str) -> ModelPreset:
     hint = f"did you mean {', '.join(near)}? " if near else ""
     raise UnknownModelError(
         f"unknown model {name!r}: {hint}`harness models` lists the presets; "
-        "a directory with a config.json is also accepted."
+        "a directory with a config.json or a Hugging Face model id (org/name) is also accepted."
     )
 
 

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.models import EngineArgs, ModelPreset, check_extra_args, get_preset
 from harness.suite import LoadedSuite, PerfScenario, SuiteError, TaskSpec
+from harness.variants import VariantSpec, baseline_name
+from harness.workloads.spec import describe_workload
 
 
 class RunPlan(BaseModel):
@@ -23,6 +25,9 @@ class RunPlan(BaseModel):
     scenarios: tuple[PerfScenario, ...]
     seed: int
     endpoint: str | None = None
+    variant: VariantSpec | None = None
+    baseline_variant: str | None = None
+    engine_env: dict[str, str] = {}
     endpoint_gpus: tuple[str, ...] = Field(
         default=(), description="GPU UUIDs of an external endpoint on this machine (metered if given)."
     )
@@ -32,7 +37,8 @@ class RunPlan(BaseModel):
 
     @property
     def label(self) -> str:
-        return f"{self.model.name} × {self.suite.spec.name}"
+        tag = f"@{self.variant.name}" if self.variant is not None else ""
+        return f"{self.model.name}{tag} × {self.suite.spec.name}"
 
 
 def task_include_paths(suite: LoadedSuite) -> tuple[str, ...]:
@@ -83,21 +89,55 @@ def plan_runs(
         except ValueError as exc:
             raise SuiteError(f"{suite.path or spec.name}: engine.extra_args: {exc}") from None
         engine = preset.engine.model_copy(update={**overrides, "extra_args": extra})
-        plans.append(
-            RunPlan(
-                suite=suite,
-                model=preset,
-                engine=engine,
-                startup_timeout_s=spec.engine.startup_timeout_s,
-                tasks=tuple(spec.accuracy.tasks),
-                scenarios=tuple(spec.performance.scenarios),
-                seed=spec.seed,
-                endpoint=endpoint,
-                endpoint_gpus=tuple(endpoint_gpus),
-                task_include_paths=includes,
+        base = baseline_name(spec.variants)
+        variants: list[VariantSpec | None] = [*spec.variants] or [None]
+        for variant in variants:
+            if variant is not None and endpoint:
+                raise ValueError("variants change the engine: they cannot run against an external --endpoint")
+            planned = apply_variant(engine, variant)
+            try:  # a variant's flags too
+                check_extra_args(planned.extra_args)
+            except ValueError as exc:
+                raise SuiteError(
+                    f"{suite.path or spec.name}: variant {variant.name if variant else ''}: {exc}"
+                ) from None
+            plans.append(
+                RunPlan(
+                    suite=suite,
+                    model=with_checkpoint(preset, variant.model) if variant and variant.model else preset,
+                    engine=planned,
+                    startup_timeout_s=spec.engine.startup_timeout_s,
+                    tasks=tuple(spec.accuracy.tasks),
+                    scenarios=tuple(spec.performance.scenarios),
+                    seed=spec.seed,
+                    endpoint=endpoint,
+                    endpoint_gpus=tuple(endpoint_gpus),
+                    task_include_paths=includes,
+                    variant=variant,
+                    baseline_variant=base,
+                    engine_env=dict(variant.env) if variant else {},
+                )
             )
-        )
     return plans
+
+
+def apply_variant(engine: EngineArgs, variant: VariantSpec | None) -> EngineArgs:
+    """The engine arguments with a variant's overlay: its quantization, then its flags."""
+    if variant is None:
+        return engine
+    update: dict[str, object] = {"extra_args": engine.extra_args + tuple(variant.cli_args())}
+    if variant.quantization is not None:
+        update["quantization"] = variant.quantization
+    return engine.model_copy(update=update)
+
+
+def with_checkpoint(preset: ModelPreset, checkpoint: str) -> ModelPreset:
+    """The preset loading another checkpoint (a local directory or a Hub id), name and family kept."""
+    from pathlib import Path
+
+    if Path(checkpoint).is_dir():
+        return preset.model_copy(update={"source": "local", "local_path": checkpoint, "hub_id": None})
+    return preset.model_copy(update={"source": "hub", "hub_id": checkpoint, "local_path": None})
 
 
 def describe(plan: RunPlan) -> list[str]:
@@ -112,6 +152,9 @@ def describe(plan: RunPlan) -> list[str]:
         f"  args:    {' '.join(plan.engine.as_cli()) if not plan.endpoint else '(external endpoint)'}",
         f"  seed:    {plan.seed}",
     ]
+    if plan.variant is not None:
+        role = "baseline" if plan.variant.name == plan.baseline_variant else f"vs {plan.baseline_variant}"
+        lines.append(f"  variant: {plan.variant.name} ({role}): {'; '.join(plan.variant.changes())}")
     if plan.endpoint:
         gpus = (
             ", ".join(plan.endpoint_gpus) if plan.endpoint_gpus else "none named: GPU energy and memory null"
@@ -146,4 +189,6 @@ def describe(plan: RunPlan) -> list[str]:
             f"  perf:    {s.name}: {s.num_requests} requests × {s.input_tokens} in / {s.output_tokens} out, "
             f"{load}, {s.warmup_requests} warm-up"
         )
+        if (shape := describe_workload(s)) is not None:
+            lines.append(f"           workload: {shape}")
     return lines

@@ -5,8 +5,20 @@ else. Field names carry their units (``_ms``, ``_s``, ``_bytes``, ``_j``); the p
 aggregates use the exact key names of vLLM's ``vllm bench serve`` so that figures can be
 compared with that tool's output line by line.
 
-``schema_version`` is bumped whenever a field changes meaning or disappears; adding an
-optional field does not bump it.
+The record is a public contract (see "Records as a contract" in the README):
+
+* write strictly: every part is ``extra="forbid"``, so a typo in the code that builds a
+  record fails at once;
+* read tolerantly: :func:`harness.migrate.parse_record` ignores fields it does not know (a
+  newer harness may add optional ones), checks ``schema_version`` explicitly and migrates
+  older versions;
+* ``schema_version`` is bumped only when a field is removed or renamed or changes meaning;
+  adding an optional field does not bump it. ``schema/run_record.v<N>.json`` is generated
+  from these models (``harness schema``) and a unit test fails when it drifts.
+
+Scenarios and tasks are lists of named entries (``name`` inside each), so
+``pandas.json_normalize`` and DuckDB's ``read_json`` give tidy tables; ``RunRecord.performance``
+and ``RunRecord.accuracy`` look them up by name.
 """
 
 from __future__ import annotations
@@ -14,9 +26,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = 1
+from harness.record_analytics import RecordAnalytics
+from harness.records_energy import EnergySource, EnergyValue, EnergyWindow, scenario_energy_value
+
+# The energy value type lives in records_energy; re-exported here for readers of the record.
+__all__ = ["EnergySource", "EnergyValue", "EnergyWindow", "scenario_energy_value"]
+
+SCHEMA_VERSION: Literal[2] = 2
 
 RunStatus = Literal["ok", "failed"]
 
@@ -37,7 +55,11 @@ class SuiteInfo(Frozen):
     name: str
     path: str | None = Field(default=None, description="Suite file the run was planned from.")
     sha256: str | None = Field(default=None, description="Checksum of the suite file's bytes.")
-    spec: dict[str, Any] = Field(default_factory=dict, description="The validated suite, as run.")
+    spec: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The validated suite, as run, kept as plain data: readers take what they need from "
+        "it and never re-validate it against today's suite code.",
+    )
 
 
 class ModelInfo(Frozen):
@@ -96,6 +118,19 @@ class GpuInfo(Frozen):
     unmeasured: dict[str, str] = Field(
         default_factory=dict, description="Field name -> why it is null (e.g. 'Not Supported' on this GPU)."
     )
+    pci_bus_id: str | None = Field(
+        default=None,
+        description="PCI bus id; GPUs are numbered in this order (CUDA_DEVICE_ORDER=PCI_BUS_ID).",
+    )
+    mig_mode: bool | None = Field(
+        default=None, description="MIG enabled: energy is the whole GPU's, so none is reported."
+    )
+    power_scope: Literal["gpu", "module", "memory"] | None = Field(
+        default=None, description="Scope the instant power field answered for (GH200: module = GPU + CPU)."
+    )
+    counter_update_period_s: float | None = Field(
+        default=None, description="Measured update period of the energy counter (~0.1 s on recent GPUs)."
+    )
 
 
 class Environment(Frozen):
@@ -126,10 +161,10 @@ class Environment(Frozen):
 class TaskResult(Frozen):
     """One accuracy task: the headline metric and everything lm-eval reported."""
 
-    task: str
+    name: str = Field(description="lm-eval task name (a group's subtasks are entries of their own).")
     metric: str = Field(
         description="Headline metric as lm-eval keys it, filter included, e.g. 'acc,none' or "
-        "'exact_match,strict-match' (older records: the bare name)."
+        "'exact_match,strict-match' (records before lm_eval_command: the bare name)."
     )
     value: float
     stderr: float | None = Field(
@@ -153,8 +188,10 @@ class TaskResult(Frozen):
         "same server (shell-quoted).",
     )
 
-
-EnergySource = Literal["counter", "power_integration", "mixed"]
+    @property
+    def task(self) -> str:
+        """The task name (schema v1's field name)."""
+        return self.name
 
 
 class GpuDeviceWindow(Frozen):
@@ -207,6 +244,9 @@ class GpuPhaseTelemetry(Frozen):
     sample_rate_hz: float | None = Field(
         default=None, description="Achieved sampler rate inside the window, per GPU."
     )
+    counter_update_period_s: float | None = Field(
+        default=None, description="Energy counter update period used for the confidence flag."
+    )
     devices: list[GpuDeviceWindow] = Field(default_factory=list)
 
 
@@ -257,6 +297,12 @@ class SteadyStateEnergy(Frozen):
     output_tokens_per_j: float | None = None
     energy_above_idle_j: float | None = None
     energy_per_output_token_above_idle_j: float | None = None
+    low_confidence_reason: str | None = Field(
+        default=None, description="Why this steady-state figure is low-confidence, where it is."
+    )
+    value: EnergyValue | None = Field(
+        default=None, description="The same figure as the one energy value type."
+    )
 
 
 class ScenarioEnergy(Frozen):
@@ -277,6 +323,105 @@ class ScenarioEnergy(Frozen):
     steady_state_reason: str | None = Field(
         default=None, description="Why steady_state is null, where it is."
     )
+    measured: EnergyValue | None = Field(
+        default=None,
+        description=(
+            "Headline: first measured send to last measured completion (the flat fields above repeat "
+            "it). Prefill energy is charged to output tokens, as ML.ENERGY does."
+        ),
+    )
+    gross: EnergyValue | None = Field(
+        default=None, description="The whole scenario window, including warm-up and prompt building."
+    )
+
+
+class ServerWindow(Frozen):
+    """The server's own view of one scenario, from its ``/metrics`` polled at 1-2 Hz.
+
+    Gauges are peaks over the polls inside the window; counters are differences between the
+    last poll at or before its start and the last poll inside it (summed over engines).
+    """
+
+    polls: int = Field(description="/metrics polls inside the window.")
+    reason: str | None = Field(default=None, description="Why the figures are null, where they are.")
+    start_s: float | None = Field(
+        default=None, description="Window start on the server series' clock (t_s of server_metrics.parquet)."
+    )
+    end_s: float | None = Field(default=None, description="Window end on the same clock.")
+    dispatch_s: float | None = Field(
+        default=None,
+        description="The scenario's start of dispatch on the same clock: the per-request table's time zero.",
+    )
+    peak_running: int | None = Field(default=None, description="Most requests the engine ran at once.")
+    peak_waiting: int | None = Field(default=None, description="Longest queue of waiting requests.")
+    peak_kv_cache_usage_frac: float | None = Field(default=None, description="Highest KV-cache usage, 0..1.")
+    preemptions: int | None = Field(default=None, description="Requests preempted (KV cache full).")
+    prompt_tokens: int | None = Field(default=None, description="Prompt tokens the engine processed.")
+    generation_tokens: int | None = Field(default=None, description="Tokens the engine generated.")
+    prefix_cache_queries: int | None = Field(
+        default=None, description="Prompt tokens looked up in the prefix cache."
+    )
+    prefix_cache_hits: int | None = Field(default=None, description="Of those, tokens found in the cache.")
+    prefix_cache_hit_rate: float | None = Field(
+        default=None, description="prefix_cache_hits / prefix_cache_queries (measured by the server)."
+    )
+    implied_prefix_cache_hit_rate: float | None = Field(
+        default=None,
+        description="Hit rate the workload's shared prefixes imply if served in order (whole blocks only).",
+    )
+    spec_decode_drafts: int | None = Field(
+        default=None, description="Speculative decoding steps with a draft."
+    )
+    spec_decode_draft_tokens: int | None = Field(default=None, description="Tokens proposed by the drafter.")
+    spec_decode_accepted_tokens: int | None = Field(default=None, description="Draft tokens accepted.")
+    spec_decode_acceptance_rate: float | None = Field(
+        default=None, description="accepted / draft tokens (vLLM's draft acceptance rate)."
+    )
+    spec_decode_mean_accepted_length: float | None = Field(
+        default=None,
+        description="1 + accepted / drafts: tokens emitted per verification step (vLLM's definition).",
+    )
+    spec_decode_draft_tokens_per_step: float | None = Field(
+        default=None, description="draft tokens / drafts."
+    )
+
+
+class TurnStats(Frozen):
+    """One turn position across all sessions of a multi-turn scenario."""
+
+    turn: int = Field(description="1-based turn number.")
+    requests: int
+    mean_input_tokens: float | None = None
+    median_ttft_ms: float | None = None
+    mean_ttft_ms: float | None = None
+    cached_tokens_frac: float | None = Field(
+        default=None,
+        description="Prompt tokens served from the prefix cache / prompt tokens, from the server's "
+        "per-request usage (needs --enable-prompt-tokens-details); null when the server does not say.",
+    )
+
+
+class WorkloadInfo(Frozen):
+    """The shape of a scenario's traffic: prompt source, prefixes, turns or trace."""
+
+    prompt_source: str = Field(description="random, dataset, tasks or trace.")
+    dataset_path: str | None = Field(
+        default=None, description="Dataset or trace file, as given in the suite."
+    )
+    dataset_sha256: str | None = Field(default=None, description="Checksum of that file.")
+    mean_input_tokens: float | None = Field(
+        default=None, description="Mean prompt length sent (tokenizer count)."
+    )
+    mean_output_tokens: float | None = Field(default=None, description="Mean max_tokens asked for.")
+    prefix_groups: int | None = None
+    prefix_tokens: int | None = None
+    turns: int | None = Field(default=None, description="Turns per session (multi-turn scenarios).")
+    sessions: int | None = None
+    per_turn: list[TurnStats] = Field(
+        default_factory=list, description="Multi-turn: TTFT and cache hits by turn."
+    )
+    trace_speedup: float | None = None
+    notes: list[str] = Field(default_factory=list)
 
 
 class ScenarioSettings(Frozen):
@@ -287,15 +432,37 @@ class ScenarioSettings(Frozen):
     request_rate: float | None
     warmup_requests: int
     seed: int
+    burstiness: float = Field(default=1.0, description="Gamma shape of inter-arrival times (1.0 = Poisson).")
+    ramp_up_strategy: str | None = Field(default=None, description="linear or exponential ramp-up, if any.")
+    ramp_up_start_rps: int | None = Field(default=None, description="Ramp-up start rate, requests/s.")
+    ramp_up_end_rps: int | None = Field(default=None, description="Ramp-up end rate, requests/s.")
+    temperature: float | None = Field(
+        default=None,
+        description="Sampling temperature sent (0 = greedy); null in records before it was stated.",
+    )
+    top_p: float | None = Field(
+        default=None, description="top_p sent, or null when the server's default applied."
+    )
+    request_timeout_s: float | None = Field(default=None, description="Per-request timeout of the client.")
+    scenario_seed: int | None = Field(
+        default=None, description="The scenario's own seed (prompts, arrivals), from `seed` and its name."
+    )
+    vllm_bench_command: str | None = Field(
+        default=None, description="The equivalent `vllm bench serve` command line against the same server."
+    )
 
 
 class ScenarioResult(Frozen):
     """Aggregates of one load scenario, with vLLM bench serve's key names and definitions."""
 
+    name: str = Field(description="Scenario name from the suite.")
     settings: ScenarioSettings
     completed: int
     failed: int
-    duration: float = Field(description="Seconds from the first request sent to the last completion.")
+    duration: float = Field(
+        description="Seconds from the start of dispatch to the end of the gather (vllm bench serve's); "
+        "in records before that, from the first request sent to the last completion."
+    )
     total_input_tokens: int
     total_output_tokens: int
     request_throughput: float = Field(description="Completed requests per second.")
@@ -330,10 +497,17 @@ class ScenarioResult(Frozen):
     requests_path: str | None = Field(
         default=None, description="Per-request table, relative to the run folder."
     )
+    incomplete: str | None = Field(
+        default=None, description="Why the scenario stopped before all its requests ended (e.g. hung engine)."
+    )
     resources: PhaseResources | None = None
     energy: ScenarioEnergy | None = Field(
         default=None, description="GPU energy per output token and friends."
     )
+    server: ServerWindow | None = Field(
+        default=None, description="The server's /metrics over the scenario (queues, KV use, caches)."
+    )
+    workload: WorkloadInfo | None = Field(default=None, description="What was sent, beyond the settings.")
 
 
 class AccuracyEnergy(Frozen):
@@ -349,6 +523,18 @@ class AccuracyEnergy(Frozen):
     energy_per_sample_j: float | None = None
     energy_above_idle_j: float | None = None
     energy_per_sample_above_idle_j: float | None = None
+    correct_samples: float | None = Field(
+        default=None, description="Sum over tasks of n_samples x score, for scores that are proportions."
+    )
+    energy_per_correct_sample_j: float | None = Field(
+        default=None, description="energy_j / correct_samples: joules per correct answer."
+    )
+    correct_reason: str | None = Field(
+        default=None, description="Why energy_per_correct_sample_j is null or which tasks it leaves out."
+    )
+    value: EnergyValue | None = Field(
+        default=None, description="The same figure as the one energy value type."
+    )
 
 
 class IdleBaseline(Frozen):
@@ -363,6 +549,16 @@ class IdleBaseline(Frozen):
         default=None, description="NVML memory used with the engine loaded and idle, summed over GPUs."
     )
     reason: str | None = Field(default=None, description="Why power_w is null, where it is.")
+    memory_total_bytes: int | None = Field(default=None, description="NVML memory total, summed over GPUs.")
+    settle_s: float | None = Field(
+        default=None, description="Seconds waited for the 1 s mean power to go flat before measuring."
+    )
+    settled: bool | None = Field(
+        default=None, description="False where power was still falling when the settle cap was reached."
+    )
+    power_spread_w: float | None = Field(
+        default=None, description="Standard deviation of sampled idle power (sum over GPUs), watts."
+    )
 
 
 class EngineMemory(Frozen):
@@ -377,6 +573,13 @@ class EngineMemory(Frozen):
     )
     kv_cache_num_blocks: int | None = None
     kv_cache_block_size: int | None = Field(default=None, description="Tokens per KV-cache block.")
+    kv_cache_memory_bytes: int | None = Field(
+        default=None, description="Bytes the engine gave its KV cache (/metrics cache_config_info)."
+    )
+    weights_in_memory_bytes: int | None = Field(
+        default=None,
+        description="Weights as loaded, from the engine log's 'Model loading took' (0.01 GiB steps).",
+    )
     kv_cache_source: str | None = Field(
         default=None, description="e.g. 'engine log' or '/metrics cache_config_info'."
     )
@@ -398,23 +601,73 @@ class Resources(Frozen):
     gpu_samples_path: str | None = Field(
         default=None, description="GPU time series, relative to the run folder."
     )
+    server_metrics_path: str | None = Field(
+        default=None, description="The engine's /metrics series (1-2 Hz), relative to the run folder."
+    )
+
+
+class VariantInfo(Frozen):
+    """The serving-time technique a run measured: one overlay on the model's engine."""
+
+    name: str = Field(description="Variant name from the suite.")
+    baseline: str = Field(description="The suite's baseline variant, which this one is compared with.")
+    is_baseline: bool
+    changes: list[str] = Field(default_factory=list, description="What the overlay changes, in words.")
+    spec: dict[str, Any] = Field(default_factory=dict, description="The variant as the suite gave it.")
 
 
 class RunRecord(Frozen):
-    schema_version: int = SCHEMA_VERSION
+    """One run of one model on one suite: what was asked, what ran where, and what was measured."""
+
+    schema_version: Literal[2] = Field(
+        default=SCHEMA_VERSION,
+        description="Bumped only for a breaking change; older records are migrated on read.",
+    )
     run_id: str
     status: RunStatus
     error: str | None = None
     suite: SuiteInfo
     model: ModelInfo
     engine: EngineInfo | None = None
+    variant: VariantInfo | None = Field(
+        default=None,
+        description="The technique variant, where the suite lists variants (null: the model as is).",
+    )
     environment: Environment
     started_at: datetime
     finished_at: datetime
-    accuracy: dict[str, TaskResult] = Field(default_factory=dict)
-    performance: dict[str, ScenarioResult] = Field(default_factory=dict)
+    tasks: list[TaskResult] = Field(default_factory=list, description="Accuracy tasks, in the order run.")
+    scenarios: list[ScenarioResult] = Field(
+        default_factory=list, description="Load scenarios, in the order run."
+    )
     resources: Resources | None = None
-    analytics: dict[str, Any] | None = Field(default=None, description="Architecture analytics of the model.")
+    analytics: RecordAnalytics | None = Field(
+        default=None, description="Architecture analytics of the model."
+    )
+    fingerprint: str | None = Field(
+        default=None,
+        description="Cell fingerprint (model identity, engine arguments, suite workload, variant): "
+        "names the same cell across executors; `harness run --resume` skips cells with an ok record of it.",
+    )
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> RunRecord:
+        for kind, entries in (("task", self.tasks), ("scenario", self.scenarios)):
+            names = [e.name for e in entries]
+            if len(set(names)) != len(names):
+                dupes = sorted({n for n in names if names.count(n) > 1})
+                raise ValueError(f"{kind} names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    @property
+    def accuracy(self) -> dict[str, TaskResult]:
+        """Task name -> result, in the order run (a read-only view of ``tasks``)."""
+        return {t.name: t for t in self.tasks}
+
+    @property
+    def performance(self) -> dict[str, ScenarioResult]:
+        """Scenario name -> result, in the order run (a read-only view of ``scenarios``)."""
+        return {s.name: s for s in self.scenarios}
 
     @property
     def duration_s(self) -> float:
@@ -422,5 +675,32 @@ class RunRecord(Frozen):
 
 
 def record_json_schema() -> dict[str, Any]:
-    """JSON schema of the record, for consumers outside Python."""
-    return RunRecord.model_json_schema()
+    """JSON Schema of the record as this harness writes it, for consumers outside Python.
+
+    Objects do not set ``additionalProperties: false``: readers must ignore fields they do
+    not know, since later harness versions add optional ones without a version bump.
+    """
+    schema = RunRecord.model_json_schema(mode="serialization")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = f"harness run record, schema v{SCHEMA_VERSION}"
+    _open_objects(schema)
+    return schema
+
+
+def record_json_schema_text() -> str:
+    """The JSON Schema as committed in ``schema/run_record.v<N>.json`` (stable text, one trailing newline)."""
+    import json
+
+    return json.dumps(record_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def _open_objects(node: Any) -> None:
+    """Drop ``additionalProperties: false`` (the writer's strictness) from every object schema."""
+    if isinstance(node, dict):
+        if node.get("additionalProperties") is False:
+            del node["additionalProperties"]
+        for v in node.values():
+            _open_objects(v)
+    elif isinstance(node, list):
+        for v in node:
+            _open_objects(v)

@@ -12,16 +12,19 @@ import re
 import secrets
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from harness.engine.base import Engine, EngineError
+from harness.engine.vllm_metrics import MetricsPoller
+from harness.engine.watchdog import EngineWatchdog
 from harness.environment import collect_environment
 from harness.loadgen.metrics import RequestTiming
 from harness.plan import RunPlan
+from harness.record_analytics import RecordAnalytics
 from harness.records import (
     AccuracyEnergy,
     EngineInfo,
@@ -36,23 +39,12 @@ from harness.records import (
     SuiteInfo,
     TaskResult,
     Unmeasured,
+    VariantInfo,
 )
 from harness.store import runs_dir, write_record
 from harness.suite import PerfScenario
 from harness.telemetry import TelemetrySession
-
-
-class ModelUnavailableError(RuntimeError):
-    """The weights cannot be had on this machine (no network and no local copy)."""
-
-
-@dataclass
-class ResolvedModel:
-    path: str  # what the engine loads: a directory or a Hub id
-    tokenizer: str
-    revision: str | None
-    checksum: str | None
-    source_note: str
+from harness.weights import ResolvedModel, hub_reachable, resolve_model
 
 
 @dataclass
@@ -75,78 +67,14 @@ class _Partial:
     accuracy_energy: AccuracyEnergy | None = None
     memory: EngineMemory | None = None
     gpu_samples_path: str | None = None
+    server_metrics_path: str | None = None
+    poller: MetricsPoller | None = None  # the engine's /metrics series, read by each scenario
 
 
 def new_run_id(model: str, suite: str, now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{model}-{suite}").strip("-")[:80]
     return f"{now:%Y%m%dT%H%M%SZ}-{slug}-{secrets.token_hex(2)}"
-
-
-def resolve_model(plan: RunPlan) -> ResolvedModel:
-    """Where the engine gets the weights; fails at once, with a remedy, if it cannot."""
-    from harness.checkpoints import checkpoint_checksum, ensure_checkpoint
-
-    m = plan.model
-    if m.source == "builtin":
-        path = ensure_checkpoint(m.name)
-        return ResolvedModel(str(path), str(path), None, checkpoint_checksum(path), "built on this machine")
-    if m.source == "local":
-        assert m.local_path is not None
-        return ResolvedModel(
-            m.local_path, m.local_path, None, checkpoint_checksum(Path(m.local_path)), "local"
-        )
-    assert m.hub_id is not None
-    return _resolve_hub(m.hub_id, gated=m.gated)
-
-
-def _hub_reachable(timeout_s: float = 5.0) -> bool:
-    import socket
-    import threading
-    from urllib.parse import urlparse
-
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
-        return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    ok: list[bool] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection((host, 443), timeout=timeout_s).close()
-            ok.append(True)
-        except OSError:
-            ok.append(False)
-
-    th = threading.Thread(target=probe, daemon=True)
-    th.start()
-    th.join(timeout_s + 1)  # DNS resolution has no timeout of its own
-    return bool(ok and ok[0])
-
-
-def _resolve_hub(hub_id: str, gated: bool) -> ResolvedModel:
-    from huggingface_hub import snapshot_download
-
-    try:  # a complete local copy in the Hugging Face cache works offline
-        path = snapshot_download(hub_id, local_files_only=True)
-        return ResolvedModel(path, path, Path(path).name, None, "Hugging Face cache")
-    except Exception:  # noqa: BLE001 - any cache miss means: not available locally
-        pass
-    if not _hub_reachable():
-        token = " with HF_TOKEN set (gated model: accept its licence first)" if gated else ""
-        raise ModelUnavailableError(
-            f"the weights of {hub_id} cannot be fetched: the Hugging Face Hub is not reachable from this "
-            f"machine and no local copy is in the Hugging Face cache. Download them where there is network"
-            f"{token} (`huggingface-cli download {hub_id} --local-dir DIR`), copy DIR here and run "
-            f"`harness run SUITE --model DIR`, or set HF_HOME to a cache that holds them."
-        )
-    revision: str | None = None
-    try:
-        from huggingface_hub import HfApi
-
-        revision = HfApi().model_info(hub_id).sha
-    except Exception:  # noqa: BLE001 - the engine gives the real error (auth, missing repo)
-        pass
-    return ResolvedModel(hub_id, hub_id, revision, None, "Hugging Face Hub")
 
 
 def _endpoint_model(plan: RunPlan) -> ResolvedModel:
@@ -181,6 +109,7 @@ def _make_engine(plan: RunPlan, model: ResolvedModel, run_dir: Path) -> Engine:
         startup_timeout_s=plan.startup_timeout_s,
         seed=plan.seed,
         kv_cache_gib=int(os.environ.get("HARNESS_CPU_KVCACHE_GIB", "2")),
+        env=plan.engine_env,
     )
 
 
@@ -210,12 +139,19 @@ def _signals_as_interrupt() -> Iterator[list[int]]:
             signal.signal(s, h)
 
 
-def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunRecord:
+def execute(
+    plan: RunPlan, results: Path, hooks: RunHooks | None = None, fingerprint: str | None = None
+) -> RunRecord:
     """Run one plan to a record on disk. Never raises for run failures; KeyboardInterrupt is re-raised
-    after the failed record is written."""
+    after the failed record is written. `fingerprint` names the cell (computed from the plan if None)."""
     hooks = hooks or RunHooks()
+    if fingerprint is None:
+        from harness.cells import fingerprint as cell_fingerprint
+
+        fingerprint = cell_fingerprint(plan)
     started = datetime.now(timezone.utc)
-    run_id = new_run_id(plan.model.name, plan.suite.spec.name, started)
+    tag = f"{plan.model.name}-{plan.variant.name}" if plan.variant is not None else plan.model.name
+    run_id = new_run_id(tag, plan.suite.spec.name, started)
     run_dir = runs_dir(results) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     partial = _Partial()
@@ -225,6 +161,7 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
     engine: Engine | None = None
     telemetry: TelemetrySession | None = None
     poller = None
+    watchdog: EngineWatchdog | None = None
     phases: dict[str, PhaseResources] = {}
     gpu_fields: dict[str, Any] = {}
     with _signals_as_interrupt() as signals:
@@ -234,7 +171,7 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
 
                 hooks.on_phase("checking task datasets")
                 preflight_datasets(
-                    list(plan.tasks), run_dir / "tasks", plan.task_include_paths, hub_reachable=_hub_reachable
+                    list(plan.tasks), run_dir / "tasks", plan.task_include_paths, hub_reachable=hub_reachable
                 )
             hooks.on_phase("resolving model")
             model = _endpoint_model(plan) if plan.endpoint else resolve_model(plan)
@@ -250,26 +187,40 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
                 partial.engine_info = _engine_info(plan, engine, run_dir)
                 telemetry.attach(engine.pid)
                 telemetry.end_window("engine_start")
-            from harness.engine.vllm_metrics import MetricsPoller
+            watchdog = _start_watchdog(plan, engine)
+            from harness.engine.vllm_metrics import MetricsPoller, measure_engine_memory
 
-            poller = MetricsPoller(engine.base_url)
+            poller = partial.poller = MetricsPoller(engine.base_url)
             telemetry.kv_cache = poller
             poller.start()
             hooks.on_phase("idle baseline")
             partial.idle = telemetry.measure_idle(5.0)
-            partial.memory = _engine_memory(engine, model, run_dir, poller, partial.idle)
+            partial.memory = measure_engine_memory(
+                run_dir / "engine.log",
+                poller,
+                Path(model.path),
+                getattr(partial.idle, "memory_used_bytes", None),
+                getattr(partial.idle, "memory_total_bytes", None),
+                getattr(partial.idle, "reason", None),
+            )
             telemetry.kv_capacity_tokens = partial.memory.kv_cache_capacity_tokens
-            _measure(plan, model, engine, telemetry, run_dir, partial, hooks)
+            with watchdog.guard():  # a hung engine interrupts lm-eval; the load generator polls it
+                _measure(plan, model, engine, telemetry, run_dir, partial, hooks, watchdog)
         except KeyboardInterrupt as exc:
             interrupted = exc
             error = f"interrupted ({exc or 'Ctrl-C'})"
         except Exception as exc:  # noqa: BLE001 - every failure becomes a failed record
             error = _describe_failure(exc, engine)
+            if watchdog is not None and watchdog.cause:
+                error = f"EngineError: {watchdog.cause} (the watchdog ended the run; then: {error[:500]})"
             (run_dir / "error.txt").write_text(traceback.format_exc())
         finally:
             try:
+                if watchdog is not None:
+                    watchdog.stop()
                 if poller is not None:
                     poller.stop()
+                    partial.server_metrics_path = _write_server_series(run_dir, poller)
                 if telemetry is not None:
                     telemetry.stop()
                     phases = dict(telemetry.phases)
@@ -308,13 +259,15 @@ def execute(plan: RunPlan, results: Path, hooks: RunHooks | None = None) -> RunR
             checksum=Unmeasured(reason=ENDPOINT_UNVERIFIED) if plan.endpoint else None,
         ),
         engine=partial.engine_info,
+        variant=_variant_info(plan),
         environment=environment,
         started_at=started,
         finished_at=finished,
-        accuracy=partial.accuracy,
-        performance=performance,
+        tasks=list(partial.accuracy.values()),
+        scenarios=list(performance.values()),
         resources=_resources(phases, partial),
         analytics=analytics,
+        fingerprint=fingerprint,
     )
     write_record(run_dir, record)
     if interrupted is not None:
@@ -333,7 +286,50 @@ def _telemetry_session(plan: RunPlan) -> TelemetrySession:
     if plan.endpoint:
         env = {"CUDA_VISIBLE_DEVICES": ",".join(plan.endpoint_gpus)}
         return TelemetrySession(None, gpu_env=env, gpu_count=len(plan.endpoint_gpus))
-    return TelemetrySession(None, gpu_env=dict(os.environ), gpu_count=plan.engine.gpu_count)
+    return TelemetrySession(None, gpu_env={**os.environ, **plan.engine_env}, gpu_count=plan.engine.gpu_count)
+
+
+def _start_watchdog(plan: RunPlan, engine: Engine) -> EngineWatchdog:
+    """Polls the engine during every phase (see harness.engine.watchdog)."""
+    pid = engine.pid
+
+    def gone() -> str | None:
+        try:
+            engine.check_alive()
+        except EngineError as exc:
+            return str(exc)
+        return None
+
+    def state() -> str | None:
+        import psutil
+
+        try:
+            return str(psutil.Process(pid).status()) if pid is not None else None
+        except psutil.Error:
+            return None
+
+    watchdog = EngineWatchdog(
+        engine.base_url,
+        timeout_s=plan.suite.spec.engine.watchdog_timeout_s,
+        process_check=gone if pid is not None else None,
+        process_state=state,
+    )
+    watchdog.start()
+    return watchdog
+
+
+def _variant_info(plan: RunPlan) -> VariantInfo | None:
+    v = plan.variant
+    if v is None:
+        return None
+    base = plan.baseline_variant or v.name
+    return VariantInfo(
+        name=v.name,
+        baseline=base,
+        is_baseline=v.name == base,
+        changes=v.changes(),
+        spec=v.model_dump(mode="json"),
+    )
 
 
 def _engine_info(plan: RunPlan, engine: Engine, run_dir: Path) -> EngineInfo:
@@ -367,6 +363,7 @@ def _measure(
     run_dir: Path,
     partial: _Partial,
     hooks: RunHooks,
+    watchdog: EngineWatchdog | None = None,
 ) -> None:
     spec = plan.suite.spec
     if plan.tasks:
@@ -398,17 +395,29 @@ def _measure(
         finally:
             telemetry.end_window("accuracy")
         partial.accuracy_energy = telemetry.accuracy_energy(
-            "accuracy", sum(t.n_samples or 0 for t in partial.accuracy.values())
+            "accuracy",
+            sum(t.n_samples or 0 for t in partial.accuracy.values()),
+            list(partial.accuracy.values()),
         )
         engine.check_alive()
     if plan.scenarios:
-        from harness.loadgen.client import usable_token_ids
+        from harness.loadgen.client import token_counter, usable_token_ids
 
         token_ids = usable_token_ids(model.tokenizer)
+        count_tokens = token_counter(model.tokenizer)
         for scenario in plan.scenarios:
             hooks.on_scenario_start(scenario.name, scenario.num_requests)
-            partial.performance[scenario.name] = _run_scenario(
-                scenario, plan.seed, engine, token_ids, telemetry, run_dir, hooks
+            _run_scenario(
+                scenario,
+                plan.seed,
+                engine,
+                (token_ids, count_tokens, model.tokenizer),
+                telemetry,
+                run_dir,
+                hooks,
+                partial,
+                watchdog,
+                base_dir=plan.suite.path.parent if plan.suite.path else None,
             )
             engine.check_alive()
 
@@ -417,25 +426,83 @@ def _run_scenario(
     scenario: PerfScenario,
     seed: int,
     engine: Engine,
-    token_ids: list[int],
+    tokenizer: tuple[list[int], Callable[[str], int], str],
     telemetry: TelemetrySession,
     run_dir: Path,
     hooks: RunHooks,
-) -> ScenarioResult:
+    partial: _Partial,
+    watchdog: EngineWatchdog | None = None,
+    base_dir: Path | None = None,
+) -> None:
+    """Run one scenario into ``partial.performance`` (also what it measured before a hung engine)."""
     from harness.loadgen.client import LoadSpec, run_load, write_requests_parquet
     from harness.loadgen.metrics import aggregate
+    from harness.loadgen.peer_command import vllm_bench_command
+    from harness.loadgen.prompts import scenario_seed
+    from harness.loadgen.sessions import run_sessions
+    from harness.workloads.run import WORKLOAD_FIELDS, scenario_workload, workload_info
 
-    # The record's settings and the load generator's spec are the same figures.
-    settings = ScenarioSettings(**scenario.model_dump(exclude={"name"}), seed=seed)
-    load = LoadSpec(**settings.model_dump())
+    token_ids, count_tokens, tokenizer_path = tokenizer
+    # The record's settings and the load generator's spec are the same figures; the scenario
+    # draws its own prompts and arrivals, so it never hits another scenario's prefix cache.
+    fields = scenario.model_dump(exclude={"name", *WORKLOAD_FIELDS})
+    load = LoadSpec(**fields, seed=scenario_seed(seed, scenario.name))
+    workload = scenario_workload(
+        scenario,
+        load.seed,
+        token_ids,
+        tokenizer_path,
+        base_dir,
+        partial.memory.kv_cache_block_size if partial.memory is not None else None,
+    )
+    command = (
+        None
+        if workload is not None
+        else vllm_bench_command(load, engine.base_url, engine.served_name, tokenizer_path)
+    )
+    settings = ScenarioSettings(**fields, seed=seed, scenario_seed=load.seed, vllm_bench_command=command)
     window = f"scenario:{scenario.name}"
+    poller = partial.poller
+    t0 = poller.clock() if poller is not None else None
     telemetry.begin_window(window)
     try:
-        result = run_load(load, engine.base_url, engine.served_name, token_ids, on_done=hooks.on_request_done)
+        with watchdog.suspended() if watchdog is not None else nullcontext():  # aborts by itself
+            if workload is not None and workload.is_conversation:
+                assert scenario.conversation is not None
+                result = run_sessions(
+                    load,
+                    engine.base_url,
+                    engine.served_name,
+                    workload.sessions,
+                    think_time_s=scenario.conversation.think_time_s,
+                    on_done=hooks.on_request_done,
+                    count_tokens=count_tokens,
+                    abort=watchdog,
+                )
+            else:
+                result = run_load(
+                    load,
+                    engine.base_url,
+                    engine.served_name,
+                    token_ids,
+                    on_done=hooks.on_request_done,
+                    count_tokens=count_tokens,
+                    abort=watchdog,
+                    items=workload.items if workload is not None else None,
+                )
     finally:
         phase = telemetry.end_window(window)
-    agg = aggregate(result.requests)
-    if agg["completed"] == 0:
+    server = None
+    if poller is not None and t0 is not None:
+        poller.poll_once()  # the counters as the scenario ends
+        server = poller.server_window(
+            t0,
+            poller.clock(),
+            workload.implied_prefix_hit_rate if workload is not None else None,
+            dispatch_s=result.first_send_s,
+        )
+    agg = aggregate(result.requests, duration_s=result.duration_s)
+    if agg["completed"] == 0 and not result.aborted:
         raise EngineError(f"scenario {scenario.name}: every request failed: {'; '.join(agg['errors'][:3])}")
     rel = Path("requests") / f"{scenario.name}.parquet"
     (run_dir / rel.parent).mkdir(parents=True, exist_ok=True)
@@ -448,15 +515,35 @@ def _run_scenario(
         target_concurrency=scenario.concurrency if scenario.request_rate is None else None,
         first_send_s=result.first_send_s,
     )
-    return ScenarioResult(
+    partial.performance[scenario.name] = ScenarioResult(
+        name=scenario.name,
         settings=settings,
         client_cpu_s=result.client_cpu_s,
         client_cpu_us_per_output_token=(result.client_cpu_s * 1e6 / out_tokens) if out_tokens else None,
         requests_path=str(rel),
+        incomplete=result.aborted,
         resources=phase,
         energy=energy,
+        server=server,
+        workload=workload_info(scenario, workload, result.requests, base_dir),
         **agg,
     )
+    if result.aborted:
+        raise EngineError(f"scenario {scenario.name}: {result.aborted}")
+
+
+def _write_server_series(run_dir: Path, poller: MetricsPoller) -> str | None:
+    """The engine's /metrics polls as ``telemetry/server_metrics.parquet`` (t_s from the poller's origin)."""
+    from harness.engine.server_metrics import write_series
+
+    if not poller.series:
+        return None
+    rel = Path("telemetry") / "server_metrics.parquet"
+    try:
+        write_series(run_dir / rel, poller.series, t0_s=poller.origin_s)
+    except OSError:
+        return None
+    return str(rel)
 
 
 def _timeline_rows(requests: list[RequestTiming]) -> list[dict[str, Any]]:
@@ -473,7 +560,7 @@ def _timeline_rows(requests: list[RequestTiming]) -> list[dict[str, Any]]:
     ]
 
 
-def _analytics(plan: RunPlan, partial: _Partial, environment: Any) -> dict[str, Any] | None:
+def _analytics(plan: RunPlan, partial: _Partial, environment: Any) -> RecordAnalytics | None:
     from harness.arch import record_analytics
 
     return record_analytics(
@@ -482,24 +569,6 @@ def _analytics(plan: RunPlan, partial: _Partial, environment: Any) -> dict[str, 
         accuracy=partial.accuracy,
         environment=environment,
         engine_args=partial.engine_info.args if partial.engine_info else None,
-    )
-
-
-def _engine_memory(
-    engine: Engine, model: ResolvedModel, run_dir: Path, poller: Any, idle: IdleBaseline | None
-) -> EngineMemory:
-    """Weights, KV-cache capacity and NVML's figure side by side (NVML's alone says little,
-    since vLLM pre-allocates most of the card for its KV cache)."""
-    from harness.engine.vllm_metrics import engine_memory
-
-    log = run_dir / "engine.log"
-    poller.poll_once()
-    local = Path(model.path)
-    return engine_memory(
-        log_text=log.read_text(errors="replace") if log.exists() else None,
-        metrics_text=poller.last_text,
-        checkpoint=local if local.is_dir() else None,
-        nvml_memory_used_bytes=getattr(idle, "memory_used_bytes", None),
     )
 
 
@@ -517,30 +586,5 @@ def _resources(phases: dict[str, PhaseResources], partial: _Partial) -> Resource
         accuracy_energy=partial.accuracy_energy,
         memory=partial.memory,
         gpu_samples_path=partial.gpu_samples_path,
+        server_metrics_path=partial.server_metrics_path,
     )
-
-
-def requests_from_parquet(path: Path) -> list[RequestTiming]:
-    """The per-request table back as timings (for re-aggregation and tests)."""
-    import pyarrow.parquet as pq
-
-    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
-    out = []
-    for r in rows:
-        first = r["first_token_s"]
-        chunks = [first] if first is not None else []
-        for gap in r["itl_ms"] or []:
-            chunks.append(chunks[-1] + gap / 1000.0)
-        out.append(
-            RequestTiming(
-                index=r["index"],
-                send_s=r["send_s"],
-                input_tokens=r["input_tokens"],
-                first_token_s=first,
-                end_s=r["end_s"],
-                chunk_s=chunks,
-                output_tokens=r["output_tokens"],
-                error=r["error"],
-            )
-        )
-    return out

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from harness.migrate import RecordVersionError, parse_record
 from harness.records import RunRecord
 
 RECORD_FILE = "record.json"
@@ -59,12 +60,18 @@ def write_record(run_dir: Path, record: RunRecord) -> Path:
 
 
 def read_record(path: Path) -> RunRecord:
-    """A record from its file or its run folder. Raises ValueError naming the file on bad content."""
+    """A record from its file or its run folder, of any schema version this harness reads.
+
+    Unknown fields are ignored and older versions migrated (:func:`harness.migrate.parse_record`).
+    Raises ValueError naming the file on bad content or a newer schema version.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / RECORD_FILE
     try:
-        return RunRecord.model_validate_json(path.read_bytes())
+        return parse_record(path.read_bytes())
+    except RecordVersionError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
     except ValidationError as exc:
         raise ValueError(
             f"{path}: not a valid run record: {exc.error_count()} problem(s), first: "

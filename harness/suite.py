@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+from harness.variants import VariantSpec, check_variants
+from harness.workloads.spec import ConversationSpec, PrefixSpec, PromptSource, TraceSpec
+
+# The suites harness ships (package data, so `pip install harness` users can `harness run smoke`).
+SUITES_DIR = Path(__file__).resolve().parent / "suites"
 
 
 class Spec(BaseModel):
@@ -142,11 +146,72 @@ class PerfScenario(Spec):
         description="Poisson arrival rate in requests/s (open loop); `concurrency` caps it.",
     )
     warmup_requests: int = Field(default=1, ge=0, description="Unmeasured requests sent first.")
+    burstiness: float = Field(
+        default=1.0,
+        gt=0,
+        description="Gamma shape of the inter-arrival times (vllm bench serve --burstiness): 1.0 is a "
+        "Poisson process, below 1 burstier, above 1 more regular (gap CV = 1/sqrt(burstiness)).",
+    )
+    ramp_up_strategy: Literal["linear", "exponential"] | None = Field(
+        default=None,
+        description="Raise the arrival rate from `ramp_up_start_rps` to `ramp_up_end_rps` over the "
+        "scenario (vllm bench serve --ramp-up-strategy); replaces `request_rate`.",
+    )
+    ramp_up_start_rps: int | None = Field(
+        default=None, ge=1, description="Arrival rate of the first request with a ramp-up, requests/s."
+    )
+    ramp_up_end_rps: int | None = Field(
+        default=None, ge=1, description="Arrival rate of the last request with a ramp-up, requests/s."
+    )
+    temperature: float = Field(
+        default=0.0, ge=0, description="Sampling temperature sent with every request; 0 is greedy."
+    )
+    top_p: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Nucleus sampling mass sent with every request; unset: server's.",
+    )
+    request_timeout_s: float = Field(
+        default=6 * 60 * 60,
+        gt=0,
+        description="Seconds one request may take before it counts as failed (vllm bench serve: 6 h). "
+        "A hung engine is caught sooner by the engine watchdog (`engine.watchdog_timeout_s`).",
+    )
+    prompts: PromptSource | None = Field(
+        default=None, description="Prompt source and length laws (default: random token ids of exact length)."
+    )
+    prefix: PrefixSpec | None = Field(default=None, description="Shared prefixes in front of every prompt.")
+    conversation: ConversationSpec | None = Field(
+        default=None, description="Multi-turn sessions; concurrency and num_requests then count sessions."
+    )
+    trace: TraceSpec | None = Field(
+        default=None, description="Replay a trace's send times and lengths instead of a load shape."
+    )
 
     @model_validator(mode="after")
     def _one_load_shape(self) -> PerfScenario:
-        if self.concurrency is None and self.request_rate is None:
-            raise ValueError("set `concurrency` or `request_rate`")
+        if self.trace is not None:
+            if self.request_rate is not None or self.ramp_up_strategy is not None:
+                raise ValueError("a `trace` scenario takes its send times from the trace: remove the rate")
+            if self.prefix is not None or self.conversation is not None:
+                raise ValueError(
+                    "a `trace` scenario takes its lengths from the trace: remove prefix/conversation"
+                )
+            return self
+        if self.conversation is not None and self.prefix is not None:
+            raise ValueError("`prefix` and `conversation` do not combine (turns share their history)")
+        if self.ramp_up_strategy is not None:
+            if self.request_rate is not None:
+                raise ValueError("a ramp-up sets the arrival rate: remove `request_rate`")
+            if self.ramp_up_start_rps is None or self.ramp_up_end_rps is None:
+                raise ValueError("`ramp_up_strategy` needs `ramp_up_start_rps` and `ramp_up_end_rps`")
+            if self.ramp_up_start_rps > self.ramp_up_end_rps:
+                raise ValueError("`ramp_up_start_rps` must not exceed `ramp_up_end_rps`")
+        elif self.ramp_up_start_rps is not None or self.ramp_up_end_rps is not None:
+            raise ValueError("`ramp_up_start_rps`/`ramp_up_end_rps` need `ramp_up_strategy`")
+        if self.concurrency is None and self.request_rate is None and self.ramp_up_strategy is None:
+            raise ValueError("set `concurrency` or `request_rate` (or `ramp_up_strategy`)")
         return self
 
 
@@ -178,6 +243,12 @@ class EngineOverrides(Spec):
         default=None, ge=1, description="Overrides the preset's data-parallel size (engine replicas)."
     )
     startup_timeout_s: float = Field(default=600, gt=0, description="Seconds to wait for /health.")
+    watchdog_timeout_s: float = Field(
+        default=60,
+        gt=0,
+        description="A running engine that does not answer /health (or whose process is gone) for this "
+        "many seconds ends the run as failed, keeping what was measured.",
+    )
     extra_args: list[str] = Field(default_factory=list, description="Extra vLLM server CLI arguments.")
 
     @field_validator("extra_args")
@@ -201,6 +272,20 @@ class GateThreshold(Spec):
     )
 
 
+class ResourcesSpec(Spec):
+    """Where each cell of the suite may run (read by the Ray executor; ignored by the local one)."""
+
+    accelerator_type: str | None = Field(
+        default=None,
+        description="GPU model every cell must run on, as Ray names it (e.g. H100, A100-80G, L4).",
+        examples=["H100"],
+    )
+    num_cpus: float = Field(default=1, gt=0, description="CPU cores reserved per cell.")
+    memory_gib: float = Field(
+        default=4, gt=0, description="Host memory reserved per cell on CPU-only nodes, GiB."
+    )
+
+
 class SuiteSpec(Spec):
     name: str = Field(description="Suite name, used in run ids and records.")
     description: str = ""
@@ -212,6 +297,19 @@ class SuiteSpec(Spec):
     gates: list[GateThreshold] = Field(
         default_factory=list, description="Regression thresholds for `harness gate`."
     )
+    variants: list[VariantSpec] = Field(
+        default_factory=list,
+        description="Serving-time techniques to compare: one run per model and variant; `base` (or the "
+        "first) is the baseline.",
+    )
+    resources: ResourcesSpec = Field(
+        default_factory=ResourcesSpec, description="What each cell asks a cluster scheduler for."
+    )
+
+    @field_validator("variants")
+    @classmethod
+    def _unique_variants(cls, value: list[VariantSpec]) -> list[VariantSpec]:
+        return check_variants(value)
 
 
 class SuiteError(ValueError):
@@ -226,15 +324,27 @@ class LoadedSuite(BaseModel):
     sha256: str | None
 
 
+def suite_dirs() -> list[Path]:
+    """Where suite names are looked up, first match wins: ``./suites`` (a project's own suites),
+    the ``suites/`` folder beside a source checkout of harness, then the suites harness ships."""
+    dirs = [Path.cwd() / "suites", Path(__file__).resolve().parent.parent / "suites", SUITES_DIR]
+    out: list[Path] = []
+    for d in dirs:
+        if d.is_dir() and all(d.resolve() != o.resolve() for o in out):
+            out.append(d)
+    return out
+
+
 def resolve_suite_path(name_or_path: str | Path) -> Path:
-    """A path as given, or `suites/<name>.yaml`."""
+    """A path as given, or ``<dir>/<name>.yaml`` from the first of :func:`suite_dirs` that has it."""
     p = Path(name_or_path)
     if p.suffix in {".yaml", ".yml"} or p.exists():
         return p
-    candidate = SUITES_DIR / f"{name_or_path}.yaml"
-    if candidate.exists():
-        return candidate
-    known = sorted(x.stem for x in SUITES_DIR.glob("*.yaml"))
+    for d in suite_dirs():
+        candidate = d / f"{name_or_path}.yaml"
+        if candidate.is_file():
+            return candidate
+    known = sorted({x.stem for d in suite_dirs() for x in d.glob("*.yaml")})
     raise SuiteError(f"no suite {name_or_path!r}: known suites are {', '.join(known) or 'none'}")
 
 

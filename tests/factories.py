@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from harness.arch import record_analytics
 from harness.models import PRESETS
+from harness.record_analytics import RecordAnalytics
 from harness.records import (
     EngineInfo,
     Environment,
@@ -97,7 +98,10 @@ SMOKE_SCENARIOS: dict[str, dict[str, Any]] = {
 }
 
 
-def environment(hardware: str = "cpu", **overrides: Any) -> Environment:
+def environment(
+    hardware: str = "cpu", *, gpus: list[str | GpuInfo] | None = None, **overrides: Any
+) -> Environment:
+    """The environment of a machine in ``HARDWARE``; ``gpus`` (NVML names or GpuInfo) replaces its GPUs."""
     hw = HARDWARE[hardware]
     fields: dict[str, Any] = {
         "harness_version": "0.1.0",
@@ -113,6 +117,11 @@ def environment(hardware: str = "cpu", **overrides: Any) -> Environment:
         "gpus": hw["gpus"],
         "gpu_reason": hw["gpu_reason"],
     }
+    if gpus is not None:
+        fields["gpus"] = [
+            g if isinstance(g, GpuInfo) else GpuInfo(index=i, name=g) for i, g in enumerate(gpus)
+        ]
+        fields["gpu_reason"] = None if gpus else "no NVIDIA GPU visible"
     fields.update(overrides)
     return Environment(**fields)
 
@@ -168,6 +177,7 @@ def make_scenario(
             ),
         )
     return ScenarioResult(
+        name=name,
         settings=ScenarioSettings(
             input_tokens=input_tokens,
             output_tokens=output_tokens,
@@ -198,8 +208,9 @@ def make_scenario(
     )
 
 
-def task_result(name: str, val: float | tuple[float, float | None]) -> TaskResult:
-    """A task result keyed the way lm-eval reports it (``metric,filter`` and ``metric_stderr,filter``)."""
+def task_result(name: str, val: float | tuple[float, float | None], **overrides: Any) -> TaskResult:
+    """A task result keyed the way lm-eval reports it (``metric,filter`` and ``metric_stderr,filter``);
+    ``overrides`` replace any field (``version``, ``num_fewshot``, ...)."""
     value, stderr = (val, 0.02) if isinstance(val, (int, float)) else val
     metric, filt, shots = TASK_SETTINGS.get(name, ("acc", "", 0))
     sep = "," if filt else ""
@@ -208,17 +219,18 @@ def task_result(name: str, val: float | tuple[float, float | None]) -> TaskResul
         metrics |= {"acc,none": max(0.0, value - 0.02), "acc_stderr,none": stderr}
     if name == "gsm8k":
         metrics |= {"exact_match,flexible-extract": min(1.0, value + 0.02)}
-    return TaskResult(
-        task=name,
-        metric=metric,
-        value=value,
-        stderr=stderr,
-        n_samples=100,
-        num_fewshot=shots,
-        version="1.0",
-        metrics=metrics,
-        samples_path=f"samples/{name}.jsonl",
-    )
+    fields: dict[str, Any] = {
+        "name": name,
+        "metric": metric,
+        "value": value,
+        "stderr": stderr,
+        "n_samples": 100,
+        "num_fewshot": shots,
+        "version": "1.0",
+        "metrics": metrics,
+        "samples_path": f"samples/{name}.jsonl",
+    }
+    return TaskResult(**{**fields, **overrides})
 
 
 def run_id_for(model: str, suite: str, started_at: datetime) -> str:
@@ -236,7 +248,7 @@ def make_record(
     *,
     status: str = "ok",
     error: str | None = None,
-    accuracy: Mapping[str, float | tuple[float, float | None]] | None = None,
+    accuracy: Mapping[str, TaskResult | float | tuple[float, float | None]] | None = None,
     scenarios: Mapping[str, ScenarioResult | Mapping[str, Any]] | None = None,
     started_at: datetime | None = None,
     duration_s: float = 300.0,
@@ -245,24 +257,35 @@ def make_record(
     family: str = "smollm",
     peak_rss_bytes: int | None = 2_700_000_000,
     energy_j: float | None = None,
-    analytics: dict[str, Any] | Literal["auto"] | None = "auto",
+    analytics: RecordAnalytics | Literal["auto"] | None = "auto",
+    spec: dict[str, Any] | None = None,
+    env: Environment | None = None,
+    model_info: Mapping[str, Any] | None = None,
+    engine_args: dict[str, Any] | None = None,
 ) -> RunRecord:
     """A complete, valid record. ``accuracy`` maps task -> value or (value, stderr); ``scenarios``
     maps name -> ScenarioResult or keyword arguments of :func:`make_scenario`. Defaults are the
     smoke suite's tasks and scenarios. On GPU hardware, scenarios get energy unless given.
 
     ``analytics="auto"`` computes the section as the runner does (``harness.arch.record_analytics``)
-    when ``model`` is a preset, and leaves it out otherwise."""
+    when ``model`` is a preset, and leaves it out otherwise. ``spec`` is the stored suite spec,
+    ``env`` replaces the ``hardware`` environment, ``model_info`` overrides fields of the model
+    section and ``engine_args`` the engine's arguments."""
     started = started_at or T0
     if accuracy is None:
         accuracy = SMOKE_TASKS if suite == "smoke" else STANDARD_TASKS
-    tasks = {name: task_result(name, val) for name, val in accuracy.items()}
+    tasks = {
+        name: (val if val.name == name else val.model_copy(update={"name": name}))
+        if isinstance(val, TaskResult)
+        else task_result(name, val)
+        for name, val in accuracy.items()
+    }
     if scenarios is None:
         scenarios = SMOKE_SCENARIOS
     perf = {}
     for name, sc in scenarios.items():
         if isinstance(sc, ScenarioResult):
-            perf[name] = sc
+            perf[name] = sc if sc.name == name else sc.model_copy(update={"name": name})
         else:
             kw = dict(sc)
             if hardware != "cpu" and "energy_j" not in kw:
@@ -286,8 +309,8 @@ def make_record(
             energy_j=None if hardware == "cpu" else 52000.0,
         ),
     }
-    env = environment(hardware)
-    engine_args: dict[str, Any] = {"dtype": "auto", "max_model_len": 2048}
+    env = env or environment(hardware)
+    engine_args = engine_args if engine_args is not None else {"dtype": "auto", "max_model_len": 2048}
     if analytics == "auto":
         analytics = None
         if model in PRESETS:
@@ -302,10 +325,19 @@ def make_record(
             name=suite,
             path=f"suites/{suite}.yaml",
             sha256="ab" * 32,
-            spec={"name": suite, "seed": 1234, "performance": {"scenarios": list(scenarios)}},
+            spec=spec
+            if spec is not None
+            else {"name": suite, "seed": 1234, "performance": {"scenarios": list(scenarios)}},
         ),
         model=ModelInfo(
-            preset=model, family=family, source=f"HuggingFaceTB/{model}", revision="main", served_name=model
+            **{
+                "preset": model,
+                "family": family,
+                "source": f"HuggingFaceTB/{model}",
+                "revision": "main",
+                "served_name": model,
+                **(model_info or {}),
+            }
         ),
         engine=EngineInfo(
             kind="vllm-server",
@@ -318,8 +350,8 @@ def make_record(
         environment=env,
         started_at=started,
         finished_at=started + timedelta(seconds=duration_s),
-        accuracy=tasks,
-        performance=perf,
+        tasks=list(tasks.values()),
+        scenarios=list(perf.values()),
         resources=Resources(
             engine_peak_rss_bytes=peak_rss_bytes,
             phases=phases,
@@ -331,11 +363,24 @@ def make_record(
 
 
 def write_run(
-    results: Path, record: RunRecord, *, requests: bool = True, gpu_samples: bool = False, seed: int = 0
+    results: Path,
+    record: RunRecord,
+    *,
+    requests: bool = True,
+    gpu_samples: bool = False,
+    seed: int = 0,
+    durable: bool = True,
 ) -> Path:
-    """Store ``record`` under ``results/runs/<run_id>/`` with its per-request tables (and GPU samples)."""
+    """Store ``record`` under ``results/runs/<run_id>/`` with its per-request tables (and GPU samples).
+
+    ``durable=False`` writes the same bytes without the store's fsync (for generating
+    thousands of records for a benchmark)."""
     run_dir = Path(results) / "runs" / record.run_id
-    write_record(run_dir, record)
+    if durable:
+        write_record(run_dir, record)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "record.json").write_text(record.model_dump_json(indent=2) + "\n")
     rng = random.Random(seed)
     if requests:
         for s in record.performance.values():
@@ -447,16 +492,19 @@ def generate_results(
     seed: int = 0,
     failed_every: int = 25,
     requests: bool = True,
+    first: int = 0,
+    durable: bool = True,
 ) -> list[RunRecord]:
     """Write ``n_runs`` records round-robin over models, two suites and two kinds of hardware.
 
     Every ``failed_every``-th run is failed (no perf, an error message). Figures drift a little
-    from run to run; returns the records in the order written.
+    from run to run; returns the records in the order written. ``first`` numbers the runs from
+    there (to add runs to a folder made by an earlier call); ``durable`` as for :func:`write_run`.
     """
-    rng = random.Random(seed)
+    rng = random.Random(seed + first)
     names = list(MODELS)[:n_models]
     records = []
-    for i in range(n_runs):
+    for i in range(first, first + n_runs):
         model = names[i % len(names)]
         family, acc_off, speed = MODELS[model]
         suite = "smoke" if (i // len(names)) % 2 == 0 else "standard"
@@ -535,6 +583,100 @@ def generate_results(
             requests=requests and not failed,
             gpu_samples=hardware != "cpu" and i % 10 == 0,
             seed=i,
+            durable=durable,
         )
         records.append(rec)
     return records
+
+
+# ---------------------------------------------------------------- the gate's runs: known figures
+#
+# The gate's tests compare two records figure by figure, so their records are built with exact
+# figures (a throughput of 200 tok/s, a TPOT σ of 0.2 ms over 16 requests) on a suite that
+# declares `gates:`. `gate_record()` is make_record() with those defaults; keyword arguments
+# change exactly the figures a test is about.
+
+GATE_SUITE_SPEC: dict[str, Any] = {
+    "name": "smoke",
+    "models": ["tiny-llama"],
+    "accuracy": {"tasks": [{"name": "harness_capitals"}, {"name": "harness_arithmetic", "num_fewshot": 3}]},
+    "performance": {
+        "scenarios": [
+            {"name": "c1", "input_tokens": 128, "output_tokens": 32, "num_requests": 16, "concurrency": 1},
+        ]
+    },
+    "gates": [
+        {"metric": "harness_capitals", "max_abs_change": 0.05},
+        {"metric": "harness_arithmetic", "max_abs_change": 0.05},
+        {"metric": "output_throughput", "scenario": "c1", "max_rel_change": 0.10},
+        {"metric": "p99_ttft_ms", "scenario": "c1", "max_rel_change": 0.20},
+        {"metric": "mean_tpot_ms", "scenario": "c1", "max_rel_change": 0.10},
+    ],
+}
+
+
+def spec_dict(**changes: Any) -> dict[str, Any]:
+    """The gate suite's spec as a record stores it (validated and dumped), with top-level changes."""
+    from harness.suite import SuiteSpec
+
+    return SuiteSpec.model_validate({**GATE_SUITE_SPEC, **changes}).model_dump(mode="json")
+
+
+def gate_scenario(
+    output_throughput: float = 200.0,
+    p99_ttft_ms: float = 50.0,
+    mean_tpot_ms: float = 5.0,
+    std_tpot_ms: float = 0.2,
+    energy_j: float | None = None,
+    **figures: Any,
+) -> ScenarioResult:
+    """Scenario c1 of the gate suite (16 requests × 32 output tokens) with exactly these figures."""
+    base = make_scenario(
+        "c1",
+        num_requests=16,
+        output_throughput=output_throughput,
+        median_tpot_ms=mean_tpot_ms,
+        energy_j=energy_j,
+        requests_path=None,
+    )
+    exact = {"p99_ttft_ms": p99_ttft_ms, "mean_tpot_ms": mean_tpot_ms, "std_tpot_ms": std_tpot_ms}
+    return ScenarioResult.model_validate({**base.model_dump(), **exact, **figures})
+
+
+def gate_record(
+    run_id: str = "run-base",
+    *,
+    minutes: int = 0,
+    accuracy: Mapping[str, TaskResult] | None = None,
+    performance: Mapping[str, ScenarioResult] | None = None,
+    spec: dict[str, Any] | None = None,
+    env: Environment | None = None,
+    model: Mapping[str, Any] | None = None,
+    **kw: Any,
+) -> RunRecord:
+    """A tiny-llama run of the gate suite; ``minutes`` offsets its start so `--latest` order is controllable."""
+    return make_record(
+        "tiny-llama",
+        "smoke",
+        run_id=run_id,
+        started_at=T0 + timedelta(minutes=minutes),
+        accuracy=accuracy
+        if accuracy is not None
+        else {
+            "harness_capitals": task_result("harness_capitals", (0.80, 0.04)),
+            "harness_arithmetic": task_result("harness_arithmetic", (0.50, 0.05), num_fewshot=3),
+        },
+        scenarios=performance if performance is not None else {"c1": gate_scenario()},
+        spec=spec_dict() if spec is None else spec,
+        env=env,
+        family="llama",
+        model_info={
+            "source": "/cache/tiny-llama",
+            "revision": None,
+            "checksum_sha256": "f" * 64,
+            **(model or {}),
+        },
+        engine_args={"dtype": "float32", "max_model_len": 2048},
+        analytics=None,
+        **kw,
+    )

@@ -213,7 +213,7 @@ def task_results(
     shots = out.get("n-shot", {}).get(name)
     version = out.get("versions", {}).get(name)
     res[name] = TaskResult(
-        task=name,
+        name=name,
         metric=headline,
         value=value,
         stderr=metrics.get(headline.replace(",", "_stderr,", 1)),

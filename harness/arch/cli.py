@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 from typing import Any
 
@@ -15,6 +14,7 @@ from harness.arch.report import (
     ArchReport,
     build_report,
 )
+from harness.formatting import human_bytes, human_count
 
 
 def register_cli(subparsers: Any) -> None:
@@ -55,23 +55,14 @@ def register_cli(subparsers: Any) -> None:
 
 
 def detected_gpu_names() -> list[str]:
-    """NVML names of this machine's GPUs, through the telemetry NVML module where it exists."""
+    """NVML names of this machine's GPUs; empty where there is no driver or no GPU."""
+    from harness.telemetry.nvml import open_gpus
+
     try:
-        nvml = importlib.import_module("harness.telemetry.nvml")
-    except ImportError:
+        with open_gpus() as gpus:  # an empty set (with its reason) where there is no GPU
+            return [str(d.name) for d in gpus]
+    except Exception:  # noqa: BLE001 - a broken driver is the same as no GPU here
         return []
-    # Looked up by name so this module type-checks whether or not the NVML module has landed.
-    try:
-        names = getattr(nvml, "gpu_names", None)
-        if names is not None:
-            return [str(n) for n in names()]
-        open_gpus = getattr(nvml, "open_gpus", None)
-        if open_gpus is not None:
-            with open_gpus() as gpus:  # an empty set (with its reason) where there is no GPU
-                return [str(d.name) for d in gpus]
-    except Exception:  # no driver, no device: the same as no GPU
-        return []
-    return []
 
 
 def _pick_gpus(args: argparse.Namespace) -> tuple[list[GpuSpec], str]:
@@ -88,8 +79,10 @@ def _pick_gpus(args: argparse.Namespace) -> tuple[list[GpuSpec], str]:
 
 
 def _cmd_arch(args: argparse.Namespace) -> int:
-    from harness.cli import console, err_console
+    from harness.console import consoles
     from harness.models import get_preset
+
+    console, err_console = consoles()
 
     preset = get_preset(args.model)
     try:
@@ -110,16 +103,6 @@ def _cmd_arch(args: argparse.Namespace) -> int:
     for line in render(report, chosen):
         console.print(line, highlight=False, soft_wrap=True)
     return 0
-
-
-def _b(n: float) -> str:
-    """A parameter count in billions, or millions below one billion."""
-    return f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:.1f} M"
-
-
-def _gb(n: float) -> str:
-    """Bytes in decimal GB, or MB below one GB."""
-    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
 
 
 def _attention(f: ArchFacts) -> str:
@@ -145,13 +128,13 @@ def render(report: ArchReport, chosen: str = "") -> list[str]:
         m = f.moe
         shared = f" + {m.shared_experts} shared" if m.shared_experts else ""
         lines.append(
-            f"  parameters        {_b(f.total_params)} total, {_b(f.active_params)} active per token "
+            f"  parameters        {human_count(f.total_params)} total, {human_count(f.active_params)} active per token "
             f"(top-{m.experts_per_token} of {m.num_experts} experts{shared}, {m.moe_layers} MoE layers)"
         )
     else:
-        lines.append(f"  parameters        {_b(f.total_params)} total = active per token (dense)")
+        lines.append(f"  parameters        {human_count(f.total_params)} total = active per token (dense)")
     lines += [
-        f"  weights           {_gb(f.weight_bytes)} at {f.dtype}{quant}; {_gb(f.active_weight_bytes)} read per token",
+        f"  weights           {human_bytes(f.weight_bytes)} at {f.dtype}{quant}; {human_bytes(f.active_weight_bytes)} read per token",
         f"  attention         {_attention(f)}",
         f"  KV cache          {f.kv_bytes_per_token:,} B/token; full multi-head would be "
         f"{f.kv_bytes_per_token_mha:,} B/token ({f.kv_saving_factor:.1f}x)",
@@ -166,9 +149,9 @@ def render(report: ArchReport, chosen: str = "") -> list[str]:
     cache = []
     for c in report.kv_per_sequence:
         label = f"{c.context_tokens:,}" + (" (max)" if c.context_tokens == f.max_context_tokens else "")
-        text = f"{label}: {_gb(c.kv_bytes)}"
+        text = f"{label}: {human_bytes(c.kv_bytes)}"
         if c.kv_bytes != c.kv_bytes_without_window:
-            text += f" (without window {_gb(c.kv_bytes_without_window)})"
+            text += f" (without window {human_bytes(c.kv_bytes_without_window)})"
         cache.append(text)
     lines.append("  cache/sequence    " + " | ".join(cache))
     ctx = report.gpus[0].context_tokens if report.gpus else 0

@@ -8,11 +8,9 @@ check that on the tiny models). Bytes are plain bytes; "GB" in printed output is
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-AttentionKind = Literal["MHA", "GQA", "MQA", "MLA"]
+from harness.record_analytics import ArchFacts, AttentionKind, MoeFacts, ParamBreakdown
 
 DTYPE_BYTES: dict[str, float] = {
     "float32": 4,
@@ -46,113 +44,6 @@ QUANT_BITS: dict[str, int] = {
 
 class ArchError(ValueError):
     """A config this module cannot analyse (unknown family or missing fields)."""
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ParamBreakdown(_Frozen):
-    """Parameter counts by component (whole model, all layers)."""
-
-    embedding: int = Field(description="Input token embedding.")
-    lm_head: int = Field(
-        description="Output projection (0 when tied to the embedding), with its bias if any."
-    )
-    attention: int = Field(
-        description="Attention projections (q, k, v, o or the MLA projections) and their norms."
-    )
-    mlp_dense: int = Field(description="Dense feed-forward blocks.")
-    experts_routed: int = Field(description="All routed experts of the MoE layers.")
-    experts_shared: int = Field(description="Shared (always active) experts of the MoE layers.")
-    router: int = Field(description="Expert router weights.")
-    norms: int = Field(description="Layer norms around the blocks and the final norm.")
-
-    @property
-    def total(self) -> int:
-        return (
-            self.embedding
-            + self.lm_head
-            + self.attention
-            + self.mlp_dense
-            + self.experts_routed
-            + self.experts_shared
-            + self.router
-            + self.norms
-        )
-
-    @property
-    def linear(self) -> int:
-        """Parameters in the transformer blocks' linear layers (what weight quantization compresses)."""
-        return self.attention + self.mlp_dense + self.experts_routed + self.experts_shared
-
-
-class MoeFacts(_Frozen):
-    num_experts: int = Field(description="Routed experts per MoE layer.")
-    experts_per_token: int = Field(description="Routed experts each token goes through (top-k).")
-    shared_experts: int = Field(default=0, description="Always-active shared experts per MoE layer.")
-    moe_layers: int = Field(description="Layers whose feed-forward block is a mixture of experts.")
-    params_per_expert: int = Field(description="Parameters of one routed expert.")
-
-
-class ArchFacts(_Frozen):
-    """What a model's architecture implies, independent of hardware."""
-
-    model_type: str
-    architecture: str | None = Field(description="transformers class named in the config.")
-    hidden_size: int
-    num_layers: int
-    num_attention_heads: int
-    num_kv_heads: int
-    head_dim: int = Field(description="Per-head dimension of keys/values (MLA: v_head_dim).")
-    vocab_size: int
-    tie_word_embeddings: bool
-    max_context_tokens: int = Field(description="max_position_embeddings of the config.")
-    attention: AttentionKind
-    kv_lora_rank: int | None = Field(default=None, description="MLA latent dimension.")
-    qk_rope_head_dim: int | None = Field(default=None, description="MLA decoupled rotary key dimension.")
-    sliding_window: int | None = Field(
-        default=None, description="Attention window in tokens, where the config sets one."
-    )
-    windowed_layers: int = Field(
-        default=0, description="Layers that attend within the window (the rest attend fully)."
-    )
-    moe: MoeFacts | None = None
-    params: ParamBreakdown
-    total_params: int
-    active_params: int = Field(
-        description="Parameters used per token: all dense parts plus shared and top-k experts."
-    )
-    dtype: str = Field(
-        description="Weight dtype the engine loads (the preset's, or the config's for 'auto')."
-    )
-    quantization: str | None = None
-    weight_bytes: int = Field(description="Bytes of all weights at dtype/quantization.")
-    active_weight_bytes: int = Field(description="Bytes of the weights read per token at batch 1.")
-    kv_dtype_bytes: float = Field(description="Bytes per cached element.")
-    kv_bytes_per_token: int = Field(description="KV-cache bytes per token over all layers.")
-    kv_bytes_per_token_mha: int = Field(
-        description="What a full multi-head cache of the same model would take (all heads, K and V at full size)."
-    )
-    kv_bytes_per_token_per_layer: float
-
-    @property
-    def kv_saving_factor(self) -> float:
-        """How many times smaller the cache is than full multi-head attention (1.0 for MHA)."""
-        return self.kv_bytes_per_token_mha / self.kv_bytes_per_token
-
-    def kv_bytes_per_sequence(self, context_tokens: int) -> int:
-        """KV-cache bytes one sequence holds at `context_tokens` tokens.
-
-        Windowed layers keep at most `sliding_window` tokens (the rolling buffer); the other
-        layers keep every token.
-        """
-        full_layers = self.num_layers - self.windowed_layers
-        windowed_tokens = min(context_tokens, self.sliding_window) if self.sliding_window else context_tokens
-        return round(
-            self.kv_bytes_per_token_per_layer
-            * (full_layers * context_tokens + self.windowed_layers * windowed_tokens)
-        )
 
 
 def _get(cfg: dict[str, Any], *names: str, default: Any = None) -> Any:

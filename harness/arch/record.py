@@ -9,50 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from harness.arch.facts import ArchFacts
 from harness.arch.gpus import GpuSpec, match_nvml_name
-from harness.arch.report import GpuEstimate, estimate, preset_facts
-from harness.arch.reported import ReportedComparison, reported_vs_measured
+from harness.arch.report import estimate, preset_facts
+from harness.arch.reported import reported_vs_measured
 from harness.models import PRESETS, ModelPreset
+from harness.record_analytics import DecodeVsRoofline, RecordAnalytics
 from harness.records import Environment, RunRecord, ScenarioResult, TaskResult
-
-ANALYTICS_VERSION = 1
-
-
-class DecodeVsRoofline(BaseModel):
-    """The concurrency-1 scenario's decode speed against the batch-1 roofline."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    scenario: str
-    context_tokens: int = Field(
-        description="Input tokens plus half the output: the mean context while decoding."
-    )
-    measured_tokens_per_s: float | None = Field(description="1000 / median TPOT (ms).")
-    roofline_tokens_per_s: float | None
-    fraction_of_roofline: float | None
-    reason: str | None = Field(default=None, description="Why a figure is null, where one is.")
-
-
-class RecordAnalytics(BaseModel):
-    """The ``analytics`` section of a run record."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    version: int = ANALYTICS_VERSION
-    architecture: ArchFacts | None = None
-    architecture_reason: str | None = Field(
-        default=None, description="Why architecture is null, where it is."
-    )
-    gpu: str | None = Field(default=None, description="Roofline table key of the GPU the run used.")
-    roofline: GpuEstimate | None = Field(
-        default=None, description="Capacity and roofline on the run's hardware."
-    )
-    roofline_reason: str | None = None
-    decode: DecodeVsRoofline | None = None
-    reported_vs_measured: dict[str, ReportedComparison] = Field(default_factory=dict)
 
 
 def _hardware(environment: Environment | None) -> tuple[GpuSpec | None, int | None, str | None]:
@@ -83,8 +46,8 @@ def record_analytics(
     accuracy: Mapping[str, TaskResult] | None = None,
     environment: Environment | None = None,
     engine_args: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The analytics dictionary for ``RunRecord.analytics``.
+) -> RecordAnalytics:
+    """The typed ``RunRecord.analytics`` section.
 
     Args:
         preset: the model measured (``get_preset(name)``; local directories work too).
@@ -150,7 +113,7 @@ def record_analytics(
         decode=decode,
         reported_vs_measured=reported_vs_measured(preset, accuracy or {}),
     )
-    return out.model_dump(mode="json")
+    return out
 
 
 def arch_row(name: str, family: str, f: ArchFacts) -> dict[str, Any]:
@@ -210,20 +173,15 @@ def roofline_points(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
     """
     rows = []
     for rec in records:
-        decode = (rec.analytics or {}).get("decode")
-        if not decode:
+        decode = rec.analytics.decode if rec.analytics else None
+        if decode is None:
             continue
         rows.append(
             {
                 "run_id": rec.run_id,
                 "preset": rec.model.preset,
-                "gpu": (rec.analytics or {}).get("gpu"),
-                "scenario": decode.get("scenario"),
-                "context_tokens": decode.get("context_tokens"),
-                "measured_tokens_per_s": decode.get("measured_tokens_per_s"),
-                "roofline_tokens_per_s": decode.get("roofline_tokens_per_s"),
-                "fraction_of_roofline": decode.get("fraction_of_roofline"),
-                "reason": decode.get("reason"),
+                "gpu": rec.analytics.gpu if rec.analytics else None,
+                **decode.model_dump(mode="json"),
             }
         )
     return rows
@@ -233,6 +191,7 @@ def reported_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
     """Measured minus reported per (record, task), for the dashboard's accuracy table."""
     rows = []
     for rec in records:
-        for task, cmp in ((rec.analytics or {}).get("reported_vs_measured") or {}).items():
-            rows.append({"run_id": rec.run_id, "preset": rec.model.preset, **cmp, "task": task})
+        stored = rec.analytics.reported_vs_measured if rec.analytics else {}
+        for task, cmp in stored.items():
+            rows.append({"run_id": rec.run_id, "preset": rec.model.preset, **cmp.model_dump(), "task": task})
     return rows

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.arch.facts import ArchError, ArchFacts, arch_facts
 from harness.arch.gpus import GpuSpec
 from harness.models import ModelPreset
+from harness.record_analytics import GpuEstimate
 
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # vLLM's default --gpu-memory-utilization
 DEFAULT_CONTEXT_TOKENS = 4096
@@ -53,6 +54,8 @@ def load_config(preset: ModelPreset) -> tuple[dict[str, Any], str]:
     """
     if preset.source == "hub":
         path = shipped_config_path(preset.name)
+        if not path.is_file() and preset.config_path:  # any Hub model: its config from the HF cache
+            return json.loads(Path(preset.config_path).read_text()), preset.config_path
         if not path.is_file():
             raise ArchError(f"no shipped config for hub preset {preset.name!r} (expected {path})")
         return json.loads(path.read_text()), f"shipped copy of {preset.hub_id} config.json"
@@ -95,7 +98,9 @@ def preset_facts(preset: ModelPreset, engine_args: dict[str, Any] | None = None)
     """
     cfg, origin = load_config(preset)
     eng = preset.engine
-    kv_dtype = _engine_value(engine_args, "kv_cache_dtype", _extra_arg(eng.extra_args, "--kv-cache-dtype"))
+    # A variant's --kv-cache-dtype lives in the run's own extra_args, which override the preset's.
+    extra = (engine_args or {}).get("extra_args") or eng.extra_args
+    kv_dtype = _engine_value(engine_args, "kv_cache_dtype", _extra_arg(tuple(extra), "--kv-cache-dtype"))
     facts = arch_facts(
         cfg,
         dtype=str(_engine_value(engine_args, "dtype", eng.dtype)),
@@ -110,39 +115,6 @@ class CacheAtContext(_Frozen):
     kv_bytes: int = Field(description="KV cache of one sequence at this length.")
     kv_bytes_without_window: int = Field(
         description="The same without the sliding window (every token kept)."
-    )
-
-
-class GpuEstimate(_Frozen):
-    """One model on one GPU kind with `tensor_parallel_size` GPUs: capacity and roofline."""
-
-    gpu: str = Field(description="Table key, e.g. 'H100-SXM'.")
-    gpu_name: str
-    tensor_parallel_size: int
-    memory_bytes: int = Field(description="Memory per GPU used for the estimate.")
-    gpu_memory_utilization: float
-    bandwidth_bytes_per_s: float
-    bf16_dense_flops_per_s: float
-    board_power_w: float
-    weight_bytes_per_gpu: int
-    fits: bool = Field(description="Whether the weights leave any room for KV cache.")
-    reason: str | None = Field(default=None, description="Why it does not fit, where it does not.")
-    kv_budget_bytes_per_gpu: int
-    kv_tokens: int | None = Field(description="Tokens of KV cache that fit after the weights.")
-    context_tokens: int
-    max_batch: int | None = Field(description="Largest batch of sequences at context_tokens.")
-    decode_bytes_per_token_per_gpu: int = Field(
-        description="Bytes each GPU reads per generated token at batch 1."
-    )
-    decode_tokens_per_s: float = Field(description="Batch-1 decode roofline at context_tokens.")
-    decode_tokens_per_s_weights_only: float = Field(
-        description="The roofline with an empty cache (weights only)."
-    )
-    prefill_tokens_per_s: float = Field(
-        description="Compute ceiling for prefill (2 FLOP per active parameter)."
-    )
-    decode_j_per_token_at_board_power: float = Field(
-        description="Energy per token at the roofline speed and full board power of all GPUs."
     )
 
 

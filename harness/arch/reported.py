@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.models import ModelPreset
+from harness.record_analytics import ReportedComparison
 from harness.records import TaskResult
 
 
@@ -32,27 +33,6 @@ class ReportedScore(BaseModel):
     source: str
     url: str | None = None
     settings: str = Field(description="Evaluation settings of the published figure.")
-
-
-class ReportedComparison(BaseModel):
-    """A measured task score next to its published value."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    task: str
-    metric: str
-    reported: float
-    measured: float | None = Field(description="The run's value of the same metric, where it has one.")
-    measured_stderr: float | None = Field(
-        default=None, description="lm-eval's standard error of `measured`, where it reported one."
-    )
-    delta: float | None = Field(description="measured - reported, as a fraction.")
-    num_fewshot_reported: int
-    num_fewshot_measured: int | None
-    comparable: bool = Field(description="Same metric found and same shot count.")
-    note: str | None = None
-    source: str
-    settings: str
 
 
 def reported_scores(preset: ModelPreset | str) -> tuple[ReportedScore, ...]:

@@ -40,7 +40,7 @@ def arch_rows(views: Sequence[RunView]) -> list[dict[str, Any]]:
     for model, v in latest.items():
         if model in known:
             continue
-        facts = (v.record.analytics or {}).get("architecture")
+        facts = v.record.analytics.get("architecture") if v.record.analytics else None
         if not isinstance(facts, Mapping):
             continue
         try:
@@ -85,7 +85,7 @@ class RooflineView:
 def roofline_view(view: RunView) -> RooflineView:
     """The decode-vs-roofline figures of one run, read from its record's analytics."""
     analytics = view.record.analytics
-    roof = (analytics or {}).get("roofline")
+    roof = analytics.get("roofline") if analytics else None
     roof = roof if isinstance(roof, Mapping) else {}
     points = roofline_points([view.record]) if analytics else []
     p = points[0] if points else {}
@@ -216,7 +216,7 @@ def reported_view(view: RunView) -> ReportedView:
     with published scores) compared now with the scores this harness ships."""
     preset = view.record.model.preset
     analytics = view.record.analytics
-    stored = (analytics or {}).get("reported_vs_measured")
+    stored = analytics.get("reported_vs_measured") if analytics else None
     computed_now = False
     if isinstance(stored, Mapping):
         raw: Mapping[str, Any] = stored

@@ -1,37 +1,22 @@
 """``architecture.html``: what each model's architecture costs, how close runs come to the roofline,
 and whether they reproduce the published scores.
 
-Same escaping rules as :mod:`harness.dashboard.pages`: HTML text through ``esc``, chart text
-through :func:`harness.dashboard.figures.e`.
+Escaping as everywhere (:mod:`harness.dashboard.html`); the charts are in
+:mod:`harness.dashboard.archfigures`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from harness.dashboard import figures
+from harness.dashboard import archfigures
 from harness.dashboard.archdata import RooflineView, arch_rows, reported_view, roofline_view
-from harness.dashboard.data import (
-    MISSING,
-    LeaderRow,
-    Palette,
-    RunView,
-    finite,
-    human_bytes,
-    human_count,
-    row_labels,
-)
-from harness.dashboard.pages import (
-    cell,
-    chart_card,
-    esc,
-    fmt,
-    frame,
-    json_script,
-    plain_table,
-    reported_table,
-)
+from harness.dashboard.data import LeaderRow, Palette, RunView, row_labels
+from harness.dashboard.html import esc, json_script
+from harness.dashboard.layout import cell, chart_card, frame, plain_table
+from harness.dashboard.runpage import reported_table
+from harness.formatting import MISSING, finite, fmt, human_bytes, human_count
 
 KIND_LABELS = {"hub": "preset", "builtin": "built-in", "local": "local", "run": "from its runs"}
 
@@ -44,20 +29,21 @@ def _name_cell(row: dict[str, Any]) -> str:
     return f'<td>{name}<span class="sub">{esc(kind)} · {esc(row.get("family") or "")}</span></td>'
 
 
-def _size_cell(value: Any, sub: str | None = None) -> str:
+def _human_cell(value: Any, human: Callable[[float], str], unit: str = "", sub: str | None = None) -> str:
+    """A size or count in human units, the exact figure (with ``unit``) on hover."""
     v = finite(value)
     if v is None:
         return f'<td class="missing" title="not known">{MISSING}</td>'
     extra = f'<span class="sub">{esc(sub)}</span>' if sub else ""
-    return f'<td class="num" title="{v:,.0f} bytes">{esc(human_bytes(v))}{extra}</td>'
+    return f'<td class="num" title="{v:,.0f}{unit}">{esc(human(v))}{extra}</td>'
+
+
+def _size_cell(value: Any, sub: str | None = None) -> str:
+    return _human_cell(value, human_bytes, " bytes", sub)
 
 
 def _count_cell(value: Any, sub: str | None = None) -> str:
-    v = finite(value)
-    if v is None:
-        return f'<td class="missing" title="not known">{MISSING}</td>'
-    extra = f'<span class="sub">{esc(sub)}</span>' if sub else ""
-    return f'<td class="num" title="{v:,.0f}">{esc(human_count(v))}{extra}</td>'
+    return _human_cell(value, human_count, "", sub)
 
 
 def _tokens_cell(value: Any) -> str:
@@ -129,7 +115,7 @@ def arch_table_html(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def _roofline_section(entries: Sequence[RooflineView], labels: Sequence[str]) -> str:
-    spec = figures.roofline_bars(entries, labels)
+    spec = archfigures.roofline_bars(entries, labels)
     with_roof = [(r, label) for r, label in zip(entries, labels, strict=True) if r.has_roofline]
     without = [(r, label) for r, label in zip(entries, labels, strict=True) if not r.has_roofline]
     parts = [
@@ -246,7 +232,7 @@ def _reported_section(latest: Sequence[RunView], labels: Sequence[str], palette:
     first: dict[str, str] = {}
     for label, _, _ in groups:
         first.setdefault(models[label], label)
-    spec = figures.reported_deltas(
+    spec = archfigures.reported_deltas(
         groups, lambda label: palette(models[label]) if first[models[label]] == label else colours(label)
     )
     parts = [
@@ -287,8 +273,8 @@ def architecture_page(
     arch = arch_rows(views)
     latest = [r.latest for r in rows]
     labels = row_labels(latest)
-    kv = figures.kv_bars(arch)
-    params = figures.param_bars(arch)
+    kv = archfigures.kv_bars(arch)
+    params = archfigures.param_bars(arch)
     roofline = [roofline_view(v) for v in latest]
     reported, reported_chart = _reported_section(latest, labels, palette)
     described = sum(1 for r in arch if r.get("error") is None)

@@ -12,25 +12,17 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
+from functools import cached_property
+from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from harness.records import Environment, GpuPhaseTelemetry, RunRecord, ScenarioResult
-
-MISSING = "—"
-
-
-def finite(value: Any) -> float | None:
-    """``value`` as a float, or None when it is missing, not a number, NaN or infinite."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
+from harness.formatting import MISSING, finite
+from harness.hardware import hardware_label
+from harness.records import GpuPhaseTelemetry, RunRecord, ScenarioResult, scenario_energy_value
+from harness.store import read_record
 
 
 def slug(text: str) -> str:
@@ -40,21 +32,11 @@ def slug(text: str) -> str:
 
 
 def model_label(record: RunRecord) -> str:
-    """The model's name as a leaderboard shows it: the preset, or the served name of a local checkpoint."""
-    if record.model.preset and record.model.preset != "local":
-        return record.model.preset
-    return record.model.served_name or record.model.source
-
-
-def hardware_label(env: Environment) -> str:
-    """E.g. ``1× NVIDIA H100 80GB HBM3`` or ``CPU: AMD EPYC 7B13 (2 cores)``."""
-    if env.gpus:
-        counts = Counter(g.name for g in env.gpus)
-        return " + ".join(f"{n}× {name}" for name, n in counts.items())
-    if env.cpu_model:
-        cores = f" ({env.cpu_count} cores)" if env.cpu_count else ""
-        return f"CPU: {env.cpu_model}{cores}"
-    return "unknown hardware"
+    """The model's name as a leaderboard shows it: the preset, or the served name of a local checkpoint,
+    with ``@variant`` for a technique variant (variants never share a leaderboard row)."""
+    name = record.model.preset if record.model.preset and record.model.preset != "local" else None
+    name = name or record.model.served_name or record.model.source
+    return f"{name}@{record.variant.name}" if record.variant is not None else name
 
 
 def engine_label(record: RunRecord) -> str:
@@ -72,9 +54,11 @@ def _gpu_peak_memory_bytes(gpu: GpuPhaseTelemetry | None) -> float | None:
     return None if gpu is None else finite(gpu.peak_memory_used_bytes)
 
 
-@dataclass(frozen=True)
-class ScenarioView:
-    """One load scenario's headline figures (milliseconds, tokens/s, joules)."""
+class ScenarioView(NamedTuple):
+    """One load scenario's headline figures (milliseconds, tokens/s, joules).
+
+    A named tuple rather than a dataclass: an incremental build makes tens of thousands of
+    them from its cache, and a tuple is several times quicker to make."""
 
     name: str
     concurrency: int | None
@@ -115,8 +99,9 @@ class ScenarioView:
 
 
 def scenario_view(name: str, s: ScenarioResult) -> ScenarioView:
-    energy = finite(s.resources.energy_j) if s.resources is not None else None
-    per_token = energy / s.total_output_tokens if energy is not None and s.total_output_tokens > 0 else None
+    ev = scenario_energy_value(s)  # the record's one energy value: the measured interval
+    energy = finite(ev.energy_j) if ev is not None else None
+    per_token = finite(ev.energy_per_output_token_j) if ev is not None else None
     return ScenarioView(
         name=name,
         concurrency=s.settings.concurrency,
@@ -143,8 +128,7 @@ def scenario_view(name: str, s: ScenarioResult) -> ScenarioView:
     )
 
 
-@dataclass(frozen=True)
-class TaskView:
+class TaskView(NamedTuple):
     value: float | None
     stderr: float | None
     metric: str
@@ -152,9 +136,13 @@ class TaskView:
 
 @dataclass(frozen=True)
 class RunView:
-    """One record reduced to what the pages show; ``record`` is kept for the run-detail page."""
+    """One record reduced to what the pages show.
 
-    record: RunRecord
+    The record itself is read only when a page needs more than the view (the run-detail page,
+    the latest run of a model): :attr:`record` loads it from ``run_dir`` on first use, so an
+    incremental build can make the overview pages of 10,000 runs from cached views.
+    """
+
     run_dir: Path | None  # folder holding record.json and the tables beside it
     run_id: str
     page: str  # run-detail page, relative to the dashboard folder
@@ -173,10 +161,31 @@ class RunView:
     peak_rss_bytes: float | None
     peak_gpu_memory_bytes: float | None
     energy_j: float | None
+    duration_s: float | None = None
+    loaded: RunRecord | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def record(self) -> RunRecord:
+        """The full record (read from ``run_dir`` the first time, where the view was cached)."""
+        if self.loaded is None:
+            if self.run_dir is None:
+                raise ValueError(f"run {self.run_id}: no record and no run folder to read it from")
+            object.__setattr__(self, "loaded", read_record(self.run_dir))
+        assert self.loaded is not None
+        return self.loaded
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    # Computed once per view: the overview pages use them for every run, on several charts.
+    @cached_property
+    def started_iso(self) -> str:
+        return iso(self.started_at)
+
+    @cached_property
+    def run_id_html(self) -> str:
+        return escape(self.run_id, quote=True)
 
     @property
     def headline(self) -> ScenarioView | None:
@@ -201,7 +210,8 @@ def accuracy_average(tasks: Iterable[TaskView]) -> tuple[float | None, float | N
     return mean, math.sqrt(sum(se * se for se in ses if se is not None)) / len(vals)
 
 
-def run_view(record: RunRecord, page: str, model_page: str, run_dir: Path | None = None) -> RunView:
+def run_view(record: RunRecord, run_dir: Path | None = None, page: str = "", model_page: str = "") -> RunView:
+    """The view of one record; :func:`assign_pages` names its pages among the others."""
     accuracy = {
         name: TaskView(value=finite(t.value), stderr=finite(t.stderr), metric=t.metric)
         for name, t in record.accuracy.items()
@@ -215,7 +225,6 @@ def run_view(record: RunRecord, page: str, model_page: str, run_dir: Path | None
     gpu_peaks += [_gpu_peak_memory_bytes(s.resources.gpu) for s in record.performance.values() if s.resources]
     known = [g for g in gpu_peaks if g is not None]
     return RunView(
-        record=record,
         run_dir=run_dir,
         run_id=record.run_id,
         page=page,
@@ -234,28 +243,73 @@ def run_view(record: RunRecord, page: str, model_page: str, run_dir: Path | None
         peak_rss_bytes=finite(res.engine_peak_rss_bytes) if res is not None else None,
         peak_gpu_memory_bytes=max(known) if known else None,
         energy_j=finite(res.energy_j) if res is not None else None,
+        duration_s=finite(record.duration_s),
+        loaded=record,
     )
 
 
-def build_views(records: Sequence[RunRecord | tuple[RunRecord, Path | None]]) -> list[RunView]:
-    """Views of records (optionally paired with their run folders), oldest first.
-
-    Each gets a unique page name: distinct run ids can slug alike, and copies of a run folder
-    share an id.
-    """
-    pairs = [item if isinstance(item, tuple) else (item, None) for item in records]
+def assign_pages(views: Iterable[RunView]) -> list[RunView]:
+    """The views oldest first, each with a unique page name: distinct run ids can slug alike, and
+    copies of a run folder share an id."""
     used: set[str] = set()
-    views = []
-    for rec, run_dir in sorted(pairs, key=lambda p: (_utc(p[0].started_at), p[0].run_id)):
-        base = slug(rec.run_id)
+    out = []
+    model_pages: dict[str, str] = {}
+    for v in sorted(views, key=lambda v: (_utc(v.started_at), v.run_id)):
+        base = slug(v.run_id)
         name, n = base, 1
         while name.lower() in used:
             n += 1
             name = f"{base}-{n}"
         used.add(name.lower())
-        page = f"runs/{name}.html"
-        views.append(run_view(rec, page, f"models/{model_slug(model_label(rec))}.html", run_dir))
-    return views
+        if v.model not in model_pages:
+            model_pages[v.model] = f"models/{model_slug(v.model)}.html"
+        # The page names are the only fields set after a view is made (dataclasses.replace
+        # would copy every field of every view).
+        object.__setattr__(v, "page", f"runs/{name}.html")
+        object.__setattr__(v, "model_page", model_pages[v.model])
+        out.append(v)
+    return out
+
+
+def build_views(records: Sequence[RunRecord | tuple[RunRecord, Path | None]]) -> list[RunView]:
+    """Views of records (optionally paired with their run folders), oldest first, pages named."""
+    pairs = [item if isinstance(item, tuple) else (item, None) for item in records]
+    return assign_pages(run_view(rec, run_dir) for rec, run_dir in pairs)
+
+
+# A view as the incremental build caches it: plain JSON, the fields in declaration order.
+_SUMMARY_FIELDS = tuple(
+    f.name for f in fields(RunView) if f.name not in ("run_dir", "page", "model_page", "loaded")
+)
+
+
+def view_summary(v: RunView) -> list[Any]:
+    """``v`` as JSON-ready values (:func:`view_from_summary` reads them back)."""
+    out: list[Any] = []
+    for name in _SUMMARY_FIELDS:
+        value = getattr(v, name)
+        if name == "started_at":
+            value = value.isoformat()
+        elif name == "accuracy":
+            value = {t: [tv.value, tv.stderr, tv.metric] for t, tv in value.items()}
+        elif name == "scenarios":
+            value = {s: list(sv) for s, sv in value.items()}
+        out.append(value)
+    return out
+
+
+def view_from_summary(summary: Sequence[Any], run_dir: Path | None) -> RunView:
+    """The view cached by :func:`view_summary`; its record is read from ``run_dir`` when needed.
+
+    Raises ValueError (or TypeError, KeyError) for a summary of another shape.
+    """
+    if len(summary) != len(_SUMMARY_FIELDS):
+        raise ValueError("cached view of another shape")
+    kw = dict(zip(_SUMMARY_FIELDS, summary, strict=True))
+    kw["started_at"] = datetime.fromisoformat(kw["started_at"])
+    kw["accuracy"] = {t: TaskView(*tv) for t, tv in kw["accuracy"].items()}
+    kw["scenarios"] = {s: ScenarioView(*sv) for s, sv in kw["scenarios"].items()}
+    return RunView(run_dir=run_dir, page="", model_page="", **kw)
 
 
 def model_slug(model: str) -> str:
@@ -367,24 +421,3 @@ def row_labels(views: Sequence[RunView]) -> list[str]:
         seen[label] += 1
         labels.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
     return labels
-
-
-def _sig3(v: float) -> str:
-    # Three significant digits without switching to exponents at 1000 (e.g. 1000 KiB).
-    return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
-
-
-def human_bytes(value: float) -> str:
-    """Binary-prefixed size with three significant digits, e.g. ``128 KiB``, ``30.4 KiB``, ``4 GiB``."""
-    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(value) >= size:
-            return f"{_sig3(value / size)} {unit}"
-    return f"{value:.0f} B"
-
-
-def human_count(value: float) -> str:
-    """A parameter count with three significant digits, e.g. ``135 M``, ``7.24 B``, ``46.7 B``."""
-    for unit, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(value) >= size:
-            return f"{_sig3(value / size)} {unit}"
-    return f"{value:.0f}"

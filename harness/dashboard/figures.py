@@ -13,33 +13,25 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from html import escape
 from typing import TYPE_CHECKING, Any
 
 from harness.dashboard.data import (
     Palette,
     RunView,
     ScenarioView,
-    finite,
-    human_bytes,
-    human_count,
     iso,
     pareto_front,
 )
+from harness.dashboard.html import esc
 
 if TYPE_CHECKING:
-    from harness.dashboard.archdata import Comparison, RooflineView
+    pass
 
 Spec = dict[str, Any]
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 GRID = "#e6e9ef"
 SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "star", "hexagon", "x")
-
-
-def e(text: str) -> str:
-    """Escape record text for plotly (which renders a subset of HTML in labels)."""
-    return escape(text, quote=True)
 
 
 def r4(x: float | None) -> float | None:
@@ -97,6 +89,23 @@ def layout(
     }
 
 
+def corner_note(lay: dict[str, Any], text: str) -> None:
+    """A small note above the plot's top-right corner (a legend for line styles or error bars)."""
+    lay["annotations"] = [
+        {
+            "text": text,
+            "xref": "paper",
+            "yref": "paper",
+            "x": 1,
+            "y": 1.06,
+            "showarrow": False,
+            "xanchor": "right",
+            "font": {"size": 11, "color": "#616e7c"},
+        }
+    ]
+    lay["margin"] = {**lay["margin"], "t": 28}
+
+
 def _hover(lines: Sequence[str]) -> str:
     return "<br>".join(lines) + "<extra></extra>"
 
@@ -149,7 +158,7 @@ def accuracy_scatter(
                 "mode": "markers",
                 "x": [r4(x)],
                 "y": [r4(y)],
-                "name": e(labels[i]),
+                "name": esc(labels[i]),
                 "marker": {
                     "size": 14 if i in on_front else 10,
                     "color": palette(r.model),
@@ -159,11 +168,11 @@ def accuracy_scatter(
                 "customdata": [[r.page]],
                 "hovertemplate": _hover(
                     [
-                        f"<b>{e(r.model)}</b>",
-                        f"{e(r.suite)} · {e(r.hardware)}",
-                        f"{xtitle}: %{{x:.4g}} ({e(headline.name) if headline else ''})",
+                        f"<b>{esc(r.model)}</b>",
+                        f"{esc(r.suite)} · {esc(r.hardware)}",
+                        f"{xtitle}: %{{x:.4g}} ({esc(headline.name) if headline else ''})",
                         "avg accuracy: %{y:.3f}",
-                        f"run {e(r.run_id)}",
+                        f"run {esc(r.run_id)}",
                     ]
                 ),
             }
@@ -194,7 +203,7 @@ def latency_under_load(
         for k, (shape, pts) in enumerate(groups.items()):
             first = True
             pts.sort(key=lambda p: p[0])
-            name = e(labels[i] + (f" · {shape}" if many_shapes else ""))
+            name = esc(labels[i] + (f" · {shape}" if many_shapes else ""))
             for metric, _, xa, ya in panels:
                 for pct, dash in (("p50", "solid"), ("p99", "dash")):
                     ys = [r4(getattr(s, f"{metric}_{pct}_ms")) for _, s in pts]
@@ -209,7 +218,7 @@ def latency_under_load(
                         "legendgroup": f"g{i}.{k}",
                         "showlegend": first,
                         "line": {"color": palette(r.model), "dash": dash, "width": 2},
-                        "text": [e(s.name) for _, s in pts],
+                        "text": [esc(s.name) for _, s in pts],
                         "hovertemplate": f"<b>%{{fullData.name}}</b><br>%{{text}}<br>{metric.upper()} "
                         f"{'median' if pct == 'p50' else 'p99'}: %{{y:.4g}} ms<extra></extra>",
                     }
@@ -233,19 +242,7 @@ def latency_under_load(
     lay["xaxis2"] = _axis(xtitle, domain=[0.54, 1], anchor="y2", type=lay["xaxis"]["type"], **ticks)
     lay["yaxis"] = _axis("TTFT (ms)", rangemode="tozero")
     lay["yaxis2"] = _axis("TPOT (ms)", anchor="x2", rangemode="tozero")
-    lay["annotations"] = [
-        {
-            "text": "solid: median · dashed: p99",
-            "xref": "paper",
-            "yref": "paper",
-            "x": 1,
-            "y": 1.06,
-            "showarrow": False,
-            "xanchor": "right",
-            "font": {"size": 11, "color": "#616e7c"},
-        },
-    ]
-    lay["margin"] = {**lay["margin"], "t": 28}
+    corner_note(lay, "solid: median · dashed: p99")
     return {"data": data, "layout": lay}
 
 
@@ -265,8 +262,8 @@ def task_heatmap(rows: Sequence[RunView], labels: Sequence[str]) -> Spec | None:
         "data": [
             {
                 "type": "heatmap",
-                "x": [e(t) for t in tasks],
-                "y": [e(label) for label in labels],
+                "x": [esc(t) for t in tasks],
+                "y": [esc(label) for label in labels],
                 "z": z,
                 "text": text,
                 "texttemplate": "%{text}",
@@ -305,14 +302,14 @@ def history(
             {
                 "type": "scatter",
                 "mode": "lines+markers",
-                "x": [iso(r.started_at) for r, _ in pts],
+                "x": [r.started_iso for r, _ in pts],
                 "y": [r4(v) for _, v in pts],
-                "name": e(label),
+                "name": esc(label),
                 "line": {"color": colour_of(label), "width": 2},
                 "marker": {"size": 6},
-                "customdata": [[e(r.run_id), r.page] for r, _ in pts],
+                "customdata": [[r.run_id_html, r.page] for r, _ in pts],
                 "hovertemplate": _hover(
-                    [f"<b>{e(label)}</b>", "%{x}", f"{e(ytitle)}: %{{y:.4g}}", "run %{customdata[0]}"]
+                    [f"<b>{esc(label)}</b>", "%{x}", f"{esc(ytitle)}: %{{y:.4g}}", "run %{customdata[0]}"]
                 ),
             }
         )
@@ -360,11 +357,13 @@ def latency_cdf(tables: dict[str, dict[str, list[Any]]]) -> Spec | None:
                     "y": ys,
                     "xaxis": xa,
                     "yaxis": ya,
-                    "name": e(scenario),
-                    "legendgroup": e(scenario),
+                    "name": esc(scenario),
+                    "legendgroup": esc(scenario),
                     "showlegend": scenario not in in_legend,
                     "line": {"color": colours[k % len(colours)], "width": 2, "shape": "hv"},
-                    "hovertemplate": _hover([f"<b>{e(scenario)}</b>", "%{x:.4g} ms", "%{y:.1%} of requests"]),
+                    "hovertemplate": _hover(
+                        [f"<b>{esc(scenario)}</b>", "%{x:.4g} ms", "%{y:.1%} of requests"]
+                    ),
                 }
             )
             in_legend.add(scenario)
@@ -418,332 +417,6 @@ def gpu_timeseries(cols: dict[str, list[Any]]) -> Spec | None:
     lay["xaxis2"] = _axis("Seconds since telemetry start", domain=[0.54, 1], anchor="y2")
     lay["yaxis"] = _axis("Power (W)", rangemode="tozero")
     lay["yaxis2"] = _axis("Memory used (GiB)", anchor="x2", rangemode="tozero")
-    return {"data": data, "layout": lay}
-
-
-# ---------------------------------------------------------------- architecture
-
-ATTENTION_COLOURS = {"MHA": "#4e79a7", "GQA": "#59a14f", "MLA": "#f28e2b"}
-MHA_GREY = "#cfd6de"
-MOE_COLOUR = "#e15759"
-
-
-def _log_ticks(values: Sequence[float], step: float, label: Callable[[float], str]) -> dict[str, Any]:
-    """Tick values ``step**k`` spanning ``values`` on a log axis, labelled by ``label``."""
-    lo = math.floor(math.log(min(values), step))
-    hi = math.ceil(math.log(max(values), step))
-    ticks = [step**k for k in range(lo, hi + 1)]
-    return {"type": "log", "tickvals": ticks, "ticktext": [label(t) for t in ticks]}
-
-
-def _bar_layout(names: Sequence[str], xtitle: str, per_row: int = 34) -> dict[str, Any]:
-    lay = layout(xtitle, "", height=max(300, 110 + per_row * len(names)), legend="below", showlegend=True)
-    lay["barmode"] = "group"
-    lay["bargap"] = 0.25
-    lay["yaxis"] = _axis("", categoryorder="array", categoryarray=list(names), autorange="reversed")
-    # Above the plot: a legend below would need an offset that depends on the chart's height.
-    lay["legend"] = {**LEGEND_BELOW, "y": 1.0, "yanchor": "bottom"}
-    lay["margin"] = {**lay["margin"], "t": 40}
-    return lay
-
-
-def kv_bars(rows: Sequence[dict[str, Any]]) -> Spec | None:
-    """KV-cache bytes per token of each model as built, beside what full multi-head attention would need.
-
-    ``rows`` are :func:`harness.dashboard.archdata.arch_rows`; the x axis is logarithmic because
-    a miniature test model and a 13 B model differ by orders of magnitude.
-    """
-    rows = [r for r in rows if r.get("error") is None and finite(r.get("kv_bytes_per_token"))]
-    if not rows:
-        return None
-    names = [e(r["name"]) for r in rows]
-    data: list[dict[str, Any]] = [
-        {
-            "type": "bar",
-            "orientation": "h",
-            "y": names,
-            "x": [r["kv_bytes_per_token_mha"] for r in rows],
-            "name": "full multi-head equivalent",
-            "offsetgroup": "mha",
-            "marker": {"color": MHA_GREY},
-            "customdata": [[human_bytes(r["kv_bytes_per_token_mha"])] for r in rows],
-            "hovertemplate": _hover(["<b>%{y}</b>", "full multi-head attention: %{customdata[0]} per token"]),
-        }
-    ]
-    for kind in sorted({str(r["attention"]) for r in rows}):
-        sel = [r for r in rows if r["attention"] == kind]
-        text, custom = [], []
-        for r in sel:
-            factor = finite(r.get("kv_saving_factor"))
-            label = f"÷{factor:.3g}" if factor is not None and factor > 1.001 else ""
-            window = ""
-            if r.get("sliding_window"):
-                window = f"window {r['sliding_window']:,} tokens on {r['windowed_layers']}/{r['num_layers']} layers"
-                label += (" · " if label else "") + f"window {r['sliding_window']:,}"
-            text.append(label)
-            custom.append(
-                [
-                    human_bytes(r["kv_bytes_per_token"]),
-                    f"{factor:.3g}× smaller than full multi-head"
-                    if factor and factor > 1.001
-                    else "full multi-head",
-                    e(str(r.get("dtype"))),
-                    window or "no sliding window",
-                ]
-            )
-        data.append(
-            {
-                "type": "bar",
-                "orientation": "h",
-                "y": [e(r["name"]) for r in sel],
-                "x": [r["kv_bytes_per_token"] for r in sel],
-                "name": f"as built: {e(kind)}",
-                "offsetgroup": "built",
-                "marker": {"color": ATTENTION_COLOURS.get(kind, "#b07aa1")},
-                "text": text,
-                "textposition": "outside",
-                "cliponaxis": False,
-                "customdata": custom,
-                "hovertemplate": _hover(
-                    [
-                        f"<b>%{{y}}</b> ({e(kind)})",
-                        "%{customdata[0]} per token at %{customdata[2]}",
-                        "%{customdata[1]}",
-                        "%{customdata[3]}",
-                    ]
-                ),
-            }
-        )
-    lay = _bar_layout(names, "KV-cache bytes per token (log scale)")
-    values = [v for r in rows for v in (r["kv_bytes_per_token"], r["kv_bytes_per_token_mha"])]
-    lay["xaxis"] = _axis("KV-cache bytes per token (log scale)", **_log_ticks(values, 4, human_bytes))
-    lay["margin"] = {**lay["margin"], "r": 90}  # room for the labels past the longest bar
-    return {"data": data, "layout": lay}
-
-
-def param_bars(rows: Sequence[dict[str, Any]]) -> Spec | None:
-    """Total against active (per token) parameters; mixture-of-experts models get their own colour."""
-    rows = [r for r in rows if r.get("error") is None and finite(r.get("total_params"))]
-    if not rows:
-        return None
-    rows = sorted(rows, key=lambda r: (-r["total_params"], r["name"]))
-    names = [e(r["name"]) for r in rows]
-    data: list[dict[str, Any]] = [
-        {
-            "type": "bar",
-            "orientation": "h",
-            "y": names,
-            "x": [r["total_params"] for r in rows],
-            "name": "total parameters",
-            "offsetgroup": "total",
-            "marker": {"color": MHA_GREY},
-            "customdata": [[human_count(r["total_params"])] for r in rows],
-            "hovertemplate": _hover(["<b>%{y}</b>", "%{customdata[0]} parameters in all"]),
-        }
-    ]
-    for moe, name, colour in (
-        (False, "active per token: dense", "#4e79a7"),
-        (True, "active per token: mixture of experts", MOE_COLOUR),
-    ):
-        sel = [r for r in rows if (r.get("num_experts") is not None) == moe]
-        if not sel:
-            continue
-        text, custom = [], []
-        for r in sel:
-            share = r["active_params"] / r["total_params"]
-            experts = (
-                f"top-{r['experts_per_token']} of {r['num_experts']} experts" if moe else "every parameter"
-            )
-            text.append(f"{share:.0%} active · {experts}" if moe else "")
-            custom.append([human_count(r["active_params"]), f"{share:.0%}", experts])
-        data.append(
-            {
-                "type": "bar",
-                "orientation": "h",
-                "y": [e(r["name"]) for r in sel],
-                "x": [r["active_params"] for r in sel],
-                "name": name,
-                "offsetgroup": "active",
-                "marker": {"color": colour},
-                "text": text,
-                "textposition": "outside",
-                "cliponaxis": False,
-                "customdata": custom,
-                "hovertemplate": _hover(
-                    [
-                        "<b>%{y}</b>",
-                        "%{customdata[0]} active per token (%{customdata[1]})",
-                        "%{customdata[2]}",
-                    ]
-                ),
-            }
-        )
-    lay = _bar_layout(names, "Parameters (log scale)")
-    values = [v for r in rows for v in (r["total_params"], r["active_params"])]
-    lay["xaxis"] = _axis("Parameters (log scale)", **_log_ticks(values, 10, human_count))
-    lay["margin"] = {**lay["margin"], "r": 170}
-    return {"data": data, "layout": lay}
-
-
-def _tps(v: float) -> str:
-    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
-
-
-def roofline_bars(entries: Sequence[RooflineView], labels: Sequence[str]) -> Spec | None:
-    """Measured batch-1 decode speed as a fraction of its roofline, one bar per run that has both figures.
-
-    A fraction rather than tokens/s: a 135 M model's roofline is 25 times a 7 B model's, and on
-    one linear axis the larger models' bars would vanish. The dashed line is the roofline itself.
-    """
-    pts = [
-        (r, label, (r.fraction, r.measured_tps, r.roofline_tps))
-        for r, label in zip(entries, labels, strict=True)
-        if r.fraction is not None and r.measured_tps is not None and r.roofline_tps is not None
-    ]
-    if not pts:
-        return None
-    names = [e(label) for _, label, _ in pts]
-    text, custom, colours = [], [], []
-    for r, _, (frac, measured, roof) in pts:
-        fit = f"weights do not fit on {r.tensor_parallel_size or 1} GPU(s)" if r.fits is False else ""
-        text.append(f"{frac:.0%} · {_tps(measured)} of {_tps(roof)} tok/s" + (f" · {fit}" if fit else ""))
-        colours.append("#c05621" if r.fits is False else "#2f6fad")
-        custom.append(
-            [
-                e(r.view.hardware),
-                e(r.gpu or ""),
-                e(r.scenario or ""),
-                r.context_tokens,
-                r4(r.measured_tps),
-                r4(r.roofline_tps),
-                fit or "weights fit",
-                r.view.page,
-            ]
-        )
-    data = [
-        {
-            "type": "bar",
-            "orientation": "h",
-            "y": names,
-            "x": [r4(frac) for _, _, (frac, _, _) in pts],
-            "name": "measured ÷ roofline",
-            "marker": {"color": colours},
-            "text": text,
-            "textposition": "outside",
-            "cliponaxis": False,
-            "customdata": custom,
-            "hovertemplate": _hover(
-                [
-                    "<b>%{y}</b>",
-                    "%{customdata[0]} (roofline of %{customdata[1]})",
-                    "scenario %{customdata[2]}, mean context %{customdata[3]} tokens",
-                    "measured %{customdata[4]} tok/s, roofline %{customdata[5]} tok/s: %{x:.0%}",
-                    "%{customdata[6]}",
-                ]
-            ),
-        }
-    ]
-    lay = _bar_layout(names, "Measured decode speed ÷ roofline")
-    lay["showlegend"] = False
-    lay["margin"] = {**lay["margin"], "t": 28, "r": 40}
-    top = max(1.0, *(frac for _, _, (frac, _, _) in pts))
-    lay["xaxis"] = _axis("Measured decode speed ÷ roofline", tickformat=".0%", range=[0, top * 1.45])
-    lay["shapes"] = [
-        {
-            "type": "line",
-            "xref": "x",
-            "yref": "paper",
-            "x0": 1,
-            "x1": 1,
-            "y0": 0,
-            "y1": 1,
-            "line": {"color": "#52606d", "width": 1.5, "dash": "dash"},
-        }
-    ]
-    lay["annotations"] = [
-        {
-            "text": "roofline",
-            "xref": "x",
-            "yref": "paper",
-            "x": 1,
-            "y": 1,
-            "yanchor": "bottom",
-            "showarrow": False,
-            "font": {"size": 11, "color": "#52606d"},
-        }
-    ]
-    return {"data": data, "layout": lay}
-
-
-def reported_deltas(
-    groups: Sequence[tuple[str, str, Sequence[Comparison]]], colour_of: Callable[[str], str]
-) -> Spec | None:
-    """Measured minus published score per task, one bar series per (label, run page), with 95% error bars.
-
-    Only comparable tasks (same metric and shot count) are drawn; the tables list the rest.
-    """
-    data: list[dict[str, Any]] = []
-    for label, page, comps in groups:
-        pts = [c for c in comps if c.comparable and c.delta is not None]
-        if not pts:
-            continue
-        data.append(
-            {
-                "type": "bar",
-                "x": [e(c.task) for c in pts],
-                "y": [r4(c.delta) for c in pts],
-                "name": e(label),
-                "marker": {"color": colour_of(label)},
-                "error_y": {
-                    "type": "data",
-                    "array": [r4(1.96 * c.measured_stderr) if c.measured_stderr else None for c in pts],
-                    "visible": True,
-                    "color": "#52606d",
-                    "thickness": 1.2,
-                    "width": 4,
-                },
-                "customdata": [
-                    [
-                        f"{c.reported:.3f}" if c.reported is not None else "",
-                        c.reported_shots,
-                        e(c.source),
-                        f"{c.measured:.3f}" if c.measured is not None else "",
-                        f" ± {c.measured_stderr:.3f}" if c.measured_stderr else "",
-                        e(c.verdict),
-                        page,
-                    ]
-                    for c in pts
-                ],
-                "hovertemplate": _hover(
-                    [
-                        f"<b>{e(label)}</b>",
-                        "%{x}: measured %{customdata[3]}%{customdata[4]}",
-                        "published %{customdata[0]} (%{customdata[1]}-shot, %{customdata[2]})",
-                        "measured − published: %{y:+.3f} (%{customdata[5]})",
-                    ]
-                ),
-            }
-        )
-    if not data:
-        return None
-    lay = layout("", "Measured − published", height=380, legend="below", showlegend=True)
-    lay["yaxis"] = _axis(
-        "Measured − published", tickformat="+.2f", zeroline=True, zerolinecolor="#52606d", zerolinewidth=1.5
-    )
-    lay["barmode"] = "group"
-    lay["annotations"] = [
-        {
-            "text": "error bars: ±1.96 standard errors of the measurement",
-            "xref": "paper",
-            "yref": "paper",
-            "x": 1,
-            "y": 1.06,
-            "showarrow": False,
-            "xanchor": "right",
-            "font": {"size": 11, "color": "#616e7c"},
-        }
-    ]
-    lay["margin"] = {**lay["margin"], "t": 28}
     return {"data": data, "layout": lay}
 
 

@@ -26,8 +26,13 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from harness.records import EngineMemory, KvCacheUsage
+from harness.periodic import PeriodicThread
+from harness.records import EngineMemory, KvCacheUsage, ServerWindow
+
+if TYPE_CHECKING:
+    from harness.engine.server_metrics import ServerSample
 
 KV_USAGE_METRICS = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")  # newest first
 CACHE_CONFIG_METRIC = "vllm:cache_config_info"
@@ -103,6 +108,7 @@ class KvCacheConfig:
     num_blocks: int | None
     block_size: int | None
     capacity_tokens: int | None
+    memory_bytes: int | None = None  # bytes the engine gave its KV cache (vLLM >= 0.11's label)
 
 
 def cache_config_from_metrics(text: str) -> KvCacheConfig | None:
@@ -114,7 +120,7 @@ def cache_config_from_metrics(text: str) -> KvCacheConfig | None:
             tokens = _int_label(s.labels, "kv_cache_size_tokens")
             if tokens is None and blocks is not None and size is not None:
                 tokens = blocks * size
-            return KvCacheConfig(blocks, size, tokens)
+            return KvCacheConfig(blocks, size, tokens, _int_label(s.labels, "kv_cache_memory_bytes"))
     return None
 
 
@@ -221,6 +227,7 @@ def engine_memory(
     checkpoint: Path | None = None,
     nvml_memory_used_bytes: int | None = None,
     nvml_memory_total_bytes: int | None = None,
+    nvml_reason: str | None = None,
 ) -> EngineMemory:
     """The run's memory figures from whatever is at hand; every null field has its reason."""
     reasons: dict[str, str] = {}
@@ -242,17 +249,45 @@ def engine_memory(
     if tokens is None:
         reasons["kv_cache_capacity_tokens"] = "no 'KV cache size' log line and no cache_config_info metric"
     if nvml_memory_used_bytes is None:
-        reasons["nvml_memory_used_bytes"] = "no NVIDIA GPU measured"
+        reasons["nvml_memory_used_bytes"] = nvml_reason or "no NVIDIA GPU measured"
+    if nvml_memory_total_bytes is None:
+        reasons["nvml_memory_total_bytes"] = nvml_reason or "no NVIDIA GPU measured"
     return EngineMemory(
         weights_bytes=weights,
         weights_source=weights_source,
         kv_cache_capacity_tokens=tokens,
         kv_cache_num_blocks=blocks,
         kv_cache_block_size=block_size,
+        kv_cache_memory_bytes=config.memory_bytes if config else None,
+        weights_in_memory_bytes=facts.weights_bytes,
         kv_cache_source=kv_source,
         nvml_memory_used_bytes=nvml_memory_used_bytes,
         nvml_memory_total_bytes=nvml_memory_total_bytes,
         reasons=reasons,
+    )
+
+
+def measure_engine_memory(
+    log_path: Path,
+    poller: MetricsPoller,
+    model_path: Path,
+    nvml_memory_used_bytes: int | None,
+    nvml_memory_total_bytes: int | None = None,
+    nvml_reason: str | None = None,
+) -> EngineMemory:
+    """A running engine's memory figures: its log so far, ``/metrics`` polled now, the checkpoint.
+
+    ``model_path`` counts only when it is a local folder (a Hub id is not); NVML's figure is
+    kept beside the others, since vLLM pre-allocates most of the card for its KV cache.
+    """
+    poller.poll_once()
+    return engine_memory(
+        log_text=log_path.read_text(errors="replace") if log_path.exists() else None,
+        metrics_text=poller.last_text,
+        checkpoint=model_path if model_path.is_dir() else None,
+        nvml_memory_used_bytes=nvml_memory_used_bytes,
+        nvml_memory_total_bytes=nvml_memory_total_bytes,
+        nvml_reason=nvml_reason,
     )
 
 
@@ -307,9 +342,10 @@ class MetricsPoller:
         self.errors = 0
         self.last_error: str | None = None
         self.last_text: str | None = None
+        self.origin_s = clock()  # time zero of the series written to server_metrics.parquet
+        self.series: list[ServerSample] = []  # every poll, for telemetry/server_metrics.parquet
         self._windows: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = PeriodicThread(self.poll_once, interval_s, "harness-metrics-poller", immediate=True)
         self._lock = threading.Lock()
 
     @property
@@ -326,31 +362,46 @@ class MetricsPoller:
             self.errors += 1
             self.last_error = repr(exc)
             return None
+        from harness.engine.server_metrics import server_sample
+
+        now = self.clock()
         frac = kv_cache_usage_frac(text)
+        sample = server_sample(text, now)
         with self._lock:
             self.last_text = text
+            self.series.append(sample)
             if frac is not None:
-                self.polls.append((self.clock(), frac))
+                self.polls.append((now, frac))
         return frac
 
+    def server_window(
+        self,
+        t0_s: float,
+        t1_s: float,
+        implied_prefix_hit_rate: float | None = None,
+        dispatch_s: float | None = None,
+    ) -> ServerWindow:
+        """The server's queues, KV use and cache counters between two clock readings; the window's
+        times (and a scenario's start of dispatch) come back on the series' clock (from :attr:`origin_s`)."""
+        from harness.engine.server_metrics import summarize_window
+
+        with self._lock:
+            series = list(self.series)
+        window = summarize_window(series, t0_s, t1_s, implied_prefix_hit_rate)
+        update: dict[str, object] = {
+            "start_s": t0_s - self.origin_s,
+            "end_s": t1_s - self.origin_s,
+            "dispatch_s": None if dispatch_s is None else dispatch_s - self.origin_s,
+        }
+        if window.polls == 0 and self.errors:
+            update["reason"] = f"{window.reason} ({self.errors} failed polls, last: {self.last_error})"
+        return window.model_copy(update=update)
+
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="harness-metrics-poller", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout=5.0)
-
-    def _loop(self) -> None:
-        while True:
-            self.poll_once()
-            if self._stop.wait(self.interval_s):
-                return
+        self._thread.stop()
 
     def begin_window(self, name: str) -> None:
         self._windows[name] = self.clock()

@@ -62,6 +62,8 @@ def engine_env(cpu: bool, kv_cache_gib: int) -> dict[str, str]:
     env.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     env.setdefault("VLLM_NO_USAGE_STATS", "1")
     env.setdefault("DO_NOT_TRACK", "1")
+    # CUDA numbers GPUs fastest-first by default; NVML (and the energy meter) by PCI bus id.
+    env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
     if cpu:
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
         # vLLM's CPU docs: Intel OpenMP from the venv is markedly faster than GNU OpenMP.
@@ -86,6 +88,7 @@ class VllmServer:
         seed: int | None = None,
         kv_cache_gib: int = 2,
         port: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.model_path = model_path
         self.served_name = served_name
@@ -95,6 +98,7 @@ class VllmServer:
         self.log_path = Path(log_path)
         self.startup_timeout_s = startup_timeout_s
         self.kv_cache_gib = kv_cache_gib
+        self.extra_env = dict(env or {})  # a variant's environment, on top of the engine's own
         args = list(cli_args)
         if self.cpu and "--gpu-memory-utilization" not in args:
             # On the CPU build this fraction applies to host memory; the KV cache size comes
@@ -135,7 +139,7 @@ class VllmServer:
             stdout=self._log_fh,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=engine_env(self.cpu, self.kv_cache_gib),
+            env={**engine_env(self.cpu, self.kv_cache_gib), **self.extra_env},
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )

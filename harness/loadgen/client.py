@@ -1,30 +1,61 @@
 """Asynchronous streaming load generator for OpenAI-compatible completion servers.
 
-Prompts are lists of token ids of exactly ``input_tokens`` length, drawn from the model's
-ordinary (non-special) vocabulary with the suite's seed, so the server sees the exact input
-length without a decode/re-encode round trip. The output length is forced with
-``max_tokens`` + ``ignore_eos`` (+ ``min_tokens``), and ``stream_options.include_usage``
-makes the server report the true token counts.
+It reproduces ``vllm bench serve`` (vLLM 0.32, ``benchmarks/serve.py`` and
+``benchmarks/lib/endpoint_request_func.py``) on the same workload:
 
-Load shapes: a closed loop at a fixed concurrency, or Poisson arrivals at a request rate
-(optionally capped by a concurrency). The event loop runs in a thread of its own so that
-``time.thread_time()`` measures the generator's own CPU cost, which goes in the record:
-the load generator must never be the bottleneck, and this is how we show it.
+* Request body: ``max_tokens`` with ``ignore_eos`` forces the output length (no ``min_tokens``,
+  which switches on a per-step logits processor in the engine); ``repetition_penalty: 1.0`` so a
+  model whose generation config sets one does not pay for it here only; greedy
+  (``temperature: 0``) unless the scenario sets ``temperature``/``top_p``; streamed, with
+  ``stream_options.include_usage`` for the server's own token counts.
+* Chunks, success, TTFT, ITL, end time: see :mod:`harness.loadgen.metrics`.
+* Arrivals: :mod:`harness.loadgen.arrivals`; a closed loop is an infinite rate capped by the
+  concurrency. ``duration`` runs from the start of dispatch to the end of the gather.
+* One aiohttp session whose connector holds at most ``concurrency`` connections; a per-request
+  timeout (default 6 h, as vLLM); any exception of one request becomes that request's error.
+* The garbage collector is frozen (after a full collection) during measurement, as vLLM does.
+
+The event loop runs in a thread of its own so that ``time.thread_time()`` measures the
+generator's own CPU cost, which goes in the record: the load generator must never be the
+bottleneck, and this is how we show it. An ``abort`` callback (the engine watchdog) cancels the
+requests in flight; each becomes an error and the requests finished so far are kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import json
+import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import aiohttp
-import numpy as np
 
+from harness.loadgen.arrivals import RampUp, arrival_offsets_s
 from harness.loadgen.metrics import RequestTiming
+from harness.loadgen.prompts import make_prompts, token_counter, usable_token_ids
+from harness.workloads.build import WorkItem
+
+__all__ = [
+    "DEFAULT_REQUEST_TIMEOUT_S",
+    "LoadResult",
+    "LoadSpec",
+    "SseChunks",
+    "StreamingClient",
+    "make_prompts",
+    "run_load",
+    "token_counter",
+    "usable_token_ids",
+    "write_requests_parquet",
+]
+
+DEFAULT_REQUEST_TIMEOUT_S = 6 * 60 * 60.0  # vllm bench serve's aiohttp total timeout
 
 
 @dataclass(frozen=True)
@@ -36,140 +67,219 @@ class LoadSpec:
     request_rate: float | None
     warmup_requests: int
     seed: int
+    burstiness: float = 1.0
+    ramp_up_strategy: RampUp | None = None
+    ramp_up_start_rps: float | None = None
+    ramp_up_end_rps: float | None = None
+    temperature: float = 0.0
+    top_p: float | None = None
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
+
+    def offsets_s(self) -> list[float]:
+        """Send offsets of the measured requests after the start of dispatch."""
+        return arrival_offsets_s(
+            self.num_requests,
+            math.inf if self.request_rate is None else self.request_rate,
+            seed=self.seed,
+            burstiness=self.burstiness,
+            ramp_up_strategy=self.ramp_up_strategy,
+            ramp_up_start_rps=self.ramp_up_start_rps,
+            ramp_up_end_rps=self.ramp_up_end_rps,
+        )
 
 
 @dataclass
 class LoadResult:
-    requests: list[RequestTiming]  # measured requests only, times relative to the first send
+    requests: list[RequestTiming]  # measured requests only, times relative to the start of dispatch
     client_cpu_s: float
     wall_s: float
-    first_send_s: float | None = None  # time.perf_counter() of the first measured send
+    first_send_s: float | None = None  # time.perf_counter() of the start of dispatch (time origin)
+    duration_s: float | None = None  # start of dispatch to end of gather (vllm bench serve's duration)
+    aborted: str | None = None  # why the scenario was cut short (watchdog), else None
 
 
-def make_prompts(count: int, length: int, token_ids: Sequence[int], seed: int) -> list[list[int]]:
-    """`count` prompts of exactly `length` token ids drawn uniformly from `token_ids`."""
-    rng = np.random.default_rng(seed)
-    pool = np.asarray(token_ids)
-    return [pool[rng.integers(0, len(pool), size=length)].tolist() for _ in range(count)]
+class SseChunks:
+    """Splits a byte stream into server-sent-event ``data:`` payloads (comments and other
+    fields skipped), tolerant of events cut anywhere across network reads."""
 
+    def __init__(self) -> None:
+        self._buf = b""
 
-def usable_token_ids(tokenizer_path: str) -> list[int]:
-    """Ordinary vocabulary ids of a tokenizer: no special or added tokens, no byte fallbacks."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(tokenizer_path)
-    special = set(tok.all_special_ids) | set(getattr(tok, "added_tokens_decoder", {}) or {})
-    vocab = tok.get_vocab()
-    ids = [i for t, i in vocab.items() if i not in special and not (t.startswith("<0x") and t.endswith(">"))]
-    return sorted(ids)
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buf += data
+        *lines, self._buf = self._buf.split(b"\n")
+        out = []
+        for raw in lines:
+            line = raw.strip()
+            if line.startswith(b"data:"):
+                out.append(line[5:].strip())
+        return out
 
 
 class StreamingClient:
-    def __init__(self, base_url: str, model: str, timeout_s: float = 600.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        temperature: float = 0.0,
+        top_p: float | None = None,
+    ) -> None:
         self.url = f"{base_url.rstrip('/')}/v1/completions"
         self.model = model
-        self.timeout_s = timeout_s
+        self.temperature = temperature
+        self.top_p = top_p
 
-    def _payload(self, prompt: list[int], output_tokens: int) -> dict[str, object]:
-        return {
+    def payload(self, prompt: list[int] | str, output_tokens: int) -> dict[str, object]:
+        body: dict[str, object] = {
             "model": self.model,
             "prompt": prompt,
+            "repetition_penalty": 1.0,
             "max_tokens": output_tokens,
-            "min_tokens": output_tokens,
             "ignore_eos": True,
-            "temperature": 0.0,
+            "temperature": self.temperature,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if self.top_p is not None:
+            body["top_p"] = self.top_p
+        return body
 
     async def one(
-        self, session: aiohttp.ClientSession, index: int, prompt: list[int], output_tokens: int
+        self,
+        session: aiohttp.ClientSession,
+        r: RequestTiming,
+        prompt: list[int] | str,
+        output_tokens: int,
     ) -> RequestTiming:
-        r = RequestTiming(index=index, send_s=time.perf_counter(), input_tokens=len(prompt))
+        """Send one request and fill in ``r``; never raises except for cancellation."""
+        r.send_s = time.perf_counter()
         try:
-            async with session.post(self.url, json=self._payload(prompt, output_tokens)) as resp:
+            async with session.post(self.url, json=self.payload(prompt, output_tokens)) as resp:
                 if resp.status != 200:
                     body = (await resp.text())[:300]
                     r.error = f"HTTP {resp.status}: {body}"
                     r.end_s = time.perf_counter()
                     return r
-                buf = b""
-                async for raw in resp.content:
-                    buf += raw
-                    if not buf.endswith(b"\n"):
-                        continue
-                    line, buf = buf.strip(), b""
-                    if not line.startswith(b"data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == b"[DONE]":
+                sse = SseChunks()
+                done = False
+                async for raw in resp.content.iter_any():
+                    for data in sse.feed(raw):
+                        if data == b"[DONE]":
+                            done = True
+                            break
+                        self._on_event(r, data)
+                    if done:
                         break
-                    now = time.perf_counter()
-                    chunk = json.loads(data)
-                    if chunk.get("usage"):
-                        r.input_tokens = int(chunk["usage"].get("prompt_tokens", r.input_tokens))
-                        r.output_tokens = int(chunk["usage"].get("completion_tokens", 0))
-                    choices = chunk.get("choices") or []
-                    if choices and choices[0].get("text"):
-                        if r.first_token_s is None:
-                            r.first_token_s = now
-                        r.chunk_s.append(now)
                 r.end_s = r.chunk_s[-1] if r.chunk_s else time.perf_counter()
                 if r.first_token_s is None:
-                    r.error = "no tokens streamed"
-        except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError, ValueError) as exc:
+                    r.error = "no chunk with choices received"
+        except Exception as exc:  # noqa: BLE001 - any failure of one request is that request's error
             r.error = f"{type(exc).__name__}: {exc}"[:300]
             r.end_s = time.perf_counter()
         return r
+
+    @staticmethod
+    def _on_event(r: RequestTiming, data: bytes) -> None:
+        now = time.perf_counter()
+        event = json.loads(data)
+        if choices := event.get("choices"):
+            if r.first_token_s is None:
+                r.first_token_s = now
+            r.chunk_s.append(now)
+            r.generated_text += choices[0].get("text") or ""
+        if usage := event.get("usage"):
+            if (done := usage.get("completion_tokens")) is not None:
+                r.output_tokens = int(done)
+                r.usage_reported = True
+            if (pt := usage.get("prompt_tokens")) is not None:
+                r.input_tokens = int(pt)
+            if (details := usage.get("prompt_tokens_details")) and details.get("cached_tokens") is not None:
+                r.cached_tokens = int(details["cached_tokens"])  # --enable-prompt-tokens-details
 
 
 async def _run(
     spec: LoadSpec,
     client: StreamingClient,
-    prompts: list[list[int]],
+    work: Sequence[WorkItem],
     on_done: Callable[[], None] | None,
-    marks: dict[str, float],
+    marks: dict[str, Any],
+    abort: Callable[[], str | None] | None,
 ) -> list[RequestTiming]:
-    timeout = aiohttp.ClientTimeout(total=client.timeout_s)
-    conn = aiohttp.TCPConnector(limit=0, force_close=False)
+    limit = spec.concurrency or 0
+    conn = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, keepalive_timeout=60, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=spec.request_timeout_s)
     async with aiohttp.ClientSession(timeout=timeout, connector=conn) as session:
-        warm = prompts[: spec.warmup_requests]
-        measured = prompts[spec.warmup_requests :]
+        warm = work[: spec.warmup_requests]
+        measured = work[spec.warmup_requests :]
         warm_sem = asyncio.Semaphore(spec.concurrency or 1)
 
-        async def warm_one(i: int, p: list[int]) -> None:
+        async def warm_one(i: int, w: WorkItem) -> None:
             async with warm_sem:
-                await client.one(session, -1 - i, p, spec.output_tokens)
+                await client.one(
+                    session, RequestTiming(-1 - i, 0.0, w.input_tokens), w.prompt, w.output_tokens
+                )
 
-        await asyncio.gather(*(warm_one(i, p) for i, p in enumerate(warm)))
-        # The generator's own cost is charged from here: warm-up and session set-up excluded.
-        marks["cpu0"] = time.thread_time()
-
+        await _abortable(asyncio.gather(*(warm_one(i, p) for i, p in enumerate(warm))), abort, marks)
+        if marks.get("aborted"):
+            return []
         sem = asyncio.Semaphore(spec.concurrency) if spec.concurrency else None
+        timings = [RequestTiming(i, math.nan, w.input_tokens) for i, w in enumerate(measured)]
 
-        async def measured_one(i: int, p: list[int], delay_s: float) -> RequestTiming:
-            if delay_s > 0:
-                await asyncio.sleep(delay_s)
+        async def measured_one(r: RequestTiming, w: WorkItem) -> None:
             if sem is None:
-                res = await client.one(session, i, p, spec.output_tokens)
+                await client.one(session, r, w.prompt, w.output_tokens)
             else:
                 async with sem:
-                    res = await client.one(session, i, p, spec.output_tokens)
+                    await client.one(session, r, w.prompt, w.output_tokens)
             if on_done is not None:
                 on_done()
-            return res
 
-        if spec.request_rate is None:
-            delays = [0.0] * len(measured)
-        else:
-            rng = np.random.default_rng(spec.seed + 1)
-            gaps = rng.exponential(1.0 / spec.request_rate, size=len(measured))
-            delays = np.concatenate([[0.0], np.cumsum(gaps)[:-1]]).tolist()
-        return list(
-            await asyncio.gather(
-                *(measured_one(i, p, d) for i, (p, d) in enumerate(zip(measured, delays, strict=True)))
-            )
+        async def dispatch() -> None:
+            tasks = []
+            for r, p, offset in zip(timings, measured, offsets, strict=True):
+                wait = origin + offset - time.perf_counter()
+                if offset > 0 and wait > 0:
+                    await asyncio.sleep(wait)
+                tasks.append(asyncio.create_task(measured_one(r, p)))
+            await asyncio.gather(*tasks)
+
+        # A trace gives every request its own send time; otherwise the arrival process does.
+        traced = [w.at_s for w in measured]
+        offsets = (
+            [t for t in traced if t is not None] if all(t is not None for t in traced) else spec.offsets_s()
         )
+        # The generator's own cost and the benchmark's duration are charged from here.
+        marks["cpu0"] = time.thread_time()
+        origin = time.perf_counter()
+        marks["origin"] = origin
+        await _abortable(dispatch(), abort, marks)
+        marks["duration"] = time.perf_counter() - origin
+        for r in timings if marks.get("aborted") else ():
+            if math.isnan(r.send_s):  # never sent: the scenario was aborted before its turn
+                r.send_s = marks["duration"] + origin
+                r.end_s = r.send_s
+                r.error = f"not sent: {marks.get('aborted')}"
+            elif r.end_s is None or (r.error is None and not r.ok):
+                r.end_s = r.end_s if r.end_s is not None else time.perf_counter()
+                r.error = f"cancelled: {marks.get('aborted')}"
+        return timings
+
+
+async def _abortable(work: Any, abort: Callable[[], str | None] | None, marks: dict[str, Any]) -> None:
+    """Await ``work``; if ``abort()`` returns a reason meanwhile, cancel it and note the reason."""
+    task = asyncio.ensure_future(work)
+    if abort is None:
+        await task
+        return
+    while not task.done():
+        await asyncio.wait({task}, timeout=0.2)
+        if not task.done() and (reason := abort()):
+            marks["aborted"] = reason
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return
+    task.result()
 
 
 def run_load(
@@ -178,20 +288,55 @@ def run_load(
     model: str,
     token_ids: Sequence[int],
     on_done: Callable[[], None] | None = None,
-    timeout_s: float = 600.0,
+    count_tokens: Callable[[str], int] | None = None,
+    abort: Callable[[], str | None] | None = None,
+    items: Sequence[WorkItem] | None = None,
 ) -> LoadResult:
-    """Run one scenario; blocks until every request has finished or failed."""
-    prompts = make_prompts(spec.warmup_requests + spec.num_requests, spec.input_tokens, token_ids, spec.seed)
-    client = StreamingClient(base_url, model, timeout_s=timeout_s)
-    box: dict[str, object] = {}
+    """Run one scenario; blocks until every request has finished or failed, or ``abort()``
+    (polled five times a second) returns a reason to stop.
+
+    ``count_tokens`` counts a response's tokens where the server sent no usage (vLLM counts with
+    the tokenizer); without it such a response counts as its number of chunks. ``items`` are the
+    scenario's requests, warm-up first (a :mod:`harness.workloads` workload); without them, random
+    token-id prompts of exactly ``spec.input_tokens`` are drawn with ``spec.seed``.
+    """
+    if items is None:
+        prompts = make_prompts(
+            spec.warmup_requests + spec.num_requests, spec.input_tokens, token_ids, spec.seed
+        )
+        items = [WorkItem(prompt=p, input_tokens=len(p), output_tokens=spec.output_tokens) for p in prompts]
+    client = StreamingClient(base_url, model, temperature=spec.temperature, top_p=spec.top_p)
+    work = list(items)
+    return drive(lambda marks: _run(spec, client, work, on_done, marks, abort), count_tokens)
+
+
+def drive(
+    make: Callable[[dict[str, Any]], Coroutine[Any, Any, list[RequestTiming]]],
+    count_tokens: Callable[[str], int] | None,
+) -> LoadResult:
+    """Run a load coroutine on a thread of its own with the garbage collector frozen.
+
+    The coroutine notes in ``marks`` when measurement starts (``cpu0``: the thread's CPU clock;
+    ``origin``: the start of dispatch), the scenario's ``duration`` and an ``aborted`` reason.
+    Times come back relative to the origin, and output tokens are counted with the tokenizer
+    where the server sent no usage.
+    """
+    box: dict[str, Any] = {}
+    marks: dict[str, Any] = {}
 
     def target() -> None:
-        marks: dict[str, float] = {}
         t0 = time.perf_counter()
+        frozen = False
         try:
-            box["requests"] = asyncio.run(_run(spec, client, prompts, on_done, marks))
+            gc.collect()
+            gc.freeze()
+            frozen = True
+            box["requests"] = asyncio.run(make(marks))
         except BaseException as exc:  # surfaced in the caller's thread
             box["error"] = exc
+        finally:
+            if frozen:
+                gc.unfreeze()
         box["cpu"] = time.thread_time() - marks.get("cpu0", 0.0)
         box["wall"] = time.perf_counter() - t0
 
@@ -199,21 +344,24 @@ def run_load(
     th.start()
     th.join()
     if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    requests: list[RequestTiming] = box["requests"]  # type: ignore[assignment]
-    t0: float | None = None
-    if requests:
-        t0 = min(r.send_s for r in requests)
-        for r in requests:
-            r.send_s -= t0
-            r.first_token_s = None if r.first_token_s is None else r.first_token_s - t0
-            r.end_s = None if r.end_s is None else r.end_s - t0
-            r.chunk_s = [c - t0 for c in r.chunk_s]
+        raise box["error"]
+    requests: list[RequestTiming] = box["requests"]
+    origin: float | None = marks.get("origin")
+    for r in requests:
+        if r.error is None and not r.usage_reported:
+            r.output_tokens = count_tokens(r.generated_text) if count_tokens else len(r.chunk_s)
+        if origin is not None:
+            r.send_s -= origin
+            r.first_token_s = None if r.first_token_s is None else r.first_token_s - origin
+            r.end_s = None if r.end_s is None else r.end_s - origin
+            r.chunk_s = [c - origin for c in r.chunk_s]
     return LoadResult(
         requests=requests,
-        client_cpu_s=float(box["cpu"]),  # type: ignore[arg-type]
-        wall_s=float(box["wall"]),  # type: ignore[arg-type]
-        first_send_s=t0,
+        client_cpu_s=float(box["cpu"]),
+        wall_s=float(box["wall"]),
+        first_send_s=origin,
+        duration_s=marks.get("duration"),
+        aborted=marks.get("aborted"),
     )
 
 
@@ -237,6 +385,38 @@ def write_requests_parquet(path: str, requests: Sequence[RequestTiming]) -> None
             "output_tokens": pa.array([r.output_tokens for r in requests], pa.int32()),
             "itl_ms": pa.array([[g * 1000.0 for g in r.itl_s] for r in requests], pa.list_(pa.float64())),
             "error": pa.array([r.error for r in requests], pa.string()),
+            "cached_tokens": pa.array([r.cached_tokens for r in requests], pa.int32()),
+            "session": pa.array([r.session for r in requests], pa.int32()),
+            "turn": pa.array([r.turn for r in requests], pa.int32()),
         }
     )
     pq.write_table(table, path)
+
+
+def requests_from_parquet(path: str | Path) -> list[RequestTiming]:
+    """The per-request table back as timings (for re-aggregation and tests)."""
+    import pyarrow.parquet as pq
+
+    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
+    out = []
+    for r in rows:
+        first = r["first_token_s"]
+        chunks = [first] if first is not None else []
+        for gap in r["itl_ms"] or []:
+            chunks.append(chunks[-1] + gap / 1000.0)
+        out.append(
+            RequestTiming(
+                index=r["index"],
+                send_s=r["send_s"],
+                input_tokens=r["input_tokens"],
+                first_token_s=first,
+                end_s=r["end_s"],
+                chunk_s=chunks,
+                output_tokens=r["output_tokens"],
+                error=r["error"],
+                cached_tokens=r.get("cached_tokens"),  # absent from tables written before workloads
+                session=r.get("session"),
+                turn=r.get("turn"),
+            )
+        )
+    return out

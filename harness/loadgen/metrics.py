@@ -2,11 +2,18 @@
 
 Definitions (all times in seconds inside, milliseconds in the output keys):
 
-* TTFT: first streamed chunk carrying text minus send time.
-* ITL: gaps between consecutive text chunks of one request, pooled over all requests.
+* A chunk is any server-sent event whose JSON carries a non-empty ``choices`` list, even when
+  its text is empty (vLLM's server sends such chunks for partial UTF-8 byte tokens and skipped
+  special tokens); the final usage-only event is not a chunk.
+* success: HTTP 200 and at least one chunk.
+* TTFT: first chunk minus send time.
+* ITL: gaps between consecutive chunks of one request, pooled over all requests.
 * TPOT: (e2e latency - TTFT) / (output tokens - 1), only for requests with > 1 output token.
 * E2EL: last chunk minus send time.
-* duration: first send to last completion of the measured requests.
+* output tokens: the server's ``usage.completion_tokens``; without usage, the generated text
+  counted with the tokenizer (the client does that).
+* duration: from the start of dispatch to the end of the gather of the measured requests (the
+  load generator measures it); without it, first send to last completion.
 * throughputs: completed requests, output tokens and input+output tokens per second of duration.
 
 Percentiles use numpy's default linear interpolation, as vLLM's benchmark does.
@@ -33,6 +40,11 @@ class RequestTiming:
     chunk_s: list[float] = field(default_factory=list)
     output_tokens: int = 0
     error: str | None = None
+    generated_text: str = ""
+    usage_reported: bool = False  # the server sent usage.completion_tokens
+    cached_tokens: int | None = None  # prompt tokens served from the prefix cache, where the server says
+    session: int | None = None  # multi-turn scenarios: the session and its 1-based turn
+    turn: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -90,11 +102,17 @@ def max_in_flight(requests: Sequence[RequestTiming]) -> int:
     return peak
 
 
-def aggregate(requests: Sequence[RequestTiming]) -> dict[str, Any]:
-    """vLLM-bench-style aggregates over the measured requests (warm-up excluded by the caller)."""
+def aggregate(requests: Sequence[RequestTiming], duration_s: float | None = None) -> dict[str, Any]:
+    """vLLM-bench-style aggregates over the measured requests (warm-up excluded by the caller).
+
+    ``duration_s`` is the benchmark's duration as the load generator timed it (dispatch start to
+    gather end, as ``vllm bench serve``); when None, first send to last completion.
+    """
     ok = [r for r in requests if r.ok]
     failed = len(requests) - len(ok)
-    if requests:
+    if duration_s is not None:
+        duration = duration_s
+    elif requests:
         start = min(r.send_s for r in requests)
         ends = [r.end_s for r in requests if r.end_s is not None]
         duration = (max(ends) - start) if ends else 0.0

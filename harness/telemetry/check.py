@@ -1,305 +1,375 @@
-"""GPU energy check: a known load measured by the energy counter and by integrated power at once.
+"""``harness telemetry-check``: prove the NVML energy method on the GPU at hand, in about 2 minutes.
 
-Runs on any NVIDIA machine with only PyTorch and nvidia-ml-py (no vLLM, no pydantic):
+Runs on any NVIDIA machine with only PyTorch and nvidia-ml-py (no vLLM, no pydantic, no network):
 
-    python benchmarks/gpu_energy_check.py          # or: harness telemetry-check
+    harness telemetry-check [--json FILE]      # or: python benchmarks/gpu_energy_check.py
 
-What it does, on one GPU (``--device``, a CUDA ordinal): warm up bf16 matrix products, let the
-GPU settle, measure idle power for ``--idle-s`` seconds, then run back-to-back ``--size`` ×
-``--size`` bf16 matrix products for ``--duration-s`` seconds, with the harness's own sampler
-running at its production rate. Both windows are measured twice: NVML's energy counter at the
-edges, and the trapezoidal integral of the sampled power. It prints both energies, their ratio,
-the sampler's achieved rate, and idle versus loaded power. Exit status: 0 when the two agree
-within ``--tolerance`` (5 %), 1 when they do not, 2 when there is no GPU to check.
+Steps (planned durations in :data:`PLAN_S`; about 2 minutes in all, 2.5 at the settling cap):
 
-The defaults (5 s idle, 30 s load) take well under two minutes including start-up.
+1. **set-up**: driver, power limit, persistence, MIG mode, which fields the GPU offers; torch's
+   device UUID equals NVML's for the same ordinal (``CUDA_DEVICE_ORDER=PCI_BUS_ID``).
+2. **read latency**: p50/p99 of each field NVML is read for, over 2,000 calls.
+3. **update periods**: a tight loop over the counter, instant and average power under load.
+4. **settling**: 10 s of matmul, then the power fall-off until flat (capped at 30 s); then 5 s of
+   idle, counter against integrated power.
+5. **load levels**: decode-like GEMV, a mid-sized GEMM and a square matmul, each scored by the
+   counter, integrated instant power and integrated average power; idle < decode < mid < matmul
+   ≤ 1.05 × the power limit.
+6. **square waves** at 70, 100 and 400 ms: the counter against duty × load + (1 − duty) × idle,
+   and how far integrated 20 Hz power drifts from it (the part-time sampling effect).
+7. **window length**: the counter's error against window length on the steady matmul series.
+8. **sampler disturbance**: a launch-bound decode loop with the sampler off and on (8 emulated
+   GPUs at 20 Hz).
+9. **whole run**: counter against integral, a counter that never goes backwards, no read errors.
+
+Each figure is printed with its threshold. Exit status: 0 all passed, 1 a figure failed, 2 no GPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from harness.telemetry.nvml import GpuDevice, NvmlError, open_gpus
-from harness.telemetry.sampler import (
-    DEFAULT_INTERVAL_S,
-    GpuSampler,
-    Reading,
-    counter_delta_mj,
-    integrate_power_j,
+from harness.telemetry.check_loads import CheckError, Loads, cuda_uuids, import_torch
+from harness.telemetry.check_score import (
+    Measured,
+    Score,
+    disturbance_scores,
+    exit_status,
+    format_scores,
+    latency_scores,
+    level_scores,
+    measure,
+    period_scores,
+    settle_scores,
+    settle_time_s,
+    square_wave_scores,
+    whole_run_scores,
+    window_errors,
+    window_length_scores,
 )
+from harness.telemetry.nvml import GpuDevice, NvmlError, NvmlNotSupported, open_gpus
+from harness.telemetry.sampler import GpuSampler
 
-MAX_TOTAL_S = 100.0  # idle + load; the rest of the two minutes is start-up and warm-up
-
-
-class CheckError(RuntimeError):
-    """The check cannot run here (no GPU, no CUDA PyTorch); the message says why."""
-
-
-@dataclass
-class WindowFigures:
-    """One window (idle or load) measured both ways."""
-
-    duration_s: float
-    counter_j: float | None
-    counter_reason: str | None
-    integral_j: float | None
-    mean_sampled_power_w: float | None
-    peak_power_w: float | None
-    samples: int
-
-    @property
-    def counter_power_w(self) -> float | None:
-        return (
-            self.counter_j / self.duration_s if self.counter_j is not None and self.duration_s > 0 else None
-        )
-
-    @property
-    def integral_power_w(self) -> float | None:
-        return (
-            self.integral_j / self.duration_s if self.integral_j is not None and self.duration_s > 0 else None
-        )
-
-    @property
-    def ratio(self) -> float | None:
-        """Integral / counter."""
-        if self.counter_j is None or self.integral_j is None or self.counter_j <= 0:
-            return None
-        return self.integral_j / self.counter_j
+PLAN_S = {
+    "set-up (CUDA context, allocations)": 5.0,
+    "read latency (2,000 calls x 5 fields)": 1.0,
+    "update periods (tight loop under load)": 2.0,
+    "settling (10 s load, fall-off <= 30 s, 5 s idle)": 25.0,
+    "load levels (3 x 8 s)": 26.0,
+    "square waves (3 x 8 s)": 24.0,
+    "sampler disturbance (2 x (4 s off + 4 s on))": 16.0,
+}
+SETTLE_LOAD_S = 10.0
+SETTLE_CAP_S = 30.0
+IDLE_S = 5.0
+POLL_S = 1.5
+LEVEL_S = 8.0
+LEVEL_RAMP_S = 1.5  # skipped at the start of each level: the ramp and the 1 s average
+WAVE_S = 8.0
+DISTURB_S = 4.0
+EMULATED_GPUS = 8
 
 
 @dataclass
-class CheckResult:
-    gpu_name: str
-    gpu_uuid: str
-    gpu_index: int
-    driver_version: str | None
-    power_limit_w: float | None
-    power_reading: str | None
-    interval_s: float
-    sample_rate_hz: float | None
-    sampler_busy_frac: float | None
-    idle: WindowFigures
-    load: WindowFigures
-    matmuls: int
-    size: int
-    tflops: float | None
-    tolerance: float
+class CheckReport:
+    facts: dict[str, Any]
+    scores: list[Score]
+    durations_s: dict[str, float] = field(default_factory=dict)
 
     @property
-    def ratio(self) -> float | None:
-        return self.load.ratio
-
-    @property
-    def agrees(self) -> bool:
-        return self.ratio is not None and abs(self.ratio - 1.0) <= self.tolerance
+    def exit_status(self) -> int:
+        return exit_status(self.scores)
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["ratio"] = self.ratio
-        out["agrees"] = self.agrees
-        for name in ("idle", "load"):
-            w: WindowFigures = getattr(self, name)
-            out[name].update(
-                counter_power_w=w.counter_power_w, integral_power_w=w.integral_power_w, ratio=w.ratio
-            )
-        return out
+        return {
+            "facts": self.facts,
+            "scores": [s.to_json() for s in self.scores],
+            "durations_s": self.durations_s,
+            "planned_s": PLAN_S,
+            "exit_status": self.exit_status,
+        }
+
+    def text(self) -> str:
+        lines = [f"{k}: {v}" for k, v in self.facts.items()]
+        lines.append(format_scores(self.scores))
+        lines.append(
+            "step durations: "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in self.durations_s.items())
+            + f"; total {sum(self.durations_s.values()):.1f} s"
+        )
+        return "\n".join(lines)
 
 
-def _window(sampler: GpuSampler, gpu: GpuDevice, t0: float, t1: float) -> WindowFigures:
-    rows: list[Reading] = sampler.readings(gpu.index)
-    counter = [(r.t_s, float(r.energy_mj)) for r in rows if r.energy_mj is not None]
-    power = [(r.t_s, r.power_w) for r in rows if r.power_w is not None]
-    if sampler.unsupported_reason(gpu.index, "energy_mj"):
-        delta, why = None, sampler.unsupported_reason(gpu.index, "energy_mj")
-    else:
-        delta, why = counter_delta_mj(counter, t0, t1)
-    inside = [p for t, p in power if t0 <= t <= t1]
-    return WindowFigures(
-        duration_s=t1 - t0,
-        counter_j=delta / 1000.0 if delta is not None else None,
-        counter_reason=why,
-        integral_j=integrate_power_j(power, t0, t1),
-        mean_sampled_power_w=sum(inside) / len(inside) if inside else None,
-        peak_power_w=max(inside) if inside else None,
-        samples=len(inside),
-    )
+class _AveragePoller:
+    """Reads NVML's 1 s average power at 20 Hz beside the sampler (which reads the instant field)."""
+
+    def __init__(self, gpu: GpuDevice, interval_s: float = 0.05) -> None:
+        self.gpu, self.interval_s = gpu, interval_s
+        self.series: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="harness-gpu-check-avg", daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            with contextlib.suppress(NvmlError):
+                self.series.append((time.perf_counter(), self.gpu.average_power_w()))
+
+    def __enter__(self) -> _AveragePoller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
 
 
-def run_check(
-    duration_s: float = 30.0,
-    idle_s: float = 5.0,
-    size: int = 8192,
-    device: int = 0,
-    interval_s: float = DEFAULT_INTERVAL_S,
-    tolerance: float = 0.05,
-    log: Callable[[str], None] = lambda _: None,
-) -> CheckResult:
-    """Run the check on CUDA device ``device``; raises :class:`CheckError` where it cannot run."""
-    if idle_s + duration_s > MAX_TOTAL_S:
-        raise CheckError(f"idle + load must stay within {MAX_TOTAL_S:g} s so the check fits in two minutes")
+def _timed(fn: Callable[[], Any], n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def _poll(reads: dict[str, Callable[[], float]], seconds: float) -> dict[str, list[tuple[float, float]]]:
+    series: dict[str, list[tuple[float, float]]] = {k: [] for k in reads}
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for name, read in reads.items():
+            with contextlib.suppress(NvmlError):
+                series[name].append((time.perf_counter(), float(read())))
+    return series
+
+
+def _facts(gpus: Any, gpu: GpuDevice, torch: Any, device: int) -> tuple[dict[str, Any], list[Score]]:
+    def safe(fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except NvmlNotSupported as exc:
+            return f"not supported ({exc})"
+        except NvmlError as exc:
+            return f"error ({exc})"
+
+    instant = safe(gpu.instant_power_w)
+    facts = {
+        "gpu": f"{gpu.name} ({gpu.uuid}), PCI {gpu.pci_bus_id}",
+        "driver": gpus.driver_version(),
+        "cuda_driver": gpus.cuda_driver_version(),
+        "power_limit_w": safe(gpu.power_limit_w),
+        "persistence_mode": safe(gpu.persistence_mode),
+        "mig_mode": gpu.mig,
+        "energy_counter_mj": safe(gpu.energy_mj),
+        "instant_power_w": instant,
+        "instant_power_scope": gpu.power_scope,
+        "average_power_w": safe(gpu.average_power_w),
+        "torch": torch.__version__,
+    }
+    torch_uuid = cuda_uuids(torch)[device] if device < torch.cuda.device_count() else None
+    counter_ok = isinstance(facts["energy_counter_mj"], int)
+    scores = [
+        Score(
+            "set-up",
+            "torch device UUID == NVML UUID",
+            torch_uuid,
+            "",
+            gpu.uuid.lower(),
+            torch_uuid == gpu.uuid.lower(),
+        ),
+        Score("set-up", "MIG mode off", not gpu.mig, "", "MIG: no per-instance energy", not gpu.mig),
+        Score("set-up", "energy counter readable", counter_ok, "", "required", counter_ok),
+        Score(
+            "set-up",
+            "instant power field",
+            isinstance(instant, float),
+            "",
+            "reported (else the 1 s average)",
+            None,
+        ),
+        Score("set-up", "persistence mode", facts["persistence_mode"], "", "reported", None),
+    ]
+    return facts, scores
+
+
+def run_check(device: int = 0, log: Callable[[str], None] = lambda _: None) -> CheckReport:
+    """Run every step on CUDA device ``device``; raises :class:`CheckError` where it cannot run."""
+    os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # CUDA ordinals = NVML's PCI order
     gpus = open_gpus()
     if not gpus:
         raise CheckError(f"no NVIDIA GPU to check: {gpus.reason}")
+    durations: dict[str, float] = {}
+    scores: list[Score] = []
     try:
         if device >= len(gpus):
             raise CheckError(f"device {device} not visible ({len(gpus)} GPU(s) visible)")
         gpu = gpus[device]
-        # NVML numbers GPUs in PCI bus order; make CUDA agree so that `device` is the same GPU.
-        os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
-        try:
-            import torch
-        except ImportError as exc:
-            raise CheckError(f"PyTorch is needed for the GPU load: {exc}") from exc
-        if not torch.cuda.is_available():
-            raise CheckError(f"PyTorch {torch.__version__} sees no CUDA device (a CPU-only build?)")
-
-        log(f"GPU {device}: {gpu.name} ({gpu.uuid}); warming up {size}x{size} bf16 matmuls")
-        torch.cuda.set_device(device)
-        a = torch.randn(size, size, device="cuda", dtype=torch.bfloat16)
-        b = torch.randn(size, size, device="cuda", dtype=torch.bfloat16)
-        c = torch.empty(size, size, device="cuda", dtype=torch.bfloat16)
-        torch.matmul(a, b, out=c)
-        torch.cuda.synchronize()
         t = time.perf_counter()
-        for _ in range(10):
-            torch.matmul(a, b, out=c)
-        torch.cuda.synchronize()
-        per_matmul_s = max((time.perf_counter() - t) / 10, 1e-6)
-        batch = max(1, int(0.1 / per_matmul_s))  # synchronise about every 100 ms
-        time.sleep(2.0)  # let power fall back to idle after the warm-up
+        torch = import_torch()
+        loads = Loads(torch, device)
+        facts, setup = _facts(gpus, gpu, torch, device)
+        scores += setup
+        durations["set-up"] = time.perf_counter() - t
+        log(f"{facts['gpu']}: set-up done")
 
-        sampler = GpuSampler([gpu], interval_s=interval_s)
-        sampler.start()
-        try:
-            log(f"measuring idle power for {idle_s:g} s")
-            i0 = sampler.sample_now()[0].t_s
-            time.sleep(idle_s)
-            i1 = sampler.sample_now()[0].t_s
-            log(f"running the load for {duration_s:g} s")
-            l0 = sampler.sample_now()[0].t_s
-            deadline = l0 + duration_s
-            matmuls = 0
-            while time.perf_counter() < deadline:
-                for _ in range(batch):
-                    torch.matmul(a, b, out=c)
-                torch.cuda.synchronize()
-                matmuls += batch
-            l1 = sampler.sample_now()[0].t_s
-        finally:
-            sampler.stop()
-        idle = _window(sampler, gpu, i0, i1)
-        load = _window(sampler, gpu, l0, l1)
-        try:
-            limit: float | None = gpu.power_limit_w()
-        except NvmlError:
-            limit = None
-        return CheckResult(
-            gpu_name=gpu.name,
-            gpu_uuid=gpu.uuid,
-            gpu_index=device,
-            driver_version=gpus.driver_version(),
-            power_limit_w=limit,
-            power_reading=gpu.power_reading,
-            interval_s=interval_s,
-            sample_rate_hz=sampler.achieved_rate_hz(),
-            sampler_busy_frac=sampler.busy_fraction(),
-            idle=idle,
-            load=load,
-            matmuls=matmuls,
-            size=size,
-            tflops=2.0 * size**3 * matmuls / load.duration_s / 1e12 if load.duration_s > 0 else None,
-            tolerance=tolerance,
+        t = time.perf_counter()
+        fields: dict[str, Callable[[], Any]] = {
+            "energy counter": gpu.energy_mj,
+            "instant power": gpu.instant_power_w,
+            "average power": gpu.average_power_w,
+            "memory": gpu.memory_used_bytes,
+            "utilization": gpu.utilization_pct,
+        }
+        latencies = {}
+        for name, fn in fields.items():
+            try:
+                latencies[name] = _timed(fn, 2000)
+            except NvmlError:
+                continue
+        scores += latency_scores(latencies)
+        durations["read latency"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        loads.enqueue_matmuls(POLL_S + 0.5)
+        polled = _poll(
+            {
+                "energy counter": gpu.energy_mj,
+                "instant power": gpu.instant_power_w,
+                "average power": gpu.average_power_w,
+            },
+            POLL_S,
         )
+        loads.sync()
+        scores += period_scores(polled)
+        durations["update periods"] = time.perf_counter() - t
+        log("update periods measured")
+
+        sampler = GpuSampler([gpu], flush_rows=0)  # the whole series in memory: no pyarrow needed
+        sampler.start()
+        with _AveragePoller(gpu) as avg:
+            t = time.perf_counter()
+            loads.matmul(SETTLE_LOAD_S)
+            t_cool = sampler.sample_now()[0].t_s
+            settle: float | None = None
+            while time.perf_counter() - t_cool < SETTLE_CAP_S:
+                time.sleep(0.5)
+                settle = settle_time_s(_power(sampler), t_cool)
+                if settle is not None:
+                    break
+            i0 = sampler.sample_now()[0].t_s
+            time.sleep(IDLE_S)
+            i1 = sampler.sample_now()[0].t_s
+            idle = _measure(sampler, avg, i0, i1)
+            scores += settle_scores(settle, idle)
+            durations["settling"] = time.perf_counter() - t
+            log(f"settled after {settle} s; idle {idle.counter_w} W")
+
+            t = time.perf_counter()
+            levels: dict[str, Measured] = {}
+            steady: tuple[float, float] = (0.0, 0.0)
+            for name, run in (("decode", loads.decode), ("mid", loads.mid), ("matmul", loads.matmul)):
+                s0 = sampler.sample_now()[0].t_s
+                run(LEVEL_S)
+                s1 = sampler.sample_now()[0].t_s
+                levels[name] = _measure(sampler, avg, s0 + LEVEL_RAMP_S, s1)
+                steady = (s0 + LEVEL_RAMP_S, s1)
+            limit = facts["power_limit_w"] if isinstance(facts["power_limit_w"], float) else None
+            scores += level_scores(levels, idle.counter_w, limit)
+            durations["load levels"] = time.perf_counter() - t
+            log("load levels done")
+
+            scores += window_length_scores(
+                window_errors(_counter(sampler), steady[0], steady[1], [0.1, 0.25, 0.5, 1.0, 2.0, 4.0])
+            )
+
+            t = time.perf_counter()
+            for period in (0.07, 0.1, 0.4):
+                w0 = sampler.sample_now()[0].t_s
+                loads.square_wave(period, 0.5, WAVE_S)
+                w1 = sampler.sample_now()[0].t_s
+                scores += square_wave_scores(
+                    period, 0.5, _measure(sampler, avg, w0, w1), levels["matmul"].counter_w, idle.counter_w
+                )
+            durations["square waves"] = time.perf_counter() - t
+            log("square waves done")
+        sampler.stop()
+        scores += whole_run_scores(_counter(sampler), _power(sampler), sampler.read_errors)
+
+        t = time.perf_counter()
+        emulated = [
+            GpuDevice(i, gpu.nvml_index, gpu.handle, gpu.uuid, gpu.name) for i in range(EMULATED_GPUS)
+        ]
+        off, on, busy, rate = [], [], [], []
+        for _ in range(2):
+            off.append(loads.decode_steps(DISTURB_S))
+            with GpuSampler(emulated, flush_rows=0) as s8:
+                on.append(loads.decode_steps(DISTURB_S))
+            busy.append(s8.busy_fraction() or 0.0)
+            rate.append(s8.achieved_rate_hz() or 0.0)
+        scores += disturbance_scores(sum(off) / 2, sum(on) / 2, sum(busy) / 2, min(rate))
+        durations["sampler disturbance"] = time.perf_counter() - t
+        return CheckReport(facts, scores, durations)
     finally:
         gpus.close()
 
 
-def _j(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:,.1f} J"
-
-
-def _w(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:,.1f} W"
-
-
-def format_result(r: CheckResult) -> str:
-    """The human-readable report."""
-    lines = [
-        f"GPU {r.gpu_index}: {r.gpu_name} ({r.gpu_uuid}), driver {r.driver_version or 'n/a'}, "
-        f"power limit {_w(r.power_limit_w)}, power reading: {r.power_reading or 'n/a'}",
+def _counter(sampler: GpuSampler) -> list[tuple[float, float]]:
+    return [
+        (r.t_s, float(r.energy_mj))
+        for r in sampler.readings(sampler.gpus[0].index)
+        if r.energy_mj is not None
     ]
-    for label, w in (("idle", r.idle), ("load", r.load)):
-        lines.append(
-            f"{label:<4} {w.duration_s:6.2f} s: counter {_j(w.counter_j)} ({_w(w.counter_power_w)}), "
-            f"integral {_j(w.integral_j)} ({_w(w.integral_power_w)}), "
-            f"ratio {'n/a' if w.ratio is None else f'{w.ratio:.4f}'}, peak {_w(w.peak_power_w)}, {w.samples} samples"
-            + (f" [counter: {w.counter_reason}]" if w.counter_reason else "")
-        )
-    lines.append(
-        f"idle vs loaded power (counter): {_w(r.idle.counter_power_w)} -> {_w(r.load.counter_power_w)}; "
-        f"load: {r.matmuls} matmuls of {r.size}x{r.size} bf16"
-        + (f", {r.tflops:.0f} TFLOP/s" if r.tflops is not None else "")
-    )
-    rate = "n/a" if r.sample_rate_hz is None else f"{r.sample_rate_hz:.1f} Hz"
-    busy = (
-        "" if r.sampler_busy_frac is None else f", reading NVML {r.sampler_busy_frac * 100:.2f} % of the time"
-    )
-    lines.append(f"sampler: {rate} achieved (target {1 / r.interval_s:.0f} Hz){busy}")
-    if r.ratio is None:
-        lines.append("RESULT: no counter-vs-integral comparison (see the counter reason above)")
-    else:
-        verdict = "PASS" if r.agrees else "FAIL"
-        lines.append(
-            f"RESULT: integral/counter = {r.ratio:.4f} ({(r.ratio - 1) * 100:+.2f} %) on the load window: "
-            f"{verdict} (tolerance {r.tolerance * 100:g} %)"
-        )
-    return "\n".join(lines)
+
+
+def _power(sampler: GpuSampler) -> list[tuple[float, float]]:
+    return [(r.t_s, r.power_w) for r in sampler.readings(sampler.gpus[0].index) if r.power_w is not None]
+
+
+def _measure(sampler: GpuSampler, avg: _AveragePoller, t0: float, t1: float) -> Measured:
+    return measure(_counter(sampler), _power(sampler), list(avg.series), t0, t1)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--duration-s", type=float, default=30.0, help="seconds of matmul load (default 30)")
-    p.add_argument("--idle-s", type=float, default=5.0, help="seconds of idle measurement (default 5)")
-    p.add_argument("--size", type=int, default=8192, help="matrix side (default 8192)")
-    p.add_argument("--device", type=int, default=0, help="CUDA device ordinal (default 0)")
-    p.add_argument(
-        "--interval-s", type=float, default=DEFAULT_INTERVAL_S, help="sampler period (default 0.05)"
-    )
-    p.add_argument(
-        "--tolerance", type=float, default=0.05, help="allowed |integral/counter - 1| (default 0.05)"
-    )
-    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--device", type=int, default=0, help="CUDA device ordinal in PCI bus order (default 0)")
+    p.add_argument("--json", metavar="FILE", type=Path, help="also write the report as JSON to FILE")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    """Run the check for parsed arguments; returns the exit status."""
+    """Run the check for parsed arguments; returns the exit status (2: cannot run here)."""
     try:
-        result = run_check(
-            duration_s=args.duration_s,
-            idle_s=args.idle_s,
-            size=args.size,
-            device=args.device,
-            interval_s=args.interval_s,
-            tolerance=args.tolerance,
-            log=lambda msg: print(msg, file=sys.stderr, flush=True),
-        )
+        report = run_check(device=args.device, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     except CheckError as exc:
-        print(f"gpu energy check: {exc}", file=sys.stderr)
+        print(f"telemetry check: {exc}", file=sys.stderr)
+        if args.json:
+            _write_json(args.json, {"exit_status": 2, "reason": str(exc), "planned_s": PLAN_S})
         return 2
-    print(json.dumps(result.to_json(), indent=2) if args.json else format_result(result))
-    return 0 if result.agrees else 1
+    print(report.text())
+    if args.json:
+        _write_json(args.json, report.to_json())
+    return report.exit_status
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.replace(path)
 
 
 def register_cli(subparsers: Any) -> None:
     """``harness telemetry-check``."""
     p = subparsers.add_parser(
-        "telemetry-check", help="check GPU energy: counter vs integrated power on a known bf16 load"
+        "telemetry-check",
+        help="prove NVML energy on this GPU: latency, update periods, settling, loads, square waves (~2 min)",
     )
     add_arguments(p)
     p.set_defaults(func=run_from_args)

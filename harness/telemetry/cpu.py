@@ -6,6 +6,8 @@ import threading
 
 import psutil
 
+from harness.periodic import PeriodicThread
+
 
 class ProcessTreeMonitor:
     """Samples the RSS of a process and all its descendants on a background thread.
@@ -20,8 +22,7 @@ class ProcessTreeMonitor:
         self._peak_total = 0
         self._window_peaks: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = PeriodicThread(self._sample, interval_s, "harness-rss-sampler")
         self._procs: dict[int, psutil.Process] = {}
 
     def _tree(self) -> list[psutil.Process]:
@@ -69,22 +70,14 @@ class ProcessTreeMonitor:
             for name in self._window_peaks:
                 self._window_peaks[name] = max(self._window_peaks[name], rss)
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self._sample()
-
     def start(self) -> None:
-        if self.pid is None or self._thread is not None:
+        if self.pid is None or self._thread.running:
             return
         self._sample()
-        self._thread = threading.Thread(target=self._loop, name="harness-rss-sampler", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._thread.stop()
 
     def open_window(self, name: str) -> None:
         with self._lock:

@@ -14,11 +14,14 @@ What it gives the rest of the harness:
 Which GPUs: ``CUDA_VISIBLE_DEVICES`` of the engine's environment decides, with CUDA's rules
 (:func:`parse_cuda_visible_devices`): unset means every GPU; a list of integers indexes the
 physical GPUs; ``GPU-...`` entries are UUIDs or unique UUID prefixes; ``MIG-...`` entries name
-MIG instances, which are measured through their parent GPU (NVML has no per-instance energy, so
-such figures include the other instances' work; :attr:`GpuSet.notes` says so). The first invalid
-entry ends the list, as it does for CUDA. Integers index NVML's order (PCI bus order); CUDA's
-default order is "fastest first", which is the same on machines with identical GPUs and always
-the same with ``CUDA_DEVICE_ORDER=PCI_BUS_ID``. On mixed machines, use UUIDs.
+MIG instances. NVML has no per-instance energy, so a GPU in MIG mode (whichever way it was named,
+plain indices included) gets no energy figure at all: its energy and power are the whole GPU's,
+shared with the other instances (Zeus refuses MIG for the same reason); :attr:`GpuSet.notes` and
+``GpuDevice.mig`` say so. The first invalid entry ends the list, as it does for CUDA. Integers
+index the GPUs in PCI bus order: NVML's own enumeration order is not guaranteed, so handles are
+sorted by PCI bus id here, and the engine is started with ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` so that
+CUDA counts the same way (CUDA's default is "fastest first"). The GPU check compares torch's
+device UUIDs with NVML's to prove the mapping on real hardware.
 
 Every ``pynvml`` call goes through :func:`_call`, which turns ``pynvml.NVMLError`` codes into our
 exception types; nothing outside this module knows that NVML exists. ``pynvml`` is imported
@@ -124,17 +127,24 @@ class GpuDevice:
     Attributes:
         index: position in the engine's view (CUDA device ordinal 0..n-1); ``gpu_index`` in the
             time series and ``GpuInfo.index`` in the record.
-        nvml_index: NVML's (PCI bus order) index of the physical GPU.
+        nvml_index: NVML's own enumeration index of the physical GPU (not necessarily PCI order).
+        pci_bus_id: the PCI bus id NVML reports; GPUs are ordered by it, as CUDA_DEVICE_ORDER=PCI_BUS_ID.
         uuid, name: as NVML reports them.
     """
 
-    def __init__(self, index: int, nvml_index: int, handle: Any, uuid: str, name: str) -> None:
+    def __init__(
+        self, index: int, nvml_index: int, handle: Any, uuid: str, name: str, pci_bus_id: str | None = None
+    ) -> None:
         self.index = index
         self.nvml_index = nvml_index
         self.handle = handle
         self.uuid = uuid
         self.name = name
+        self.pci_bus_id = pci_bus_id
+        self.mig = False  # in MIG mode: whole-GPU energy, never to be reported as an instance's
         self._power_mode: str | None = None  # "instant" | "average", settled on the first read
+        self.power_scope: str | None = None  # scope the instant field answered for: gpu | module | memory
+        self.average_fallbacks = 0  # instant reads that failed and were answered by the 1 s average
 
     def __repr__(self) -> str:
         return f"GpuDevice(index={self.index}, nvml_index={self.nvml_index}, name={self.name!r}, uuid={self.uuid!r})"
@@ -151,16 +161,26 @@ class GpuDevice:
         moving average on recent data-centre GPUs, which would smear the edges of short windows.
         Falls back to it where the field is missing.
         """
-        if self._power_mode in (None, "instant"):
+        if self._power_mode != "average":
             try:
                 value = self._instant_power_w()
             except NvmlNotSupported:
-                if self._power_mode == "instant":
-                    raise
-                self._power_mode = "average"
+                if self._power_mode is None:
+                    self._power_mode = "average"  # never offered here: the average from now on
+                else:
+                    self.average_fallbacks += 1
+            except NvmlGpuLost:
+                raise
+            except NvmlError:
+                # Any other per-field error: this read falls back to the average, not to a gap.
+                self.average_fallbacks += 1
             else:
                 self._power_mode = "instant"
                 return value
+        return self.average_power_w()
+
+    def average_power_w(self) -> float:
+        """NVML's power usage: a one-second trailing average on recent data-centre GPUs (W)."""
         lib = _lib()
         return _call("power", lib.nvmlDeviceGetPowerUsage, self.handle) / 1000.0
 
@@ -169,16 +189,33 @@ class GpuDevice:
         """Which power reading :meth:`power_w` uses: 'instant', 'average', or None before the first read."""
         return self._power_mode
 
+    def instant_power_w(self) -> float:
+        """NVML's instantaneous power field for the GPU's own scope (W); raises where it fails."""
+        return self._instant_power_w()
+
     def _instant_power_w(self) -> float:
         lib = _lib()
         field_id = getattr(lib, "NVML_FI_DEV_POWER_INSTANT", None)
         if field_id is None:
             raise NvmlNotSupported("instant power: field unknown to this nvidia-ml-py")
-        values = _call("instant power", lib.nvmlDeviceGetFieldValues, self.handle, [field_id])
+        # Ask for the GPU's own scope; a GH200 can answer for the whole module (CPU included).
+        gpu_scope = getattr(lib, "NVML_POWER_SCOPE_GPU", None)
+        request = [(field_id, gpu_scope)] if gpu_scope is not None else [field_id]
+        values = _call("instant power", lib.nvmlDeviceGetFieldValues, self.handle, request)
         value = values[0]
         if value.nvmlReturn != 0:
             raise translate_error(lib.NVMLError(value.nvmlReturn), "instant power")
+        self.power_scope = _SCOPES.get(int(getattr(value, "scopeId", 0) or 0), "gpu")
         return _field_number(value) / 1000.0  # milliwatts
+
+    def mig_enabled(self) -> bool:
+        """Whether MIG mode is on (current mode); False where the GPU has no MIG."""
+        lib = _lib()
+        try:
+            current = _call("MIG mode", lib.nvmlDeviceGetMigMode, self.handle)[0]
+        except NvmlNotSupported:
+            return False
+        return int(current) == int(getattr(lib, "NVML_DEVICE_MIG_ENABLE", 1))
 
     def memory_used_bytes(self) -> int:
         """Device memory in use, all processes together (vLLM pre-allocates most of it for KV cache)."""
@@ -222,6 +259,9 @@ class GpuDevice:
             _call("persistence mode", lib.nvmlDeviceGetPersistenceMode, self.handle)
             == lib.NVML_FEATURE_ENABLED
         )
+
+
+_SCOPES = {0: "gpu", 1: "module", 2: "memory"}  # NVML_POWER_SCOPE_GPU, _MODULE, _MEMORY
 
 
 def _field_number(value: Any) -> float:
@@ -366,13 +406,31 @@ def open_gpus(env: Mapping[str, str] | None = None, max_devices: int | None = No
     try:
         count = int(_call("device count", lib.nvmlDeviceGetCount))
         handles = [_call("device handle", lib.nvmlDeviceGetHandleByIndex, i) for i in range(count)]
+        bus_ids = [_pci_bus_id(h) for h in handles]
+        # NVML's enumeration order is not guaranteed: sort by PCI bus id, CUDA_DEVICE_ORDER=PCI_BUS_ID's.
+        order = (
+            sorted(range(count), key=lambda i: str(bus_ids[i]).lower())
+            if all(bus_ids)
+            else list(range(count))
+        )
+        handles = [handles[i] for i in order]
         uuids = [_text(_call("uuid", lib.nvmlDeviceGetUUID, h)) for h in handles]
+        migs = {e for e in (parse_cuda_visible_devices(visible) or []) if e.startswith("MIG-")}
         chosen = _choose(parse_cuda_visible_devices(visible), uuids, handles, gpus.notes)
         if max_devices is not None:
             chosen = chosen[:max_devices]
-        for pos, (nvml_index, handle) in enumerate(chosen):
+        for pos, (sorted_index, handle) in enumerate(chosen):
             name = _text(_call("name", lib.nvmlDeviceGetName, handle))
-            gpus.devices.append(GpuDevice(pos, nvml_index, handle, uuids[nvml_index], name))
+            device = GpuDevice(
+                pos, order[sorted_index], handle, uuids[sorted_index], name, bus_ids[order[sorted_index]]
+            )
+            device.mig = bool(migs) or device.mig_enabled()
+            if device.mig:
+                gpus.notes.append(
+                    f"GPU {pos} ({device.uuid}) is in MIG mode: NVML reads energy and power for the whole "
+                    "GPU, shared by every instance, so no energy figure is reported for it"
+                )
+            gpus.devices.append(device)
     except NvmlError as exc:
         gpus.close()
         return GpuSet(reason=f"NVML could not list GPUs: {exc}", visible_devices=visible)
@@ -383,6 +441,13 @@ def open_gpus(env: Mapping[str, str] | None = None, max_devices: int | None = No
             why += f" (CUDA_VISIBLE_DEVICES={visible!r})"
         return GpuSet(reason=why, visible_devices=visible)
     return gpus
+
+
+def _pci_bus_id(handle: Any) -> str | None:
+    try:
+        return _text(_call("PCI info", _lib().nvmlDeviceGetPciInfo, handle).busId)
+    except NvmlError:
+        return None
 
 
 def _choose(
@@ -405,10 +470,86 @@ def _choose(
         idx = uuids.index(parent_uuid) if parent_uuid in uuids else None
         if idx is None:
             break
-        notes.append(
-            f"{entry} is a MIG instance: its energy and power are those of the whole GPU {parent_uuid}"
-        )
+        notes.append(f"{entry} is a MIG instance of GPU {parent_uuid}")
         if all(i != idx for i, _ in out):
             out.append((idx, handles[idx]))
         break  # CUDA exposes only the first MIG instance listed
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Provenance: what the record says about the GPUs (the records layer is imported lazily, so that
+# the GPU check runs without pydantic).
+
+
+def describe_gpus(gpus: GpuSet, counter_period_s: Mapping[int, float | None] | None = None) -> dict[str, Any]:
+    """GPU provenance as keyword arguments for :class:`~harness.records.Environment`.
+
+    Keys: ``gpus`` (list of :class:`~harness.records.GpuInfo`, clocks as of now), ``gpu_reason``,
+    ``cuda_driver_version``, ``nvml_version``, ``cuda_visible_devices``, ``gpu_notes``. Fields a
+    GPU does not offer are null, with the reason in ``GpuInfo.unmeasured``.
+
+    Args:
+        counter_period_s: measured energy-counter update period per GPU index, where known.
+    """
+    from harness.records import GpuInfo
+
+    driver = gpus.driver_version()
+    notes = list(gpus.notes)
+    infos = []
+    for gpu in gpus:
+        unmeasured: dict[str, str] = {}
+
+        def read(name: str, fn: Callable[[], Any], unmeasured: dict[str, str] = unmeasured) -> Any:
+            try:
+                return fn()
+            except NvmlError as exc:
+                unmeasured[name] = str(exc)
+                return None
+
+        counter = read("energy_counter", gpu.energy_mj)
+        read("power_reading", gpu.power_w)  # settles which power reading this GPU offers
+        if gpu.power_scope == "module":
+            notes.append(
+                f"GPU {gpu.index}: the instant power field answers for the whole module (GPU and CPU, "
+                "as on GH200), not for the GPU alone"
+            )
+        period = (counter_period_s or {}).get(gpu.index)
+        if counter is not None and period is None and counter_period_s is not None:
+            unmeasured["counter_update_period_s"] = "the counter moved fewer than 3 times while polled"
+        infos.append(
+            GpuInfo(
+                index=gpu.index,
+                name=gpu.name,
+                uuid=gpu.uuid,
+                memory_total_bytes=read("memory_total_bytes", gpu.memory_total_bytes),
+                driver_version=driver,
+                nvml_index=gpu.nvml_index,
+                power_limit_w=read("power_limit_w", gpu.power_limit_w),
+                persistence_mode=read("persistence_mode", gpu.persistence_mode),
+                sm_clock_mhz=read("sm_clock_mhz", gpu.sm_clock_mhz),
+                graphics_clock_mhz=read("graphics_clock_mhz", gpu.graphics_clock_mhz),
+                memory_clock_mhz=read("memory_clock_mhz", gpu.memory_clock_mhz),
+                energy_counter=counter is not None,
+                power_reading=gpu.power_reading,  # type: ignore[arg-type]
+                unmeasured=unmeasured,
+                pci_bus_id=gpu.pci_bus_id,
+                mig_mode=gpu.mig,
+                power_scope=gpu.power_scope,  # type: ignore[arg-type]
+                counter_update_period_s=period,
+            )
+        )
+    return {
+        "gpus": infos,
+        "gpu_reason": gpus.reason,
+        "cuda_driver_version": gpus.cuda_driver_version(),
+        "nvml_version": gpus.nvml_version(),
+        "cuda_visible_devices": gpus.visible_devices,
+        "gpu_notes": notes,
+    }
+
+
+def gpu_environment(env: Mapping[str, str] | None = None, max_devices: int | None = None) -> dict[str, Any]:
+    """:func:`describe_gpus` for a run that has no meter yet (opens and releases NVML)."""
+    with open_gpus(env, max_devices) as gpus:
+        return describe_gpus(gpus)

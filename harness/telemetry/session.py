@@ -9,17 +9,15 @@ from typing import Any, Protocol
 
 from harness.records import (
     AccuracyEnergy,
-    GpuPhaseTelemetry,
     IdleBaseline,
     KvCacheUsage,
     PhaseResources,
     ScenarioEnergy,
     SteadyStateEnergy,
-    Unmeasured,
+    TaskResult,
 )
 from harness.telemetry.cpu import ProcessTreeMonitor
-
-WindowResult = tuple[float | None, Unmeasured | None, GpuPhaseTelemetry | None]
+from harness.telemetry.window import WindowEnergy
 
 
 class GpuMeter(Protocol):
@@ -31,11 +29,11 @@ class GpuMeter(Protocol):
 
     def begin_window(self, name: str) -> None: ...
 
-    def end_window(self, name: str) -> WindowResult:
-        """(energy_j, reason if energy_j is None, GPU figures for the window or None)."""
+    def end_window(self, name: str) -> WindowEnergy:
+        """The window's energy (or why not) and its GPU figures."""
         ...
 
-    def interval(self, t0_s: float, t1_s: float) -> WindowResult:
+    def interval(self, t0_s: float, t1_s: float) -> WindowEnergy:
         """Figures over a past interval of ``time.perf_counter`` seconds (inside the run)."""
         ...
 
@@ -79,11 +77,11 @@ class NullGpuMeter:
     def begin_window(self, name: str) -> None:
         return None
 
-    def end_window(self, name: str) -> WindowResult:
-        return None, Unmeasured(reason=self.reason), None
+    def end_window(self, name: str) -> WindowEnergy:
+        return WindowEnergy.unmeasured(self.reason)
 
-    def interval(self, t0_s: float, t1_s: float) -> WindowResult:
-        return None, Unmeasured(reason=self.reason), None
+    def interval(self, t0_s: float, t1_s: float) -> WindowEnergy:
+        return WindowEnergy.unmeasured(self.reason)
 
     def measure_idle(self, seconds: float = 5.0) -> IdleBaseline:
         # Nothing to measure: do not spend the seconds.
@@ -103,7 +101,7 @@ def default_gpu_meter(env: Mapping[str, str] | None = None, max_devices: int | N
         env: the engine's environment (``CUDA_VISIBLE_DEVICES``); this process's by default.
         max_devices: GPUs the engine uses (tensor x pipeline parallel size); all visible by default.
     """
-    from harness.telemetry.energy import NvmlGpuMeter
+    from harness.telemetry.meter import NvmlGpuMeter
     from harness.telemetry.nvml import open_gpus
 
     gpus = open_gpus(env, max_devices)
@@ -181,15 +179,15 @@ class TelemetrySession:
         t0, cpu0 = self._open.pop(name)
         cpu1 = self.tree.cpu_seconds()
         peak = self.tree.close_window(name)
-        energy_j, energy_reason, gpu = self.gpu.end_window(name)
+        window = self.gpu.end_window(name)
         kv = self.kv_cache.end_window(name, self.kv_capacity_tokens) if self.kv_cache is not None else None
         phase = PhaseResources(
             duration_s=time.perf_counter() - t0,
             engine_cpu_s=(cpu1 - (cpu0 or 0.0)) if cpu1 is not None else None,
             engine_peak_rss_bytes=peak,
-            energy_j=energy_j,
-            energy=energy_reason,
-            gpu=gpu,
+            energy_j=window.energy_j,
+            energy=window.reason,
+            gpu=window.gpu,
             kv_cache=kv,
         )
         self.phases[name] = phase
@@ -210,18 +208,34 @@ class TelemetrySession:
         target_concurrency: int | None = None,
         first_send_s: float | None = None,
     ) -> ScenarioEnergy:
-        """Energy figures of a closed scenario window, with its steady state.
+        """Energy figures of a closed scenario window: measured interval, gross window, steady state.
 
         Args:
             name: the window's name (already closed with :meth:`end_window`).
-            output_tokens: the scenario's total output tokens.
+            output_tokens: the scenario's total output tokens (measured requests).
             requests: per-request rows (``send_s``, ``end_s``, ``first_token_s``,
-                ``output_tokens``, ``itl_ms``), seconds after the first send.
+                ``output_tokens``, ``itl_ms``), seconds after the first measured send.
             target_concurrency: the scenario's concurrency (None for request-rate scenarios).
-            first_send_s: ``time.perf_counter()`` of the first send, which places the rows in time.
+            first_send_s: ``time.perf_counter()`` of the first measured send, which places the
+                rows in time.
         """
-        from harness.telemetry.energy import scenario_energy, steady_state_energy, steady_state_window
+        from harness.telemetry.energy import (
+            measured_interval,
+            scenario_energy,
+            steady_state_energy,
+            steady_state_window,
+        )
 
+        measured = None
+        measured_why: str | None = None
+        completed: int | None = None
+        if requests is None or first_send_s is None:
+            measured_why = "no per-request timeline: only the whole window (with warm-up) was measured"
+        else:
+            span, measured_why = measured_interval(requests)
+            if span is not None:
+                completed = span.requests
+                measured = (span, self.gpu.interval(first_send_s + span.start_s, first_send_s + span.end_s))
         steady: SteadyStateEnergy | None = None
         why: str | None
         if target_concurrency is None:
@@ -229,17 +243,29 @@ class TelemetrySession:
         elif requests is None or first_send_s is None:
             why = "no per-request timeline"
         else:
-            span, why = steady_state_window(requests, target_concurrency)
-            if span is not None:
-                result = self.gpu.interval(first_send_s + span.start_s, first_send_s + span.end_s)
-                steady = steady_state_energy(span, target_concurrency, result)
-        return scenario_energy(self.phases[name], output_tokens, steady, why)
+            steady_span, why = steady_state_window(requests, target_concurrency)
+            if steady_span is not None:
+                result = self.gpu.interval(
+                    first_send_s + steady_span.start_s, first_send_s + steady_span.end_s
+                )
+                steady = steady_state_energy(steady_span, target_concurrency, result)
+        return scenario_energy(
+            self.phases[name],
+            output_tokens,
+            steady,
+            why,
+            measured=measured,
+            measured_reason=measured_why,
+            completed=completed,
+        )
 
-    def accuracy_energy(self, name: str, n_samples: int) -> AccuracyEnergy:
-        """Energy per evaluated sample of a closed accuracy window."""
+    def accuracy_energy(
+        self, name: str, n_samples: int, tasks: Sequence[TaskResult] | None = None
+    ) -> AccuracyEnergy:
+        """Energy per evaluated sample and per correct sample of a closed accuracy window."""
         from harness.telemetry.energy import accuracy_energy
 
-        return accuracy_energy(self.phases[name], n_samples)
+        return accuracy_energy(self.phases[name], n_samples, tasks)
 
     def environment_fields(self) -> dict[str, Any]:
         """GPU provenance (name, UUIDs, driver, CUDA, power limit, persistence, clocks) for Environment."""

@@ -80,8 +80,28 @@ def check_consistency(rec: RunRecord, run_dir: Path) -> None:
     # No NVIDIA GPU here: energy is null with its reason, never a number.
     assert rec.resources.energy_j is None and rec.resources.energy is not None
     assert "GPU" in rec.resources.energy.reason or "NVML" in rec.resources.energy.reason
+    for s in rec.performance.values():  # every energy value of issue 10: null, with the reason
+        assert s.energy is not None and s.energy.measured is not None and s.energy.gross is not None
+        for value in (s.energy.measured, s.energy.gross):
+            assert value.energy_j is None and value.reason and value.energy_per_output_token_j is None
+    if rec.accuracy:
+        acc = rec.resources.accuracy_energy
+        assert acc is not None and acc.value is not None and acc.value.reason
+        assert acc.energy_per_correct_sample_j is None and acc.correct_samples is not None
+    assert rec.resources.memory is not None
+    assert rec.resources.memory.reasons.get("nvml_memory_total_bytes")
     on_disk = json.loads((run_dir / "record.json").read_text())
-    assert on_disk["schema_version"] == 1 and on_disk["status"] == "ok"
+    assert on_disk["schema_version"] == 2 and on_disk["status"] == "ok"
+    assert [s["name"] for s in on_disk["scenarios"]] == list(rec.performance)  # named entries
+    assert [t["name"] for t in on_disk["tasks"]] == list(rec.accuracy)
+    # Results as data: the real record gives one row per scenario, with the record's figures.
+    from harness.results import load_runs
+
+    runs = load_runs(run_dir.parent.parent)
+    rows = runs[runs.run_id == rec.run_id]
+    assert rows.scenario.tolist() == list(rec.performance)
+    for name, s in rec.performance.items():
+        assert rows[rows.scenario == name].output_throughput.iloc[0] == s.output_throughput
     env = rec.environment
     assert env.packages.get("lm-eval") and env.packages.get("torch") and env.cpu_model
 

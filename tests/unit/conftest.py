@@ -3,10 +3,24 @@
 NVML fake: ``fake_nvml`` replaces the ``pynvml`` module with ``create_autospec(pynvml)`` (so every
 call is checked against the real signatures), keeps the real constants and NVMLError classes,
 and scripts each GPU's power trace, energy counter and fields on a fake clock.
+
+The fake models the hardware's known behaviour, so that tests cannot pass on traces where the
+counter and the power integral agree by construction:
+
+* the energy counter is updated only every ``counter_period_s`` (100 ms on recent data-centre
+  GPUs), at a phase unrelated to the sampler's ticks: a read returns the energy up to the last
+  update, not up to now;
+* ``nvmlDeviceGetPowerUsage`` is a trailing one-second average (``power_avg_s``); only the
+  instantaneous field (``NVML_FI_DEV_POWER_INSTANT``) follows load steps at once;
+* load steps are scripted in the power trace at any time, between the sampler's ticks;
+* NVML enumerates GPUs in an order that need not be PCI bus order (``pci_bus_id``), a GPU can be
+  in MIG mode (``mig_mode``), and a field can answer for another scope than the one asked
+  (``reported_scope``: GH200's module power).
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -52,6 +66,13 @@ class FakeGpu:
     power_limit_mw: int = 700_000
     persistence: int = 1
     mig_of: str | None = None  # set on MIG instances: the parent's uuid
+    mig_mode: int = 0  # 1: MIG enabled on this physical GPU
+    pci_bus_id: str = ""  # set by add_gpu in enumeration order unless given
+    counter_period_s: float = 0.1  # the counter moves in steps this far apart (0: continuous)
+    counter_phase_s: float = 0.037  # its updates happen at phase + k * period (fake-clock seconds)
+    power_avg_s: float = 1.0  # nvmlDeviceGetPowerUsage averages over this trailing window
+    module_extra_w: float = 0.0  # CPU + memory power of a GH200 module beside the GPU's
+    reported_scope: int | None = None  # scope the instant field answers with (None: as asked)
 
     def power_at(self, t: float) -> float:
         pts = self.power
@@ -61,6 +82,18 @@ class FakeGpu:
             if ta <= t <= tb:
                 return pb if tb == ta else pa + (pb - pa) * (t - ta) / (tb - ta)
         return pts[-1][1]
+
+    def counter_time(self, t: float) -> float:
+        """When the counter was last updated at or before ``t``."""
+        if self.counter_period_s <= 0:
+            return t
+        k = math.floor((t - self.counter_phase_s) / self.counter_period_s + 1e-9)
+        return self.counter_phase_s + k * self.counter_period_s
+
+    def average_power_at(self, t: float) -> float:
+        """The trailing ``power_avg_s`` mean of the trace, as nvmlDeviceGetPowerUsage reports it."""
+        w = self.power_avg_s
+        return self.power_at(t) if w <= 0 else (self.energy_j_at(t) - self.energy_j_at(t - w)) / w
 
     def energy_j_at(self, t: float) -> float:
         """Exact integral of the trace from t=0."""
@@ -83,6 +116,7 @@ class FakeNvml:
         self.init_error: int | None = None
         self.inits = 0  # successful nvmlInit calls
         self.driver = "550.54.15"
+        self.field_scopes: list[int] = []  # scopeId asked for in each field request
         lib = mock.create_autospec(pynvml)
         for name in dir(pynvml):
             value = getattr(pynvml, name)
@@ -95,7 +129,9 @@ class FakeNvml:
     # -- scripting -------------------------------------------------------------------------
 
     def add_gpu(self, **kw: Any) -> FakeGpu:
-        gpu = FakeGpu(uuid=kw.pop("uuid", f"GPU-{len(self.gpus):08d}-aaaa-bbbb-cccc-dddddddddddd"), **kw)
+        n = len(self.gpus)
+        kw.setdefault("pci_bus_id", f"00000000:{0x10 + n:02X}:00.0")
+        gpu = FakeGpu(uuid=kw.pop("uuid", f"GPU-{n:08d}-aaaa-bbbb-cccc-dddddddddddd"), **kw)
         self.gpus.append(gpu)
         return gpu
 
@@ -136,26 +172,45 @@ class FakeNvml:
 
         def energy(h: FakeGpu) -> int:
             self._check(h, "energy")
+            t = h.counter_time(self.t)
             if h.counter is not None:
-                return h.counter(self.t)
-            return h.energy_offset_mj + round(h.energy_j_at(self.t) * 1000)
+                return h.counter(t)
+            return h.energy_offset_mj + round(h.energy_j_at(t) * 1000)
 
-        def fields(h: FakeGpu, ids: list[int]) -> list[Any]:
+        def fields(h: FakeGpu, ids: list[Any]) -> list[Any]:
             # NVML answers per field: the call succeeds, the field carries its own return code.
-            ok = "instant" not in h.unsupported and "power" not in h.unsupported
-            code = h.fail_once.pop("power", None) if ok else real.NVML_ERROR_NOT_SUPPORTED
-            return [
-                SimpleNamespace(
-                    fieldId=ids[0],
-                    nvmlReturn=code or 0,
-                    valueType=real.NVML_VALUE_TYPE_UNSIGNED_INT,
-                    value=SimpleNamespace(uiVal=round(h.power_at(self.t) * 1000) if ok else 0),
+            out = []
+            for entry in ids:
+                field_id, scope = entry if isinstance(entry, tuple) else (entry, 0)
+                self.field_scopes.append(scope)
+                ok = "instant" not in h.unsupported and "power" not in h.unsupported
+                code = h.fail_once.pop("instant", None) if ok else real.NVML_ERROR_NOT_SUPPORTED
+                answered = scope if h.reported_scope is None else h.reported_scope
+                watts = h.power_at(self.t) + (
+                    h.module_extra_w if answered == real.NVML_POWER_SCOPE_MODULE else 0
                 )
-            ]
+                out.append(
+                    SimpleNamespace(
+                        fieldId=field_id,
+                        scopeId=answered,
+                        nvmlReturn=code or 0,
+                        valueType=real.NVML_VALUE_TYPE_UNSIGNED_INT,
+                        value=SimpleNamespace(uiVal=round(watts * 1000) if ok else 0),
+                    )
+                )
+            return out
 
         def power(h: FakeGpu) -> int:
             self._check(h, "power")
-            return round(h.power_at(self.t) * 1000)
+            return round((h.average_power_at(self.t) + h.module_extra_w) * 1000)
+
+        def mig_mode(h: FakeGpu) -> list[int]:
+            self._check(h, "mig")
+            return [h.mig_mode, h.mig_mode]
+
+        def pci(h: FakeGpu) -> Any:
+            self._check(h, "pci")
+            return SimpleNamespace(busId=h.pci_bus_id, busIdLegacy=h.pci_bus_id[4:])
 
         def memory(h: FakeGpu, version: Any = None) -> Any:
             self._check(h, "memory")
@@ -203,6 +258,8 @@ class FakeNvml:
         lib.nvmlDeviceGetTemperature.side_effect = temperature
         lib.nvmlDeviceGetEnforcedPowerLimit.side_effect = limit
         lib.nvmlDeviceGetPersistenceMode.side_effect = persistence
+        lib.nvmlDeviceGetMigMode.side_effect = mig_mode
+        lib.nvmlDeviceGetPciInfo.side_effect = pci
         lib.nvmlSystemGetDriverVersion.side_effect = lambda: self.driver
         lib.nvmlSystemGetCudaDriverVersion.side_effect = lambda: 12040
         lib.nvmlSystemGetNVMLVersion.side_effect = lambda: "12." + self.driver

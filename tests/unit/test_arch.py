@@ -345,7 +345,7 @@ def test_gpu_table_figures_are_sane() -> None:
 
 def _task(task: str, value: float, metric: str = "acc", shots: int = 0, **metrics: float) -> TaskResult:
     return TaskResult(
-        task=task, metric=metric, value=value, stderr=0.01, n_samples=100, num_fewshot=shots, metrics=metrics
+        name=task, metric=metric, value=value, stderr=0.01, n_samples=100, num_fewshot=shots, metrics=metrics
     )
 
 
@@ -423,6 +423,7 @@ def _scenario(concurrency: int | None, rate: float | None, tpot_ms: float | None
     }
     none["median_tpot_ms"] = tpot_ms
     return ScenarioResult(
+        name="c1",
         settings=ScenarioSettings(
             input_tokens=512,
             output_tokens=128,
@@ -449,8 +450,9 @@ def _scenario(concurrency: int | None, rate: float | None, tpot_ms: float | None
 
 def test_record_analytics_on_a_cpu_has_no_roofline_with_the_reason() -> None:
     perf = {"rate": _scenario(8, 4.0, 30.0), "c1": _scenario(1, None, 20.0)}
-    out = record_analytics(get_preset("tiny-mistral"), performance=perf, environment=_env())
-    json.dumps(out)  # plain JSON for RunRecord.analytics
+    out = record_analytics(get_preset("tiny-mistral"), performance=perf, environment=_env()).model_dump(
+        mode="json"
+    )
     assert out["architecture"]["total_params"] == 17_564_928
     assert out["roofline"] is None and out["gpu"] is None
     assert out["roofline_reason"] == "no roofline entry for this hardware (CPU: Test CPU 9000)"
@@ -468,7 +470,7 @@ def test_record_analytics_on_an_h100_sets_speed_against_the_roofline() -> None:
         performance={"c1": _scenario(1, None, 5.0)},
         accuracy=accuracy,
         environment=env,
-    )
+    ).model_dump(mode="json")
     assert out["gpu"] == "H100-SXM" and out["roofline"]["memory_bytes"] == 81559 * 2**20
     ceiling = 3.35e12 / (2 * 7_241_732_096 + (512 + 64) * 131_072)
     assert out["decode"]["roofline_tokens_per_s"] == pytest.approx(ceiling)
@@ -479,7 +481,7 @@ def test_record_analytics_on_an_h100_sets_speed_against_the_roofline() -> None:
         get_preset("mistral-7b"),
         performance={"c1": _scenario(1, None, 5.0)},
         environment=_env([GpuInfo(index=0, name="NVIDIA H100 NVL")]),
-    )
+    ).model_dump(mode="json")
     assert other["roofline"] is None and other["roofline_reason"].endswith("(GPU: NVIDIA H100 NVL)")
     assert other["decode"]["measured_tokens_per_s"] == pytest.approx(200.0)
 
@@ -496,7 +498,7 @@ def test_record_analytics_never_raises(tmp_path) -> None:
             }
         )
     )
-    out = record_analytics(get_preset(str(tmp_path)), environment=_env())
+    out = record_analytics(get_preset(str(tmp_path)), environment=_env()).model_dump()
     assert out["architecture"] is None and "mamba" in out["architecture_reason"]
     assert out["decode"] is None and out["roofline"] is None
 

@@ -15,6 +15,7 @@ import pytest
 
 from harness.arch import record_analytics
 from harness.cli import main
+from harness.dashboard import archfigures as AF
 from harness.dashboard import build_dashboard
 from harness.dashboard import figures as F
 from harness.dashboard.archdata import NO_ANALYTICS, arch_rows, reported_view, roofline_view
@@ -29,8 +30,11 @@ from harness.dashboard.data import (
     row_labels,
     slug,
 )
-from harness.dashboard.pages import index_page, json_text, run_page
+from harness.dashboard.html import json_text
+from harness.dashboard.pages import index_page
+from harness.dashboard.runpage import run_page
 from harness.models import get_preset
+from harness.record_analytics import RecordAnalytics
 from tests.factories import (
     T0,
     environment,
@@ -268,10 +272,11 @@ def test_bad_files_are_warned_about_and_failed_runs_listed(tmp_path: Path) -> No
     (results / "runs" / "garbage" / "record.json").write_text("{not json")
     (results / "runs" / "future").mkdir()
     bad = json.loads(make_record("x").model_dump_json())
-    bad["surprise_field"] = 1
+    bad["schema_version"] = 3  # written by a newer harness with a breaking change
     (results / "runs" / "future" / "record.json").write_text(json.dumps(bad))
     (results / "runs" / "nostatus").mkdir()
-    del bad["surprise_field"], bad["status"]
+    bad["schema_version"] = 2
+    del bad["status"]
     (results / "runs" / "nostatus" / "record.json").write_text(json.dumps(bad))
     # A per-request table that is not parquet.
     good_dir = results / "runs" / make_record("good").run_id
@@ -293,10 +298,11 @@ def test_bad_files_are_warned_about_and_failed_runs_listed(tmp_path: Path) -> No
     assert "CUDA out of memory" in failed_page and "No accuracy results" in failed_page
 
 
-def hostile_analytics() -> dict[str, Any]:
+def hostile_analytics() -> RecordAnalytics:
     """Real analytics of a GPU run with every free-text field replaced by markup."""
     rec = make_record("mistral-7b", "standard", hardware="h100")
-    a = json.loads(json.dumps(rec.analytics))
+    assert rec.analytics is not None
+    a = rec.analytics.model_dump(mode="json")
     a["decode"]["scenario"] = "<i>scen</i>"
     a["roofline"]["gpu_name"] = XSS_MODEL
     cmp = a["reported_vs_measured"].pop("arc_challenge")
@@ -308,7 +314,7 @@ def hostile_analytics() -> dict[str, Any]:
         "note": XSS_ERROR,
         "metric": "<i>m</i>",
     }
-    return a
+    return RecordAnalytics.model_validate(a)
 
 
 def test_record_text_is_escaped_everywhere(tmp_path: Path) -> None:
@@ -338,7 +344,10 @@ def test_record_text_is_escaped_everywhere(tmp_path: Path) -> None:
     analytics = record_analytics(
         get_preset("tiny-llama"), performance=cpu.performance, environment=cpu.environment
     )
-    analytics["decode"]["reason"] = XSS_ERROR
+    assert analytics.decode is not None
+    analytics = analytics.model_copy(
+        update={"decode": analytics.decode.model_copy(update={"reason": XSS_ERROR})}
+    )
     write_run(results, cpu.model_copy(update={"analytics": analytics}))
     report = build_dashboard(results, tmp_path / "out")
     assert report.leaderboard_rows == 2
@@ -457,12 +466,12 @@ def test_roofline_view_with_and_without_a_roofline() -> None:
     assert not v_bare.has_roofline and v_bare.reason == NO_ANALYTICS
 
     # The chart draws only the run with both figures: the CPU run is not a bar at 0.
-    spec = F.roofline_bars([v_gpu, v_cpu, v_bare], ["gpu", "cpu", "bare"])
+    spec = AF.roofline_bars([v_gpu, v_cpu, v_bare], ["gpu", "cpu", "bare"])
     assert spec is not None
     F.validate(spec)
     (bars,) = spec["data"]
     assert bars["y"] == ["gpu"] and bars["x"] == [F.r4(v_gpu.fraction)]
-    assert F.roofline_bars([v_cpu, v_bare], ["cpu", "bare"]) is None
+    assert AF.roofline_bars([v_cpu, v_bare], ["cpu", "bare"]) is None
 
 
 def test_arch_rows_cover_presets_and_models_known_only_from_runs() -> None:
@@ -476,7 +485,7 @@ def test_arch_rows_cover_presets_and_models_known_only_from_runs() -> None:
     kv = [r["kv_bytes_per_token"] for r in rows.values()]
     assert kv == sorted(kv, reverse=True)  # largest cache first, as the chart lists them
 
-    kv_spec, params = F.kv_bars(list(rows.values())), F.param_bars(list(rows.values()))
+    kv_spec, params = AF.kv_bars(list(rows.values())), AF.param_bars(list(rows.values()))
     assert kv_spec is not None and params is not None
     F.validate(kv_spec)
     F.validate(params)
@@ -510,7 +519,7 @@ def test_measured_minus_reported() -> None:
     acc = {"arc_challenge": zero_shot}
     rec = make_record(
         "mistral-7b", "standard", analytics=record_analytics(get_preset("mistral-7b"), accuracy=acc)
-    ).model_copy(update={"accuracy": acc})
+    ).model_copy(update={"tasks": [zero_shot]})
     rv_shots = reported_view(build_views([rec])[0])
     assert not rv_shots.comparisons[0].comparable and rv_shots.mean_delta is None
     assert rv_shots.comparisons[0].verdict == "not comparable: shots differ: measured 0, published 25"

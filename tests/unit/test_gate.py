@@ -20,7 +20,9 @@ from harness.gate import (
     render_markdown,
 )
 from harness.suite import GateThreshold
-from tests.gate_factories import environment, make_record, scenario, spec_dict, store, task
+from tests.factories import environment, spec_dict, task_result, write_run
+from tests.factories import gate_record as make_record
+from tests.factories import gate_scenario as scenario
 
 # ---------------------------------------------------------------- the verdict rule
 
@@ -72,7 +74,11 @@ def test_identical_runs_pass() -> None:
 
 def test_accuracy_drop_beyond_bound_and_noise_regresses() -> None:
     cand = make_record(
-        "b", accuracy={**make_record().accuracy, "harness_capitals": task("harness_capitals", 0.60, 0.04)}
+        "b",
+        accuracy={
+            **make_record().accuracy,
+            "harness_capitals": task_result("harness_capitals", (0.60, 0.04)),
+        },
     )
     report = compare(make_record(), cand)
     c = report.comparisons[0]  # regressions first
@@ -86,7 +92,11 @@ def test_accuracy_drop_beyond_bound_and_noise_regresses() -> None:
 def test_accuracy_drop_beyond_bound_within_noise_passes_as_noise() -> None:
     # 0.08 > 0.05 allowed, but 2σ = 2·sqrt(0.04²+0.04²) = 0.113
     cand = make_record(
-        "b", accuracy={**make_record().accuracy, "harness_capitals": task("harness_capitals", 0.72, 0.04)}
+        "b",
+        accuracy={
+            **make_record().accuracy,
+            "harness_capitals": task_result("harness_capitals", (0.72, 0.04)),
+        },
     )
     report = compare(make_record(), cand)
     assert by_label(report)["harness_capitals"] == "within_noise"
@@ -129,7 +139,7 @@ def test_latency_mean_uses_per_request_spread() -> None:
 
 def test_missing_task_and_scenario_fail() -> None:
     cand = make_record(
-        "b", accuracy={"harness_capitals": task("harness_capitals", 0.8, 0.04)}, performance={}
+        "b", accuracy={"harness_capitals": task_result("harness_capitals", (0.8, 0.04))}, performance={}
     )
     report = compare(make_record(), cand)
     verdicts = by_label(report)
@@ -145,7 +155,7 @@ def test_defaults_when_suite_declares_no_gates() -> None:
     cand = make_record(
         "b",
         spec=spec,
-        accuracy={**base.accuracy, "harness_opposites": task("harness_opposites", 0.5)},
+        accuracy={**base.accuracy, "harness_opposites": task_result("harness_opposites", 0.5)},
         performance={"c1": scenario(), "c8": scenario(output_throughput=150.0)},
     )
     report = compare(base, cand)
@@ -211,9 +221,12 @@ def test_explicit_direction_makes_any_field_gateable() -> None:
     [
         ({"model": {"checksum_sha256": "e" * 64}}, "model checksum_sha256"),
         ({"model": {"revision": "abc"}}, "model revision"),
-        ({"accuracy": {"harness_capitals": task("harness_capitals", 0.8, 0.04, version="2.0")}}, "version"),
         (
-            {"accuracy": {"harness_capitals": task("harness_capitals", 0.8, 0.04, num_fewshot=5)}},
+            {"accuracy": {"harness_capitals": task_result("harness_capitals", (0.8, 0.04), version="2.0")}},
+            "version",
+        ),
+        (
+            {"accuracy": {"harness_capitals": task_result("harness_capitals", (0.8, 0.04), num_fewshot=5)}},
             "num_fewshot",
         ),
         (
@@ -251,7 +264,7 @@ def test_version_changes_are_notes_not_mismatches() -> None:
     cand = make_record("b", env=environment(packages={"vllm": "0.33.0", "lm-eval": "0.4.13"}))
     report = compare(make_record(), cand)
     assert report.exit_code == 0
-    assert "vllm 0.32.0 → 0.33.0" in report.notes
+    assert "vllm 0.11.0 → 0.33.0" in report.notes
 
 
 def test_failed_candidate_is_a_regression_with_its_error() -> None:
@@ -283,7 +296,10 @@ def markdown_rows(text: str) -> list[dict[str, str]]:
 def regressing_pair() -> tuple[GateReport, int]:
     cand = make_record(
         "b",
-        accuracy={**make_record().accuracy, "harness_capitals": task("harness_capitals", 0.60, 0.04)},
+        accuracy={
+            **make_record().accuracy,
+            "harness_capitals": task_result("harness_capitals", (0.60, 0.04)),
+        },
         performance={"c1": scenario(output_throughput=170.0)},
     )
     report = compare(make_record(), cand)
@@ -361,7 +377,7 @@ def test_failed_run_cannot_become_baseline(tmp_path: Path) -> None:
 
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
-    store(tmp_path, make_record("20250101-base"))
+    write_run(tmp_path, make_record("20250101-base"))
     return tmp_path
 
 
@@ -370,9 +386,9 @@ def test_cli_baseline_set_then_gate_passes(
 ) -> None:
     assert main(["baseline", "set", "20250101-base", "--results", str(results)]) == 0
     path = baseline_path(results, make_record())
-    assert path.name == "tiny-llama__smoke__cpu-test-cpu-9000.json"
+    assert path.name == "tiny-llama__smoke__cpu-amd-epyc-7b13.json"
     assert json.loads(path.read_text())["run_id"] == "20250101-base"
-    store(results, make_record("20250101-cand", minutes=5))
+    write_run(results, make_record("20250101-cand", minutes=5))
     junit, summary = tmp_path / "gate.xml", tmp_path / "gate.md"
     code = main(
         ["gate", "--latest", "--results", str(results), "--junit", str(junit), "--summary", str(summary)]
@@ -403,7 +419,9 @@ def test_cli_gate_regression_exits_1(
         )
         == 0
     )
-    store(results, make_record("20250101-cand", minutes=5, performance={"c1": scenario(p99_ttft_ms=80.0)}))
+    write_run(
+        results, make_record("20250101-cand", minutes=5, performance={"c1": scenario(p99_ttft_ms=80.0)})
+    )
     assert main(["gate", "--candidate", "20250101-cand", "--results", str(results)]) == 1
     out = capsys.readouterr().out
     assert "REGRESSION (exit 1): p99_ttft_ms [c1]" in out
@@ -427,7 +445,7 @@ def test_cli_gate_without_baseline_exits_2(
 
 def test_cli_gate_mismatch_exits_2_unless_allowed(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main(["baseline", "set", "20250101-base", "--results", str(results)])
-    store(results, make_record("20250101-cand", minutes=5, model={"checksum_sha256": "e" * 64}))
+    write_run(results, make_record("20250101-cand", minutes=5, model={"checksum_sha256": "e" * 64}))
     assert main(["gate", "--latest", "--results", str(results)]) == 2
     assert "REFUSED (exit 2)" in capsys.readouterr().out
     assert main(["gate", "--latest", "--results", str(results), "--allow-mismatch"]) == 0
@@ -438,7 +456,7 @@ def test_cli_gate_mismatch_exits_2_unless_allowed(results: Path, capsys: pytest.
 
 def test_cli_gate_failed_candidate_exits_1(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main(["baseline", "set", "20250101-base", "--results", str(results)])
-    store(results, make_record("20250101-cand", minutes=5, status="failed", error="OOM in scenario c1"))
+    write_run(results, make_record("20250101-cand", minutes=5, status="failed", error="OOM in scenario c1"))
     assert main(["gate", "--latest", "--results", str(results)]) == 1
     assert "OOM in scenario c1" in capsys.readouterr().out
 
@@ -453,7 +471,7 @@ def test_cli_gate_unreadable_baseline_exits_2(
 
 
 def test_cli_gate_explicit_baseline_path(results: Path) -> None:
-    store(results, make_record("20250101-cand", minutes=5))
+    write_run(results, make_record("20250101-cand", minutes=5))
     base = results / "runs" / "20250101-base"
     assert (
         main(["gate", "--candidate", "20250101-cand", "--baseline", str(base), "--results", str(results)])
@@ -469,4 +487,4 @@ def test_cli_baseline_list(results: Path, capsys: pytest.CaptureFixture[str]) ->
     main(["baseline", "set", "20250101-base", "--results", str(results)])
     capsys.readouterr()
     assert main(["baseline", "list", "--results", str(results)]) == 0
-    assert "tiny-llama__smoke__cpu-test-cpu-9000.json" in capsys.readouterr().out
+    assert "tiny-llama__smoke__cpu-amd-epyc-7b13.json" in capsys.readouterr().out

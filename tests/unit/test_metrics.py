@@ -83,3 +83,44 @@ def test_prompts_have_exact_length_and_are_seeded() -> None:
     assert p1 == p2 and all(len(p) == 17 for p in p1)
     assert all(100 <= t < 200 for p in p1 for t in p)
     assert make_prompts(3, 17, list(range(100, 200)), seed=8) != p1
+
+
+def test_duration_is_the_load_generators_when_given() -> None:
+    # vllm bench serve: duration = start of dispatch to end of gather, not first send to last end
+    a = req(0, 0.1, [0.2, 0.3], out=2)
+    m = aggregate([a], duration_s=0.5)
+    assert m["duration"] == 0.5 and m["output_throughput"] == pytest.approx(4.0)
+    assert aggregate([a])["duration"] == pytest.approx(0.2)
+
+
+def test_each_scenario_has_its_own_seed() -> None:
+    from harness.loadgen.prompts import scenario_seed
+
+    assert scenario_seed(1234, "a") == scenario_seed(1234, "a")
+    assert len({scenario_seed(1234, "a"), scenario_seed(1234, "b"), scenario_seed(1235, "a")}) == 3
+    assert 0 <= scenario_seed(1234, "a") < 2**32
+    ids = list(range(1000))
+    assert make_prompts(2, 8, ids, scenario_seed(1, "a")) != make_prompts(2, 8, ids, scenario_seed(1, "b"))
+
+
+def test_equivalent_vllm_bench_command() -> None:
+    from harness.loadgen.client import LoadSpec
+    from harness.loadgen.peer_command import vllm_bench_command
+
+    closed = LoadSpec(128, 64, 32, 4, None, 1, seed=99)
+    cmd = vllm_bench_command(closed, "http://127.0.0.1:8000/", "smol", "/models/smol")
+    assert cmd.startswith("vllm bench serve --backend openai --base-url http://127.0.0.1:8000 ")
+    for part in (
+        "--model /models/smol --served-model-name smol --tokenizer /models/smol",
+        "--dataset-name random --random-input-len 128 --random-output-len 64 --random-range-ratio 0",
+        "--num-prompts 32 --ignore-eos --temperature 0 --seed 99 --request-rate inf --burstiness 1",
+        "--max-concurrency 4",
+        "--num-warmups 1",
+    ):
+        assert part in cmd
+    ramp = LoadSpec(8, 8, 10, None, None, 0, seed=1, ramp_up_strategy="linear", ramp_up_start_rps=1,
+                    ramp_up_end_rps=5, temperature=0.7, top_p=0.9, burstiness=0.5)  # fmt: skip
+    cmd = vllm_bench_command(ramp, "http://h:1", "smol", None)
+    assert "--ramp-up-strategy linear --ramp-up-start-rps 1 --ramp-up-end-rps 5" in cmd
+    assert "--request-rate" not in cmd and "--max-concurrency" not in cmd and "--num-warmups" not in cmd
+    assert "--temperature 0.7 --top-p 0.9" in cmd and "--burstiness 0.5" in cmd and "--tokenizer" not in cmd

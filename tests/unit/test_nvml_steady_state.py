@@ -7,9 +7,10 @@ import pytest
 from harness.records import GpuPhaseTelemetry, PhaseResources, Unmeasured
 from harness.telemetry.energy import (
     SteadySpan,
+    WindowEnergy,
     accuracy_energy,
+    measured_interval,
     scenario_energy,
-    scenario_energy_figures,
     steady_state_energy,
     steady_state_window,
     tokens_between,
@@ -32,38 +33,48 @@ def req(
 CLOSED_LOOP = [req(0.0, 1.0), req(0.2, 1.2), req(1.001, 2.0), req(1.201, 2.2), req(2.001, 3.0)]
 
 
-def test_steady_state_from_first_reaching_to_first_dropping() -> None:
+def test_steady_state_is_ml_energys_definition() -> None:
+    """Issue 10 item 2: from all `target` requests past their first token to the first completion
+    after the last send (the batch can no longer be refilled). The old code started at 0.2 s, when
+    the second request was *sent* (its prefill not yet done)."""
     span, why = steady_state_window(CLOSED_LOOP, 2)
     assert why is None and span is not None
-    assert (span.start_s, span.end_s) == (0.2, 2.2)
+    assert (span.start_s, span.end_s) == (pytest.approx(0.3), 2.2)
+    assert span.requests == 4  # r0 (1.0), r1 (1.2), r2 (2.0), r3 (2.2) complete inside (0.3, 2.2]
+    assert span.low_confidence_reason is None  # refilled at once: the batch stayed full
 
 
-def test_a_dip_longer_than_the_tolerance_ends_the_steady_state() -> None:
-    span, _ = steady_state_window(CLOSED_LOOP, 2, gap_tolerance_s=0.0)
-    assert span is not None and span.end_s == 1.0
-    slow_refill = [req(0.0, 1.0), req(0.2, 3.0), req(1.5, 3.0)]  # 0.5 s before the refill
+def test_a_slow_refill_does_not_end_the_steady_state_but_lowers_its_confidence() -> None:
+    slow_refill = [req(0.0, 1.0), req(0.2, 3.0), req(1.5, 3.0), req(1.6, 4.0)]
     span, _ = steady_state_window(slow_refill, 2)
-    assert span is not None and (span.start_s, span.end_s) == (0.2, 1.0)
+    assert span is not None and (span.start_s, span.end_s) == (pytest.approx(0.3), 3.0)
+    assert "fewer than 2 requests were in flight for 19 %" in (span.low_confidence_reason or "")
 
 
-def test_simultaneous_end_and_send_is_no_drop() -> None:
-    reqs = [req(0.0, 1.0), req(0.0, 2.0), req(1.0, 2.0)]
-    span, _ = steady_state_window(reqs, 2, gap_tolerance_s=0.0)
-    assert span is not None and (span.start_s, span.end_s) == (0.0, 2.0)
+def test_a_single_batch_has_a_short_low_confidence_steady_state() -> None:
+    span, why = steady_state_window([req(0.0, 1.0), req(0.0, 2.0)], 2)
+    assert span is not None and (span.start_s, span.end_s) == (pytest.approx(0.1), 1.0)
+    assert "only 1 request(s) completed" in (span.low_confidence_reason or "")
 
 
 def test_target_never_reached_says_so() -> None:
     span, why = steady_state_window(CLOSED_LOOP, 3)
-    assert span is None and why == "target concurrency 3 never reached (peak 2 in flight)"
-    assert steady_state_window([], 1) == (None, "target concurrency 1 never reached (peak 0 in flight)")
+    assert span is None and why is not None and "peak 2" in why
+    assert steady_state_window([], 1)[0] is None
 
 
-def test_failed_or_unfinished_requests_still_occupy_their_slot_or_are_ignored() -> None:
+def test_failed_requests_never_decode_and_do_not_count() -> None:
     reqs = [req(0.0, 1.0), {"send_s": 0.5, "end_s": 0.9, "first_token_s": None, "output_tokens": 0}]
     reqs.append({"send_s": 0.6, "end_s": None, "first_token_s": None, "output_tokens": 0})
-    span, _ = steady_state_window(reqs, 2)
-    assert span is not None and (span.start_s, span.end_s) == (0.5, 0.9)
-    assert span.output_tokens == pytest.approx(10 * 0.4 / 0.9)
+    span, why = steady_state_window(reqs, 2)
+    assert span is None and why is not None and "peak 1" in why
+
+
+def test_measured_interval_is_first_send_to_last_completion() -> None:
+    span, why = measured_interval(CLOSED_LOOP)
+    assert why is None and span is not None
+    assert (span.start_s, span.end_s, span.output_tokens, span.requests) == (0.0, 3.0, 50.0, 5)
+    assert measured_interval([])[0] is None
 
 
 def test_tokens_between_uses_chunk_times() -> None:
@@ -78,18 +89,6 @@ def test_tokens_between_without_chunk_times_spreads_evenly() -> None:
     assert tokens_between([r], 1.5, 5.0) == pytest.approx(50.0)
     assert tokens_between([req(0.0, 1.0, tokens=1, first=0.5)], 0.0, 0.6) == 1
     assert tokens_between([req(0.0, 1.0, tokens=0)], 0.0, 1.0) == 0
-
-
-def test_scenario_energy_figures() -> None:
-    assert scenario_energy_figures(500.0, 1000, 10.0) == {
-        "energy_per_output_token_j": 0.5,
-        "output_tokens_per_j": 2.0,
-        "avg_power_w": 50.0,
-    }
-    assert scenario_energy_figures(None, 1000, 10.0) == dict.fromkeys(
-        ["energy_per_output_token_j", "output_tokens_per_j", "avg_power_w"]
-    )
-    assert scenario_energy_figures(500.0, 0, 10.0)["energy_per_output_token_j"] is None
 
 
 def gpu_window(
@@ -120,8 +119,21 @@ def phase(tel: GpuPhaseTelemetry | None) -> PhaseResources:
     )
 
 
-def test_scenario_energy_gross_and_above_idle() -> None:
-    e = scenario_energy(phase(gpu_window(3000.0, idle_w=100.0)), output_tokens=1500)
+def test_scenario_energy_headline_is_the_measured_interval_and_gross_is_kept() -> None:
+    measured = (
+        SteadySpan(0.0, 10.0, 1500.0, 15),
+        WindowEnergy(3000.0, None, gpu_window(3000.0, idle_w=100.0)),
+    )
+    e = scenario_energy(
+        phase(gpu_window(3600.0, duration_s=12.0, idle_w=100.0)),
+        output_tokens=1500,
+        measured=measured,
+        completed=15,
+    )
+    assert e.gross is not None and e.gross.energy_j == 3600.0 and e.gross.window == "scenario_window"
+    assert "warm-up" in (e.gross.window_note or "")
+    assert e.measured is not None and e.measured.energy_per_request_j == 200.0
+    assert "prefill energy is charged to the output tokens" in (e.measured.window_note or "")
     assert e.energy_j == 3000.0 and e.avg_power_w == 300.0
     assert e.energy_per_output_token_j == 2.0 and e.output_tokens_per_j == 0.5
     assert e.energy_above_idle_j == 2000.0 and e.energy_per_output_token_above_idle_j == pytest.approx(4 / 3)
@@ -129,14 +141,19 @@ def test_scenario_energy_gross_and_above_idle() -> None:
 
 def test_scenario_energy_null_keeps_the_reason() -> None:
     e = scenario_energy(phase(gpu_window(None)), output_tokens=10)
+    assert e.measured is not None and e.measured.energy_j is None and e.measured.reason
     assert e.energy_j is None and e.energy is not None and "backwards" in e.energy.reason
     e = scenario_energy(phase(None), output_tokens=10)
     assert e.energy is not None and e.energy.reason == "no NVIDIA GPU visible"
 
 
 def test_steady_state_energy_from_an_interval() -> None:
-    span = SteadySpan(1.0, 5.0, output_tokens=800.0)
-    s = steady_state_energy(span, 4, (1200.0, None, gpu_window(1200.0, duration_s=4.0, idle_w=100.0)))
+    span = SteadySpan(1.0, 5.0, output_tokens=800.0, requests=8, low_confidence_reason="few requests")
+    s = steady_state_energy(
+        span, 4, WindowEnergy(1200.0, None, gpu_window(1200.0, duration_s=4.0, idle_w=100.0))
+    )
+    assert s.energy_low_confidence and s.low_confidence_reason == "few requests"
+    assert s.value is not None and s.value.confidence == "low" and s.value.energy_per_request_j == 150.0
     assert s.duration_s == 4.0 and s.avg_power_w == 300.0
     assert s.energy_per_output_token_j == 1.5 and s.output_tokens_per_j == pytest.approx(2 / 3)
     assert s.energy_above_idle_j == 800.0 and s.energy_per_output_token_above_idle_j == 1.0

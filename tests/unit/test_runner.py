@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from harness.api import run_suite
-from harness.loadgen.client import write_requests_parquet
+from harness.loadgen.client import requests_from_parquet, write_requests_parquet
 from harness.loadgen.metrics import RequestTiming, aggregate
-from harness.runner import new_run_id, requests_from_parquet
+from harness.runner import new_run_id
 from harness.store import read_record, runs_dir
 
 

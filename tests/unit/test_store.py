@@ -9,7 +9,7 @@ import pytest
 
 from harness import store
 from harness.store import atomic_write_text, load_records, read_record, write_record
-from tests.gate_factories import make_record
+from tests.factories import gate_record as make_record
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -140,7 +140,9 @@ def test_engine_memory_prefers_exact_figures_and_says_why_others_are_null(tmp_pa
     assert mem.weights_bytes == 16 and mem.weights_source == "safetensors headers"
     assert mem.kv_cache_capacity_tokens == 1_234_567 and mem.kv_cache_source == "engine log"
     assert (mem.kv_cache_num_blocks, mem.kv_cache_block_size) == (1456, 16)
-    assert mem.reasons == {"nvml_memory_used_bytes": "no NVIDIA GPU measured"}
+    assert mem.reasons == dict.fromkeys(
+        ["nvml_memory_used_bytes", "nvml_memory_total_bytes"], "no NVIDIA GPU measured"
+    )
 
     mem = engine_memory(metrics_text=METRICS_032)
     assert mem.kv_cache_capacity_tokens == 23296 and mem.kv_cache_source == "/metrics cache_config_info"
@@ -154,6 +156,7 @@ def test_engine_memory_prefers_exact_figures_and_says_why_others_are_null(tmp_pa
         "weights_bytes",
         "kv_cache_capacity_tokens",
         "nvml_memory_used_bytes",
+        "nvml_memory_total_bytes",
     }
 
 

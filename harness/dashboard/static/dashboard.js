@@ -22,6 +22,7 @@
   }
 
   // ------------------------------------------------------------------ number formats
+  // The same rules as harness/formatting.py's fmt(), kind for kind.
 
   function fixedFor(v) {
     var a = Math.abs(v);
@@ -43,6 +44,10 @@
       return gib >= 1 ? gib.toFixed(2) + " GiB" : (v / 1048576).toFixed(0) + " MiB";
     },
     s: function (v) { return v >= 100 ? v.toFixed(0) + " s" : v.toFixed(1) + " s"; },
+    num: function (v) {
+      if (v === 0) return "0";
+      return Math.abs(v) >= 1000 ? Math.round(v).toLocaleString("en-US") : String(Number(v.toPrecision(4)));
+    },
     date: function (v) { return String(v).replace("T", " ").replace(/:\d\dZ$/, ""); },
     text: function (v) { return String(v); }
   };

@@ -14,13 +14,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from harness.baseline import (
-    BaselineError,
-    find_baseline,
-    hardware_label,
-    list_baselines,
-    set_baseline,
-)
+from harness.baseline import BaselineError, find_baseline, list_baselines, set_baseline
+from harness.console import consoles
 from harness.gate import (
     GateError,
     GateReport,
@@ -31,15 +26,9 @@ from harness.gate import (
     render_markdown,
     render_terminal,
 )
+from harness.hardware import hardware_label
 from harness.records import RunRecord
 from harness.store import atomic_write_text, find_run, load_records, read_record
-
-
-def _consoles() -> tuple[Console, Console]:
-    out = Console()
-    if not out.is_terminal:  # CI logs: wide enough that the table does not wrap
-        out = Console(width=160)
-    return out, Console(stderr=True)
 
 
 def resolve_candidate(
@@ -93,7 +82,7 @@ def _write_outputs(args: argparse.Namespace, junit: str, markdown: str) -> None:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    out, err = _consoles()
+    out, err = consoles()
     results = Path(args.results)
     try:
         candidate = resolve_candidate(results, args.candidate, args.model, args.suite, warn=err)
@@ -109,7 +98,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline_set(args: argparse.Namespace) -> int:
-    out, err = _consoles()
+    out, err = consoles()
     results = Path(args.results)
     if (args.run is None) == (not args.latest):
         err.print(
@@ -136,7 +125,7 @@ def cmd_baseline_set(args: argparse.Namespace) -> int:
 def cmd_baseline_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    out, err = _consoles()
+    out, err = consoles()
     entries = list_baselines(Path(args.results))
     if not entries:
         out.print(f"no baselines under {Path(args.results) / 'baselines'}", highlight=False, soft_wrap=True)

@@ -1,0 +1,153 @@
+"""Side-by-side comparison of run records: headline figures per task and per scenario, with deltas.
+
+Pure: records in, rows out; :mod:`harness.report` prints them. The first record is the
+reference and every other one is compared with it, so the same rows serve two runs
+(``harness compare RUN RUN``) and several variants of one model on one suite.
+Unlike the CI gate this passes no verdict: it shows the figures, their difference and, for
+accuracy, lm-eval's standard errors, so a reader can tell a change from noise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from harness.hardware import hardware_label
+from harness.records import RunRecord, ScenarioResult
+
+# (metric, label, higher is better) for each scenario: the figures a reader looks at first.
+SCENARIO_HEADLINES: tuple[tuple[str, str, bool], ...] = (
+    ("output_throughput", "output tok/s", True),
+    ("request_throughput", "req/s", True),
+    ("median_ttft_ms", "TTFT p50 ms", False),
+    ("p99_ttft_ms", "TTFT p99 ms", False),
+    ("median_tpot_ms", "TPOT p50 ms", False),
+    ("median_itl_ms", "ITL p50 ms", False),
+    ("median_e2el_ms", "E2E p50 ms", False),
+    ("energy_per_output_token_j", "J/output tok", False),
+    ("failed", "failed requests", False),
+)
+
+
+@dataclass(frozen=True)
+class FigureRow:
+    """One figure (a task's headline value, or a scenario metric) across the compared records."""
+
+    section: Literal["task", "scenario"]
+    name: str = ""  # task or scenario name
+    metric: str = ""
+    label: str = ""
+    values: tuple[float | None, ...] = ()  # one per record, in the order given; None: not in that run
+    stderrs: tuple[float | None, ...] = ()  # accuracy only: lm-eval's standard error of each value
+    higher_is_better: bool | None = None
+
+    def delta(self, i: int) -> float | None:
+        """values[i] - values[0] (None where either is missing)."""
+        a, b = self.values[0], self.values[i]
+        return None if a is None or b is None else b - a
+
+    def rel_delta(self, i: int) -> float | None:
+        """The delta as a fraction of the reference value."""
+        d, a = self.delta(i), self.values[0]
+        return None if d is None or not a else d / abs(a)
+
+    def noise(self, i: int) -> float | None:
+        """Standard error of the delta, where both standard errors are known."""
+        if not self.stderrs:
+            return None
+        a, b = self.stderrs[0], self.stderrs[i]
+        return None if a is None or b is None else math.hypot(a, b)
+
+    def better(self, i: int) -> bool | None:
+        """Whether record i does better than the reference on this figure (None: equal or unknown)."""
+        d = self.delta(i)
+        if d is None or d == 0 or self.higher_is_better is None:
+            return None
+        return (d > 0) == self.higher_is_better
+
+
+@dataclass(frozen=True)
+class Comparison:
+    records: tuple[RunRecord, ...]
+    provenance: list[tuple[str, tuple[str, ...]]]  # (field, value per record), what a reader checks first
+    rows: list[FigureRow]
+
+    @property
+    def differing_provenance(self) -> list[str]:
+        return [name for name, values in self.provenance if len(set(values)) > 1]
+
+
+def _scenario_value(s: ScenarioResult | None, metric: str) -> float | None:
+    if s is None:
+        return None
+    if metric == "energy_per_output_token_j":
+        return s.energy.energy_per_output_token_j if s.energy else None
+    value = getattr(s, metric)
+    return None if value is None else float(value)
+
+
+def provenance(rec: RunRecord) -> dict[str, str]:
+    """What a reader checks before trusting a comparison: which model, suite, hardware and software."""
+    env = rec.environment
+    args = rec.engine.args if rec.engine else {}
+    return {
+        "run": rec.run_id,
+        "status": rec.status,
+        "model": rec.model.preset if rec.model.preset != "local" else rec.model.source,
+        "source": rec.model.source,
+        "revision": rec.model.revision or rec.model.checksum_sha256 or "—",
+        "suite": f"{rec.suite.name} ({(rec.suite.sha256 or '')[:12] or 'no checksum'})",
+        "hardware": hardware_label(env),
+        "engine args": " ".join(f"{k}={v}" for k, v in sorted(args.items())) or "—",
+        "vllm": str(env.packages.get("vllm") or "—"),
+        "lm-eval": str(env.packages.get("lm-eval") or "—"),
+        "harness": f"{env.harness_version} {(env.git_sha or '')[:10]}".strip(),
+        "started": f"{rec.started_at:%Y-%m-%d %H:%M:%S}",
+    }
+
+
+def compare_records(records: Sequence[RunRecord]) -> Comparison:
+    """Every task and scenario of any of ``records``, their headline figures side by side.
+
+    The first record is the reference for deltas. Names present in only some records get
+    None for the others (shown as missing, never as zero).
+    """
+    if len(records) < 2:
+        raise ValueError("comparing needs at least two records")
+    recs = tuple(records)
+    prov = [provenance(r) for r in recs]
+    fields = [(key, tuple(p[key] for p in prov)) for key in prov[0]]
+    rows: list[FigureRow] = []
+    for task in dict.fromkeys(t for r in recs for t in r.accuracy):
+        results = [r.accuracy.get(task) for r in recs]
+        known = next(t for t in results if t is not None)
+        rows.append(
+            FigureRow(
+                section="task",
+                name=task,
+                metric=known.metric,
+                label=known.metric,
+                values=tuple(t.value if t else None for t in results),
+                stderrs=tuple(t.stderr if t else None for t in results),
+                higher_is_better=known.higher_is_better,
+            )
+        )
+    for name in dict.fromkeys(s for r in recs for s in r.performance):
+        scenarios = [r.performance.get(name) for r in recs]
+        for metric, label, hib in SCENARIO_HEADLINES:
+            values = tuple(_scenario_value(s, metric) for s in scenarios)
+            if all(v is None for v in values):
+                continue  # e.g. energy on CPU runs: nothing to show
+            rows.append(
+                FigureRow(
+                    section="scenario",
+                    name=name,
+                    metric=metric,
+                    label=label,
+                    values=values,
+                    higher_is_better=hib,
+                )
+            )
+    return Comparison(recs, fields, rows)

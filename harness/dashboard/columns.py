@@ -1,0 +1,315 @@
+"""The data tables' columns and rows: the leaderboard and the run lists.
+
+A table is a JSON config that ``dashboard.js`` draws: ``columns`` (what to show and how) and
+``rows`` (plain values). Columns are built by :func:`column` and :func:`scenario_column` from
+their few distinctive facts; the rest (whether a column is numeric, its value's path in the
+row) follows from those, so a new column is one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+from urllib.parse import quote
+
+from harness.dashboard.archdata import reported_view
+from harness.dashboard.data import LeaderRow, RunView, ScenarioView, iso
+
+Column = dict[str, Any]
+Better = Literal["high", "low"]
+
+TEXT_FORMATS = frozenset({"text", "date", "status"})  # every other format is a number
+
+# The leaderboard's per-scenario figures: row key -> ScenarioView attribute.
+SCENARIO_FIGURES: tuple[tuple[str, str], ...] = (
+    ("tps", "output_tps"),
+    ("rps", "request_tps"),
+    ("ttft50", "ttft_p50_ms"),
+    ("ttft90", "ttft_p90_ms"),
+    ("ttft99", "ttft_p99_ms"),
+    ("ttftsd", "ttft_std_ms"),
+    ("tpot50", "tpot_p50_ms"),
+    ("tpot99", "tpot_p99_ms"),
+    ("tpotsd", "tpot_std_ms"),
+    ("jpt", "energy_per_token_j"),
+)
+
+
+def column(
+    key: str,
+    label: str,
+    fmt: str = "text",
+    *,
+    path: Sequence[str | int] | None = None,
+    better: Better | None = None,
+    title: str | None = None,
+    se: Sequence[str | int] | None = None,
+    href: str | None = None,
+    sub: dict[str, Any] | None = None,
+    flag: str | None = None,
+    hide_empty: bool = False,
+    clip: int | None = None,
+) -> Column:
+    """One column of a data table (the keys ``dashboard.js`` reads).
+
+    Args:
+        key: the column's id (sorting, ``sort`` in the config); also its row key unless ``path``.
+        fmt: a :mod:`harness.formatting` kind, or ``text``, ``date``, ``status``.
+        path: where the value sits in a row (``"$scenario"`` is the picked load scenario).
+        better: which way is best, for the shading of the best value and the first sort.
+        se: path of the value's standard error, shown as ``± se``.
+        href: row key of a link for the cell.
+        sub: a second, smaller figure under the value: ``{"path", "label"[, "fmt"]}``.
+        flag: row key of a warning shown beside the value.
+        hide_empty: drop the column while no shown row has a value.
+        clip: cut the text to this many characters (the full text on hover).
+    """
+    col: Column = {"key": key, "label": label, "path": list(path) if path is not None else [key], "fmt": fmt}
+    if fmt not in TEXT_FORMATS:
+        col["num"] = True
+    optional = {
+        "better": better,
+        "title": title,
+        "se": list(se) if se is not None else None,
+        "href": [href] if href is not None else None,
+        "sub": sub,
+        "flag": [flag] if flag is not None else None,
+        "hideEmpty": hide_empty or None,
+        "clip": clip,
+    }
+    col.update({k: v for k, v in optional.items() if v is not None})
+    return col
+
+
+def scenario_column(
+    key: str, label: str, fmt: str, better: Better, title: str, sub: tuple[str, str] | None = None
+) -> Column:
+    """A leaderboard column of the picked load scenario; ``sub`` is (figure key, label)."""
+    return column(
+        key,
+        label,
+        fmt,
+        path=["perf", "$scenario", key],
+        better=better,
+        title=title,
+        sub={"path": ["perf", "$scenario", sub[0]], "label": sub[1]} if sub else None,
+    )
+
+
+def search_text(v: RunView) -> str:
+    """What the search box matches a row against."""
+    return " ".join(
+        x for x in (v.model, v.suite, v.hardware, v.engine, v.run_id, v.status, v.error or "") if x
+    ).lower()
+
+
+def scenario_figures(s: ScenarioView) -> dict[str, Any]:
+    return {key: getattr(s, attr) for key, attr in SCENARIO_FIGURES}
+
+
+def runs_href(model: str, prefix: str = "") -> str:
+    return f"{prefix}runs.html#q={quote(model, safe='')}"
+
+
+LEADERBOARD_HEAD: tuple[Column, ...] = (
+    column("model", "Model", href="model_href", flag="flag"),
+    column("suite", "Suite"),
+    column(
+        "acc_avg",
+        "Avg accuracy",
+        "acc",
+        se=["acc_avg_se"],
+        better="high",
+        title="Mean over the tasks the run has ± its standard error",
+    ),
+    column(
+        "rep",
+        "Δ vs published",
+        "delta",
+        hide_empty=True,
+        href="rep_href",
+        sub={"path": ["rep_n"], "label": "over", "fmt": "text"},
+        title="Mean of measured − published score over the tasks with a published figure at the same "
+        "metric and shots; details on the Architecture page",
+    ),
+    scenario_column(
+        "tps", "Output tok/s", "tps", "high", "Output tokens per second in the selected scenario"
+    ),
+    scenario_column(
+        "ttft50",
+        "TTFT p50 (ms)",
+        "ms",
+        "low",
+        "Median time to first token; σ is the standard deviation",
+        sub=("ttftsd", "σ"),
+    ),
+    scenario_column(
+        "ttft99",
+        "TTFT p99 (ms)",
+        "ms",
+        "low",
+        "99th percentile time to first token (p90 below)",
+        sub=("ttft90", "p90"),
+    ),
+    scenario_column(
+        "tpot50",
+        "TPOT p50 (ms)",
+        "ms",
+        "low",
+        "Median time per output token after the first; σ is the standard deviation",
+        sub=("tpotsd", "σ"),
+    ),
+    scenario_column(
+        "jpt",
+        "Energy (J/tok)",
+        "j",
+        "low",
+        "GPU energy per output token in the selected scenario (needs an NVIDIA GPU)",
+    ),
+    column(
+        "rss",
+        "Peak RSS",
+        "bytes",
+        better="low",
+        title="Peak resident memory of the engine's process tree over the run",
+    ),
+)
+GPU_MEMORY_COLUMN = column(
+    "gpumem", "Peak GPU mem", "bytes", better="low", title="Peak GPU memory used (NVML)"
+)
+LEADERBOARD_TAIL: tuple[Column, ...] = (
+    column("engine", "Engine"),
+    column("hardware", "Hardware"),
+    column("runs", "Runs", "int", href="runs_href", title="All runs of this model (opens the run list)"),
+    column(
+        "started",
+        "Latest run",
+        "date",
+        href="run_href",
+        title="Start of the run shown (UTC); opens its detail page",
+    ),
+)
+
+
+def task_column(task: str) -> Column:
+    return column(
+        f"acc:{task}",
+        task,
+        "acc",
+        path=["acc", task, 0],
+        se=["acc", task, 1],
+        better="high",
+        hide_empty=True,
+        title=f"{task}: headline metric ± standard error",
+    )
+
+
+def leaderboard_row(r: LeaderRow, prefix: str = "") -> dict[str, Any]:
+    v = r.latest
+    rep = reported_view(v)
+    flag = None
+    if r.last_failed is not None:
+        flag = f"newer run failed ({iso(r.last_failed.started_at)[:10]})"
+    return {
+        "model": v.model,
+        "model_href": prefix + v.model_page,
+        "suite": v.suite,
+        "hardware": v.hardware,
+        "engine": v.engine,
+        "run_id": v.run_id,
+        "run_href": prefix + v.page,
+        "started": v.started_iso,
+        "runs": r.n_runs,
+        "runs_href": runs_href(v.model, prefix),
+        "flag": flag,
+        "acc": {t: [tv.value, tv.stderr] for t, tv in v.accuracy.items()},
+        "acc_avg": v.acc_avg,
+        "acc_avg_se": v.acc_avg_se,
+        "rep": rep.mean_delta,
+        "rep_n": f"{len(rep.comparable)} task{'s' if len(rep.comparable) != 1 else ''}",
+        "rep_href": f"{prefix}architecture.html#reported",
+        "perf": {s.name: scenario_figures(s) for s in v.scenarios.values()},
+        "headline": v.headline.name if v.headline else None,
+        "rss": v.peak_rss_bytes,
+        "gpumem": v.peak_gpu_memory_bytes,
+        "search": search_text(v),
+    }
+
+
+def leaderboard_config(rows: Sequence[LeaderRow], prefix: str = "") -> dict[str, Any]:
+    """Columns and rows of the leaderboard table (see dashboard.js for the column keys)."""
+    views = [r.latest for r in rows]
+    tasks = sorted({t for v in views for t in v.accuracy})
+    scen_labels: dict[str, str] = {}
+    for v in views:
+        for s in v.scenarios.values():
+            scen_labels.setdefault(s.name, f"{s.name} ({s.load}; {s.shape})")
+    columns = list(LEADERBOARD_HEAD)
+    if any(v.peak_gpu_memory_bytes is not None for v in views):
+        columns.append(GPU_MEMORY_COLUMN)
+    columns += [task_column(t) for t in tasks]
+    columns += LEADERBOARD_TAIL
+    scenarios = [{"name": "", "label": "each suite's first scenario"}]
+    scenarios += [{"name": n, "label": label} for n, label in scen_labels.items()]
+    return {
+        "columns": columns,
+        "rows": [leaderboard_row(r, prefix) for r in rows],
+        "filters": ["suite", "hardware"],
+        "scenarios": scenarios,
+        "scenario": "",
+        "sort": {"key": "acc_avg", "dir": "desc"},
+        "empty": "No successful runs match.",
+    }
+
+
+FIRST_SCENARIO = "In the suite's first scenario"
+# No best-value shading in the run list: it mixes suites and scenarios, whose figures do not compare.
+RUNS_COLUMNS: tuple[Column, ...] = (
+    column("started", "Started (UTC)", "date", href="run_href"),
+    column("model", "Model", href="model_href"),
+    column("suite", "Suite"),
+    column("status", "Status", "status"),
+    column("acc_avg", "Avg accuracy", "acc"),
+    column("tps", "Output tok/s", "tps", title=FIRST_SCENARIO),
+    column("ttft99", "TTFT p99 (ms)", "ms", title=FIRST_SCENARIO),
+    column("scenario", "Scenario"),
+    column("hardware", "Hardware"),
+    column("engine", "Engine"),
+    column("duration", "Duration", "s"),
+    column("run_id", "Run id", href="run_href"),
+    column("error", "Error", clip=90),
+)
+
+
+def runs_row(v: RunView, prefix: str = "") -> dict[str, Any]:
+    h = v.headline
+    return {
+        "started": v.started_iso,
+        "run_href": prefix + v.page,
+        "model": v.model,
+        "model_href": prefix + v.model_page,
+        "suite": v.suite,
+        "status": v.status,
+        "acc_avg": v.acc_avg,
+        "scenario": h.name if h else None,
+        "tps": h.output_tps if h else None,
+        "ttft99": h.ttft_p99_ms if h else None,
+        "hardware": v.hardware,
+        "engine": v.engine,
+        "run_id": v.run_id,
+        "duration": v.duration_s,
+        "error": v.error,
+        "search": search_text(v),
+    }
+
+
+def runs_config(views: Sequence[RunView], prefix: str = "", hash_filters: bool = True) -> dict[str, Any]:
+    """The run list: every run, newest first, failed ones included with their error."""
+    return {
+        "columns": list(RUNS_COLUMNS),
+        "rows": [runs_row(v, prefix) for v in reversed(views)],
+        "filters": ["suite", "hardware", "status"],
+        "sort": {"key": "started", "dir": "desc"},
+        "hash": hash_filters,
+        "empty": "No runs match.",
+    }

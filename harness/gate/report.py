@@ -1,0 +1,148 @@
+"""The gate's value types: a resolved check, a figure, one metric's comparison and the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Verdict = Literal["regression", "missing", "within_noise", "improvement", "pass", "new", "unmeasured"]
+MetricKind = Literal["accuracy", "performance", "run"]
+
+FAILING: frozenset[str] = frozenset({"regression", "missing"})
+VERDICT_ORDER: tuple[str, ...] = (
+    "regression",
+    "missing",
+    "within_noise",
+    "improvement",
+    "pass",
+    "new",
+    "unmeasured",
+)
+NOISE_SIGMAS = 2.0
+
+# Project defaults for suites that declare no `gates:`. Accuracy: 2 points of the task's
+# 0-1 metric (and, through the noise rule, more than 2σ). Performance: a tenth of throughput
+# or per-token latency, a fifth of tail TTFT (a p99 of a few dozen requests moves more), and
+# no additional failed requests.
+DEFAULT_ACCURACY_MAX_ABS = 0.02
+DEFAULT_PERFORMANCE: tuple[tuple[str, float | None, float | None], ...] = (
+    # (metric, max_rel_change, max_abs_change)
+    ("output_throughput", 0.10, None),
+    ("median_tpot_ms", 0.10, None),
+    ("p99_ttft_ms", 0.20, None),
+    ("failed", None, 0.0),
+)
+
+
+class GateError(ValueError):
+    """The gate cannot run: bad thresholds or an unusable baseline. Maps to exit code 2."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One resolved threshold: a single (metric, scenario) with its direction and bounds."""
+
+    metric: str
+    scenario: str | None
+    kind: MetricKind
+    higher_is_better: bool
+    max_rel_change: float | None
+    max_abs_change: float | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.metric} [{self.scenario}]" if self.scenario else self.metric
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A metric's value in one record and its standard error (None: no spread known)."""
+
+    value: float | None
+    se: float | None = None
+    basis: str | None = None  # where `se` comes from, e.g. "stderr" or "std/√n"
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """One metric, baseline against candidate. Changes are candidate − baseline, in metric units."""
+
+    metric: str
+    scenario: str | None
+    kind: MetricKind
+    higher_is_better: bool
+    baseline: float | None
+    candidate: float | None
+    change_abs: float | None
+    change_rel: float | None  # fraction of |baseline|; None when the baseline is 0 or missing
+    max_abs_change: float | None
+    max_rel_change: float | None
+    allowed_abs: float | None  # effective allowed worsening in metric units
+    sigma: float | None  # σ of the difference; None: no spread known, bound only
+    noise_basis: str | None
+    verdict: Verdict
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.metric} [{self.scenario}]" if self.scenario else self.metric
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict in FAILING
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """Everything the gate decided, ready to render; `exit_code` is what CI should see."""
+
+    baseline_run: str
+    candidate_run: str
+    model: str
+    suite: str
+    hardware: str
+    comparisons: tuple[MetricComparison, ...]
+    mismatches: tuple[str, ...]  # configuration differences that make the runs incomparable
+    allow_mismatch: bool
+    notes: tuple[str, ...]  # context that does not block: version changes, threshold source
+    candidate_error: str | None  # set when the candidate run failed
+    thresholds_source: str
+    noise_sigmas: float = NOISE_SIGMAS
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.mismatches) and not self.allow_mismatch and self.candidate_error is None
+
+    @property
+    def failures(self) -> tuple[MetricComparison, ...]:
+        return tuple(c for c in self.comparisons if c.failed)
+
+    @property
+    def exit_code(self) -> int:
+        if self.candidate_error is not None:
+            return 1
+        if self.refused:
+            return 2
+        return 1 if self.failures else 0
+
+    @property
+    def status(self) -> str:
+        return {0: "PASS", 1: "REGRESSION", 2: "REFUSED"}[self.exit_code]
+
+    def count(self, verdict: str) -> int:
+        return sum(1 for c in self.comparisons if c.verdict == verdict)
+
+    def headline(self) -> str:
+        """One line saying the outcome and why, with the exit code."""
+        if self.candidate_error is not None:
+            return f"REGRESSION (exit 1): the candidate run failed: {self.candidate_error}"
+        if self.refused:
+            return (
+                f"REFUSED (exit 2): the runs' configurations differ in {len(self.mismatches)} place(s); "
+                "rerun like for like or pass --allow-mismatch"
+            )
+        counts = ", ".join(f"{self.count(v)} {v.replace('_', ' ')}" for v in VERDICT_ORDER if self.count(v))
+        if self.failures:
+            names = ", ".join(c.label for c in self.failures)
+            return f"REGRESSION (exit 1): {names} ({counts})"
+        return f"PASS (exit 0): nothing regressed ({counts or 'no metrics gated'})"

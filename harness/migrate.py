@@ -1,0 +1,108 @@
+"""Reading stored run records of any schema version: version check, migrations, tolerant parsing.
+
+A record is written strictly (every model forbids unknown fields) and read tolerantly:
+:func:`parse_record` ignores fields this harness does not know, refuses a record of a newer
+schema version with a message that says what to do, and brings an older one up to date
+through :data:`MIGRATIONS`, one version step at a time, on plain JSON data. The file on disk
+is never rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from harness.record_analytics import RecordAnalytics
+from harness.records import SCHEMA_VERSION, RunRecord
+
+Migration = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class RecordVersionError(ValueError):
+    """A record this harness cannot read: a newer schema version, or no usable version at all."""
+
+
+class _Version(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: int = 1  # records have always carried it; a missing one is the oldest
+
+
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema v1 -> v2.
+
+    * ``accuracy`` (task -> result, the result's name in ``task``) becomes ``tasks``, a list
+      with ``name`` inside each entry; ``performance`` (name -> result) becomes ``scenarios``.
+    * ``analytics`` was an untyped dict: kept when it reads as today's typed section, else
+      dropped (it was written by code that no longer exists and can be recomputed).
+    """
+    out = dict(data)
+    tasks = []
+    for key, result in (out.pop("accuracy", None) or {}).items():
+        entry = {k: v for k, v in dict(result).items() if k != "task"}
+        tasks.append({"name": key, **entry})
+    scenarios = [
+        {"name": key, **dict(result)} for key, result in (out.pop("performance", None) or {}).items()
+    ]
+    out["tasks"] = tasks
+    out["scenarios"] = scenarios
+    analytics = out.get("analytics")
+    if analytics is not None:
+        try:
+            RecordAnalytics.model_validate(analytics, extra="ignore")
+        except ValidationError:
+            out["analytics"] = None
+    out["schema_version"] = 2
+    return out
+
+
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
+"""Version N -> the function that turns a version-N record (plain JSON data) into version N+1."""
+
+
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """A record's JSON data brought up to :data:`SCHEMA_VERSION` (a new dict; the input is untouched).
+
+    Raises RecordVersionError for a newer version, or an older one no migration covers.
+    """
+    version = data.get("schema_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise RecordVersionError(f"schema_version {version!r} is not a positive integer")
+    if version > SCHEMA_VERSION:
+        raise RecordVersionError(
+            f"record schema v{version} is newer than this harness reads (v{SCHEMA_VERSION}): "
+            "upgrade harness (`pip install -U harness`) to read it"
+        )
+    while version < SCHEMA_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise RecordVersionError(f"no migration from record schema v{version} to v{version + 1}")
+        data = step(data)
+        version += 1
+    return data
+
+
+def parse_record(raw: str | bytes) -> RunRecord:
+    """A run record from its JSON text, of any schema version up to this harness's.
+
+    Unknown fields are ignored at every level. Raises RecordVersionError (a ValueError) for a
+    version this harness cannot read, pydantic's ValidationError for content that is not a
+    record, and ValueError for text that is not JSON.
+    """
+    try:  # the common case, a record of this version: straight from the bytes
+        return RunRecord.model_validate_json(raw, extra="ignore")
+    except ValidationError as exc:
+        failure = exc
+    try:
+        version = _Version.model_validate_json(raw).schema_version
+    except ValidationError as exc:
+        raise RecordVersionError(f"not a run record: {exc.errors()[0]['msg']}") from exc
+    if version == SCHEMA_VERSION:
+        raise failure
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise RecordVersionError("not a run record: the JSON is not an object")
+    return RunRecord.model_validate(migrate(data), extra="ignore")

@@ -1,0 +1,176 @@
+"""The one energy value type of the record: joules over a named window, and what they buy.
+
+Every energy figure a reader compares (the gate, the dashboard, notebooks) is an
+:class:`EnergyValue`: the energy of one window, where it came from, how far to trust it, and the
+per-token, per-request and per-sample figures derived from it once, here, so that no reader
+re-derives J/token from a different window or token count.
+
+This module imports nothing from :mod:`harness.records` (which re-exports it), so the two can
+evolve apart; it keeps the same model config (frozen, unknown keys rejected on writing).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EnergySource = Literal["counter", "power_integration", "mixed"]
+
+EnergyWindow = Literal["measured", "scenario_window", "steady_state", "accuracy", "idle"]
+
+WINDOW_NOTES: dict[str, str] = {
+    "measured": (
+        "first measured send to last measured completion; prefill energy is charged to the output "
+        "tokens, as ML.ENERGY does"
+    ),
+    "scenario_window": "the whole scenario window: includes warm-up requests and prompt building (gross)",
+    "steady_state": (
+        "ML.ENERGY's steady state: from the moment the target number of requests have all received "
+        "their first token to the first completion after which the batch can no longer be refilled"
+    ),
+    "accuracy": "the whole accuracy phase (every task); lm-eval's requests of all tasks share it",
+    "idle": "engine loaded, no requests, after power settled",
+}
+
+
+class EnergyValue(BaseModel):
+    """Energy of one window and the figures derived from it; null figures carry ``reason``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    window: EnergyWindow = Field(description="Which window the joules cover (see window_note).")
+    window_note: str | None = Field(default=None, description="What the window includes, in words.")
+    start_s: float | None = Field(
+        default=None, description="Window start, seconds after the scenario's first measured send."
+    )
+    end_s: float | None = Field(
+        default=None, description="Window end, seconds after the scenario's first measured send."
+    )
+    duration_s: float | None = Field(default=None, description="Window length in seconds.")
+    energy_j: float | None = Field(description="Gross GPU energy over the window, joules (all GPUs).")
+    reason: str | None = Field(default=None, description="Why energy_j is null, where it is.")
+    source: EnergySource | None = Field(
+        default=None, description="'counter' (NVML energy counter), 'power_integration' or 'mixed'."
+    )
+    confidence: Literal["high", "low"] | None = Field(
+        default=None, description="'low' where low_confidence_reason applies; null with energy_j."
+    )
+    low_confidence_reason: str | None = None
+    avg_power_w: float | None = Field(default=None, description="energy_j / duration_s.")
+    idle_power_w: float | None = Field(default=None, description="Idle baseline subtracted below.")
+    energy_above_idle_j: float | None = Field(
+        default=None, description="energy_j - idle_power_w x duration_s."
+    )
+    output_tokens: float | None = Field(default=None, description="Output tokens the window's energy buys.")
+    requests: int | None = Field(default=None, description="Completed requests the window's energy buys.")
+    samples: int | None = Field(default=None, description="Evaluated samples (accuracy windows).")
+    correct_samples: float | None = Field(
+        default=None, description="Sum over tasks of n_samples x score, for scores that are proportions."
+    )
+    energy_per_output_token_j: float | None = None
+    output_tokens_per_j: float | None = None
+    energy_per_output_token_above_idle_j: float | None = None
+    energy_per_request_j: float | None = None
+    energy_per_sample_j: float | None = None
+    energy_per_correct_sample_j: float | None = None
+
+    @classmethod
+    def derive(
+        cls,
+        window: EnergyWindow,
+        energy_j: float | None,
+        duration_s: float | None,
+        *,
+        reason: str | None = None,
+        source: EnergySource | None = None,
+        low_confidence_reason: str | None = None,
+        idle_power_w: float | None = None,
+        start_s: float | None = None,
+        end_s: float | None = None,
+        output_tokens: float | None = None,
+        requests: int | None = None,
+        samples: int | None = None,
+        correct_samples: float | None = None,
+    ) -> EnergyValue:
+        """The value with every derived figure computed once; nulls where undefined."""
+        ok = energy_j is not None and math.isfinite(energy_j)
+        e = energy_j if ok else None
+        if e is None and reason is None:
+            reason = "no energy figure for this window"
+        above = (
+            e - idle_power_w * duration_s
+            if e is not None and idle_power_w is not None and duration_s
+            else None
+        )
+        return cls(
+            window=window,
+            window_note=WINDOW_NOTES.get(window),
+            start_s=start_s,
+            end_s=end_s,
+            duration_s=duration_s,
+            energy_j=e,
+            reason=None if e is not None else reason,
+            source=source if e is not None else None,
+            confidence=None if e is None else ("low" if low_confidence_reason else "high"),
+            low_confidence_reason=low_confidence_reason if e is not None else None,
+            avg_power_w=_div(e, duration_s),
+            idle_power_w=idle_power_w,
+            energy_above_idle_j=above,
+            output_tokens=output_tokens,
+            requests=requests,
+            samples=samples,
+            correct_samples=correct_samples,
+            energy_per_output_token_j=_div(e, output_tokens),
+            output_tokens_per_j=_div(output_tokens, e),
+            energy_per_output_token_above_idle_j=_div(above, output_tokens),
+            energy_per_request_j=_div(e, requests),
+            energy_per_sample_j=_div(e, samples),
+            energy_per_correct_sample_j=_div(e, correct_samples),
+        )
+
+    @property
+    def measured(self) -> bool:
+        return self.energy_j is not None
+
+    def per_output_token_change(self, other: EnergyValue) -> float | None:
+        """Relative change of J/token from ``other`` to this value (0.1 = 10 % more per token)."""
+        a, b = self.energy_per_output_token_j, other.energy_per_output_token_j
+        return a / b - 1.0 if a is not None and b else None
+
+
+def scenario_energy_value(scenario: Any) -> EnergyValue | None:
+    """The energy value every reader compares for a scenario (a ``ScenarioResult``), or None.
+
+    Records written since issue 10 carry it (``energy.measured``: the measured interval). Older
+    (v1) records only have the whole scenario window, warm-up included: their value is rebuilt
+    from it and labelled ``window='scenario_window'``, so a reader can tell the two apart and never
+    compares a gross figure with a measured-interval one unawares.
+    """
+    energy = getattr(scenario, "energy", None)
+    measured = getattr(energy, "measured", None)
+    if measured is not None:
+        return measured  # type: ignore[no-any-return]
+    resources = getattr(scenario, "resources", None)
+    energy_j = getattr(energy, "energy_j", None)
+    if energy_j is None:
+        energy_j = getattr(resources, "energy_j", None)
+    if energy is None and resources is None:
+        return None
+    reason = getattr(getattr(energy, "energy", None), "reason", None) or getattr(
+        getattr(resources, "energy", None), "reason", None
+    )
+    return EnergyValue.derive(
+        "scenario_window",
+        energy_j,
+        getattr(energy, "duration_s", None) or getattr(resources, "duration_s", None),
+        reason=reason,
+        source=getattr(energy, "energy_source", None),
+        output_tokens=getattr(scenario, "total_output_tokens", None),
+        requests=getattr(scenario, "completed", None),
+    )
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b is not None and b > 0 else None

@@ -1,0 +1,158 @@
+"""Commands that read results: `harness runs`, `show`, `compare`, `export`, and `schema`.
+
+Thin: each parses its arguments, calls :mod:`harness.results`, :mod:`harness.compare` or
+:mod:`harness.records`, and prints through :mod:`harness.report`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from harness.records import RunRecord
+
+
+def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    def results_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--results", default="results", help="results folder (default: results)")
+
+    p = sub.add_parser("runs", help="list the runs under the results folder")
+    results_arg(p)
+    p.add_argument("--model", help="only this model (preset name, or a local checkpoint's name or path)")
+    p.add_argument("--suite", help="only this suite")
+    p.add_argument("--status", choices=("ok", "failed"), help="only runs with this status")
+    p.set_defaults(func=_cmd_runs)
+
+    p = sub.add_parser("show", help="print one run's provenance and results")
+    p.add_argument("run", help="run id, unique id prefix, run folder or record.json path")
+    results_arg(p)
+    p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser(
+        "compare",
+        help="two or more runs side by side, with deltas against the first; or, with --suite and "
+        "--model, every technique variant of a model against its baseline variant",
+    )
+    p.add_argument("runs", nargs="*", metavar="RUN", help="run ids, id prefixes, folders or record paths")
+    p.add_argument("--suite", help="with --model: compare the variants this suite ran")
+    p.add_argument("--model", help="with --suite: the model preset whose variants to compare")
+    results_arg(p)
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("export", help="write the results as tables (runs × scenarios, runs × tasks)")
+    results_arg(p)
+    p.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="default: parquet")
+    p.add_argument("--out", required=True, help="folder for runs.<format> and tasks.<format>")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("schema", help="print or check the run record's JSON Schema")
+    p.add_argument("--out", help="write it to this file instead of printing it")
+    p.add_argument(
+        "--check",
+        metavar="FILE",
+        help="exit 1 if FILE differs from the schema the models give (e.g. schema/run_record.v2.json)",
+    )
+    p.set_defaults(func=_cmd_schema)
+
+
+def _console() -> Console:
+    from harness.console import consoles
+
+    return consoles()[0]
+
+
+def _read(results: str, run: str) -> tuple[Path, RunRecord]:
+    from harness.store import find_run, read_record
+
+    run_dir = find_run(Path(results), run)
+    try:
+        return run_dir, read_record(run_dir)
+    except ValueError as exc:  # unreadable or newer record: name it, like a missing one
+        raise FileNotFoundError(str(exc)) from exc
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    import warnings
+
+    from harness.report import print_runs
+    from harness.results import select_runs
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = select_runs(args.results, model=args.model, suite=args.suite, status=args.status)
+    print_runs(records, _console())
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from harness.report import print_record
+
+    run_dir, rec = _read(args.results, args.run)
+    print_record(rec, run_dir, _console())
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import compare_records
+    from harness.report import print_comparison
+
+    if args.suite or args.model:
+        if not (args.suite and args.model) or args.runs:
+            print("error: compare --suite S --model M takes both options and no run ids", file=sys.stderr)
+            return 2
+        from harness.techniques_cli import compare_variants
+
+        return compare_variants(Path(args.results), args.suite, args.model, _console())
+    if len(args.runs) < 2:
+        print("error: compare needs two or more runs (the first is the reference)", file=sys.stderr)
+        return 2
+    records = [_read(args.results, run)[1] for run in args.runs]
+    print_comparison(compare_records(records), _console())
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import warnings
+
+    from harness.results import export_tables
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        paths = export_tables(args.results, args.out, args.format)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from harness.records import SCHEMA_VERSION, record_json_schema_text
+
+    text = record_json_schema_text()
+    if args.check:
+        path = Path(args.check)
+        if not path.is_file() or path.read_text() != text:
+            print(
+                f"{path} does not match the record models (schema v{SCHEMA_VERSION}); regenerate it with "
+                f"`harness schema --out {path}` and review the change (does it need a version bump?)",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{path} matches the record models (schema v{SCHEMA_VERSION})")
+        return 0
+    if args.out:
+        from harness.store import atomic_write_text
+
+        atomic_write_text(Path(args.out), text)
+        print(f"wrote {args.out}")
+        return 0
+    sys.stdout.write(text)
+    return 0

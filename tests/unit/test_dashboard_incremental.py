@@ -1,0 +1,132 @@
+"""Incremental dashboard builds: only the pages whose records (or tables) changed are rewritten."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from harness.dashboard import build_dashboard
+from harness.dashboard.data import build_views, model_slug, view_from_summary, view_summary
+from harness.dashboard.manifest import MANIFEST
+from harness.records import RunRecord
+from tests.factories import T0, make_record, write_run
+
+OVERVIEW = {"index.html", "history.html", "runs.html", "architecture.html", "techniques.html"}
+
+
+def model_page(model: str) -> str:
+    return f"models/{model_slug(model)}.html"
+
+
+def three_runs(results: Path) -> list[RunRecord]:
+    recs = [
+        make_record("smollm2-135m", started_at=T0, run_id="run-a"),
+        make_record("smollm2-135m", started_at=T0 + timedelta(hours=1), run_id="run-b"),
+        make_record("qwen2.5-0.5b", started_at=T0 + timedelta(hours=2), run_id="run-c"),
+    ]
+    for r in recs:
+        write_run(results, r)
+    return recs
+
+
+def rebuilt(report: object, out: Path) -> set[str]:
+    return {p.relative_to(out).as_posix() for p in report.rebuilt}  # type: ignore[attr-defined]
+
+
+def test_a_second_build_rewrites_nothing(tmp_path: Path) -> None:
+    results, out = tmp_path / "results", tmp_path / "out"
+    three_runs(results)
+    first = build_dashboard(results, out)
+    assert rebuilt(first, out) >= OVERVIEW | {"runs/run-a.html", "runs/run-b.html", "runs/run-c.html"}
+    assert (out / MANIFEST).is_file()
+    mtimes = {p: p.stat().st_mtime_ns for p in first.pages}
+    second = build_dashboard(results, out)
+    assert second.rebuilt == []
+    assert {p: p.stat().st_mtime_ns for p in second.pages} == mtimes
+    assert (second.runs, second.models, second.leaderboard_rows) == (
+        first.runs,
+        first.models,
+        first.leaderboard_rows,
+    )
+
+
+def test_a_changed_record_rebuilds_its_page_its_model_and_the_overview(tmp_path: Path) -> None:
+    results, out = tmp_path / "results", tmp_path / "out"
+    recs = three_runs(results)
+    build_dashboard(results, out)
+    changed = recs[1].model_copy(update={"error": "edited", "status": "failed"})
+    write_run(results, changed)
+    report = build_dashboard(results, out)
+    assert rebuilt(report, out) == OVERVIEW | {"runs/run-b.html", model_page("smollm2-135m")}
+    assert "edited" in (out / "runs/run-b.html").read_text()
+    runs = json.loads((out / "runs.html").read_text().split('id="runs-data">')[1].split("</script>")[0])
+    assert {r["run_id"]: r["status"] for r in runs["rows"]}["run-b"] == "failed"
+
+
+def test_an_added_record_rebuilds_only_its_own_pages_and_the_overview(tmp_path: Path) -> None:
+    results, out = tmp_path / "results", tmp_path / "out"
+    three_runs(results)
+    build_dashboard(results, out)
+    write_run(results, make_record("qwen2.5-0.5b", started_at=T0 + timedelta(hours=3), run_id="run-d"))
+    report = build_dashboard(results, out)
+    assert rebuilt(report, out) == OVERVIEW | {"runs/run-d.html", model_page("qwen2.5-0.5b")}
+    assert report.runs == 4
+
+
+def test_a_touched_but_unchanged_record_rebuilds_nothing(tmp_path: Path) -> None:
+    results, out = tmp_path / "results", tmp_path / "out"
+    three_runs(results)
+    build_dashboard(results, out)
+    path = results / "runs/run-a/record.json"
+    path.write_bytes(path.read_bytes())  # same bytes, new modification time
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert build_dashboard(results, out).rebuilt == []
+
+
+def test_a_deleted_record_loses_its_page(tmp_path: Path) -> None:
+    results, out = tmp_path / "results", tmp_path / "out"
+    three_runs(results)
+    build_dashboard(results, out)
+    (results / "runs/run-c/record.json").unlink()
+    report = build_dashboard(results, out)
+    assert not (out / "runs/run-c.html").exists() and not (out / model_page("qwen2.5-0.5b")).exists()
+    # The overview pages, and a model page only where its colour moved with the set of models.
+    assert OVERVIEW <= rebuilt(report, out) <= OVERVIEW | {model_page("smollm2-135m")}
+    assert "run-c" not in (out / "runs.html").read_text()
+
+
+def test_a_changed_table_rebuilds_its_run_page(tmp_path: Path) -> None:
+    results, out = tmp_path / "results", tmp_path / "out"
+    three_runs(results)
+    build_dashboard(results, out)
+    table = next((results / "runs/run-a/requests").glob("*.parquet"))
+    table.write_bytes(b"not parquet")
+    report = build_dashboard(results, out)
+    assert "runs/run-a.html" in rebuilt(report, out) and "runs/run-b.html" not in rebuilt(report, out)
+    assert any("unreadable table" in w for w in report.warnings)
+    # The warning stays listed while the page is current.
+    again = build_dashboard(results, out)
+    assert again.rebuilt == [] and any("unreadable table" in w for w in again.warnings)
+
+
+def test_deleted_pages_and_a_bad_manifest_are_rebuilt(tmp_path: Path) -> None:
+    results, out = tmp_path / "results", tmp_path / "out"
+    three_runs(results)
+    build_dashboard(results, out)
+    (out / "runs/run-a.html").unlink()
+    assert rebuilt(build_dashboard(results, out), out) == {"runs/run-a.html"}
+    (out / MANIFEST).write_text("{not json")
+    report = build_dashboard(results, out)
+    assert rebuilt(report, out) >= OVERVIEW | {"runs/run-a.html", "runs/run-b.html", "runs/run-c.html"}
+    assert len(build_dashboard(results, out, full=True).rebuilt) == len(report.pages)
+
+
+def test_a_cached_view_is_the_view(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    recs = three_runs(results)
+    for v in build_views([(r, results / "runs" / r.run_id) for r in recs]):
+        back = view_from_summary(json.loads(json.dumps(view_summary(v))), v.run_dir)
+        assert back == v.__class__(**{**v.__dict__, "page": "", "model_page": ""})
+        assert back.loaded is None and back.record == v.record  # read from its run folder on demand
