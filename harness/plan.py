@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pathlib import Path
 
-from harness.models import EngineArgs, ModelPreset, get_preset
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.models import EngineArgs, ModelPreset, check_extra_args, get_preset
 from harness.rigor.expand import describe_point, expand_scenarios
-from harness.suite import LoadedSuite, PerfScenario, TaskSpec
+from harness.suite import LoadedSuite, PerfScenario, SuiteError, TaskSpec
 from harness.variants import VariantSpec, baseline_name
 from harness.workloads.spec import describe_workload
 
@@ -27,6 +29,12 @@ class RunPlan(BaseModel):
     variant: VariantSpec | None = None
     baseline_variant: str | None = None
     engine_env: dict[str, str] = {}
+    endpoint_gpus: tuple[str, ...] = Field(
+        default=(), description="GPU UUIDs of an external endpoint on this machine (metered if given)."
+    )
+    task_include_paths: tuple[str, ...] = Field(
+        default=(), description="Absolute folders of user task YAML (accuracy.include_path)."
+    )
 
     @property
     def label(self) -> str:
@@ -34,43 +42,78 @@ class RunPlan(BaseModel):
         return f"{self.model.name}{tag} × {self.suite.spec.name}"
 
 
+def task_include_paths(suite: LoadedSuite) -> tuple[str, ...]:
+    """accuracy.include_path made absolute (relative to the suite file); each must be a folder."""
+    base = suite.path.resolve().parent if suite.path is not None else Path.cwd()
+    out = []
+    for i, entry in enumerate(suite.spec.accuracy.include_path):
+        folder = (base / Path(entry).expanduser()).resolve()
+        if not folder.is_dir():
+            where = f"{suite.path}: " if suite.path is not None else ""
+            raise SuiteError(f"{where}accuracy.include_path.{i}: {folder} is not a folder of task YAML files")
+        out.append(str(folder))
+    return tuple(out)
+
+
 def plan_runs(
-    suite: LoadedSuite, models: list[str] | None = None, endpoint: str | None = None
+    suite: LoadedSuite,
+    models: list[str] | None = None,
+    endpoint: str | None = None,
+    endpoint_gpus: tuple[str, ...] = (),
 ) -> list[RunPlan]:
     """One RunPlan per model: `models` if given, else the suite's own list.
 
-    Raises UnknownModelError (with the nearest preset names) before anything starts.
+    Raises UnknownModelError (with the nearest preset names), or SuiteError for a parallelism
+    flag in `extra_args` or a missing include_path folder, before anything starts.
     """
     spec = suite.spec
     names = models or spec.models
     if not names:
         raise ValueError(f"suite {spec.name!r} lists no models: pass --model")
+    if endpoint_gpus and not endpoint:
+        raise ValueError("--endpoint-gpus names the GPUs of an --endpoint; pass --endpoint too")
+    includes = task_include_paths(suite)
     plans = []
     for name in names:
         preset = get_preset(name)
-        overrides = {
-            k: v
-            for k, v in {"max_model_len": spec.engine.max_model_len, "dtype": spec.engine.dtype}.items()
-            if v is not None
+        typed = {
+            "max_model_len": spec.engine.max_model_len,
+            "dtype": spec.engine.dtype,
+            "tensor_parallel_size": spec.engine.tensor_parallel_size,
+            "pipeline_parallel_size": spec.engine.pipeline_parallel_size,
+            "data_parallel_size": spec.engine.data_parallel_size,
         }
-        engine = preset.engine.model_copy(
-            update={**overrides, "extra_args": preset.engine.extra_args + tuple(spec.engine.extra_args)}
-        )
+        overrides = {k: v for k, v in typed.items() if v is not None}
+        extra = preset.engine.extra_args + tuple(spec.engine.extra_args)
+        try:
+            check_extra_args(extra)
+        except ValueError as exc:
+            raise SuiteError(f"{suite.path or spec.name}: engine.extra_args: {exc}") from None
+        engine = preset.engine.model_copy(update={**overrides, "extra_args": extra})
         base = baseline_name(spec.variants)
         variants: list[VariantSpec | None] = [*spec.variants] or [None]
         for variant in variants:
             if variant is not None and endpoint:
                 raise ValueError("variants change the engine: they cannot run against an external --endpoint")
+            planned = apply_variant(engine, variant)
+            try:  # a variant's flags too
+                check_extra_args(planned.extra_args)
+            except ValueError as exc:
+                raise SuiteError(
+                    f"{suite.path or spec.name}: variant {variant.name if variant else ''}: {exc}"
+                ) from None
             plans.append(
                 RunPlan(
                     suite=suite,
                     model=with_checkpoint(preset, variant.model) if variant and variant.model else preset,
-                    engine=apply_variant(engine, variant),
+                    engine=planned,
                     startup_timeout_s=spec.engine.startup_timeout_s,
                     tasks=tuple(spec.accuracy.tasks),
                     scenarios=tuple(expand_scenarios(spec.performance)),
                     seed=spec.seed,
                     endpoint=endpoint,
+                    endpoint_gpus=tuple(endpoint_gpus),
+                    task_include_paths=includes,
                     variant=variant,
                     baseline_variant=base,
                     engine_env=dict(variant.env) if variant else {},
@@ -113,9 +156,32 @@ def describe(plan: RunPlan) -> list[str]:
     if plan.variant is not None:
         role = "baseline" if plan.variant.name == plan.baseline_variant else f"vs {plan.baseline_variant}"
         lines.append(f"  variant: {plan.variant.name} ({role}): {'; '.join(plan.variant.changes())}")
+    if plan.endpoint:
+        gpus = (
+            ", ".join(plan.endpoint_gpus) if plan.endpoint_gpus else "none named: GPU energy and memory null"
+        )
+        lines.append(f"  gpus:    {gpus}")
+    else:
+        e = plan.engine
+        lines.append(
+            f"  gpus:    {e.gpu_count} (tp {e.tensor_parallel_size} x pp {e.pipeline_parallel_size} "
+            f"x dp {e.data_parallel_size})"
+        )
+    for folder in plan.task_include_paths:
+        lines.append(f"  tasks from: {folder}")
+    if plan.tasks:
+        from harness.accuracy.settings import resolve_invocation
+
+        inv = resolve_invocation(plan.suite.spec.accuracy, plan.tasks[0], {}, None)
+        max_len = plan.suite.spec.accuracy.max_length or "the engine's max_model_len"
+        lines.append(
+            f"  lm-eval: batch_size {inv.batch_size}, seeds {','.join(map(str, inv.seeds))}, "
+            f"bootstrap_iters {inv.bootstrap_iters}, max_length {max_len}"
+        )
     for t in plan.tasks:
-        limit = f", limit {t.limit}" if t.limit else ""
-        lines.append(f"  accuracy: {t.name} ({t.num_fewshot}-shot{limit})")
+        shots = "task's default shots" if t.num_fewshot is None else f"{t.num_fewshot}-shot"
+        limit = f", limit {t.limit:g}" if t.limit else ""
+        lines.append(f"  accuracy: {t.name} ({shots}{limit})")
     for s in plan.scenarios:
         process = "Poisson" if s.burstiness == 1.0 else f"gamma (burstiness {s.burstiness:g})"
         if s.ramp_up_strategy is None and s.request_rate is None and s.concurrency is None:

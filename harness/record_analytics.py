@@ -169,7 +169,7 @@ class ReportedComparison(_Frozen):
     )
     delta: float | None = Field(description="measured - reported, as a fraction.")
     num_fewshot_reported: int
-    num_fewshot_measured: int
+    num_fewshot_measured: int | None
     comparable: bool = Field(description="Same metric found and same shot count.")
     note: str | None = None
     source: str

@@ -92,6 +92,11 @@ class ModelInfo(Frozen):
         default=None, description="sha256 over the checkpoint's weight and config files, where local."
     )
     served_name: str = Field(description="Model name the OpenAI-compatible server answers to.")
+    checksum: Unmeasured | None = Field(
+        default=None,
+        description="Why checksum_sha256 is null, where it is (e.g. an external endpoint's weights "
+        "cannot be verified from here).",
+    )
 
 
 class EngineInfo(Frozen):
@@ -178,19 +183,31 @@ class TaskResult(Frozen):
     """One accuracy task: the headline metric and everything lm-eval reported."""
 
     name: str = Field(description="lm-eval task name (a group's subtasks are entries of their own).")
-    metric: str = Field(description="Headline metric name, e.g. 'acc' or 'exact_match'.")
+    metric: str = Field(
+        description="Headline metric as lm-eval keys it, filter included, e.g. 'acc,none' or "
+        "'exact_match,strict-match' (records before lm_eval_command: the bare name)."
+    )
     value: float
     stderr: float | None = Field(
         description="Standard error of `value` (bootstrap or analytic), as lm-eval gives it."
     )
-    higher_is_better: bool = True
-    n_samples: int = Field(description="Number of documents evaluated.")
-    num_fewshot: int
+    higher_is_better: bool | None = Field(
+        default=True, description="lm-eval's direction; null if it gives none."
+    )
+    n_samples: int | None = Field(
+        description="Documents evaluated (lm-eval's n-samples); null if not reported."
+    )
+    num_fewshot: int | None = Field(description="Few-shot examples per prompt, as lm-eval reports (n-shot).")
     version: str | None = Field(default=None, description="Task version from its lm-eval config.")
     metrics: dict[str, float | None] = Field(
         default_factory=dict, description="All metrics lm-eval reported."
     )
     samples_path: str | None = Field(default=None, description="Per-sample log, relative to the run folder.")
+    lm_eval_command: str | None = Field(
+        default=None,
+        description="The `lm_eval run ...` command that evaluates this task the same way against the "
+        "same server (shell-quoted).",
+    )
 
     @property
     def task(self) -> str:

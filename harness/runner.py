@@ -45,7 +45,7 @@ from harness.rigor.expand import RIGOR_FIELDS
 from harness.store import runs_dir, write_record
 from harness.suite import PerfScenario
 from harness.telemetry import TelemetrySession
-from harness.weights import ResolvedModel, resolve_model
+from harness.weights import ResolvedModel, hub_reachable, resolve_model
 
 
 @dataclass
@@ -78,11 +78,28 @@ def new_run_id(model: str, suite: str, now: datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{slug}-{secrets.token_hex(2)}"
 
 
+def _endpoint_model(plan: RunPlan) -> ResolvedModel:
+    """An external endpoint's model: only its tokenizer is needed here; its weights are not ours to check."""
+    m = plan.model
+    if m.source == "builtin":
+        from harness.checkpoints import ensure_checkpoint
+
+        path = str(ensure_checkpoint(m.name))
+    else:
+        path = m.local_path or m.hub_id or m.name
+    return ResolvedModel(path, path, None, None, "external endpoint")
+
+
+ENDPOINT_UNVERIFIED = "external endpoint: the served weights cannot be checksummed from here (unverified)"
+
+
 def _make_engine(plan: RunPlan, model: ResolvedModel, run_dir: Path) -> Engine:
     if plan.endpoint:
         from harness.engine.endpoint import ExternalEndpoint
 
-        return ExternalEndpoint(plan.endpoint)
+        m = plan.model
+        names = (m.name, m.hub_id or "", m.local_path or "", model.path)
+        return ExternalEndpoint(plan.endpoint, accepted_names=tuple(dict.fromkeys(names)))
     from harness.engine.vllm_server import VllmServer
 
     return VllmServer(
@@ -150,15 +167,18 @@ def execute(
     gpu_fields: dict[str, Any] = {}
     with _signals_as_interrupt() as signals:
         try:
+            if plan.tasks:  # before the engine: a missing dataset fails the run in seconds
+                from harness.accuracy import preflight_datasets
+
+                hooks.on_phase("checking task datasets")
+                preflight_datasets(
+                    list(plan.tasks), run_dir / "tasks", plan.task_include_paths, hub_reachable=hub_reachable
+                )
             hooks.on_phase("resolving model")
-            model = resolve_model(plan)
+            model = _endpoint_model(plan) if plan.endpoint else resolve_model(plan)
             engine = _make_engine(plan, model, run_dir)
             hooks.on_phase("starting engine")
-            # The GPU meter starts before the engine so that loading is measured too; the GPUs
-            # are those the engine will see (its CUDA_VISIBLE_DEVICES), tp of them.
-            telemetry = TelemetrySession(
-                None, gpu_env=dict(os.environ), gpu_count=plan.engine.tensor_parallel_size
-            )
+            telemetry = _telemetry_session(plan)
             gpu_fields = telemetry.environment_fields()
             telemetry.start()
             telemetry.begin_window("engine_start")
@@ -237,6 +257,7 @@ def execute(
             revision=model.revision if model else None,
             checksum_sha256=model.checksum if model else None,
             served_name=engine.served_name if engine and engine.served_name else plan.model.name,
+            checksum=Unmeasured(reason=ENDPOINT_UNVERIFIED) if plan.endpoint else None,
         ),
         engine=partial.engine_info,
         variant=_variant_info(plan),
@@ -253,6 +274,20 @@ def execute(
     if interrupted is not None:
         raise interrupted
     return record
+
+
+def _telemetry_session(plan: RunPlan) -> TelemetrySession:
+    """The GPU meter starts before the engine so that loading is measured too. A managed engine's
+    GPUs are those it will see (its CUDA_VISIBLE_DEVICES), tp x pp x dp of them; an external
+    endpoint's are metered only when --endpoint-gpus names them."""
+    if plan.endpoint and not plan.endpoint_gpus:
+        from harness.telemetry.session import NullGpuMeter
+
+        return TelemetrySession(None, gpu=NullGpuMeter("external endpoint"))
+    if plan.endpoint:
+        env = {"CUDA_VISIBLE_DEVICES": ",".join(plan.endpoint_gpus)}
+        return TelemetrySession(None, gpu_env=env, gpu_count=len(plan.endpoint_gpus))
+    return TelemetrySession(None, gpu_env={**os.environ, **plan.engine_env}, gpu_count=plan.engine.gpu_count)
 
 
 def _start_watchdog(plan: RunPlan, engine: Engine) -> EngineWatchdog:
@@ -333,29 +368,37 @@ def _measure(
 ) -> None:
     spec = plan.suite.spec
     if plan.tasks:
-        from harness.accuracy import evaluate_tasks
+        from harness.accuracy import AccuracyError, evaluate_tasks
+        from harness.engine.endpoint import served_max_model_len
 
+        max_length = spec.accuracy.max_length or served_max_model_len(engine.base_url, engine.served_name)
+        if max_length is None:
+            raise AccuracyError(
+                f"the server at {engine.base_url} does not report max_model_len for {engine.served_name!r} "
+                "in /v1/models: set accuracy.max_length in the suite to its context length"
+            )
         hooks.on_phase("accuracy")
         telemetry.begin_window("accuracy")
         try:
             partial.accuracy.update(
                 evaluate_tasks(
                     list(plan.tasks),
+                    spec.accuracy,
                     base_url=engine.base_url,
                     served_name=engine.served_name,
                     tokenizer=model.tokenizer,
                     run_dir=run_dir,
-                    seed=plan.seed,
-                    batch_size=spec.accuracy.batch_size,
-                    num_concurrent=spec.accuracy.num_concurrent,
-                    max_length=plan.engine.max_model_len or 2048,
+                    max_length=max_length,
+                    include_paths=plan.task_include_paths,
                     on_task=lambda t: hooks.on_phase(f"accuracy: {t}"),
                 )
             )
         finally:
             telemetry.end_window("accuracy")
         partial.accuracy_energy = telemetry.accuracy_energy(
-            "accuracy", sum(t.n_samples for t in partial.accuracy.values()), list(partial.accuracy.values())
+            "accuracy",
+            sum(t.n_samples or 0 for t in partial.accuracy.values()),
+            list(partial.accuracy.values()),
         )
         engine.check_alive()
     if plan.scenarios:

@@ -28,15 +28,84 @@ class Spec(BaseModel):
 
 
 class TaskSpec(Spec):
+    """One lm-eval task. Unset fields take the suite's `accuracy` settings, then the `lm_eval` CLI's."""
+
     name: str = Field(description="lm-eval task name or a bundled offline task.", examples=["arc_challenge"])
-    num_fewshot: int = Field(default=0, ge=0, description="Few-shot examples per prompt.")
-    limit: int | None = Field(default=None, ge=1, description="Evaluate only the first N documents.")
+    num_fewshot: int | None = Field(
+        default=None, ge=0, description="Few-shot examples per prompt; unset: the task's own default."
+    )
+    limit: float | None = Field(
+        default=None,
+        gt=0,
+        description="Documents to evaluate: a whole number N (the first N) or a fraction below 1 "
+        "(that share of the documents), as the CLI's --limit.",
+        examples=[100, 0.1],
+    )
+    apply_chat_template: bool | str | None = Field(
+        default=None, description="Overrides accuracy.apply_chat_template for this task."
+    )
+    fewshot_as_multiturn: bool | None = Field(
+        default=None, description="Overrides accuracy.fewshot_as_multiturn for this task."
+    )
+    system_instruction: str | None = Field(
+        default=None, description="Overrides accuracy.system_instruction for this task."
+    )
+    gen_kwargs: dict[str, Any] | None = Field(
+        default=None, description="Merged over accuracy.gen_kwargs for this task (lm-eval --gen_kwargs)."
+    )
+
+    @field_validator("limit")
+    @classmethod
+    def _count_or_fraction(cls, value: float | None) -> float | None:
+        if value is not None and value >= 1 and value != int(value):
+            raise ValueError("a limit of 1 or more is a count of documents and must be a whole number")
+        return value
 
 
 class AccuracySpec(Spec):
+    """How lm-eval runs; every unset field takes the `lm_eval` CLI's default (lm-eval 0.4.13)."""
+
     tasks: list[TaskSpec] = Field(default_factory=list, description="Tasks evaluated with lm-eval.")
-    batch_size: int = Field(default=8, ge=1, description="Prompts per request sent to the engine.")
-    num_concurrent: int = Field(default=2, ge=1, description="Requests in flight at once.")
+    include_path: list[str] = Field(
+        default_factory=list,
+        description="Folders of lm-eval task YAML files (relative to the suite file), as --include_path.",
+        examples=[["my_tasks"]],
+    )
+    batch_size: int | None = Field(
+        default=None, ge=1, description="Prompts per request sent to the engine (CLI default 1)."
+    )
+    num_concurrent: int | None = Field(
+        default=None, ge=1, description="Requests in flight at once (local-completions default 1)."
+    )
+    max_length: int | None = Field(
+        default=None,
+        ge=2,
+        description="Context length lm-eval truncates to; unset: the engine's max_model_len read from "
+        "its /v1/models.",
+    )
+    seed: list[int | None] | None = Field(
+        default=None,
+        min_length=4,
+        max_length=4,
+        description="lm-eval's four seeds (python random, numpy, torch, few-shot), as --seed; "
+        "unset: the CLI's 0,1234,1234,1234.",
+    )
+    bootstrap_iters: int | None = Field(
+        default=None,
+        ge=0,
+        description="Bootstrap resamples for stderrs that need them; unset: 100000, the only value "
+        "the CLI can use.",
+    )
+    apply_chat_template: bool | str = Field(
+        default=False, description="Render prompts with the tokenizer's chat template (or the named one)."
+    )
+    fewshot_as_multiturn: bool | None = Field(
+        default=None, description="Few-shot examples as chat turns; unset: on with a chat template."
+    )
+    system_instruction: str | None = Field(default=None, description="System instruction for every prompt.")
+    gen_kwargs: dict[str, Any] | None = Field(
+        default=None, description="Generation settings over each task's own, as --gen_kwargs."
+    )
 
     @field_validator("tasks", mode="before")
     @classmethod
@@ -44,6 +113,24 @@ class AccuracySpec(Spec):
         if isinstance(value, list):
             return [{"name": v} if isinstance(v, str) else v for v in value]
         return value
+
+    @field_validator("include_path", mode="before")
+    @classmethod
+    def _one_path_as_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _multiturn_needs_chat(self) -> AccuracySpec:
+        for task in self.tasks:
+            chat = (
+                task.apply_chat_template if task.apply_chat_template is not None else self.apply_chat_template
+            )
+            turns = task.fewshot_as_multiturn
+            if turns is None:
+                turns = self.fewshot_as_multiturn
+            if turns and not chat:
+                raise ValueError(f"task {task.name}: fewshot_as_multiturn needs apply_chat_template")
+        return self
 
 
 class PerfScenario(Spec):
@@ -209,6 +296,15 @@ class EngineOverrides(Spec):
         default=None, ge=16, description="Overrides the preset's context length."
     )
     dtype: str | None = Field(default=None, description="Overrides the preset's dtype.")
+    tensor_parallel_size: int | None = Field(
+        default=None, ge=1, description="Overrides the preset's tensor-parallel size (GPUs per stage)."
+    )
+    pipeline_parallel_size: int | None = Field(
+        default=None, ge=1, description="Overrides the preset's pipeline-parallel size (stages)."
+    )
+    data_parallel_size: int | None = Field(
+        default=None, ge=1, description="Overrides the preset's data-parallel size (engine replicas)."
+    )
     startup_timeout_s: float = Field(default=600, gt=0, description="Seconds to wait for /health.")
     watchdog_timeout_s: float = Field(
         default=60,
@@ -217,6 +313,14 @@ class EngineOverrides(Spec):
         "many seconds ends the run as failed, keeping what was measured.",
     )
     extra_args: list[str] = Field(default_factory=list, description="Extra vLLM server CLI arguments.")
+
+    @field_validator("extra_args")
+    @classmethod
+    def _no_typed_flags(cls, value: list[str]) -> list[str]:
+        from harness.models import check_extra_args
+
+        check_extra_args(value)
+        return value
 
 
 class GateThreshold(Spec):

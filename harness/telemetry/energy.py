@@ -191,7 +191,9 @@ def correct_samples(tasks: Sequence[TaskResult]) -> tuple[float | None, str | No
     """
     total, used, left = 0.0, 0, []
     for t in tasks:
-        if t.higher_is_better and 0.0 <= t.value <= 1.0 and t.n_samples > 0:
+        if t.n_samples is None:  # lm-eval did not say how many documents it evaluated
+            left.append(f"{t.task} (no sample count)")
+        elif t.higher_is_better and 0.0 <= t.value <= 1.0 and t.n_samples > 0:
             total += t.n_samples * t.value
             used += 1
         else:

@@ -101,7 +101,8 @@ def test_fingerprint_of_a_local_checkpoint_follows_its_bytes(tmp_path: Path) -> 
 def test_resources_follow_parallelism_and_the_suite(tmp_path: Path) -> None:
     text = SUITE.replace("models: [mistral-7b, phi-2]", "models: [mixtral-8x7b]")
     text += "resources: {accelerator_type: H100, num_cpus: 4, memory_gib: 8}\n"
-    text += "engine: {extra_args: [--pipeline-parallel-size, '2', --distributed-executor-backend=ray]}\n"
+    # Parallel sizes are typed engine fields (a --pipeline-parallel-size in extra_args is refused).
+    text += "engine: {pipeline_parallel_size: 2, extra_args: [--distributed-executor-backend=ray]}\n"
     [cell] = plan_cells(load_suite(_variant(tmp_path, text, "big")))
     r = cell.resources
     assert (r.tensor_parallel_size, r.pipeline_parallel_size, r.num_gpus) == (2, 2, 4)

@@ -58,9 +58,7 @@ def test_unknown_key_names_file_line_and_field() -> None:
 
 def test_bad_value_names_line() -> None:
     bad = GOOD.replace("limit: 10", "limit: -3")
-    with pytest.raises(
-        SuiteError, match=r"<suite>:6: accuracy\.tasks\.1\.limit: .*greater than or equal to 1"
-    ):
+    with pytest.raises(SuiteError, match=r"<suite>:6: accuracy\.tasks\.1\.limit: .*greater than 0"):
         parse_suite(bad)
 
 
