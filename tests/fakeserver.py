@@ -393,8 +393,15 @@ def build_app(server: FakeServer) -> Any:
         rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
 
         async def send(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> None:
-            chunk = {"id": rid, "object": "text_completion", "created": created, "model": server.name}
+            chunk: dict[str, Any] = {
+                "id": rid,
+                "object": "text_completion",
+                "created": created,
+                "model": server.name,
+            }
             chunk.update(choices=choices, usage=usage)
+            if usage is not None:  # vLLM 0.32 names itself in the usage chunk only
+                chunk["system_fingerprint"] = "vllm-0.32.0-fake"
             await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
         outs = [server.generate(p, body, max_tokens) for p in prompts]

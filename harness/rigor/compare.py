@@ -121,8 +121,16 @@ class PairedAccuracy:
         )
 
 
+def metric_name(task: TaskResult) -> str:
+    """The per-sample key of the headline metric (records name it with its filter: `acc,none`)."""
+    return task.metric.partition(",")[0]
+
+
 def headline_filter(task: TaskResult) -> str | None:
     """The lm-eval filter of the task's headline figure (`acc,none` -> `none`)."""
+    name, _, flt = task.metric.partition(",")
+    if flt:
+        return flt
     for key, value in task.metrics.items():
         name, _, flt = key.partition(",")
         if name == task.metric and value is not None and abs(value - task.value) < 1e-12 and flt:
@@ -154,8 +162,8 @@ def paired_accuracy(
 ) -> PairedAccuracy:
     """Compare one task's per-document scores between two runs on the same documents."""
     flt = headline_filter(task)
-    b = read_sample_scores(baseline_log, task.metric, flt)
-    c = read_sample_scores(candidate_log, task.metric, flt)
+    b = read_sample_scores(baseline_log, metric_name(task), flt)
+    c = read_sample_scores(candidate_log, metric_name(task), flt)
     if b.keys() != c.keys():
         only_b, only_c = len(b.keys() - c.keys()), len(c.keys() - b.keys())
         raise SampleLogError(
@@ -168,10 +176,10 @@ def paired_accuracy(
     result = mcnemar_exact(xb, xc) if binary else paired_bootstrap(xb, xc, n_resamples=n_resamples)
     return PairedAccuracy(
         task.name,
-        task.metric,
+        metric_name(task),
         flt,
         result,
-        task.higher_is_better,
+        task.higher_is_better is not False,  # lm-eval left it unset: accuracy-like, higher is better
         baseline_mean=sum(xb) / len(xb) if xb else 0.0,
         candidate_mean=sum(xc) / len(xc) if xc else 0.0,
     )

@@ -159,4 +159,10 @@ def listeners(pids: set[int]) -> list[tuple[int, str, str, int]]:
 
 def outward(found: list[tuple[int, str, str, int]]) -> list[tuple[int, str, str, int]]:
     """The listeners not bound to a loopback address."""
-    return [x for x in found if not ipaddress.ip_address(x[2].split("%")[0]).is_loopback]
+
+    def loopback(host: str) -> bool:
+        ip = ipaddress.ip_address(host.split("%")[0])
+        mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is IPv4's loopback on a v6 socket
+        return bool((mapped or ip).is_loopback)
+
+    return [x for x in found if not loopback(x[2])]
