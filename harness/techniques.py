@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.records import RunRecord, ScenarioResult, TaskResult
 
@@ -251,9 +252,36 @@ def technique_rows(
     return rows
 
 
-def samples_path(results: Path, rec: RunRecord, task: TaskResult) -> Path | None:
-    """The per-sample log of a task beside its record, where one was written."""
-    if task.samples_path is None:
+def samples_path(run_dir: Path | None, task: TaskResult) -> Path | None:
+    """The per-sample log of a task in its run folder, where one was written."""
+    if run_dir is None or task.samples_path is None:
         return None
-    p = results / "runs" / rec.run_id / task.samples_path
+    p = run_dir / task.samples_path
     return p if p.is_file() else None
+
+
+def paired_from_logs(results: Path) -> Any:
+    """:func:`paired_in` for the run folders of a results store."""
+    return paired_in(lambda rec: results / "runs" / rec.run_id)
+
+
+def paired_in(run_dir_of: Any) -> Any:
+    """The paired per-document test (exact McNemar for 0/1 metrics, else a paired bootstrap) on the
+    two runs' lm-eval sample logs, found in ``run_dir_of(record)``; None for a task where either
+    log is missing or unreadable."""
+    from harness.rigor.compare import SampleLogError, paired_accuracy
+
+    def test(task: Any, base: Any, rec: Any) -> PairedOutcome | None:
+        base_task = base.accuracy.get(task.name)
+        if base_task is None:
+            return None
+        b, c = samples_path(run_dir_of(base), base_task), samples_path(run_dir_of(rec), task)
+        if b is None or c is None:
+            return None
+        try:
+            r = paired_accuracy(task, b, c).result
+        except (SampleLogError, ValueError, OSError):
+            return None
+        return PairedOutcome(method=r.method, p_value=r.p_value, better=r.gained, worse=r.lost)
+
+    return test

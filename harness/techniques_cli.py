@@ -79,14 +79,9 @@ def render(rows: list[Any], console: Any) -> None:
 def compare_variants(results: Path, suite: str, model: str, console: Any) -> int:
     """Print the techniques table of one suite and model; exit 1 when no variant run is found."""
     from harness.store import load_records
-    from harness.techniques import technique_rows
+    from harness.techniques import paired_from_logs, technique_rows
 
     loaded = load_records(results)
     rows = technique_rows(loaded.records, suite, model, paired=paired_from_logs(results))
     render(rows, console)
     return 0 if rows else 1
-
-
-def paired_from_logs(results: Path) -> Any:
-    """A paired per-document test that reads the two runs' sample logs (None where one is missing)."""
-    return None

@@ -9,7 +9,7 @@ from harness.dashboard.data import Palette, RunView
 from harness.dashboard.figures import accuracy_scatter
 from harness.dashboard.html import esc
 from harness.dashboard.layout import cell, chart_card, frame, plain_table
-from harness.techniques import TechniqueRow, technique_rows
+from harness.techniques import TechniqueRow, paired_in, technique_rows
 
 
 def _pct_cell(x: float | None, ci: tuple[float, float] | None = None) -> str:
@@ -81,6 +81,7 @@ def techniques_page(views: Sequence[RunView], palette: Palette, generated: str) 
     # of thousands of plain runs does not load every record for this page.
     views = [v for v in views if "@" in v.model]
     records = [v.record for v in views]
+    run_dirs = {v.run_id: v.run_dir for v in views}
     pairs = sorted({(r.suite.name, r.model.preset) for r in records if r.variant is not None})
     body = [
         '<section class="hero"><h1>Techniques</h1><p class="context">Each serving-time technique as a variant '
@@ -94,7 +95,7 @@ def techniques_page(views: Sequence[RunView], palette: Palette, generated: str) 
             '<section class="card"><p class="empty">No run with variants yet: add `variants:` to a suite.</p></section>'
         )
     for suite, model in pairs:
-        rows = technique_rows(records, suite, model)
+        rows = technique_rows(records, suite, model, paired=paired_in(lambda rec: run_dirs.get(rec.run_id)))
         if not rows:
             continue
         body.append(
