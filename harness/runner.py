@@ -11,65 +11,35 @@ import os
 import re
 import secrets
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from harness.engine.base import Engine, EngineError
-from harness.engine.vllm_metrics import MetricsPoller
 from harness.engine.watchdog import EngineWatchdog
 from harness.environment import collect_environment
 from harness.loadgen.metrics import RequestTiming
 from harness.plan import RunPlan
 from harness.record_analytics import RecordAnalytics
 from harness.records import (
-    AccuracyEnergy,
     EngineInfo,
-    EngineMemory,
-    IdleBaseline,
     ModelInfo,
     PhaseResources,
     Resources,
     RunRecord,
     ScenarioResult,
-    ScenarioSettings,
     SuiteInfo,
-    TaskResult,
     Unmeasured,
     VariantInfo,
 )
-from harness.rigor.expand import RIGOR_FIELDS
+from harness.scenario_run import Partial as _Partial
+from harness.scenario_run import RunHooks, run_scenario, write_server_series
 from harness.store import runs_dir, write_record
 from harness.suite import PerfScenario
 from harness.telemetry import TelemetrySession
 from harness.weights import ResolvedModel, hub_reachable, resolve_model
-
-
-@dataclass
-class RunHooks:
-    """Progress callbacks; the CLI passes rich progress bars, tests pass nothing."""
-
-    on_phase: Callable[[str], None] = lambda phase: None
-    on_scenario_start: Callable[[str, int], None] = lambda name, total: None
-    on_request_done: Callable[[], None] = lambda: None
-
-
-@dataclass
-class _Partial:
-    """What a run has measured so far; becomes the record whatever happens."""
-
-    accuracy: dict[str, TaskResult] = field(default_factory=dict)
-    performance: dict[str, ScenarioResult] = field(default_factory=dict)
-    engine_info: EngineInfo | None = None
-    idle: IdleBaseline | None = None
-    accuracy_energy: AccuracyEnergy | None = None
-    memory: EngineMemory | None = None
-    gpu_samples_path: str | None = None
-    server_metrics_path: str | None = None
-    poller: MetricsPoller | None = None  # the engine's /metrics series, read by each scenario
 
 
 def new_run_id(model: str, suite: str, now: datetime | None = None) -> str:
@@ -221,7 +191,7 @@ def execute(
                     watchdog.stop()
                 if poller is not None:
                     poller.stop()
-                    partial.server_metrics_path = _write_server_series(run_dir, poller)
+                    partial.server_metrics_path = write_server_series(run_dir, poller)
                 if telemetry is not None:
                     telemetry.stop()
                     phases = dict(telemetry.phases)
@@ -412,7 +382,7 @@ def _measure(
             # Each repeat is its own point name (`chat@c4#2`), so it draws its own prompts and
             # never hits another repeat's prefix cache.
             hooks.on_scenario_start(point.name, point.num_requests)
-            _run_scenario(
+            run_scenario(
                 point,
                 plan.seed,
                 engine,
@@ -450,144 +420,6 @@ def _measure(
             on_point=lambda name, result: partial.performance.__setitem__(name, result),
             schedule=schedule,
         )
-
-
-def _run_scenario(
-    scenario: PerfScenario,
-    seed: int,
-    engine: Engine,
-    tokenizer: tuple[list[int], Callable[[str], int], str],
-    telemetry: TelemetrySession,
-    run_dir: Path,
-    hooks: RunHooks,
-    partial: _Partial,
-    watchdog: EngineWatchdog | None = None,
-    base_dir: Path | None = None,
-) -> None:
-    """Run one scenario into ``partial.performance`` (also what it measured before a hung engine)."""
-    from harness.loadgen.client import LoadSpec, run_load, write_requests_parquet
-    from harness.loadgen.metrics import aggregate
-    from harness.loadgen.peer_command import vllm_bench_command
-    from harness.loadgen.prompts import scenario_seed
-    from harness.loadgen.sessions import run_sessions
-    from harness.workloads.run import WORKLOAD_FIELDS, scenario_workload, workload_info
-
-    token_ids, count_tokens, tokenizer_path = tokenizer
-    # The record's settings and the load generator's spec are the same figures; the scenario
-    # draws its own prompts and arrivals, so it never hits another scenario's prefix cache.
-    fields = scenario.model_dump(exclude={"name", *WORKLOAD_FIELDS, *RIGOR_FIELDS})
-    load = LoadSpec(**fields, seed=scenario_seed(seed, scenario.name))
-    workload = scenario_workload(
-        scenario,
-        load.seed,
-        token_ids,
-        tokenizer_path,
-        base_dir,
-        partial.memory.kv_cache_block_size if partial.memory is not None else None,
-    )
-    command = (
-        None
-        if workload is not None
-        else vllm_bench_command(load, engine.base_url, engine.served_name, tokenizer_path)
-    )
-    settings = ScenarioSettings(**fields, seed=seed, scenario_seed=load.seed, vllm_bench_command=command)
-    window = f"scenario:{scenario.name}"
-    poller = partial.poller
-    t0 = poller.clock() if poller is not None else None
-    telemetry.begin_window(window)
-    try:
-        with watchdog.suspended() if watchdog is not None else nullcontext():  # aborts by itself
-            if workload is not None and workload.is_conversation:
-                assert scenario.conversation is not None
-                result = run_sessions(
-                    load,
-                    engine.base_url,
-                    engine.served_name,
-                    workload.sessions,
-                    think_time_s=scenario.conversation.think_time_s,
-                    on_done=hooks.on_request_done,
-                    count_tokens=count_tokens,
-                    abort=watchdog,
-                )
-            else:
-                result = run_load(
-                    load,
-                    engine.base_url,
-                    engine.served_name,
-                    token_ids,
-                    on_done=hooks.on_request_done,
-                    count_tokens=count_tokens,
-                    abort=watchdog,
-                    items=workload.items if workload is not None else None,
-                )
-    finally:
-        phase = telemetry.end_window(window)
-    server = None
-    if poller is not None and t0 is not None:
-        poller.poll_once()  # the counters as the scenario ends
-        server = poller.server_window(
-            t0,
-            poller.clock(),
-            workload.implied_prefix_hit_rate if workload is not None else None,
-            dispatch_s=result.first_send_s,
-        )
-    agg = aggregate(result.requests, duration_s=result.duration_s)
-    if agg["completed"] == 0 and not result.aborted:
-        raise EngineError(f"scenario {scenario.name}: every request failed: {'; '.join(agg['errors'][:3])}")
-    rel = Path("requests") / f"{scenario.name}.parquet"
-    (run_dir / rel.parent).mkdir(parents=True, exist_ok=True)
-    write_requests_parquet(str(run_dir / rel), result.requests)
-    out_tokens = agg["total_output_tokens"]
-    energy = telemetry.scenario_energy(
-        window,
-        out_tokens,
-        requests=_timeline_rows(result.requests),
-        target_concurrency=settings.concurrency if settings.request_rate is None else None,
-        first_send_s=result.first_send_s,
-    )
-    partial.performance[scenario.name] = ScenarioResult(
-        name=scenario.name,
-        settings=settings,
-        client_cpu_s=result.client_cpu_s,
-        client_cpu_us_per_output_token=(result.client_cpu_s * 1e6 / out_tokens) if out_tokens else None,
-        requests_path=str(rel),
-        incomplete=result.aborted,
-        resources=phase,
-        energy=energy,
-        server=server,
-        workload=workload_info(scenario, workload, result.requests, base_dir),
-        **agg,
-    )
-    if result.aborted:
-        raise EngineError(f"scenario {scenario.name}: {result.aborted}")
-
-
-def _write_server_series(run_dir: Path, poller: MetricsPoller) -> str | None:
-    """The engine's /metrics polls as ``telemetry/server_metrics.parquet`` (t_s from the poller's origin)."""
-    from harness.engine.server_metrics import write_series
-
-    if not poller.series:
-        return None
-    rel = Path("telemetry") / "server_metrics.parquet"
-    try:
-        write_series(run_dir / rel, poller.series, t0_s=poller.origin_s)
-    except OSError:
-        return None
-    return str(rel)
-
-
-def _timeline_rows(requests: list[RequestTiming]) -> list[dict[str, Any]]:
-    """Per-request rows in the shape the energy steady-state window reads (seconds, ms)."""
-    return [
-        {
-            "send_s": r.send_s,
-            "end_s": r.end_s,
-            "first_token_s": r.first_token_s,
-            "output_tokens": r.output_tokens,
-            "itl_ms": [g * 1000.0 for g in r.itl_s],
-        }
-        for r in requests
-    ]
 
 
 def _analytics(plan: RunPlan, partial: _Partial, environment: Any) -> RecordAnalytics | None:
