@@ -214,12 +214,7 @@ def execute(
         run_id=run_id,
         status="failed" if error else "ok",
         error=error,
-        suite=SuiteInfo(
-            name=plan.suite.spec.name,
-            path=str(plan.suite.path) if plan.suite.path else None,
-            sha256=plan.suite.sha256,
-            spec=plan.suite.spec.model_dump(mode="json"),
-        ),
+        suite=suite_info(plan),
         model=ModelInfo(
             preset=plan.model.name if plan.model.source != "local" else "local",
             family=plan.model.family,
@@ -287,6 +282,16 @@ def _start_watchdog(plan: RunPlan, engine: Engine) -> EngineWatchdog:
     )
     watchdog.start()
     return watchdog
+
+
+def suite_info(plan: RunPlan) -> SuiteInfo:
+    """The record's suite section: the suite as run, kept as data."""
+    return SuiteInfo(
+        name=plan.suite.spec.name,
+        path=str(plan.suite.path) if plan.suite.path else None,
+        sha256=plan.suite.sha256,
+        spec=plan.suite.spec.model_dump(mode="json"),
+    )
 
 
 def _variant_info(plan: RunPlan) -> VariantInfo | None:

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from harness.cells import Cell
-from harness.records import Environment, ModelInfo, RunRecord, SuiteInfo
-from harness.runner import new_run_id
+from harness.records import Environment, ModelInfo, RunRecord
+from harness.runner import new_run_id, suite_info
 from harness.store import runs_dir, write_record
 
 
@@ -78,12 +78,7 @@ def failed_cell_record(
         run_id=new_run_id(plan.model.name, plan.suite.spec.name, started),
         status="failed",
         error=reason[:4000],
-        suite=SuiteInfo(
-            name=plan.suite.spec.name,
-            path=str(plan.suite.path) if plan.suite.path else None,
-            sha256=plan.suite.sha256,
-            spec=plan.suite.spec.model_dump(mode="json"),
-        ),
+        suite=suite_info(plan),
         model=ModelInfo(
             preset=plan.model.name if plan.model.source != "local" else "local",
             family=plan.model.family,
