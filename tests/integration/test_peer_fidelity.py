@@ -92,9 +92,12 @@ def test_closed_loop_agrees_with_vllm_bench_serve(smollm2_server: VllmServer) ->
         LoadSpec(128, 32, 4, 4, None, 0, seed=1), url, served, ids, count_tokens=count
     )  # warm the server
     runs: dict[str, list[Run]] = {"harness": [], "vllm": []}
-    for rep in range(2):
+    # Two repeats, alternating the tools; if a ratio is out (a burst of load from elsewhere on a
+    # shared machine moves one side's mean TTFT by tens of percent), two more repeats are pooled in
+    # before judging: more requests, not a wider tolerance.
+    for rep in range(4):
         spec = LoadSpec(128, 32, 16, 4, None, 0, seed=700 + rep)  # fresh prompts each repeat
-        for tool in ("vllm", "harness") if rep == 0 else ("harness", "vllm"):
+        for tool in ("vllm", "harness") if rep % 2 == 0 else ("harness", "vllm"):
             if tool == "vllm":
                 args = [*vllm_bench_args(spec, url, served, tokenizer), "--ready-check-timeout-sec", "0"]
                 runs[tool].append(run_from_vllm(run_bench_serve([*args, "--save-detailed"], timeout_s=600)))
@@ -102,8 +105,11 @@ def test_closed_loop_agrees_with_vllm_bench_serve(smollm2_server: VllmServer) ->
                 res = run_load(spec, url, served, ids, count_tokens=count)
                 agg = aggregate(res.requests, duration_s=res.duration_s)
                 runs[tool].append(run_from_harness(res.requests, agg["duration"]))
-    h, v = pooled(runs["harness"]), pooled(runs["vllm"])
+        h, v = pooled(runs["harness"]), pooled(runs["vllm"])
+        bad = {k: r for k, r in ratios(h, v).items() if not abs(r - 1) <= TOLERANCE[k]}
+        if rep == 1 and not bad:
+            break
     print("\n" + table([("closed c=4", h, v)]))
-    assert h["completed"] == v["completed"] == 32 and h["failed"] == v["failed"] == 0
-    bad = {k: r for k, r in ratios(h, v).items() if not abs(r - 1) <= TOLERANCE[k]}
-    assert not bad, f"harness/vllm ratios out of tolerance: {bad}"
+    n = 16 * len(runs["harness"])
+    assert h["completed"] == v["completed"] == n and h["failed"] == v["failed"] == 0
+    assert not bad, f"harness/vllm ratios out of tolerance after {len(runs['harness'])} repeats: {bad}"
