@@ -108,10 +108,10 @@ def _spread_ci(a: ScenarioResult, b: ScenarioResult) -> tuple[float, float] | No
     (their t-intervals; conservative: the ratio of opposite ends)."""
 
     def ci(s: ScenarioResult) -> tuple[float, float] | None:
-        spread = getattr(getattr(s, "rigor", None), "spread", None) or {}
-        stat = spread.get("output_throughput")
-        lo, hi = getattr(stat, "ci95_low", None), getattr(stat, "ci95_high", None)
-        return (lo, hi) if lo and hi else None
+        stat = s.rigor.spread.get("output_throughput") if s.rigor is not None else None
+        if stat is None or not stat.ci95_low or not stat.ci95_high:
+            return None
+        return (stat.ci95_low, stat.ci95_high)
 
     ca, cb = ci(a), ci(b)
     if ca is None or cb is None:
