@@ -154,6 +154,20 @@ class GpuInfo(Frozen):
     )
 
 
+class GpuIdentity(Frozen):
+    """Whether the metered GPUs are the engine's, checked by UUID once the engine was up."""
+
+    status: Literal["verified", "mismatch", "unverified"] = Field(
+        description="verified: NVML lists the engine's processes on exactly the metered GPUs; "
+        "mismatch: it does not (every energy figure is then null); unverified: it could not tell."
+    )
+    metered_gpu_uuids: list[str] = Field(default_factory=list, description="GPUs the meter read.")
+    engine_gpu_uuids: list[str] = Field(
+        default_factory=list, description="GPUs where NVML listed a process of the engine's tree."
+    )
+    reason: str | None = Field(default=None, description="Why not verified, where it is not.")
+
+
 class Environment(Frozen):
     harness_version: str
     git_sha: str | None
@@ -177,6 +191,10 @@ class Environment(Frozen):
         default=None, description="CUDA_VISIBLE_DEVICES as the engine saw it (null: unset, all GPUs)."
     )
     gpu_notes: list[str] = Field(default_factory=list, description="Caveats on the GPU figures (e.g. MIG).")
+    gpu_identity: GpuIdentity | None = Field(
+        default=None,
+        description="The engine-to-GPU mapping checked by UUID (null: no GPU, or no engine came up).",
+    )
 
 
 class TaskResult(Frozen):

@@ -195,6 +195,8 @@ def execute(
                 if telemetry is not None:
                     telemetry.stop()
                     phases = dict(telemetry.phases)
+                    # again: start() measured the counters' update periods and attach() the GPU identity
+                    gpu_fields = telemetry.environment_fields()
                     try:
                         partial.gpu_samples_path = telemetry.write_gpu_samples(run_dir)
                     except OSError as exc:

@@ -77,6 +77,14 @@ def energy_section(rec: RunRecord) -> str:
             bits.append(f"power scope {g.power_scope}")
         if bits:
             facts.append((f"GPU {g.index}", "; ".join(bits)))
+    ident = rec.environment.gpu_identity
+    if ident is not None:
+        facts.append(
+            (
+                "GPU identity",
+                ident.status + (f": {ident.reason}" if ident.reason else " by UUID (NVML processes)"),
+            )
+        )
     headers = [
         "Window",
         "Energy (J)",

@@ -7,7 +7,8 @@ Runs on any NVIDIA machine with only PyTorch and nvidia-ml-py (no vLLM, no pydan
 Steps (planned durations in :data:`PLAN_S`; about 2 minutes in all, 2.5 at the settling cap):
 
 1. **set-up**: driver, power limit, persistence, MIG mode, which fields the GPU offers; torch's
-   device UUID equals NVML's for the same ordinal (``CUDA_DEVICE_ORDER=PCI_BUS_ID``).
+   device UUID equals NVML's for the same ordinal (``CUDA_DEVICE_ORDER=PCI_BUS_ID``), and NVML
+   lists this process on that GPU (the per-run identity check, :mod:`harness.telemetry.identity`).
 2. **read latency**: p50/p99 of each field NVML is read for, over 2,000 calls.
 3. **update periods**: a tight loop over the counter, instant and average power under load.
 4. **settling**: 10 s of matmul, then the power fall-off until flat (capped at 30 s); then 5 s of
@@ -57,6 +58,7 @@ from harness.telemetry.check_score import (
     window_errors,
     window_length_scores,
 )
+from harness.telemetry.identity import check_identity
 from harness.telemetry.nvml import GpuDevice, NvmlError, NvmlNotSupported, open_gpus
 from harness.telemetry.sampler import GpuSampler
 
@@ -186,6 +188,7 @@ def _facts(gpus: Any, gpu: GpuDevice, torch: Any, device: int) -> tuple[dict[str
             gpu.uuid.lower(),
             torch_uuid == gpu.uuid.lower(),
         ),
+        _identity_score(gpus, gpu),
         Score("set-up", "MIG mode off", not gpu.mig, "", "MIG: no per-instance energy", not gpu.mig),
         Score("set-up", "energy counter readable", counter_ok, "", "required", counter_ok),
         Score(
@@ -199,6 +202,19 @@ def _facts(gpus: Any, gpu: GpuDevice, torch: Any, device: int) -> tuple[dict[str
         Score("set-up", "persistence mode", facts["persistence_mode"], "", "reported", None),
     ]
     return facts, scores
+
+
+def _identity_score(gpus: Any, gpu: GpuDevice) -> Score:
+    """What each run checks, here with this process as the engine: NVML lists it on its GPU."""
+    check = check_identity([gpu.uuid], gpus.compute_pids(), [os.getpid()])
+    return Score(
+        "set-up",
+        "per-run identity: NVML lists this process on the GPU by UUID",
+        check.status if check.reason is None else f"{check.status}: {check.reason}",
+        "",
+        "verified (unverified in a container without the host's PID namespace)",
+        {"verified": True, "mismatch": False}.get(check.status),
+    )
 
 
 def run_check(device: int = 0, log: Callable[[str], None] = lambda _: None) -> CheckReport:

@@ -40,6 +40,10 @@ class ProcessTreeMonitor:
             out.append(self._procs.setdefault(p.pid, p))
         return out
 
+    def pids(self) -> list[int]:
+        """The PIDs of the tree now (root first); empty without a root or once it is gone."""
+        return [p.pid for p in self._tree()]
+
     def rss_bytes(self) -> int | None:
         if self.pid is None:
             return None

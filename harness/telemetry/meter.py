@@ -21,7 +21,10 @@ Method (per GPU, summed over the GPUs the engine uses):
    one-second mean power is flat (right after weight loading and graph capture a GPU is still
    cooling; capped at 30 s), then measures; later windows report
    ``energy_above_idle_j = energy_j - idle_power_w * duration_s``.
-6. **Any past interval.** :meth:`NvmlGpuMeter.interval` measures a sub-interval (a scenario's
+6. **The right GPUs, checked.** :meth:`NvmlGpuMeter.check_engine`, once the engine is up,
+   finds the GPUs where NVML lists the engine's processes and compares their UUIDs with the
+   metered ones (:mod:`~harness.telemetry.identity`); on a mismatch every later window is null.
+7. **Any past interval.** :meth:`NvmlGpuMeter.interval` measures a sub-interval (a scenario's
    measured interval or steady state) from the stored series, counter readings interpolated
    between samples.
 
@@ -34,11 +37,12 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.records import GpuDeviceWindow, GpuPhaseTelemetry, IdleBaseline, Unmeasured
+from harness.records import GpuDeviceWindow, GpuIdentity, GpuPhaseTelemetry, IdleBaseline, Unmeasured
+from harness.telemetry.identity import IdentityCheck, check_identity
 from harness.telemetry.nvml import GpuDevice, GpuSet, describe_gpus
 from harness.telemetry.sampler import DEFAULT_INTERVAL_S, GpuSampler, Reading
 from harness.telemetry.series import (
@@ -92,6 +96,7 @@ class NvmlGpuMeter:
         self._phase_stack: list[str] = []
         self._environment: dict[str, Any] | None = None
         self._started = False
+        self.identity: IdentityCheck | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -114,6 +119,17 @@ class NvmlGpuMeter:
         """Stop sampling and release NVML; the stored series stays readable."""
         self.sampler.stop()
         self.gpus.close()
+
+    def check_engine(self, pids: Collection[int]) -> IdentityCheck:
+        """Check by UUID that the engine's processes (``pids``) run on exactly the metered GPUs.
+
+        Call once the engine is up (its CUDA contexts exist). On a mismatch every window measured
+        from then on (and any past interval) is null with the reason; the outcome goes into the
+        record's environment (``gpu_identity``).
+        """
+        listed = self.gpus.compute_pids() if pids else {}
+        self.identity = check_identity([g.uuid for g in self.gpus], listed, pids)
+        return self.identity
 
     # -- windows ---------------------------------------------------------------------------
 
@@ -224,7 +240,10 @@ class NvmlGpuMeter:
         """Keyword arguments for :class:`~harness.records.Environment` (GPU provenance)."""
         if self._environment is None:
             self._environment = describe_gpus(self.gpus, self.counter_period_s)
-        return dict(self._environment)
+        fields = dict(self._environment)
+        if self.identity is not None:
+            fields["gpu_identity"] = GpuIdentity(**self.identity.as_record())  # type: ignore[arg-type]
+        return fields
 
     def write_samples(self, path: Path) -> int:
         """Write the GPU time series to Parquet; returns the number of rows."""
@@ -237,6 +256,14 @@ class NvmlGpuMeter:
 
     def _figures(self, edges: Sequence[tuple[float, float]]) -> WindowEnergy:
         devices = [self._device_figures(gpu, t0, t1) for gpu, (t0, t1) in zip(self.gpus, edges, strict=True)]
+        if self.identity is not None and self.identity.voids_energy:
+            void = Unmeasured(reason=self.identity.reason or "GPU identity mismatch")
+            devices = [
+                d.model_copy(
+                    update={"energy_j": None, "energy_source": None, "energy": void, "avg_power_w": None}
+                )
+                for d in devices
+            ]
         t_start = min(t0 for t0, _ in edges)
         t_end = max(t1 for _, t1 in edges)
         duration = t_end - t_start

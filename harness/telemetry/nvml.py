@@ -20,8 +20,10 @@ shared with the other instances (Zeus refuses MIG for the same reason); :attr:`G
 ``GpuDevice.mig`` say so. The first invalid entry ends the list, as it does for CUDA. Integers
 index the GPUs in PCI bus order: NVML's own enumeration order is not guaranteed, so handles are
 sorted by PCI bus id here, and the engine is started with ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` so that
-CUDA counts the same way (CUDA's default is "fastest first"). The GPU check compares torch's
-device UUIDs with NVML's to prove the mapping on real hardware.
+CUDA counts the same way (CUDA's default is "fastest first"). Each run then checks the mapping by
+UUID (:meth:`GpuSet.compute_pids` feeds :mod:`harness.telemetry.identity`: the GPUs where the
+engine's processes hold a context must be the metered ones), and the GPU check compares torch's
+device UUIDs with NVML's.
 
 Every ``pynvml`` call goes through :func:`_call`, which turns ``pynvml.NVMLError`` codes into our
 exception types; nothing outside this module knows that NVML exists. ``pynvml`` is imported
@@ -332,6 +334,7 @@ class GpuSet(Sequence[GpuDevice]):
     reason: str | None = None
     notes: list[str] = field(default_factory=list)
     visible_devices: str | None = None
+    physical: list[tuple[str, Any]] = field(default_factory=list, repr=False)  # (uuid, handle), PCI order
     _initialised: bool = field(default=False, repr=False)
 
     def __getitem__(self, i: Any) -> Any:
@@ -374,6 +377,17 @@ class GpuSet(Sequence[GpuDevice]):
         except (NvmlError, AttributeError):
             return None
 
+    def compute_pids(self) -> dict[str, set[int] | None]:
+        """Every physical GPU's UUID -> PIDs with a compute context there (None: NVML won't say)."""
+        out: dict[str, set[int] | None] = {}
+        for uuid, handle in self.physical:
+            try:
+                procs = _call("compute processes", _lib().nvmlDeviceGetComputeRunningProcesses, handle)
+                out[uuid] = {int(p.pid) for p in procs}
+            except NvmlError:
+                out[uuid] = None
+        return out
+
 
 def _cuda_version(v: int) -> str:
     return f"{int(v) // 1000}.{(int(v) % 1000) // 10}"
@@ -415,6 +429,7 @@ def open_gpus(env: Mapping[str, str] | None = None, max_devices: int | None = No
         )
         handles = [handles[i] for i in order]
         uuids = [_text(_call("uuid", lib.nvmlDeviceGetUUID, h)) for h in handles]
+        gpus.physical = list(zip(uuids, handles, strict=True))
         migs = {e for e in (parse_cuda_visible_devices(visible) or []) if e.startswith("MIG-")}
         chosen = _choose(parse_cuda_visible_devices(visible), uuids, handles, gpus.notes)
         if max_devices is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +26,10 @@ class GpuMeter(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
+
+    def check_engine(self, pids: Collection[int]) -> object:
+        """Check that the engine's processes run on the metered GPUs (once the engine is up)."""
+        ...
 
     def begin_window(self, name: str) -> None: ...
 
@@ -72,6 +76,9 @@ class NullGpuMeter:
         return None
 
     def stop(self) -> None:
+        return None
+
+    def check_engine(self, pids: Collection[int]) -> None:
         return None
 
     def begin_window(self, name: str) -> None:
@@ -163,10 +170,12 @@ class TelemetrySession:
         """Follow the engine's process tree from now on (it exists only once the engine started).
 
         A window open across attach() charges the tree's CPU seconds since its processes began,
-        which for the engine start-up window is exactly the start-up cost.
+        which for the engine start-up window is exactly the start-up cost. The GPU meter then
+        checks, by UUID, that the engine's processes run on the GPUs it reads.
         """
         self.tree.pid = engine_pid
         self.tree.start()
+        self.gpu.check_engine(self.tree.pids())
 
     def begin_window(self, name: str) -> None:
         self.tree.open_window(name)

@@ -4,6 +4,7 @@ without a GPU (exit 2 with the reason), and its imports (torch and nvidia-ml-py 
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from harness.telemetry.check_score import (
     window_errors,
     window_length_scores,
 )
+from tests.fakenvml import RealClock
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -195,19 +197,6 @@ def test_gpu_check_imports_without_pydantic_numpy_or_torch() -> None:
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 
-class _RealClock:
-    """The fake NVML's clock following real time, for a dry run of the whole check."""
-
-    @property
-    def t(self) -> float:
-        import time
-
-        return time.perf_counter()
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def _stub_torch(uuid: str):
     import time
     from types import SimpleNamespace
@@ -234,8 +223,8 @@ def test_dry_run_of_every_step_on_a_fake_gpu_and_a_stub_torch(fake_nvml, monkeyp
     loads are stubs, so the load-ordering figure fails: exit status 1, not a crash)."""
     import harness.telemetry.check as check
 
-    fake_nvml.clock = _RealClock()  # type: ignore[assignment]
-    gpu = fake_nvml.add_gpu(power=[(0.0, 120.0)])
+    fake_nvml.clock = RealClock()
+    gpu = fake_nvml.add_gpu(power=[(0.0, 120.0)], processes={os.getpid()})
     monkeypatch.setitem(sys.modules, "torch", _stub_torch(gpu.uuid[4:]))
     for name, value in {
         "SETTLE_LOAD_S": 0.3,
@@ -265,6 +254,9 @@ def test_dry_run_of_every_step_on_a_fake_gpu_and_a_stub_torch(fake_nvml, monkeyp
     }
     scores = {(s["step"], s["name"]): s for s in report["scores"]}
     assert scores[("set-up", "torch device UUID == NVML UUID")]["passed"] is True
+    assert (
+        scores[("set-up", "per-run identity: NVML lists this process on the GPU by UUID")]["passed"] is True
+    )
     assert scores[("update period", "energy counter")]["value"] == pytest.approx(100.0, abs=15.0)
     assert scores[("whole run", "NVML read errors")]["passed"] is True
     assert scores[("load levels", "idle < decode < mid < matmul ≤ 1.05 × limit")]["passed"] is False

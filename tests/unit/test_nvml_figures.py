@@ -126,6 +126,84 @@ def test_the_engine_counts_gpus_in_pci_bus_order_too(monkeypatch) -> None:
     assert engine_env(cpu=False, kv_cache_gib=1)["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
 
 
+def _two_gpus_out_of_pci_order(fake):
+    """NVML enumerates C1 before 41; CUDA (PCI_BUS_ID) calls 41 device 0."""
+    far = fake.add_gpu(uuid="GPU-cccc", pci_bus_id="00000000:C1:00.0", power=[(0.0, 400.0)])
+    near = fake.add_gpu(uuid="GPU-aaaa", pci_bus_id="00000000:41:00.0", power=[(0.0, 100.0)])
+    return near, far
+
+
+def test_the_engine_is_found_on_the_metered_gpu_by_uuid(fake_nvml) -> None:
+    near, far = _two_gpus_out_of_pci_order(fake_nvml)
+    near.processes = {4242, 4243}  # the engine core holds a context on device 0
+    far.processes = {999}  # somebody else's job
+    meter = make_meter(fake_nvml, {"CUDA_VISIBLE_DEVICES": "0"})
+    check = meter.check_engine([4241, 4242])
+    result = window(fake_nvml, meter, 6.0)
+    env = meter.environment_fields()
+    meter.stop()
+    assert check.status == "verified" and check.engine_uuids == ("GPU-aaaa",)
+    assert result.energy_j == pytest.approx(600.0, rel=0.03)  # 100 W for 6 s: device 0, not C1's 400 W
+    ident = env["gpu_identity"]
+    assert ident.status == "verified" and ident.metered_gpu_uuids == ["GPU-aaaa"] and ident.reason is None
+
+
+def test_an_engine_on_another_gpu_voids_every_energy_figure(fake_nvml) -> None:
+    near, far = _two_gpus_out_of_pci_order(fake_nvml)
+    far.processes = {4242}  # CUDA_DEVICE_ORDER was overridden: the engine landed on C1
+    meter = make_meter(fake_nvml, {"CUDA_VISIBLE_DEVICES": "0"})
+    meter.check_engine([4241, 4242])
+    result = window(fake_nvml, meter, 6.0)
+    idle = meter.measure_idle(2.0)
+    env = meter.environment_fields()
+    meter.stop()
+    assert result.energy_j is None and result.gpu is not None and result.gpu.energy_j is None
+    why = result.why or ""
+    assert "GPU identity mismatch" in why and "GPU-cccc" in why and "GPU-aaaa" in why
+    assert result.gpu.devices[0].energy_source is None and result.gpu.avg_power_w is None
+    assert idle.power_w is None and "GPU identity mismatch" in (idle.reason or "")
+    assert env["gpu_identity"].status == "mismatch" and env["gpu_identity"].engine_gpu_uuids == ["GPU-cccc"]
+
+
+def test_a_container_that_hides_the_engine_pids_leaves_the_mapping_unverified(fake_nvml) -> None:
+    near, _ = _two_gpus_out_of_pci_order(fake_nvml)
+    near.processes = {77001}  # the host's PID for our engine: no match in our namespace
+    meter = make_meter(fake_nvml, {"CUDA_VISIBLE_DEVICES": "0"})
+    check = meter.check_engine([4242])
+    result = window(fake_nvml, meter, 6.0)
+    meter.stop()
+    assert check.status == "unverified" and "PID namespace" in (check.reason or "")
+    assert result.energy_j == pytest.approx(600.0, rel=0.03)  # unverified is said, not punished
+
+
+def test_a_gpu_that_will_not_list_processes_is_not_called_a_mismatch(fake_nvml) -> None:
+    near, far = _two_gpus_out_of_pci_order(fake_nvml)
+    near.processes = {4242}
+    far.unsupported.add("processes")
+    meter = make_meter(fake_nvml, {})  # both GPUs metered (tensor parallel 2)
+    check = meter.check_engine([4242])
+    meter.stop()
+    assert check.status == "unverified" and "GPU-cccc" in (check.reason or "")
+
+
+@pytest.mark.parametrize(
+    ("metered", "listed", "status"),
+    [
+        (["A", "B"], {"A": {1}, "B": {2}, "C": set()}, "verified"),  # tensor parallel: one worker each
+        (["A", "B"], {"A": {1}, "B": set(), "C": set()}, "mismatch"),  # B metered, engine not there
+        (["A"], {"A": {1}, "B": {2}, "C": set()}, "mismatch"),  # the engine spills onto B
+        (["A"], {"A": set(), "B": set(), "C": None}, "unverified"),
+    ],
+)
+def test_identity_outcomes(metered, listed, status) -> None:
+    from harness.telemetry.identity import check_identity
+
+    check = check_identity(metered, listed, [1, 2, 3])
+    assert check.status == status
+    assert check.voids_energy is (status == "mismatch")
+    assert check_identity(metered, listed, []).status == "unverified"  # an external endpoint
+
+
 # -- item 7: power field fallback and scope ------------------------------------------------------
 
 
