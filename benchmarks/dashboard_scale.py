@@ -11,8 +11,9 @@
    builds incrementally: the figure the manifest is for.
 3. For comparison, builds the dashboard of a single run.
 
-Each figure is wall seconds, and the process's CPU seconds beside it: on a shared machine the
-wall time also counts the other processes, the CPU time mostly does not. With ``--browser``,
+Each figure is wall seconds, and CPU seconds beside it (this process and the workers that write
+run pages in parallel): on a shared machine the wall time also counts the other processes, the
+CPU time mostly does not. With ``--browser``,
 also times headless Chromium (/usr/bin/chromium) from opening index.html, history.html and
 architecture.html to every chart drawn (over the ``--runs`` folder).
 """
@@ -20,6 +21,7 @@ architecture.html to every chart drawn (over the ``--runs`` folder).
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import sys
 import tempfile
@@ -28,11 +30,17 @@ from pathlib import Path
 from typing import Any
 
 
+def cpu_s() -> float:
+    """CPU seconds of this process and of its finished children (the run-page workers)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def timed(label: str, build: Any, results: Path, out: Path, **kw: Any) -> Any:
     """Run one build, print its figures, return its report."""
-    c0, w0 = time.process_time(), time.perf_counter()
+    c0, w0 = cpu_s(), time.perf_counter()
     report = build(results, out, **kw)
-    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    wall, cpu = time.perf_counter() - w0, cpu_s() - c0
     t = report.timings_s
     print(
         f"{label}: {wall:.2f} s wall, {cpu:.2f} s CPU (load {t['load_s']:.2f}, run pages {t['run_pages_s']:.2f}, "

@@ -630,3 +630,18 @@ def test_empty_results_folder_gives_an_empty_dashboard(tmp_path: Path) -> None:
     index = report.index.read_text()
     assert embedded(index, "leaderboard-data")["rows"] == []
     assert "No runs yet" in index and "plotly.min.js" not in index  # no charts to draw
+
+
+def test_vectorised_rounding_of_cdf_points_equals_r4() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    values = np.concatenate(
+        [
+            rng.lognormal(3.0, 4.0, 20_000) * rng.choice([-1.0, 1.0], 20_000),
+            [0.0, 1e-9, 0.5, 9999.5, 99995.0, 123456789.0, 1e300, -1e-300],
+        ]
+    )
+    assert F._round4(values) == [F.r4(float(v)) for v in values]
+    xs, ys = F._cdf([3.0, None, 1.0, float("nan"), 2.0])
+    assert xs == [1.0, 2.0, 3.0] and ys == [0.3333, 0.6667, 1.0]

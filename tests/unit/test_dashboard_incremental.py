@@ -131,3 +131,33 @@ def test_a_cached_view_is_the_view(tmp_path: Path) -> None:
         back = view_from_summary(json.loads(json.dumps(view_summary(v))), v.run_dir)
         assert back == replace(v, page="", model_page="")
         assert back.loaded is None and back.record == v.record  # read from its run folder on demand
+
+
+def test_run_pages_written_by_forked_workers_equal_those_written_here(tmp_path: Path, monkeypatch) -> None:
+    import gc
+    import threading
+
+    import harness.dashboard.runpages as runpages
+
+    results = tmp_path / "results"
+    three_runs(results)
+    (results / "runs" / "run-b" / "telemetry").mkdir(exist_ok=True)
+    (results / "runs" / "run-b" / "telemetry" / "gpu_samples.parquet").write_text("torn")  # a warning
+    now = T0 + timedelta(days=1)
+    serial = build_dashboard(results, tmp_path / "serial", now=now)
+    monkeypatch.setattr(runpages, "PARALLEL_MIN_PAGES", 2)
+    if len(os.sched_getaffinity(0)) > 1:
+        assert runpages.workers_for(3) >= 2
+    forked = build_dashboard(results, tmp_path / "forked", now=now)
+    assert forked.warnings == serial.warnings and any("gpu_samples" in w for w in serial.warnings)
+    for page in serial.page_names:
+        assert (tmp_path / "forked" / page).read_bytes() == (tmp_path / "serial" / page).read_bytes(), page
+    assert gc.isenabled()  # the build pauses the collector and gives it back
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert runpages.workers_for(1000) == 1  # never fork beside another thread
+    finally:
+        stop.set()
+        other.join()
