@@ -21,9 +21,11 @@ definitions that produced the scores.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -78,12 +80,46 @@ def prepare_task_folder(dest: Path, include_paths: tuple[str, ...] | list[str] =
     return dest
 
 
-@functools.lru_cache(maxsize=4)
-def task_manager(include_path: str) -> Any:
-    """lm-eval's task index over its own tasks and `include_path` (built once per folder: slow)."""
-    from lm_eval.tasks import TaskManager
+_MANAGERS: dict[str, Any] = {}  # content digest of a task folder -> lm-eval's TaskManager over it
 
-    return TaskManager(include_path=include_path)
+
+def task_manager(include_path: str) -> Any:
+    """lm-eval's task index over its own tasks and the task folder `include_path`.
+
+    Building one scans lm-eval's thousands of task files (about 7 s here), and every run renders
+    the same tasks into a folder of its own. So the index is built once per distinct folder
+    *content*, over a content-addressed copy in the harness cache (which, unlike a run folder,
+    is never deleted under it); the run's own folder holds the same bytes, and the recorded
+    ``lm_eval`` command points at it.
+    """
+    folder = Path(include_path)
+    digest = folder_digest(folder)
+    if digest not in _MANAGERS:
+        from lm_eval.tasks import TaskManager
+
+        from harness.checkpoints import cache_dir
+
+        canonical = cache_dir() / "lm-eval-tasks" / digest
+        if not canonical.is_dir():
+            tmp = canonical.with_name(f".{digest}.{os.getpid()}.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(folder, tmp, symlinks=False)
+            try:
+                tmp.rename(canonical)
+            except OSError:  # another process made it first: same bytes
+                shutil.rmtree(tmp, ignore_errors=True)
+        _MANAGERS[digest] = TaskManager(include_path=str(canonical))
+    return _MANAGERS[digest]
+
+
+def folder_digest(folder: Path) -> str:
+    """SHA-256 (24 hex digits) over the relative paths and bytes of every file under ``folder``."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        h.update(path.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()[:24]
 
 
 @functools.lru_cache(maxsize=8)

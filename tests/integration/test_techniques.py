@@ -21,8 +21,9 @@ seed: 1234
 engine: {max_model_len: 2048, extra_args: ["--enforce-eager"]}
 accuracy:
   tasks:
-    - {name: harness_capitals, num_fewshot: 0, limit: 24}
-    - {name: harness_arithmetic, num_fewshot: 3, limit: 32}
+    - {name: harness_capitals, num_fewshot: 0, limit: 16}
+    # 20 documents: the 5 % allowance below is still one differing answer, as it was at 32
+    - {name: harness_arithmetic, num_fewshot: 3, limit: 20}
 performance:
   scenarios:
     - {name: c1, input_tokens: 64, output_tokens: 32, num_requests: 4, concurrency: 1, warmup_requests: 1}
@@ -51,7 +52,7 @@ def test_ngram_speculation_leaves_greedy_answers_unchanged(tmp_path: Path) -> No
 
     # Log-likelihood task: the target model scores every continuation itself; identical results.
     b, n = samples(results, base, "harness_capitals"), samples(results, ngram, "harness_capitals")
-    assert b.keys() == n.keys() and len(b) == 24
+    assert b.keys() == n.keys() and len(b) == 16
     assert [b[k]["resps"] for k in b] == [n[k]["resps"] for k in b]
     assert base.accuracy["harness_capitals"].value == ngram.accuracy["harness_capitals"].value
 

@@ -256,3 +256,33 @@ def test_preflight_reads_user_tasks_and_names_missing_data(
     preflight_datasets([TaskSpec(name="my_hub")], run_tasks, (str(user),), lambda: True)  # online: fine
     with pytest.raises(AccuracyError, match="knows no task 'my_okk'.*did you mean my_ok"):
         preflight_datasets([TaskSpec(name="my_okk")], run_tasks, (str(user),), offline)
+
+
+def test_task_index_is_built_once_per_task_folder_content(tmp_path, monkeypatch) -> None:
+    from harness.accuracy import lmeval
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(lmeval, "_MANAGERS", {})
+    built: list[str] = []
+
+    class FakeManager:
+        def __init__(self, include_path: str) -> None:
+            built.append(include_path)
+
+    import lm_eval.tasks
+
+    monkeypatch.setattr(lm_eval.tasks, "TaskManager", FakeManager)
+    a = lmeval.prepare_task_folder(tmp_path / "run-a" / "tasks")
+    b = lmeval.prepare_task_folder(tmp_path / "run-b" / "tasks")
+    assert lmeval.task_manager(str(a)) is lmeval.task_manager(str(b))  # two runs, one index
+    [canonical] = built
+    assert canonical.startswith(str(tmp_path / "cache")) and lmeval.folder_digest(Path(canonical)) == (
+        lmeval.folder_digest(a)
+    )
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "t.yaml").write_text("task: mine\n")
+    c = lmeval.prepare_task_folder(tmp_path / "run-c" / "tasks", [str(user)])
+    assert lmeval.task_manager(str(c)) is not lmeval.task_manager(str(a)) and len(built) == 2
+    (tmp_path / "run-a").rename(tmp_path / "gone")  # a run folder may go; the index does not point into it
+    assert all(not p.startswith(str(tmp_path / "run-")) for p in built)

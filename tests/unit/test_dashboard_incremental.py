@@ -8,6 +8,8 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from harness.dashboard import build_dashboard
 from harness.dashboard.data import build_views, model_slug, view_from_summary, view_summary
 from harness.dashboard.manifest import MANIFEST
@@ -133,26 +135,54 @@ def test_a_cached_view_is_the_view(tmp_path: Path) -> None:
         assert back.loaded is None and back.record == v.record  # read from its run folder on demand
 
 
-def test_run_pages_written_by_forked_workers_equal_those_written_here(tmp_path: Path, monkeypatch) -> None:
+FORKED_BUILD = """
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import harness.dashboard.runpages as runpages
+import pytest
+
+from harness.dashboard import build_dashboard
+from tests.factories import T0
+
+results, out = Path(sys.argv[1]), Path(sys.argv[2])
+runpages.PARALLEL_MIN_PAGES = 2
+assert runpages.workers_for(3) >= 2, runpages.workers_for(3)
+report = build_dashboard(results, out, now=T0 + timedelta(days=1))
+print(repr(report.warnings))
+"""
+
+
+def test_run_pages_written_by_forked_workers_equal_those_written_here(tmp_path: Path) -> None:
     import gc
+    import subprocess
+    import sys
     import threading
 
     import harness.dashboard.runpages as runpages
 
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU: run pages are never written in parallel here")
     results = tmp_path / "results"
     three_runs(results)
     (results / "runs" / "run-b" / "telemetry").mkdir(exist_ok=True)
     (results / "runs" / "run-b" / "telemetry" / "gpu_samples.parquet").write_text("torn")  # a warning
-    now = T0 + timedelta(days=1)
-    serial = build_dashboard(results, tmp_path / "serial", now=now)
-    monkeypatch.setattr(runpages, "PARALLEL_MIN_PAGES", 2)
-    if len(os.sched_getaffinity(0)) > 1:
-        assert runpages.workers_for(3) >= 2
-    forked = build_dashboard(results, tmp_path / "forked", now=now)
-    assert forked.warnings == serial.warnings and any("gpu_samples" in w for w in serial.warnings)
+    serial = build_dashboard(results, tmp_path / "serial", now=T0 + timedelta(days=1))
+    assert gc.isenabled()  # the build pauses the collector and gives it back
+    # Forking needs a process with no other thread: a fresh interpreter, not this test session.
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", FORKED_BUILD, str(results), str(tmp_path / "forked")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == repr(serial.warnings) and any("gpu_samples" in w for w in serial.warnings)
     for page in serial.page_names:
         assert (tmp_path / "forked" / page).read_bytes() == (tmp_path / "serial" / page).read_bytes(), page
-    assert gc.isenabled()  # the build pauses the collector and gives it back
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()
