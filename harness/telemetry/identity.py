@@ -66,8 +66,8 @@ def check_identity(
         return IdentityCheck(
             "unverified",
             metered,
-            reason="no engine process on this machine (external endpoint): the GPUs are the ones named, "
-            "by UUID, with --endpoint-gpus",
+            reason="no engine process alive on this machine (an external endpoint, whose GPUs are the ones "
+            "named by UUID with --endpoint-gpus, or an engine that already exited)",
         )
     unreadable = tuple(u for u, listed in pids_by_uuid.items() if listed is None)
     engine = tuple(u for u, listed in pids_by_uuid.items() if listed is not None and pids & set(listed))
