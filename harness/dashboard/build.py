@@ -324,7 +324,7 @@ def _build(
         write_page(out / view.page, runpage.run_page(view, requests, gpu, notes, generated))
         return warns
 
-    for (view, h), warns in zip(stale, write_run_pages([v for v, _ in stale], write_one, out), strict=True):
+    for (view, h), warns in zip(stale, write_run_pages([v for v, _ in stale], write_one), strict=True):
         entry = entries[id(view)]
         entry.page, entry.page_hash, entry.warnings = view.page, h, warns
         rebuilt.append(out / view.page)

@@ -14,7 +14,6 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from harness.dashboard.data import RunView
 
@@ -42,7 +41,7 @@ def workers_for(n_pages: int) -> int:
     return max(1, min(cpus, MAX_WORKERS))
 
 
-def write_run_pages(views: Sequence[RunView], write_one: WriteOne, out: Path) -> list[list[str]]:
+def write_run_pages(views: Sequence[RunView], write_one: WriteOne) -> list[list[str]]:
     """``write_one(view)`` for each view (it writes the page and returns its warnings), in order."""
     n = workers_for(len(views))
     if n == 1:
@@ -54,7 +53,6 @@ def write_run_pages(views: Sequence[RunView], write_one: WriteOne, out: Path) ->
     try:
         size = -(-len(views) // (n * 4))  # a few chunks per worker evens out slow pages
         bounds = [(i, min(i + size, len(views))) for i in range(0, len(views), size)]
-        (out / "runs").mkdir(parents=True, exist_ok=True)
         with multiprocessing.get_context("fork").Pool(n) as pool:
             chunks = pool.map(_chunk, bounds)
     finally:
