@@ -34,6 +34,11 @@ def arch_rows(views: Sequence[RunView]) -> list[dict[str, Any]]:
     for v in views:
         latest[v.model] = v  # views come oldest first
         counts[v.model] = counts.get(v.model, 0) + 1
+    return model_arch_rows(latest, counts)
+
+
+def model_arch_rows(latest: dict[str, RunView], counts: dict[str, int]) -> list[dict[str, Any]]:
+    """:func:`arch_rows` from the latest run and the number of runs of each model."""
     rows = []
     for row in arch_table():
         rows.append({**row, "name": row["preset"], "kind": row.get("source", "hub")})

@@ -11,11 +11,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from harness.dashboard import archfigures
-from harness.dashboard.archdata import RooflineView, arch_rows, reported_view, roofline_view
-from harness.dashboard.data import LeaderRow, Palette, RunView, row_labels
+from harness.dashboard.archdata import RooflineView, model_arch_rows, reported_view, roofline_view
+from harness.dashboard.data import Palette, RunView, row_labels
 from harness.dashboard.html import esc, json_script
 from harness.dashboard.layout import cell, chart_card, frame, plain_table
 from harness.dashboard.runpage import reported_table
+from harness.dashboard.shards import Overview
 from harness.formatting import MISSING, finite, fmt, human_bytes, human_count
 
 KIND_LABELS = {"hub": "preset", "builtin": "built-in", "local": "local", "run": "from its runs"}
@@ -266,12 +267,10 @@ def _reported_section(latest: Sequence[RunView], labels: Sequence[str], palette:
     return "".join(parts), spec is not None
 
 
-def architecture_page(
-    views: Sequence[RunView], rows: Sequence[LeaderRow], palette: Palette, generated: str
-) -> str:
+def architecture_page(o: Overview, palette: Palette, generated: str) -> str:
     """KV cache and parameters per model, decode speed against the roofline, measured vs published."""
-    arch = arch_rows(views)
-    latest = [r.latest for r in rows]
+    arch = model_arch_rows(o.last_by_model, o.runs_by_model)
+    latest = [r.latest for r in o.rows]
     labels = row_labels(latest)
     kv = archfigures.kv_bars(arch)
     params = archfigures.param_bars(arch)

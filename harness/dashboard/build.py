@@ -11,8 +11,8 @@ Layout of ``out``::
     plotly.min.js       written once, shared by every page (pages open from disk, offline)
     dashboard.js/.css   the table and chart code and the look
 
-    manifest.json       what each page was built from, so the next build rewrites only the
-                        pages whose records (or tables) changed, and the overview pages
+    manifest.json       what each page was built from, so the next build reads and rewrites
+    .shards/            only what changed (see harness.dashboard.manifest and .shards)
 
 Pages of runs that are gone (a deleted record) are removed from ``runs/`` and ``models/``;
 nothing else in ``out`` is touched.
@@ -33,27 +33,23 @@ from pathlib import Path
 from typing import Any
 
 from harness.dashboard import archpage, pages, runpage, techpage
-from harness.dashboard.data import (
-    Palette,
-    RunView,
-    assign_pages,
-    leaderboard,
-    run_view,
-    view_from_summary,
-    view_summary,
+from harness.dashboard.data import Palette, RunView, model_slug, slug, view_from_summary, view_summary
+from harness.dashboard.fragments import join_rows, shard_fragments
+from harness.dashboard.manifest import (
+    Manifest,
+    RunEntry,
+    ShardEntry,
+    ShardFileError,
+    builder_hash,
+    digest,
+    load_shard,
+    remove_shards,
+    save_shard,
 )
-from harness.dashboard.manifest import Manifest, RunEntry, builder_hash, digest, file_signature
 from harness.dashboard.runpages import write_run_pages
-from harness.dashboard.tables import (
-    GPU_COLUMNS,
-    GPU_SAMPLES,
-    REQUEST_COLUMNS,
-    TableError,
-    inside,
-    read_columns,
-    safe_relative,
-)
-from harness.store import RECORD_FILE, atomic_write_bytes, read_record
+from harness.dashboard.scan import Scan, read_one, restat, run_tables, scan, table_signatures
+from harness.dashboard.shards import merge, order, pinned_view, shard_id, summarize
+from harness.store import atomic_write_bytes
 
 STATIC = Path(__file__).resolve().parent / "static"
 ASSETS = ("dashboard.js", "dashboard.css")
@@ -137,112 +133,6 @@ def write_assets(out: Path) -> None:
         _write_if_changed(out / name, (STATIC / name).read_bytes())
 
 
-def run_tables(
-    view: RunView,
-) -> tuple[dict[str, dict[str, Any]], dict[str, list[Any]] | None, list[str], list[str]]:
-    """(per-request tables by scenario, as float arrays; GPU samples; notes for the page; warnings)
-    of one run."""
-    requests: dict[str, dict[str, Any]] = {}
-    notes: list[str] = []
-    warnings: list[str] = []
-    gpu = None
-    if view.run_dir is None:
-        return requests, gpu, notes, warnings
-    for name, s in view.scenarios.items():
-        if not s.requests_path:
-            continue
-        path = inside(view.run_dir, s.requests_path)
-        try:
-            cols = read_columns(path, REQUEST_COLUMNS, numeric=True) if path is not None else None
-        except TableError as exc:
-            warnings.append(str(exc))
-            cols = None
-        if cols is None:
-            notes.append(f"No per-request table for {name} ({s.requests_path}).")
-        else:
-            requests[name] = cols
-    try:
-        gpu = read_columns(view.run_dir / GPU_SAMPLES, GPU_COLUMNS)
-    except TableError as exc:
-        warnings.append(str(exc))
-    return requests, gpu, notes, warnings
-
-
-def record_files(results: Path) -> list[tuple[str, str]]:
-    """(key, path) of every ``runs/<run>/record.json`` under ``results``, sorted; the key is the
-    path relative to ``results``. Plain strings and ``os.scandir``: at 10,000 runs, pathlib's
-    parsing and ``glob``'s sorting of Path objects cost more than the rest of a scan."""
-    base = os.path.join(results, "runs")
-    try:
-        names = sorted(e.name for e in os.scandir(base) if e.is_dir() and not e.name.startswith("."))
-    except FileNotFoundError:
-        return []
-    return [(f"runs/{n}/{RECORD_FILE}", os.path.join(base, n, RECORD_FILE)) for n in names]
-
-
-def scan_runs(
-    results: Path, old: Manifest, new: Manifest
-) -> tuple[list[tuple[RunView, RunEntry]], list[str]]:
-    """A view of every readable record under ``results`` (cached ones from ``old``) with its
-    entry in ``new``; and one line per file that cannot be read."""
-    views: list[tuple[RunView, RunEntry]] = []
-    problems: list[str] = []
-    for key, name in record_files(results):
-        sig = file_signature(name)
-        if sig is None:  # a run folder without a record (yet): not a run
-            continue
-        run_dir = os.path.dirname(name)
-        entry = old.runs.get(key)
-        view = _cached_view(entry, run_dir) if entry is not None and entry.stat == sig else None
-        if view is None:
-            path = Path(name)
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                problems.append(f"{path}: cannot read: {exc.strerror}")
-                continue
-            sha = hashlib.sha256(data).hexdigest()
-            if entry is not None and entry.sha256 == sha:  # touched, not changed
-                view = _cached_view(entry, run_dir)
-            if view is None or entry is None:
-                try:
-                    record = read_record(path)  # the store validates (and migrates) records
-                except ValueError as exc:
-                    problems.append(str(exc))
-                    continue
-                view = run_view(record, run_dir)
-                entry = RunEntry(stat=sig, sha256=sha, view=view_summary(view))
-            new.changed = True
-        assert entry is not None
-        entry.stat = sig
-        new.runs[key] = entry
-        views.append((view, entry))
-    if set(old.runs) - set(new.runs):
-        new.changed = True
-    return views, problems
-
-
-def _cached_view(entry: RunEntry, run_dir: str) -> RunView | None:
-    try:
-        return view_from_summary(entry.view, run_dir)
-    except (ValueError, TypeError, KeyError):  # a cache of another shape: read the record
-        return None
-
-
-def table_signatures(view: RunView) -> list[Any]:
-    """Size and modification time of every table the run page reads (None: no such file)."""
-    run_dir = view.folder
-    if run_dir is None:
-        return []
-    sigs: list[Any] = []
-    for s in view.scenarios.values():
-        if s.requests_path:
-            rel = safe_relative(s.requests_path)
-            sigs.append([s.requests_path, file_signature(os.path.join(run_dir, rel) if rel else None)])
-    sigs.append(file_signature(os.path.join(run_dir, GPU_SAMPLES)))
-    return sigs
-
-
 def build_dashboard(
     results: Path,
     out: Path,
@@ -253,7 +143,7 @@ def build_dashboard(
 ) -> DashboardReport:
     """Write the dashboard for every run under ``results`` into ``out``.
 
-    Only pages whose inputs changed since the last build are written (see
+    Only what changed since the last build is read and written (see
     :mod:`harness.dashboard.manifest`); ``full`` rewrites every page. Unreadable record files
     and tables are reported in ``warnings`` and left out; failed runs are listed as failed.
     Raises FileNotFoundError if ``results`` does not exist.
@@ -265,10 +155,82 @@ def build_dashboard(
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _build(results, out, now=now, log=log, full=full)
+        try:
+            return _build(Path(results), Path(out), now=now, log=log, full=full)
+        except ShardFileError as exc:  # a damaged cache: start over from the records
+            if log is not None:
+                log(f"rebuilding in full: {exc}")
+            return _build(Path(results), Path(out), now=now, log=log, full=True)
     finally:
         if paused:
             gc.enable()
+
+
+@dataclass
+class _Plan:
+    """Which runs go to which shard, and what must be redone."""
+
+    shard_of: dict[str, str]  # record key -> shard
+    tables: dict[str, list[Any]]  # kept record key -> its tables' signatures now
+    stale_pages: set[str]  # record keys whose run page is written
+    dirty: set[str]  # shards whose summary and fragments are made again
+
+
+def _plan(found: Scan, old: Manifest, folder_of: Callable[[str], str], existing: set[str]) -> _Plan:
+    """Assign shards (a model's runs split as they grow) and find the stale pages and shards."""
+    model_of = {k: old.shards[e.shard].summary["model"] for k, e in found.kept.items()}
+    model_of.update({k: v.model for k, (v, _sha) in found.parsed.items()})
+    counts: dict[str, int] = {}
+    for m in model_of.values():
+        counts[m] = counts.get(m, 0) + 1
+    shard_of = {k: shard_id(m, k, counts[m]) for k, m in model_of.items()}
+    new_sids = set(shard_of.values())
+    plan = _Plan(shard_of, {}, set(found.parsed), {sid for sid in new_sids if sid not in old.shards})
+    for k, e in found.kept.items():
+        plan.tables[k] = now = restat(folder_of(k), e.tables)
+        if now != e.tables or e.page not in existing:
+            plan.stale_pages.add(k)
+    for k in plan.stale_pages:
+        plan.dirty.add(shard_of[k])
+    for k, e in old.runs.items():  # runs gone, or moved to another shard, leave theirs
+        if shard_of.get(k) != e.shard:
+            if k in shard_of:
+                plan.dirty.add(shard_of[k])
+            if e.shard in new_sids:
+                plan.dirty.add(e.shard)
+    return plan
+
+
+def _page_names(found: Scan, old: Manifest) -> None:
+    """Name the run pages of new and changed records: a changed record keeps its page while its
+    run id still slugs to it; new ones, oldest first, get their run id's slug, numbered where
+    two slug alike (copies of a run folder share an id)."""
+    used = {e.page[5:-5].lower() for e in found.kept.values()}
+    todo = []
+    for k, (v, _sha) in found.parsed.items():
+        prev = old.runs.get(k)
+        name = prev.page[5:-5] if prev is not None else ""
+        base = slug(v.run_id)
+        head, _, tail = name.rpartition("-")
+        if name and (name == base or (head == base and tail.isdigit())) and name.lower() not in used:
+            used.add(name.lower())
+            _name(v, name)
+        else:
+            todo.append(v)
+    for v in sorted(todo, key=order):
+        base = slug(v.run_id)
+        name, n = base, 1
+        while name.lower() in used:
+            n += 1
+            name = f"{base}-{n}"
+        used.add(name.lower())
+        _name(v, name)
+
+
+def _name(v: RunView, name: str) -> None:
+    # The page names are the only fields set after a view is made.
+    object.__setattr__(v, "page", f"runs/{name}.html")
+    object.__setattr__(v, "model_page", f"models/{model_slug(v.model)}.html")
 
 
 def _build(
@@ -281,100 +243,177 @@ def _build(
 ) -> DashboardReport:
     """:func:`build_dashboard`'s work, with the garbage collector paused."""
     t0 = time.perf_counter()
-    results, out = Path(results), Path(out)
     if not results.is_dir():
         raise FileNotFoundError(f"no results folder {results}")
     old = Manifest(builder=builder_hash()) if full else Manifest.load(out)
     new = Manifest(builder=builder_hash())
-    found, problems = scan_runs(results, old, new)
+    t_manifest = time.perf_counter()
+    found = scan(results, old)
+    t_scan = time.perf_counter()
+    base = str(results)
+
+    def folder_of(key: str) -> str:
+        return os.path.join(base, os.path.dirname(key))
+
+    for key in [k for k, e in found.kept.items() if e.shard not in old.shards]:
+        del found.kept[key]  # a manifest edited by hand: read the record again
+        read_one(key, os.path.join(base, key), None, found)
+    existing = _existing_pages(out)
+    plan = _plan(found, old, folder_of, existing)
+    _page_names(found, old)
     t_load = time.perf_counter()
 
-    views = assign_pages(v for v, _ in found)
-    entries = {id(v): e for v, e in found}
-    rows = leaderboard(views)
-    palette = Palette([v.model for v in views])
-    generated = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
-    report = DashboardReport(
-        out=out,
-        index=out / "index.html",
-        runs=len(views),
-        failed_runs=sum(not v.ok for v in views),
-        models=len({v.model for v in views}),
-        leaderboard_rows=len(rows),
-    )
+    # The views of every run in a changed shard: parsed now, or cached in the shard's views file.
+    views: dict[str, RunView] = {}
+    warns: dict[str, list[str]] = {}
+    old_views: dict[str, dict[str, Any]] = {}
+    for k, sid in plan.shard_of.items():
+        if sid not in plan.dirty:
+            continue
+        if k in found.parsed:
+            views[k] = found.parsed[k][0]
+            continue
+        e = found.kept[k]
+        if e.shard not in old_views:
+            old_views[e.shard] = load_shard(out, e.shard, "views")
+        try:
+            summary, warns[k] = old_views[e.shard][k]
+            views[k] = view_from_summary(summary, folder_of(k))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ShardFileError(f"{e.shard}: no usable view of {k}") from exc
+        _name(views[k], e.page[5:-5])
+
     out.mkdir(parents=True, exist_ok=True)
-    write_assets(out)
+    if not (old.valid and all((out / a).is_file() for a in ("plotly.min.js", *ASSETS))):
+        write_assets(out)
+    generated = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     rebuilt: list[Path] = []
 
     # Run pages first: their tables can add warnings that the index lists.
-    written: set[str] = set()  # run and model pages of this build, relative to ``out``
-    page_hash: dict[str, str] = {}
-    existing = _existing_pages(out)
-    stale: list[tuple[RunView, str]] = []
-    for view in views:
-        entry = entries[id(view)]
-        h = digest(entry.sha256, view.page, table_signatures(view))
-        if h != entry.page_hash or view.page != entry.page or view.page not in existing:
-            stale.append((view, h))
-        page_hash[view.page] = h
-        written.add(view.page)
+    stale = sorted(((views[k], k) for k in plan.stale_pages), key=lambda vk: order(vk[0]))
 
     def write_one(view: RunView) -> list[str]:
-        requests, gpu, notes, warns = run_tables(view)
+        requests, gpu, notes, warnings = run_tables(view)
         write_page(out / view.page, runpage.run_page(view, requests, gpu, notes, generated))
-        return warns
+        return warnings
 
-    for (view, h), warns in zip(stale, write_run_pages([v for v, _ in stale], write_one), strict=True):
-        entry = entries[id(view)]
-        entry.page, entry.page_hash, entry.warnings = view.page, h, warns
+    for (view, k), w in zip(stale, write_run_pages([v for v, _ in stale], write_one), strict=True):
+        warns[k] = w
         rebuilt.append(out / view.page)
-        new.changed = True
-    for view in views:
-        problems.extend(entries[id(view)].warnings)
+    for k, sid in plan.shard_of.items():
+        if k in found.parsed:
+            v, sha = found.parsed[k]
+            new.runs[k] = RunEntry(found.stat[k], sha, sid, v.page, table_signatures(v))
+        else:
+            e = found.kept[k]
+            new.runs[k] = RunEntry(e.stat, e.sha256, sid, e.page, plan.tables[k])
     t_runs = time.perf_counter()
 
-    by_model: dict[str, list[RunView]] = {}
-    for v in views:
-        by_model.setdefault(v.model, []).append(v)
-    for model, mviews in by_model.items():
-        path = out / mviews[0].model_page
-        h = digest(model, palette(model), [(v.page, page_hash[v.page]) for v in mviews])
-        if old.pages.get(mviews[0].model_page) != h or mviews[0].model_page not in existing:
-            write_page(path, pages.model_page(model, mviews, palette, generated))
-            rebuilt.append(path)
-            new.changed = True
-        new.pages[mviews[0].model_page] = h
-        written.add(mviews[0].model_page)
+    # Shards: summaries and fragments of the changed ones, again.
+    members: dict[str, list[str]] = {sid: [] for sid in plan.dirty}
+    for k, sid in plan.shard_of.items():
+        if sid in plan.dirty:
+            members[sid].append(k)
+    frags: dict[tuple[str, str], dict[str, Any]] = {}  # (shard, "top" or "model") -> fragments
+    for sid in sorted(plan.dirty):
+        pairs = sorted(((k, views[k]) for k in members[sid]), key=lambda kv: order(kv[1]))
+        summary = summarize(pairs, [w for k, _ in pairs for w in warns.get(k, [])])
+        cached = {k: [view_summary(v), warns.get(k, [])] for k, v in pairs}
+        save_shard(out, sid, "views", cached, write_page)
+        sha = hashlib.sha256(repr(summary).encode())
+        for part, frag in shard_fragments([v for _, v in pairs]).items():
+            frags[sid, part] = frag
+            sha.update(save_shard(out, sid, part, frag, write_page).encode())
+        new.shards[sid] = ShardEntry(sha.hexdigest()[:32], summary)
+    for sid in set(plan.shard_of.values()) - plan.dirty:
+        new.shards[sid] = old.shards[sid]
+    remove_shards(out, set(old.shards) - set(new.shards))
+    t_shards = time.perf_counter()
 
+    def frags_of(sid: str, part: str) -> dict[str, Any]:
+        if (sid, part) not in frags:
+            frags[sid, part] = load_shard(out, sid, part)
+        return frags[sid, part]
+
+    view_of = pinned_view(folder_of)
+    sids = sorted(new.shards)
+    by_model: dict[str, list[str]] = {}
+    for sid in sids:
+        by_model.setdefault(new.shards[sid].summary["model"], []).append(sid)
+    palette = Palette(list(by_model))
+    written = {e.page for e in new.runs.values()}
+    for model, msids in sorted(by_model.items()):
+        page = f"models/{model_slug(model)}.html"
+        h = digest(model, palette(model), [new.shards[s].digest for s in msids])
+        if old.pages.get(page) != h or page not in existing:
+            mo = merge([new.shards[s].summary for s in msids], view_of)
+            fr = [frags_of(s, "model") for s in msids]
+            rows = join_rows([f["runs"] for f in fr])
+            write_page(
+                out / page, pages.model_page(model, mo, rows, [f["points"] for f in fr], palette, generated)
+            )
+            rebuilt.append(out / page)
+        new.pages[page] = h
+        written.add(page)
+
+    t_models = time.perf_counter()
+    o = merge([new.shards[s].summary for s in sids], view_of)
+    problems = found.problems + o.warnings
     top_names = ("index.html", "history.html", "runs.html", "architecture.html", "techniques.html")
-    h = digest(problems, list(page_hash.items()))
+    h = digest(problems, [(s, new.shards[s].digest) for s in sids])
     if old.pages.get("*") != h or not all(name in existing for name in top_names):
-        new.changed = True
+        runs_rows = join_rows([frags_of(s, "top")["runs"] for s in sids])
+        hist = [(new.shards[s].summary["model"], frags_of(s, "top")["hist"]) for s in sids]
         top = {
-            "index.html": pages.index_page(views, rows, problems, palette, generated),
-            "history.html": pages.history_page(views, palette, generated),
-            "runs.html": pages.runs_page(views, problems, generated),
-            "architecture.html": archpage.architecture_page(views, rows, palette, generated),
-            "techniques.html": techpage.techniques_page(views, palette, generated),
+            "index.html": pages.index_page(o, problems, palette, generated),
+            "history.html": pages.history_page(o, hist, palette, generated),
+            "runs.html": pages.runs_page(o, runs_rows, problems, generated),
+            "architecture.html": archpage.architecture_page(o, palette, generated),
+            "techniques.html": techpage.techniques_page(o.variants, palette, generated),
         }
         for name, text in top.items():
             write_page(out / name, text)
             rebuilt.append(out / name)
     new.pages["*"] = h
+    t_top = time.perf_counter()
     removed = _remove_stale(out, existing - written - set(top_names))
-    if new.changed or removed:
+    if (
+        rebuilt
+        or removed
+        or found.touched
+        or plan.dirty
+        or new.runs.keys() != old.runs.keys()
+        or not old.valid
+    ):
         new.save(out, write_page)
     t_end = time.perf_counter()
 
-    report.page_names = list(top_names) + sorted(written)
-    report.rebuilt = rebuilt
-    report.warnings = problems
-    report.timings_s = {
-        "load_s": t_load - t0,
-        "run_pages_s": t_runs - t_load,
-        "other_pages_s": t_end - t_runs,
-        "total_s": t_end - t0,
-    }
+    report = DashboardReport(
+        out=out,
+        index=out / "index.html",
+        runs=len(new.runs),
+        failed_runs=o.n_failed,
+        models=len(o.models),
+        leaderboard_rows=len(o.rows),
+        page_names=list(top_names) + sorted(written),
+        rebuilt=rebuilt,
+        warnings=problems,
+        timings_s={
+            "load_s": t_load - t0,
+            "run_pages_s": t_runs - t_load,
+            "other_pages_s": t_end - t_runs,
+            "total_s": t_end - t0,
+            # the steps: reading the manifest, checking records, tables and shards, shard files,
+            # model pages, overview pages, saving the manifest
+            "manifest_s": t_manifest - t0,
+            "scan_s": t_scan - t_manifest,
+            "plan_s": t_load - t_scan,
+            "shards_s": t_shards - t_runs,
+            "model_pages_s": t_models - t_shards,
+            "overview_s": t_top - t_models,
+            "save_s": t_end - t_top,
+        },
+    )
     if log is not None and removed:
         log(f"removed {removed} page(s) of runs no longer in {results}")
     return report

@@ -323,11 +323,11 @@ def runs_row(v: RunView, prefix: str = "") -> dict[str, Any]:
     }
 
 
-def runs_config(views: Sequence[RunView], prefix: str = "", hash_filters: bool = True) -> dict[str, Any]:
-    """The run list: every run, newest first, failed ones included with their error."""
+def runs_config(hash_filters: bool = True) -> dict[str, Any]:
+    """The run list without its rows (:func:`runs_row` of every run, newest first, failed ones
+    included with their error; the pages join them from the shards)."""
     return {
         "columns": list(RUNS_COLUMNS),
-        "rows": [runs_row(v, prefix) for v in reversed(views)],
         "filters": ["suite", "hardware", "status"],
         "sort": {"key": "started", "dir": "desc"},
         "hash": hash_filters,

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
-from functools import cached_property
+from functools import cached_property, lru_cache
 from html import escape
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -320,6 +320,7 @@ def view_from_summary(summary: Sequence[Any], run_dir: Path | str | None) -> Run
     return RunView(folder=folder, page="", model_page="", **kw)
 
 
+@lru_cache(maxsize=4096)
 def model_slug(model: str) -> str:
     # A short hash keeps two labels that slug alike (e.g. "a/b" and "a_b") on separate pages.
     return f"{slug(model)[:80]}-{hashlib.sha1(model.encode()).hexdigest()[:6]}"
@@ -415,16 +416,21 @@ def iso(t: datetime) -> str:
 
 def row_labels(views: Sequence[RunView]) -> list[str]:
     """Short unique labels for leaderboard rows: the model, plus suite and hardware where they vary."""
-    suites = {v.suite for v in views}
-    hws = {v.hardware for v in views}
+    return key_labels([v.key for v in views])
+
+
+def key_labels(keys: Sequence[tuple[str, str, str]]) -> list[str]:
+    """:func:`row_labels` of (model, suite, hardware) keys."""
+    suites = {k[1] for k in keys}
+    hws = {k[2] for k in keys}
     labels = []
     seen: Counter[str] = Counter()
-    for v in views:
-        parts = [v.model]
+    for model, suite, hardware in keys:
+        parts = [model]
         if len(suites) > 1:
-            parts.append(v.suite)
+            parts.append(suite)
         if len(hws) > 1:
-            parts.append(v.hardware)
+            parts.append(hardware)
         label = " · ".join(parts)
         seen[label] += 1
         labels.append(label if seen[label] == 1 else f"{label} ({seen[label]})")

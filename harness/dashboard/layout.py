@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
-from harness.dashboard.data import RunView, iso
-from harness.dashboard.html import esc, json_script
+from harness.dashboard.data import iso
+from harness.dashboard.html import RawJson, esc, json_object, json_script
 from harness.formatting import MISSING, fmt
 
 Spec = dict[str, Any]
@@ -73,28 +74,34 @@ def chart_card(
     id_: str,
     title: str,
     note: str,
-    spec: Spec | None,
+    spec: Spec | RawJson | None,
     root: str = "",
     empty: str = "No data yet.",
     wide: bool = False,
     section_id: str | None = None,
+    sort_x: bool = False,
 ) -> str:
     """A card with a heading, a caption and a chart (or a line saying why there is none); ``wide`` spans
-    the grid; ``section_id`` gives the card an id to link to."""
+    the grid; ``section_id`` gives the card an id to link to; ``sort_x``: the browser sorts each
+    line's points by x first (lines joined from shards, see :mod:`harness.dashboard.fragments`)."""
     head = f"<h3>{esc(title)}</h3><p class=note>{note}</p>"
     attrs = f'class="{"card wide" if wide else "card"}"' + (f' id="{esc(section_id)}"' if section_id else "")
     if spec is None:
         return (
             f'<section {attrs}>{head}<p class="empty" data-no-chart="{esc(id_)}">{esc(empty)}</p></section>'
         )
+    sort = ' data-sort="x"' if sort_x else ""
     return (
         f'<section {attrs}>{head}<div class="chart" id="{esc(id_)}" data-spec="{esc(id_)}-spec" '
-        f'data-root="{root}"></div>{json_script(id_ + "-spec", spec)}</section>'
+        f'data-root="{root}"{sort}></div>{json_script(id_ + "-spec", spec)}</section>'
     )
 
 
-def table(id_: str, config: dict[str, Any]) -> str:
-    return f'<div class="dtable" id="{esc(id_)}" data-config="{esc(id_)}-data"></div>{json_script(id_ + "-data", config, 6)}'
+def table(id_: str, config: dict[str, Any], rows: RawJson | None = None) -> str:
+    """A table drawn by dashboard.js from ``config``; ``rows``, when given, are its rows as JSON
+    text (joined from the shards) rather than ``config["rows"]``."""
+    data = RawJson(json_object(config, 6, rows=rows)) if rows is not None else config
+    return f'<div class="dtable" id="{esc(id_)}" data-config="{esc(id_)}-data"></div>{json_script(id_ + "-data", data, 6)}'
 
 
 def plain_table(headers: Sequence[str], rows: Iterable[str], num_from: int = 99) -> str:
@@ -127,15 +134,19 @@ def when(t: Any) -> str:
     return iso(t)[:16].replace("T", " ") + " UTC"
 
 
-def context_line(views: Sequence[RunView], models: bool = True) -> str:
-    n_models = len({v.model for v in views})
-    failed = sum(not v.ok for v in views)
+def context_line(
+    n_models: int, n_runs: int, n_failed: int, latest: datetime | None, models: bool = True
+) -> str:
+    """``12 models · 1,000 runs · 40 failed · latest 2025-03-01 09:00 UTC`` (without the models
+    on a model's own page, whose failed link then goes up a folder)."""
     parts = [f"<b>{n_models}</b> model{'s' if n_models != 1 else ''}"] if models else []
-    parts.append(f"<b>{len(views)}</b> run{'s' if len(views) != 1 else ''}")
-    if failed:
-        parts.append(f'<a href="{"" if models else "../"}runs.html#status=failed"><b>{failed}</b> failed</a>')
-    if views:
-        parts.append(f"latest {esc(when(views[-1].started_at))}")
+    parts.append(f"<b>{n_runs}</b> run{'s' if n_runs != 1 else ''}")
+    if n_failed:
+        parts.append(
+            f'<a href="{"" if models else "../"}runs.html#status=failed"><b>{n_failed}</b> failed</a>'
+        )
+    if latest is not None:
+        parts.append(f"latest {esc(when(latest))}")
     return " · ".join(parts)
 
 

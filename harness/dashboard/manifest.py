@@ -1,47 +1,62 @@
-"""What the last build wrote, kept beside the pages so the next build rewrites only what changed.
+"""What the last build wrote, kept beside the pages so the next build reads and rewrites only what changed.
 
-``<out>/manifest.json`` holds, per record file, the content hash of the record, the view the
-overview pages are made from, and the hash of everything its run page was built from; per
-model page and for the overview pages, the hash of their inputs. A build compares and writes
-only the pages whose hash moved.
+``<out>/manifest.json`` is the index: per record file its size and modification time, content
+hash, shard, run page and the signatures of the tables that page read; per shard
+(:mod:`harness.dashboard.shards`) its summary and a digest of everything it contributes; per
+model page and for the overview pages, the hash of their inputs. Beside it, ``<out>/.shards/``
+holds three files per shard: ``<shard>.views.json`` (the cached view of each run, read only when
+the shard changes), ``<shard>.top.json`` and ``<shard>.model.json`` (the text its runs add to
+the run list and history, and to their model's page).
 
 * **Record unchanged?** The file's size and modification time are compared first (as ``git``
   does with its index); only where they moved is the record read and hashed (SHA-256), and
   only where the hash moved is it parsed again.
 * **Run page inputs**: the record's hash, the page's name, and the size and modification
   time of the tables it reads (per-request tables, GPU samples).
-* **The builder**: a hash of the harness's code and the dashboard's assets. A new harness
-  version rebuilds everything, so a page never mixes two versions' layouts or readings.
+* **The builder**: a hash of the harness's code, the dashboard's assets and the plotly version.
+  A new harness version rebuilds everything, so a page never mixes two versions' layouts or
+  readings.
 
-A manifest that is missing, unreadable or of another format means a full build; it is a
-cache, never a source of truth (``harness dashboard --full`` ignores it).
+A manifest that is missing, unreadable or of another format means a full build; so does a
+shard file that is missing or unreadable. It is a cache, never a source of truth
+(``harness dashboard --full`` ignores it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from pydantic_core import from_json, to_json
 
 MANIFEST = "manifest.json"
-FORMAT = 1
+SHARDS = ".shards"
+PARTS = ("views", "top", "model")  # the files of a shard (see harness.dashboard.fragments)
+FORMAT = 2
+
+Write = Callable[[Path, str], None]
 
 
 @cache
 def builder_hash() -> str:
-    """SHA-256 over the harness's code and the dashboard's assets: any change to what reads
-    records or draws pages (the records layer, labels, formatting, the pages) rebuilds all."""
+    """SHA-256 over the harness's code, the dashboard's assets and the plotly version: any change
+    to what reads records or draws pages (the records layer, labels, formatting, the pages)
+    rebuilds all."""
     package = Path(__file__).resolve().parent.parent
     files = sorted(package.rglob("*.py")) + sorted((package / "dashboard" / "static").glob("*"))
     h = hashlib.sha256()
     for f in files:
         h.update(f.relative_to(package).as_posix().encode())
         h.update(f.read_bytes())
+    with contextlib.suppress(metadata.PackageNotFoundError):
+        h.update(metadata.version("plotly").encode())
     return h.hexdigest()
 
 
@@ -52,8 +67,11 @@ def digest(*parts: Any) -> str:
 
 
 def file_signature(path: str | Path | None) -> list[int] | None:
-    """``[size, mtime_ns]`` of a file, None if there is none."""
-    if path is None:
+    """``[size, mtime_ns]`` of a file, None if there is none.
+
+    ``os.access`` first: most runs have no GPU samples, and a failed ``os.stat`` costs Python
+    ten times a successful one (the exception), 10,000 times an incremental build."""
+    if path is None or not os.access(path, os.F_OK):
         return None
     try:
         st = os.stat(path)
@@ -68,47 +86,92 @@ class RunEntry:
 
     stat: list[int]  # [size, mtime_ns] of the record file
     sha256: str  # of its bytes
-    view: list[Any]  # harness.dashboard.data.view_summary()
+    shard: str  # the shard its run is in
     page: str = ""  # run page, relative to the dashboard folder
-    page_hash: str = ""  # of everything the page was built from
-    warnings: list[str] = field(default_factory=list)  # what building it reported (bad tables)
+    tables: list[Any] = field(default_factory=list)  # table signatures its page was built from
 
     def to_json(self) -> list[Any]:
-        return [self.stat, self.sha256, self.view, self.page, self.page_hash, self.warnings]
+        return [self.stat, self.sha256, self.shard, self.page, self.tables]
 
     @classmethod
     def from_json(cls, row: list[Any]) -> RunEntry:
-        stat, sha, view, page, page_hash, warnings = row
-        return cls(list(stat), str(sha), list(view), str(page), str(page_hash), list(warnings))
+        stat, sha, shard, page, tables = row
+        return cls(list(stat), str(sha), str(shard), str(page), list(tables))
+
+
+@dataclass
+class ShardEntry:
+    """One shard as the last build wrote it."""
+
+    digest: str  # of its summary and fragments: the model and overview pages depend on it
+    summary: dict[str, Any]  # harness.dashboard.shards.summarize()
 
 
 @dataclass
 class Manifest:
-    """Run entries by record path (relative to the results folder), page hashes by page."""
+    """Run entries by record path (relative to the results folder), shards by id, page hashes by page."""
 
     runs: dict[str, RunEntry] = field(default_factory=dict)
+    shards: dict[str, ShardEntry] = field(default_factory=dict)
     pages: dict[str, str] = field(default_factory=dict)  # model and overview pages -> input hash
     builder: str = ""
-    changed: bool = False  # set by a build that has something to save
+    valid: bool = False  # read from a folder built by this same harness
 
     @classmethod
     def load(cls, out: Path) -> Manifest:
-        """The manifest in ``out``; an empty one where it is missing, unreadable or stale."""
+        """The manifest in ``out``; an empty one where it is missing, unreadable or stale, or
+        where one of its shard files is missing."""
         try:
             data = from_json((out / MANIFEST).read_bytes())
             if data.get("format") != FORMAT or data.get("builder") != builder_hash():
                 return cls(builder=builder_hash())
             runs = {k: RunEntry.from_json(v) for k, v in data["runs"].items()}
-            return cls(runs=runs, pages=dict(data["pages"]), builder=builder_hash())
+            shards = {k: ShardEntry(str(d), dict(s)) for k, (d, s) in data["shards"].items()}
+            have = set(os.listdir(out / SHARDS)) if shards else set()
+            if any(f"{sid}.{part}.json" not in have for sid in shards for part in PARTS):
+                return cls(builder=builder_hash())
+            return cls(
+                runs=runs, shards=shards, pages=dict(data["pages"]), builder=builder_hash(), valid=True
+            )
         except (OSError, ValueError, KeyError, TypeError, AttributeError):  # from_json raises ValueError
             return cls(builder=builder_hash())
 
-    def save(self, out: Path, write: Any) -> None:
+    def save(self, out: Path, write: Write) -> None:
         """Write through ``write(path, text)`` (the build's atomic page writer)."""
         data = {
             "format": FORMAT,
             "builder": builder_hash(),
             "runs": {k: e.to_json() for k, e in sorted(self.runs.items())},
+            "shards": {k: [s.digest, s.summary] for k, s in sorted(self.shards.items())},
             "pages": dict(sorted(self.pages.items())),
         }
         write(out / MANIFEST, to_json(data).decode())
+
+
+class ShardFileError(Exception):
+    """A shard file the manifest lists cannot be read: the build starts over in full."""
+
+
+def shard_path(out: Path, sid: str, part: str) -> Path:
+    return out / SHARDS / f"{sid}.{part}.json"
+
+
+def load_shard(out: Path, sid: str, part: str) -> Any:
+    """One of a shard's files (:data:`PARTS`). Raises ShardFileError."""
+    try:
+        return from_json(shard_path(out, sid, part).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ShardFileError(f"{shard_path(out, sid, part)}: {exc}") from exc
+
+
+def save_shard(out: Path, sid: str, part: str, obj: Any, write: Write) -> str:
+    """Write a shard file; the text written."""
+    text = to_json(obj).decode()
+    write(shard_path(out, sid, part), text)
+    return text
+
+
+def remove_shards(out: Path, sids: set[str]) -> None:
+    for sid in sids:
+        for part in PARTS:
+            shard_path(out, sid, part).unlink(missing_ok=True)

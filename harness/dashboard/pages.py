@@ -6,13 +6,14 @@ in the browser; tables are configs (:mod:`harness.dashboard.columns`) drawn by d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from harness.dashboard import figures
 from harness.dashboard.columns import leaderboard_config, runs_config
-from harness.dashboard.data import LeaderRow, Palette, RunView, row_labels, slug
-from harness.dashboard.html import esc
+from harness.dashboard.data import LeaderRow, Palette, RunView, key_labels, row_labels, slug
+from harness.dashboard.fragments import HISTORY_METRICS, MODEL_CHARTS, SEP, history_spec
+from harness.dashboard.html import RawJson, esc
 from harness.dashboard.layout import (
     chart_card,
     context_line,
@@ -25,6 +26,7 @@ from harness.dashboard.layout import (
     unit,
     warnings_card,
 )
+from harness.dashboard.shards import Overview, order
 from harness.formatting import fmt
 
 
@@ -118,19 +120,14 @@ def suite_charts(suite: str, latest: Sequence[RunView], palette: Palette) -> str
     )
 
 
-def index_page(
-    views: Sequence[RunView],
-    rows: Sequence[LeaderRow],
-    problems: Sequence[str],
-    palette: Palette,
-    generated: str,
-) -> str:
+def index_page(o: Overview, problems: Sequence[str], palette: Palette, generated: str) -> str:
     """Leaderboard, then per suite: accuracy vs efficiency, task heatmap, latency under load; recent runs."""
+    rows = o.rows
     latest = [r.latest for r in rows]
     body = [
         '<section class="hero"><h1>Open LLM leaderboard: accuracy and efficiency</h1>',
-        f'<p class="context">{context_line(views)}</p>',
-        f'<div class="pills">{pills("suite", (v.suite for v in views))}{pills("hardware", (v.hardware for v in views))}'
+        f'<p class="context">{overview_context(o)}</p>',
+        f'<div class="pills">{pills("suite", o.suites)}{pills("hardware", o.hardware)}'
         f"{pills('engine', (v.engine for v in latest))}</div></section>",
         warnings_card(problems),
         '<section class="card"><h2>Leaderboard</h2><p class=note>Latest successful run of each model per suite and '
@@ -141,7 +138,7 @@ def index_page(
         "</section>",
     ]
     body += [suite_charts(suite, runs, palette) for suite, runs in _by_suite(rows)]
-    body.append(_recent_runs(views))
+    body.append(_recent_runs(o))
     return frame(
         "harness leaderboard",
         "\n".join(body),
@@ -152,20 +149,25 @@ def index_page(
     )
 
 
-def _recent_runs(views: Sequence[RunView], n: int = 12) -> str:
-    recent = list(reversed(views))[:n]
+def overview_context(o: Overview, models: bool = True) -> str:
+    return context_line(
+        len(o.models), o.n_runs, o.n_failed, o.latest.started_at if o.latest else None, models
+    )
+
+
+def _recent_runs(o: Overview) -> str:
     rows = []
-    for v in recent:
-        badge = f'<span class="badge badge-{"ok" if v.ok else "failed"}">{esc(v.status)}</span>'
+    for v in o.recent:
+        badge = f'<span class="badge badge-{"ok" if v.status == "ok" else "failed"}">{esc(v.status)}</span>'
         err = esc((v.error or "")[:140] + ("…" if v.error and len(v.error) > 140 else ""))
         rows.append(
-            f'<tr{" class=failed" if not v.ok else ""}><td><a href="{esc(v.page)}">{esc(v.started_iso[:16].replace("T", " "))}</a></td>'
+            f'<tr{" class=failed" if v.status != "ok" else ""}><td><a href="{esc(v.page)}">{esc(v.started_iso[:16].replace("T", " "))}</a></td>'
             f'<td><a href="{esc(v.model_page)}">{esc(v.model)}</a></td><td>{esc(v.suite)}</td><td>{badge}</td>'
             f'<td>{esc(v.hardware)}</td><td title="{esc(v.error or "")}">{err}</td></tr>'
         )
     return (
-        f'<section class="card" id="recent"><h2>Recent runs</h2><p class=note>The {len(recent)} newest of '
-        f'{len(views)} runs, failed ones included. <a href="runs.html">All runs →</a></p>'
+        f'<section class="card" id="recent"><h2>Recent runs</h2><p class=note>The {len(o.recent)} newest of '
+        f'{o.n_runs} runs, failed ones included. <a href="runs.html">All runs →</a></p>'
         + (
             plain_table(["Started (UTC)", "Model", "Suite", "Status", "Hardware", "Error"], rows)
             if rows
@@ -175,59 +177,39 @@ def _recent_runs(views: Sequence[RunView], n: int = 12) -> str:
     )
 
 
-def runs_page(views: Sequence[RunView], problems: Sequence[str], generated: str) -> str:
+def runs_page(o: Overview, rows: RawJson, problems: Sequence[str], generated: str) -> str:
+    """Every run; ``rows`` are the run-list rows joined from the shards (:func:`fragments.join_rows`)."""
     body = (
-        f'<section class="hero"><h1>All runs</h1><p class="context">{context_line(views)}</p></section>'
+        f'<section class="hero"><h1>All runs</h1><p class="context">{overview_context(o)}</p></section>'
         + warnings_card(problems)
         + '<section class="card"><h2>Runs</h2><p class=note>Every run record, newest first. Throughput and TTFT come '
         "from the suite's first load scenario. Failed runs keep what they measured; their error is on the right.</p>"
-        + table("runs", runs_config(views))
+        + table("runs", runs_config(), rows)
         + "</section>"
     )
     return frame("harness: all runs", body, root="", active="runs", generated=generated, charts=False)
 
 
-HISTORY_METRICS: tuple[tuple[str, str, Any], ...] = (
-    ("acc", "Average accuracy", lambda v: v.acc_avg),
-    ("tps", "Output tokens/s", lambda v: v.headline.output_tps if v.headline else None),
-    ("ttft50", "TTFT p50 (ms)", lambda v: v.headline.ttft_p50_ms if v.headline else None),
-    ("ttft99", "TTFT p99 (ms)", lambda v: v.headline.ttft_p99_ms if v.headline else None),
-    ("tpot50", "TPOT p50 (ms)", lambda v: v.headline.tpot_p50_ms if v.headline else None),
-    ("jpt", "Energy per output token (J)", lambda v: v.headline.energy_per_token_j if v.headline else None),
-    (
-        "rss",
-        "Peak engine RSS (GiB)",
-        lambda v: v.peak_rss_bytes / 2**30 if v.peak_rss_bytes is not None else None,
-    ),
-    (
-        "gpumem",
-        "Peak GPU memory (GiB)",
-        lambda v: v.peak_gpu_memory_bytes / 2**30 if v.peak_gpu_memory_bytes is not None else None,
-    ),
-)
-
-
-def history_page(views: Sequence[RunView], palette: Palette, generated: str) -> str:
-    """Each headline metric over time, per suite, one line per model (and hardware)."""
+def history_page(
+    o: Overview, hist: Sequence[tuple[str, dict[str, Any]]], palette: Palette, generated: str
+) -> str:
+    """Each headline metric over time, per suite, one line per model (and hardware); ``hist``
+    pairs each shard's model with its history points (:func:`fragments.shard_fragments`)."""
     sections = []
-    suites: dict[str, list[RunView]] = {}
-    for v in views:
-        if v.ok:
-            suites.setdefault(v.suite, []).append(v)
-    for suite, runs in sorted(suites.items(), key=lambda kv: (-len(kv[1]), kv[0])):
-        groups: dict[tuple[str, str, str], list[RunView]] = {}
-        for v in runs:
-            groups.setdefault(v.key, []).append(v)
-        labels = row_labels([g[0] for g in groups.values()])
-        colour = {label: palette(g[0].model) for label, g in zip(labels, groups.values(), strict=True)}
+    for suite, groups in sorted(o.history.items(), key=lambda kv: (-o.ok_by_suite.get(kv[0], 0), kv[0])):
+        labels = key_labels([(g.model, suite, g.hardware) for g in groups])
+        parts: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for model, frag in hist:
+            for hw, metrics in frag.get(suite, {}).items():
+                parts.setdefault((model, hw), []).append(metrics)
         sid = slug(suite)
         cards = []
-        for key, title, get in HISTORY_METRICS:
-            spec = figures.history(
-                {label: [(r, get(r)) for r in g] for label, g in zip(labels, groups.values(), strict=True)},
-                colour.__getitem__,
-                title,
-            )
+        for key, title, _get in HISTORY_METRICS:
+            lines = [
+                (label, palette(g.model), [m[key] for m in parts.get((g.model, g.hardware), []) if key in m])
+                for label, g in zip(labels, groups, strict=True)
+            ]
+            spec = history_spec(lines, title)
             if spec is not None:
                 cards.append(
                     chart_card(
@@ -236,77 +218,56 @@ def history_page(views: Sequence[RunView], palette: Palette, generated: str) -> 
                         "One point per successful run; "
                         "performance from the suite's first load scenario. Click a point for its run.",
                         spec,
+                        sort_x=True,
                     )
                 )
+        n_ok = o.ok_by_suite.get(suite, 0)
         sections.append(
             f'<section class="suite" id="suite-{esc(sid)}"><h2 class="suite-head">Suite <span>{esc(suite)}</span></h2>'
-            f'<p class="note">{len(runs)} successful runs of {len(groups)} model/hardware pairs</p>'
+            f'<p class="note">{n_ok} successful runs of {len(groups)} model/hardware pairs</p>'
             f'<div class="grid2">{"".join(cards)}</div></section>'
         )
     if not sections:
         sections.append('<section class="card"><p class="empty">No successful runs yet.</p></section>')
     body = (
         '<section class="hero"><h1>History</h1><p class="context">Every successful run of each model over time, '
-        f"so a regression shows as a step. {context_line(views)}</p></section>" + "".join(sections)
+        f"so a regression shows as a step. {overview_context(o)}</p></section>" + "".join(sections)
     )
     return frame(
-        "harness: history", body, root="", active="history", generated=generated, charts=bool(suites)
+        "harness: history", body, root="", active="history", generated=generated, charts=bool(o.history)
     )
 
 
-def model_page(model: str, views: Sequence[RunView], palette: Palette, generated: str) -> str:
-    """One model: its runs and every metric over them (each task, each scenario)."""
-    ok = [v for v in views if v.ok]
-    suites = {v.suite for v in views}
-    hws = {v.hardware for v in views}
+def model_page(
+    model: str, o: Overview, rows: RawJson, charts: Sequence[dict[str, Any]], palette: Palette, generated: str
+) -> str:
+    """One model: its runs and every metric over them (each task, each scenario). ``o`` is the
+    overview of this model's shards, ``rows`` their run-list rows (links from ``models/``),
+    ``charts`` their model-chart points (:func:`fragments.shard_fragments`)."""
+    suites, hws = o.suites, o.hardware
 
-    def tag(v: RunView, name: str) -> str:
+    def tag(series: str) -> str:
+        suite, name, hw = series.split(SEP)
         parts = [name]
         if len(suites) > 1:
-            parts.insert(0, v.suite)
+            parts.insert(0, suite)
         if len(hws) > 1:
-            parts.append(v.hardware)
+            parts.append(hw)
         return " · ".join(parts)
 
-    def by_label(
-        points: Iterable[tuple[str, RunView, float | None]],
-    ) -> dict[str, list[tuple[RunView, float | None]]]:
-        out: dict[str, list[tuple[RunView, float | None]]] = {}
-        for label, v, val in points:
-            out.setdefault(label, []).append((v, val))
-        return out
-
-    task_pts = by_label((tag(v, t), v, tv.value) for v in ok for t, tv in v.accuracy.items())
-    charts: list[tuple[str, str, dict[str, list[tuple[RunView, float | None]]]]] = [
-        ("acc", "Accuracy by task", task_pts)
-    ]
-    for key, title, attr in (
-        ("tps", "Output tokens/s", "output_tps"),
-        ("ttft50", "TTFT p50 (ms)", "ttft_p50_ms"),
-        ("ttft99", "TTFT p99 (ms)", "ttft_p99_ms"),
-        ("tpot50", "TPOT p50 (ms)", "tpot_p50_ms"),
-        ("tpot99", "TPOT p99 (ms)", "tpot_p99_ms"),
-        ("jpt", "Energy per output token (J)", "energy_per_token_j"),
-    ):
-        charts.append(
-            (
-                key,
-                title,
-                by_label((tag(v, s.name), v, getattr(s, attr)) for v in ok for s in v.scenarios.values()),
-            )
-        )
-    mem = by_label(
-        [(tag(v, "engine RSS"), v, v.peak_rss_bytes / 2**30 if v.peak_rss_bytes else None) for v in ok]
-        + [
-            (tag(v, "GPU"), v, v.peak_gpu_memory_bytes / 2**30 if v.peak_gpu_memory_bytes else None)
-            for v in ok
-        ]
-    )
-    charts.append(("mem", "Peak memory (GiB)", mem))
     cards = []
-    for key, title, series in charts:
+    for key, title, _attr in MODEL_CHARTS:
+        series: dict[str, list[list[Any]]] = {}
+        first: dict[str, tuple[Any, ...]] = {}
+        for frag in charts:
+            for name, pts in frag.get(key, {}).items():
+                label = tag(name)
+                series.setdefault(label, []).append(pts)
+                f = tuple(pts[6:9])
+                first[label] = min(first.get(label, f), f)
         colours = Palette(list(series))
-        spec = figures.history(series, colours, title)
+        lines = [(label, colours(label), series[label]) for label in sorted(series, key=first.__getitem__)]
+        spec = history_spec(lines, title)
         if spec is not None:
             cards.append(
                 chart_card(
@@ -315,9 +276,11 @@ def model_page(model: str, views: Sequence[RunView], palette: Palette, generated
                     "One point per successful run; click for the run.",
                     spec,
                     root="../",
+                    sort_x=True,
                 )
             )
-    latest = ok[-1] if ok else None
+    oks = [r.latest for r in o.rows]
+    latest = max(oks, key=order) if oks else None
     tiles = ""
     if latest is not None:
         h = latest.headline
@@ -330,14 +293,16 @@ def model_page(model: str, views: Sequence[RunView], palette: Palette, generated
                 ("Peak RSS", fmt("bytes", latest.peak_rss_bytes), None),
             ]
         )
+    last = o.latest
+    assert last is not None, "a model page needs a run"
     body = (
         f'<section class="hero"><h1><span class="swatch" style="background:{palette(model)}"></span>{esc(model)}</h1>'
-        f'<p class="context">{esc(views[-1].record.model.family)} · {esc(views[-1].record.model.source)} · '
-        f"{context_line(views, models=False)}</p>"
+        f'<p class="context">{esc(last.record.model.family)} · {esc(last.record.model.source)} · '
+        f"{overview_context(o, models=False)}</p>"
         f'<div class="pills">{pills("suite", suites)}{pills("hardware", hws)}</div></section>'
         + tiles
         + f'<section class="card"><h2>Runs of {esc(model)}</h2><p class=note>Newest first, failed runs included.</p>'
-        + table("model-runs", runs_config(views, prefix="../", hash_filters=False))
+        + table("model-runs", runs_config(hash_filters=False), rows)
         + "</section>"
         + f'<div class="grid2">{"".join(cards)}</div>'
     )

@@ -33,6 +33,7 @@ from harness.dashboard.data import (
 from harness.dashboard.html import json_text
 from harness.dashboard.pages import index_page
 from harness.dashboard.runpage import run_page
+from harness.dashboard.shards import Overview
 from harness.models import get_preset
 from harness.record_analytics import RecordAnalytics
 from tests.factories import (
@@ -382,8 +383,7 @@ def test_nan_figures_show_as_missing() -> None:
         scenarios={"c1": make_scenario("c1", median_ttft_ms=math.inf)},
     )
     views = build_views([rec])
-    rows = leaderboard(views)
-    html = index_page(views, rows, [], Palette(["nan-model"]), "now") + run_page(
+    html = index_page(Overview.of_views(views), [], Palette(["nan-model"]), "now") + run_page(
         views[0], {}, None, [], "now"
     )
     row = embedded(html, "leaderboard-data")["rows"][0]

@@ -308,6 +308,7 @@
     }
     charts.forEach(function (div) {
       var spec = readJSON(div.dataset.spec);
+      if (div.dataset.sort === "x") spec.data.forEach(sortByX);
       var config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
       window.Plotly.newPlot(div, spec.data, spec.layout, config).then(function () {
         div.dataset.rendered = "1";
@@ -318,6 +319,18 @@
         var href = Array.isArray(cd) ? cd[cd.length - 1] : null;
         if (typeof href === "string" && /\.html$/.test(href)) window.location.href = (div.dataset.root || "") + href;
       });
+    });
+  }
+
+  // Lines joined from the dashboard's shards come in shard order: put each line's points in time
+  // order (x is an ISO timestamp, so text order is time order) before drawing it.
+  function sortByX(trace) {
+    if (!Array.isArray(trace.x)) return;
+    var idx = trace.x.map(function (_, i) { return i; });
+    idx.sort(function (a, b) { return trace.x[a] < trace.x[b] ? -1 : trace.x[a] > trace.x[b] ? 1 : a - b; });
+    ["x", "y", "customdata"].forEach(function (k) {
+      var arr = trace[k];
+      if (Array.isArray(arr)) trace[k] = idx.map(function (i) { return arr[i]; });
     });
   }
 
