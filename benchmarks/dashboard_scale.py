@@ -9,11 +9,15 @@
 2. Adds runs up to ``--large`` (without per-request tables, so that generating them stays in
    minutes; their run pages say so), builds in full, then adds one run (with its tables) and
    builds incrementally: the figure the manifest is for.
-3. For comparison, builds the dashboard of a single run.
+   That is done three times (one run added each time), and once more through the command line
+   (``harness dashboard`` in a new process, imports and all), as a CI job runs it.
+3. For comparison, builds the dashboard of a single run, in this process and on the command line.
 
 Each figure is wall seconds, and CPU seconds beside it (this process and the workers that write
 run pages in parallel): on a shared machine the wall time also counts the other processes, the
-CPU time mostly does not. With ``--browser``,
+CPU time mostly does not. The steps of a build follow in brackets (see
+``harness.dashboard.build``: reading the manifest, checking records, checking tables and
+assigning shards, run pages, shard files, model pages, overview pages, saving). With ``--browser``,
 also times headless Chromium (/usr/bin/chromium) from opening index.html, history.html and
 architecture.html to every chart drawn (over the ``--runs`` folder).
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,20 +41,43 @@ def cpu_s() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+STEPS = ("manifest", "scan", "plan", "run_pages", "shards", "model_pages", "overview", "save")
+
+
 def timed(label: str, build: Any, results: Path, out: Path, **kw: Any) -> Any:
     """Run one build, print its figures, return its report."""
     c0, w0 = cpu_s(), time.perf_counter()
     report = build(results, out, **kw)
     wall, cpu = time.perf_counter() - w0, cpu_s() - c0
     t = report.timings_s
+    steps = ", ".join(f"{k.replace('_', ' ')} {t[k + '_s']:.3f}" for k in STEPS)
     print(
-        f"{label}: {wall:.2f} s wall, {cpu:.2f} s CPU (load {t['load_s']:.2f}, run pages {t['run_pages_s']:.2f}, "
-        f"other pages {t['other_pages_s']:.2f}); {report.runs:,} runs, {len(report.pages):,} pages, "
+        f"{label}: {wall:.3f} s wall, {cpu:.3f} s CPU [{steps}]; "
+        f"{report.runs:,} runs, {len(report.pages):,} pages, "
         f"{len(report.rebuilt):,} rewritten, {report.leaderboard_rows} leaderboard rows, "
         f"{len(report.warnings)} warnings",
         flush=True,
     )
     return report
+
+
+CLI = "import sys; from harness.cli import main; sys.exit(main())"
+
+
+def timed_cli(label: str, results: Path, out: Path) -> float:
+    """``harness dashboard`` in a new process, as a CI job runs it: wall seconds."""
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", CLI, "dashboard", "--results", str(results), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    wall = time.perf_counter() - t0
+    print(
+        f"{label}: {wall:.2f} s wall ({done.stdout.strip().splitlines()[-1].split(': ', 1)[-1]})", flush=True
+    )
+    return wall
 
 
 def main() -> int:
@@ -103,8 +131,11 @@ def main() -> int:
             big = args.large
             timed(f"{big:,} runs, full build (--full)", build_dashboard, results, out, full=True)
             timed(f"{big:,} runs, nothing changed", build_dashboard, results, out)
-            generate_results(results, 1, n_models=args.models, first=big, durable=False)
-            timed(f"{big:,} runs + 1 added, incremental", build_dashboard, results, out)
+            for i in range(3):
+                generate_results(results, 1, n_models=args.models, first=big + i, durable=False)
+                timed(f"{big + i:,} runs + 1 added, incremental", build_dashboard, results, out)
+            generate_results(results, 1, n_models=args.models, first=big + 3, durable=False)
+            timed_cli(f"{big + 3:,} runs + 1 added, incremental, command line", results, out)
             print(f"manifest.json: {(out / 'manifest.json').stat().st_size:,} bytes")
 
         one, one_out = base / "one", base / "one-dashboard"
@@ -113,6 +144,8 @@ def main() -> int:
         generate_results(one, 1, n_models=args.models, durable=False)
         timed("1 run, full build, cold", build_dashboard, one, one_out)
         timed("1 run, full build (--full)", build_dashboard, one, one_out, full=True)
+        shutil.rmtree(one_out)
+        timed_cli("1 run, full build, cold, command line", one, one_out)
     return 0
 
 

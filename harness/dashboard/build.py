@@ -33,8 +33,18 @@ from pathlib import Path
 from typing import Any
 
 from harness.dashboard import archpage, pages, runpage, techpage
-from harness.dashboard.data import Palette, RunView, model_slug, slug, view_from_summary, view_summary
-from harness.dashboard.fragments import join_rows, shard_fragments
+from harness.dashboard.data import (
+    Palette,
+    RunView,
+    assign_pages,
+    model_slug,
+    name_pages,
+    order,
+    slug,
+    view_from_summary,
+    view_summary,
+)
+from harness.dashboard.fragments import data_file, data_src, shard_fragments
 from harness.dashboard.manifest import (
     Manifest,
     RunEntry,
@@ -42,13 +52,13 @@ from harness.dashboard.manifest import (
     ShardFileError,
     builder_hash,
     digest,
-    load_shard,
+    load_views,
     remove_shards,
-    save_shard,
+    save_views,
 )
 from harness.dashboard.runpages import write_run_pages
 from harness.dashboard.scan import Scan, read_one, restat, run_tables, scan, table_signatures
-from harness.dashboard.shards import merge, order, pinned_view, shard_id, summarize
+from harness.dashboard.shards import merge, pinned_view, shard_count, shard_id, summarize
 from harness.store import atomic_write_bytes
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -183,7 +193,15 @@ def _plan(found: Scan, old: Manifest, folder_of: Callable[[str], str], existing:
     counts: dict[str, int] = {}
     for m in model_of.values():
         counts[m] = counts.get(m, 0) + 1
-    shard_of = {k: shard_id(m, k, counts[m]) for k, m in model_of.items()}
+    before: dict[str, int] = {}
+    for sh in old.shards.values():
+        before[sh.summary["model"]] = before.get(sh.summary["model"], 0) + sh.summary["n"]
+    same = {m for m, n in counts.items() if shard_count(n) == shard_count(before.get(m, 0))}
+    shard_of = {
+        k: e.shard if model_of[k] in same else shard_id(model_of[k], k, counts[model_of[k]])
+        for k, e in found.kept.items()
+    }  # a kept run stays in its shard while its model's number of shards does
+    shard_of.update({k: shard_id(v.model, k, counts[v.model]) for k, (v, _sha) in found.parsed.items()})
     new_sids = set(shard_of.values())
     plan = _Plan(shard_of, {}, set(found.parsed), {sid for sid in new_sids if sid not in old.shards})
     for k, e in found.kept.items():
@@ -203,8 +221,7 @@ def _plan(found: Scan, old: Manifest, folder_of: Callable[[str], str], existing:
 
 def _page_names(found: Scan, old: Manifest) -> None:
     """Name the run pages of new and changed records: a changed record keeps its page while its
-    run id still slugs to it; new ones, oldest first, get their run id's slug, numbered where
-    two slug alike (copies of a run folder share an id)."""
+    run id still slugs to it; new ones are named as a full build names them, among the rest."""
     used = {e.page[5:-5].lower() for e in found.kept.values()}
     todo = []
     for k, (v, _sha) in found.parsed.items():
@@ -214,23 +231,26 @@ def _page_names(found: Scan, old: Manifest) -> None:
         head, _, tail = name.rpartition("-")
         if name and (name == base or (head == base and tail.isdigit())) and name.lower() not in used:
             used.add(name.lower())
-            _name(v, name)
+            name_pages(v, name)
         else:
             todo.append(v)
-    for v in sorted(todo, key=order):
-        base = slug(v.run_id)
-        name, n = base, 1
-        while name.lower() in used:
-            n += 1
-            name = f"{base}-{n}"
-        used.add(name.lower())
-        _name(v, name)
+    assign_pages(todo, used)
 
 
-def _name(v: RunView, name: str) -> None:
-    # The page names are the only fields set after a view is made.
-    object.__setattr__(v, "page", f"runs/{name}.html")
-    object.__setattr__(v, "model_page", f"models/{model_slug(v.model)}.html")
+def _write_shard(
+    out: Path, sid: str, pairs: list[tuple[str, RunView]], warns: dict[str, list[str]]
+) -> ShardEntry:
+    """Write a shard's cached views and data files; its entry (summary, and a digest of all it
+    contributes to the pages)."""
+    frags = shard_fragments([v for _, v in pairs])
+    summary = summarize(pairs, [w for k, _ in pairs for w in warns.get(k, [])], frags["meta"])
+    save_views(out, sid, {k: [view_summary(v), warns.get(k, [])] for k, v in pairs}, write_page)
+    h = hashlib.sha256(repr(summary).encode())
+    for part in ("top", "model"):
+        text = data_file(frags[part])
+        write_page(out / data_src(sid, part), text)
+        h.update(text.encode())
+    return ShardEntry(h.hexdigest()[:32], summary)
 
 
 def _build(
@@ -275,13 +295,13 @@ def _build(
             continue
         e = found.kept[k]
         if e.shard not in old_views:
-            old_views[e.shard] = load_shard(out, e.shard, "views")
+            old_views[e.shard] = load_views(out, e.shard)
         try:
             summary, warns[k] = old_views[e.shard][k]
             views[k] = view_from_summary(summary, folder_of(k))
         except (KeyError, ValueError, TypeError) as exc:
             raise ShardFileError(f"{e.shard}: no usable view of {k}") from exc
-        _name(views[k], e.page[5:-5])
+        name_pages(views[k], e.page[5:-5])
 
     out.mkdir(parents=True, exist_ok=True)
     if not (old.valid and all((out / a).is_file() for a in ("plotly.min.js", *ASSETS))):
@@ -314,26 +334,13 @@ def _build(
     for k, sid in plan.shard_of.items():
         if sid in plan.dirty:
             members[sid].append(k)
-    frags: dict[tuple[str, str], dict[str, Any]] = {}  # (shard, "top" or "model") -> fragments
     for sid in sorted(plan.dirty):
         pairs = sorted(((k, views[k]) for k in members[sid]), key=lambda kv: order(kv[1]))
-        summary = summarize(pairs, [w for k, _ in pairs for w in warns.get(k, [])])
-        cached = {k: [view_summary(v), warns.get(k, [])] for k, v in pairs}
-        save_shard(out, sid, "views", cached, write_page)
-        sha = hashlib.sha256(repr(summary).encode())
-        for part, frag in shard_fragments([v for _, v in pairs]).items():
-            frags[sid, part] = frag
-            sha.update(save_shard(out, sid, part, frag, write_page).encode())
-        new.shards[sid] = ShardEntry(sha.hexdigest()[:32], summary)
+        new.shards[sid] = _write_shard(out, sid, pairs, warns)
     for sid in set(plan.shard_of.values()) - plan.dirty:
         new.shards[sid] = old.shards[sid]
     remove_shards(out, set(old.shards) - set(new.shards))
     t_shards = time.perf_counter()
-
-    def frags_of(sid: str, part: str) -> dict[str, Any]:
-        if (sid, part) not in frags:
-            frags[sid, part] = load_shard(out, sid, part)
-        return frags[sid, part]
 
     view_of = pinned_view(folder_of)
     sids = sorted(new.shards)
@@ -347,11 +354,12 @@ def _build(
         h = digest(model, palette(model), [new.shards[s].digest for s in msids])
         if old.pages.get(page) != h or page not in existing:
             mo = merge([new.shards[s].summary for s in msids], view_of)
-            fr = [frags_of(s, "model") for s in msids]
-            rows = join_rows([f["runs"] for f in fr])
-            write_page(
-                out / page, pages.model_page(model, mo, rows, [f["points"] for f in fr], palette, generated)
-            )
+            data = [
+                f"{data_src(s, part)}?v={new.shards[s].digest[:12]}"
+                for s in msids
+                for part in ("top", "model")
+            ]
+            write_page(out / page, pages.model_page(model, mo, data, palette, generated))
             rebuilt.append(out / page)
         new.pages[page] = h
         written.add(page)
@@ -362,12 +370,11 @@ def _build(
     top_names = ("index.html", "history.html", "runs.html", "architecture.html", "techniques.html")
     h = digest(problems, [(s, new.shards[s].digest) for s in sids])
     if old.pages.get("*") != h or not all(name in existing for name in top_names):
-        runs_rows = join_rows([frags_of(s, "top")["runs"] for s in sids])
-        hist = [(new.shards[s].summary["model"], frags_of(s, "top")["hist"]) for s in sids]
+        data = [f"{data_src(s, 'top')}?v={new.shards[s].digest[:12]}" for s in sids]
         top = {
             "index.html": pages.index_page(o, problems, palette, generated),
-            "history.html": pages.history_page(o, hist, palette, generated),
-            "runs.html": pages.runs_page(o, runs_rows, problems, generated),
+            "history.html": pages.history_page(o, data, palette, generated),
+            "runs.html": pages.runs_page(o, data, problems, generated),
             "architecture.html": archpage.architecture_page(o, palette, generated),
             "techniques.html": techpage.techniques_page(o.variants, palette, generated),
         }

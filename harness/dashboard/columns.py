@@ -323,11 +323,14 @@ def runs_row(v: RunView, prefix: str = "") -> dict[str, Any]:
     }
 
 
-def runs_config(hash_filters: bool = True) -> dict[str, Any]:
-    """The run list without its rows (:func:`runs_row` of every run, newest first, failed ones
-    included with their error; the pages join them from the shards)."""
+def runs_config(root: str = "", hash_filters: bool = True) -> dict[str, Any]:
+    """The run list: :func:`runs_row` of every run, failed ones included with their error,
+    newest first. The rows are in the shards' data files (``"shards": "runs"``), their links
+    relative to the top folder: ``root`` leads there from the page."""
     return {
         "columns": list(RUNS_COLUMNS),
+        "shards": "runs",
+        "root": root,
         "filters": ["suite", "hardware", "status"],
         "sort": {"key": "started", "dir": "desc"},
         "hash": hash_filters,

@@ -255,27 +255,28 @@ def run_view(
     )
 
 
-def assign_pages(views: Iterable[RunView]) -> list[RunView]:
+def assign_pages(views: Iterable[RunView], used: set[str] | None = None) -> list[RunView]:
     """The views oldest first, each with a unique page name: distinct run ids can slug alike, and
-    copies of a run folder share an id."""
-    used: set[str] = set()
-    out = []
-    model_pages: dict[str, str] = {}
-    for v in sorted(views, key=lambda v: (_utc(v.started_at), v.run_id)):
+    copies of a run folder share an id. ``used``: names (lower case, as ``runs/<name>.html``)
+    already taken by other runs; the new names are added to it."""
+    used = set() if used is None else used
+    out = sorted(views, key=order)
+    for v in out:
         base = slug(v.run_id)
         name, n = base, 1
         while name.lower() in used:
             n += 1
             name = f"{base}-{n}"
         used.add(name.lower())
-        if v.model not in model_pages:
-            model_pages[v.model] = f"models/{model_slug(v.model)}.html"
-        # The page names are the only fields set after a view is made (dataclasses.replace
-        # would copy every field of every view).
-        object.__setattr__(v, "page", f"runs/{name}.html")
-        object.__setattr__(v, "model_page", model_pages[v.model])
-        out.append(v)
+        name_pages(v, name)
     return out
+
+
+def name_pages(v: RunView, name: str) -> None:
+    """Give ``v`` its run page ``runs/<name>.html`` and its model's page. The page names are the
+    only fields set after a view is made (dataclasses.replace would copy every field)."""
+    object.__setattr__(v, "page", f"runs/{name}.html")
+    object.__setattr__(v, "model_page", f"models/{model_slug(v.model)}.html")
 
 
 def build_views(records: Sequence[RunRecord | tuple[RunRecord, Path | None]]) -> list[RunView]:
@@ -326,6 +327,16 @@ def model_slug(model: str) -> str:
     return f"{slug(model)[:80]}-{hashlib.sha1(model.encode()).hexdigest()[:6]}"
 
 
+def order(v: RunView) -> tuple[float, str]:
+    """Oldest first: start time (seconds since the epoch), then run id, as the pages sort runs."""
+    return (_utc(v.started_at).timestamp(), v.run_id)
+
+
+def started_of(ts: float) -> datetime:
+    """A start time in seconds since the epoch (:func:`order`) as a UTC datetime."""
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
 def _utc(t: datetime) -> datetime:
     return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)
 
@@ -338,33 +349,6 @@ class LeaderRow:
     n_runs: int
     n_failed: int
     last_failed: RunView | None  # a failed run newer than ``latest``, if any
-
-
-def leaderboard(views: Sequence[RunView]) -> list[LeaderRow]:
-    """One row per (model, suite, hardware) with a successful run, best average accuracy first."""
-    groups: dict[tuple[str, str, str], list[RunView]] = {}
-    for v in views:
-        groups.setdefault(v.key, []).append(v)
-    rows = []
-    for runs in groups.values():
-        runs = sorted(runs, key=lambda r: _utc(r.started_at))
-        ok = [r for r in runs if r.ok]
-        if not ok:
-            continue
-        latest = ok[-1]
-        newer_failed = [r for r in runs if not r.ok and _utc(r.started_at) > _utc(latest.started_at)]
-        rows.append(
-            LeaderRow(
-                latest=latest,
-                n_runs=len(runs),
-                n_failed=sum(not r.ok for r in runs),
-                last_failed=newer_failed[-1] if newer_failed else None,
-            )
-        )
-    rows.sort(
-        key=lambda r: (-(r.latest.acc_avg if r.latest.acc_avg is not None else -math.inf), r.latest.model)
-    )
-    return rows
 
 
 def pareto_front(

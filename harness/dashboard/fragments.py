@@ -1,34 +1,32 @@
-"""The per-run parts of the overview pages, serialised once per shard and joined per page.
+"""The per-run data of the overview pages, in one data file per shard that the pages load.
 
 The run list, the history page and the model pages show every run. Building them from 10,000
-views on every build was most of an incremental build, so each shard
-(:mod:`harness.dashboard.shards`) keeps its runs' parts as JSON text:
+views on every build was most of an incremental build, so the pages hold no runs: each shard
+(:mod:`harness.dashboard.shards`) writes its runs' data to ``data/<shard>.js`` (run-list rows,
+history points) and ``data/<shard>.model.js`` (the model page's points), and a page lists the
+data files it needs in ``<script src>`` tags (which load from disk, offline). dashboard.js
+joins the shards: table rows are concatenated and sorted like any table; a chart line names
+its points (``meta``: which file part and key) and they are concatenated and sorted by time.
+Adding a run rewrites one shard's data files and the small pages that count runs.
 
-* ``top.runs`` / ``model.runs``: run-list rows (links from the top folder, and from ``models/``),
-  newest first, each as ``[start, run id, row JSON]``;
-* ``top.hist``: per suite, hardware and history metric, the points of the shard's successful runs;
-* ``model.points``: per model-page chart and series (suite, name, hardware), the points.
-
-A page joins the text of every shard: rows are merged newest first, and a chart line's points
-are concatenated (in shard order) and sorted by time in the browser (``data-sort="x"``), so no
-build re-reads a run it has not changed. Points are ``[x, y, customdata]`` text with their
-count and time span, which is all the chart layout needs.
+The pages need, without reading the data, which lines have points and the time span: that
+is the shard's ``meta``, kept in its summary.
 """
 
 from __future__ import annotations
 
-import heapq
-import re
-import secrets
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 from harness.dashboard.columns import runs_row
-from harness.dashboard.data import RunView, iso
+from harness.dashboard.data import RunView, iso, order, started_of
 from harness.dashboard.figures import _hover, layout, r4
-from harness.dashboard.html import RawJson, esc, json_text
-from harness.dashboard.shards import order, started_of
+from harness.dashboard.html import esc, json_text
+
+DATA = "data"  # folder of the data files, beside the pages
+PREFIX = "(window.HARNESS_SHARDS = window.HARNESS_SHARDS || []).push(\n"
+SUFFIX = "\n);\n"
 
 SEP = "\x1f"  # joins the parts of a series key (suite, name, hardware)
 
@@ -63,60 +61,53 @@ MODEL_CHARTS: tuple[tuple[str, str, str | None], ...] = (
 )
 
 
-class Points(NamedTuple):
-    """One line's points from one shard, as JSON text without the brackets."""
-
-    x: str
-    y: str
-    customdata: str
-    n: int
-    t_min: float
-    t_max: float
-
-
-def points(pairs: Iterable[tuple[RunView, float | None]]) -> list[Any] | None:
-    """The points of (run, value) pairs that have a value, as a JSON-ready :class:`Points`."""
+def points(pairs: Iterable[tuple[RunView, float | None]]) -> tuple[list[Any], list[Any]] | None:
+    """The (run, value) pairs that have a value, as a line's ``[x, y, customdata]`` arrays and
+    their ``[count, first time, last time]`` (seconds since the epoch); None when none has one."""
     pts = [(r, v) for r, v in pairs if v is not None]
     if not pts:
         return None
     ts = [order(r)[0] for r, _ in pts]
-    return list(
-        Points(
-            ",".join(f'"{r.started_iso}"' for r, _ in pts),
-            json_text([r4(v) for _, v in pts])[1:-1],
-            json_text([[r.run_id_html, r.page] for r, _ in pts])[1:-1],
-            len(pts),
-            min(ts),
-            max(ts),
-        )
-    )
+    data = [
+        [r.started_iso for r, _ in pts],
+        [r4(v) for _, v in pts],
+        [[r.run_id_html, r.page] for r, _ in pts],
+    ]
+    return data, [len(pts), min(ts), max(ts)]
 
 
 def shard_fragments(views: Sequence[RunView]) -> dict[str, dict[str, Any]]:
-    """The parts of one shard's runs (oldest first, pages named) that the overview pages join:
-    ``top`` for the run list and history (``runs``, ``hist``), ``model`` for their model's page
-    (``runs``, ``points``). Kept apart so that adding a run reads one model's points, not all."""
-    newest = list(reversed(views))
+    """One shard's runs (oldest first, pages named) as the pages use them:
+
+    * ``top``, for ``data/<shard>.js``: ``runs`` (run-list rows, newest first, links from the
+      top folder) and ``hist`` (suite -> ``model SEP hardware`` -> metric -> points);
+    * ``model``, for ``data/<shard>.model.js``: ``points`` (model chart -> series -> points);
+    * ``meta``, for the summary: the same keys with ``[count, first, last]`` in place of points
+      (and, for model series, where the series first appears, to order the legend).
+    """
     ok = [v for v in views if v.ok]
     hist: dict[str, dict[str, dict[str, Any]]] = {}
+    hist_meta: dict[str, dict[str, dict[str, Any]]] = {}
     groups: dict[tuple[str, str], list[RunView]] = {}
     for v in ok:
-        groups.setdefault((v.suite, v.hardware), []).append(v)
-    for (suite, hw), runs in groups.items():
-        metrics = {key: points((r, get(r)) for r in runs) for key, _title, get in HISTORY_METRICS}
-        hist.setdefault(suite, {})[hw] = {k: p for k, p in metrics.items() if p is not None}
+        groups.setdefault((v.suite, f"{v.model}{SEP}{v.hardware}"), []).append(v)
+    for (suite, group), runs in groups.items():
+        for key, _title, get in HISTORY_METRICS:
+            p = points((r, get(r)) for r in runs)
+            if p is not None:
+                hist.setdefault(suite, {}).setdefault(group, {})[key] = p[0]
+                hist_meta.setdefault(suite, {}).setdefault(group, {})[key] = p[1]
+    pts, pts_meta = _model_points(ok)
     return {
-        "top": {"runs": [[*order(v), json_text(runs_row(v), 6)] for v in newest], "hist": hist},
-        "model": {
-            "runs": [[*order(v), json_text(runs_row(v, "../"), 6)] for v in newest],
-            "points": _model_points(ok),
-        },
+        "top": {"runs": [runs_row(v) for v in reversed(views)], "hist": hist},
+        "model": {"points": pts},
+        "meta": {"hist": hist_meta, "points": pts_meta},
     }
 
 
-def _model_points(ok: Sequence[RunView]) -> dict[str, dict[str, list[Any]]]:
-    """Per model-page chart, per series ``suite SEP name SEP hardware``: points, and where the
-    series first appears (start, run id, position in the run) to order the legend."""
+def _model_points(ok: Sequence[RunView]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per model-page chart, per series ``suite SEP name SEP hardware``: points, and their meta
+    with where the series first appears (start, run id, position in the run)."""
     charts: dict[str, dict[str, list[tuple[RunView, float | None]]]] = {key: {} for key, _, _ in MODEL_CHARTS}
     first: dict[str, dict[str, tuple[float, str, int]]] = {key: {} for key, _, _ in MODEL_CHARTS}
 
@@ -135,55 +126,55 @@ def _model_points(ok: Sequence[RunView]) -> dict[str, dict[str, list[Any]]]:
                 add(key, v, s.name, getattr(s, attr), i)
         add("mem", v, "engine RSS", v.peak_rss_bytes / 2**30 if v.peak_rss_bytes else None, 0)
         add("mem", v, "GPU", v.peak_gpu_memory_bytes / 2**30 if v.peak_gpu_memory_bytes else None, 1)
-    out: dict[str, dict[str, list[Any]]] = {}
+    data: dict[str, Any] = {}
+    meta: dict[str, Any] = {}
     for chart, series in charts.items():
-        kept = {}
         for name, pairs in series.items():
             p = points(pairs)
             if p is not None:
-                kept[name] = [*p, *first[chart][name]]
-        if kept:
-            out[chart] = kept
-    return out
+                data.setdefault(chart, {})[name] = p[0]
+                meta.setdefault(chart, {})[name] = [*p[1], *first[chart][name]]
+    return data, meta
 
 
-# ---------------------------------------------------------------- joining
+def data_file(obj: dict[str, Any]) -> str:
+    """A data file: a script that adds ``obj`` to the page's shards."""
+    return PREFIX + json_text(obj, 6) + SUFFIX
 
 
-def join_rows(shards: Sequence[Sequence[list[Any]]]) -> RawJson:
-    """The run-list rows of every shard, newest first, as a JSON array."""
-    merged = heapq.merge(*shards, key=lambda r: (r[0], r[1]), reverse=True)
-    return RawJson("[" + ",".join(r[2] for r in merged) + "]")
+def data_src(sid: str, part: str) -> str:
+    """A data file's path relative to the dashboard folder (``part``: ``top`` or ``model``)."""
+    return f"{DATA}/{sid}.js" if part == "top" else f"{DATA}/{sid}.{part}.js"
+
+
+# ---------------------------------------------------------------- the pages' side
 
 
 def history_spec(
-    lines: Sequence[tuple[str, str, Sequence[list[Any]]]], ytitle: str, height: int = 300
-) -> RawJson | None:
-    """One metric over time: ``lines`` are (label, colour, the points of each shard) in legend
-    order; lines without points are left out, and None when no line has one."""
-    token = secrets.token_hex(8)  # stands in for the joined points while the layout is serialised
+    lines: Sequence[tuple[str, str, list[str], Sequence[Any]]], ytitle: str, height: int = 300
+) -> dict[str, Any] | None:
+    """One metric over time, its points left to the data files: ``lines`` are (label, colour,
+    where its points are, the ``[count, first, last]`` of each shard) in legend order. Lines
+    without points are left out; None when no line has one."""
     data: list[dict[str, Any]] = []
-    joined: dict[str, str] = {}
     t_min, t_max = float("inf"), float("-inf")
-    for label, colour, parts in lines:
-        parts = [Points(*p[:6]) for p in parts if p]
-        if not parts:
+    for label, colour, fill, metas in lines:
+        metas = [m for m in metas if m and m[0]]
+        if not metas:
             continue
-        i = len(data)
-        for axis in ("x", "y", "customdata"):
-            joined[f"\x00{token}{axis}{i}"] = "[" + ",".join(getattr(p, axis) for p in parts if p.n) + "]"
-        t_min = min(t_min, *(p.t_min for p in parts))
-        t_max = max(t_max, *(p.t_max for p in parts))
+        t_min = min(t_min, *(m[1] for m in metas))
+        t_max = max(t_max, *(m[2] for m in metas))
         data.append(
             {
                 "type": "scatter",
                 "mode": "lines+markers",
-                "x": f"\x00{token}x{i}",
-                "y": f"\x00{token}y{i}",
+                "x": [],
+                "y": [],
+                "customdata": [],
+                "meta": fill,  # dashboard.js fills x, y and customdata from the data files
                 "name": esc(label),
                 "line": {"color": colour, "width": 2},
                 "marker": {"size": 6},
-                "customdata": f"\x00{token}customdata{i}",
                 "hovertemplate": _hover(
                     [f"<b>{esc(label)}</b>", "%{x}", f"{esc(ytitle)}: %{{y:.4g}}", "run %{customdata[0]}"]
                 ),
@@ -197,6 +188,4 @@ def history_spec(
         # A single moment: plotly would zoom to milliseconds; show the day around it instead.
         t = started_of(t_min)
         lay["xaxis"]["range"] = [iso(t - timedelta(days=1)), iso(t + timedelta(days=1))]
-    text = json_text({"data": data, "layout": lay})
-    quoted = {json_text(k): v for k, v in joined.items()}
-    return RawJson(re.sub("|".join(map(re.escape, quoted)), lambda m: quoted[m.group(0)], text))
+    return {"data": data, "layout": lay}

@@ -71,25 +71,10 @@ def json_text(obj: Any, digits: int | None = None) -> str:
     )
 
 
-class RawJson(str):
-    """JSON text, already made safe by :func:`json_text`, that a page embeds as it is."""
-
-
-def json_object(obj: dict[str, Any], digits: int | None = None, **raw: RawJson) -> str:
-    """:func:`json_text` of ``obj`` with the ``raw`` members added as they are (the run list's
-    rows, joined from the shards' text without parsing it)."""
-    text = json_text(obj, digits)
-    extra = ",".join(f"{json_text(k)}:{v}" for k, v in raw.items())
-    if not extra:
-        return text
-    return text[:-1] + ("," if len(text) > 2 else "") + extra + "}"
-
-
 def pretty_json(obj: Any) -> str:
     """Indented JSON for people (``<pre>`` blocks); NaN and infinity as null, unknown types as text."""
     return to_json(obj, indent=2, inf_nan_mode="null", fallback=str).decode()
 
 
 def json_script(id_: str, obj: Any, digits: int | None = None) -> str:
-    text = obj if isinstance(obj, RawJson) else json_text(obj, digits)
-    return f'<script type="application/json" id="{esc(id_)}">{text}</script>'
+    return f'<script type="application/json" id="{esc(id_)}">{json_text(obj, digits)}</script>'

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from harness.dashboard.data import iso
-from harness.dashboard.html import RawJson, esc, json_object, json_script
+from harness.dashboard.html import esc, json_script
 from harness.formatting import MISSING, fmt
 
 Spec = dict[str, Any]
@@ -39,14 +39,19 @@ NAV = (
 )
 
 
-def frame(title: str, body: str, *, root: str, active: str, generated: str, charts: bool) -> str:
-    """A complete page: head with the shared assets (relative to ``root``), nav bar, body, footer."""
+def frame(
+    title: str, body: str, *, root: str, active: str, generated: str, charts: bool, data: Sequence[str] = ()
+) -> str:
+    """A complete page: head with the shared assets (relative to ``root``), nav bar, body, footer;
+    ``data``: the data files it shows (relative to ``root``), loaded at the end of the body, so
+    before the deferred dashboard.js runs (see :mod:`harness.dashboard.fragments`)."""
     nav = "".join(
         f'<a href="{root}{href}"{" class=active" if key == active else ""}>{label}</a>'
         for href, label, key in NAV
     )
     # dashboard.js first: it fills the tables while the browser is still compiling plotly.js.
     plotly = f'\n<script src="{root}plotly.min.js" defer></script>' if charts else ""
+    scripts = "".join(f'<script src="{esc(root + src)}"></script>\n' for src in data)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -65,7 +70,7 @@ def frame(title: str, body: str, *, root: str, active: str, generated: str, char
 {body}
 </main>
 <footer>Written by <code>harness dashboard</code> from run records; every figure links back to its run.</footer>
-</body>
+{scripts}</body>
 </html>
 """
 
@@ -74,34 +79,28 @@ def chart_card(
     id_: str,
     title: str,
     note: str,
-    spec: Spec | RawJson | None,
+    spec: Spec | None,
     root: str = "",
     empty: str = "No data yet.",
     wide: bool = False,
     section_id: str | None = None,
-    sort_x: bool = False,
 ) -> str:
     """A card with a heading, a caption and a chart (or a line saying why there is none); ``wide`` spans
-    the grid; ``section_id`` gives the card an id to link to; ``sort_x``: the browser sorts each
-    line's points by x first (lines joined from shards, see :mod:`harness.dashboard.fragments`)."""
+    the grid; ``section_id`` gives the card an id to link to."""
     head = f"<h3>{esc(title)}</h3><p class=note>{note}</p>"
     attrs = f'class="{"card wide" if wide else "card"}"' + (f' id="{esc(section_id)}"' if section_id else "")
     if spec is None:
         return (
             f'<section {attrs}>{head}<p class="empty" data-no-chart="{esc(id_)}">{esc(empty)}</p></section>'
         )
-    sort = ' data-sort="x"' if sort_x else ""
     return (
         f'<section {attrs}>{head}<div class="chart" id="{esc(id_)}" data-spec="{esc(id_)}-spec" '
-        f'data-root="{root}"{sort}></div>{json_script(id_ + "-spec", spec)}</section>'
+        f'data-root="{root}"></div>{json_script(id_ + "-spec", spec)}</section>'
     )
 
 
-def table(id_: str, config: dict[str, Any], rows: RawJson | None = None) -> str:
-    """A table drawn by dashboard.js from ``config``; ``rows``, when given, are its rows as JSON
-    text (joined from the shards) rather than ``config["rows"]``."""
-    data = RawJson(json_object(config, 6, rows=rows)) if rows is not None else config
-    return f'<div class="dtable" id="{esc(id_)}" data-config="{esc(id_)}-data"></div>{json_script(id_ + "-data", data, 6)}'
+def table(id_: str, config: dict[str, Any]) -> str:
+    return f'<div class="dtable" id="{esc(id_)}" data-config="{esc(id_)}-data"></div>{json_script(id_ + "-data", config, 6)}'
 
 
 def plain_table(headers: Sequence[str], rows: Iterable[str], num_from: int = 99) -> str:

@@ -4,9 +4,8 @@
 hash, shard, run page and the signatures of the tables that page read; per shard
 (:mod:`harness.dashboard.shards`) its summary and a digest of everything it contributes; per
 model page and for the overview pages, the hash of their inputs. Beside it, ``<out>/.shards/``
-holds three files per shard: ``<shard>.views.json`` (the cached view of each run, read only when
-the shard changes), ``<shard>.top.json`` and ``<shard>.model.json`` (the text its runs add to
-the run list and history, and to their model's page).
+holds each shard's cached views (read only when the shard changes); ``<out>/data/`` its data
+files, which the pages load (:mod:`harness.dashboard.fragments`).
 
 * **Record unchanged?** The file's size and modification time are compared first (as ``git``
   does with its index); only where they moved is the record read and hashed (SHA-256), and
@@ -38,7 +37,15 @@ from pydantic_core import from_json, to_json
 
 MANIFEST = "manifest.json"
 SHARDS = ".shards"
-PARTS = ("views", "top", "model")  # the files of a shard (see harness.dashboard.fragments)
+DATA = "data"
+
+
+def shard_files(sid: str) -> tuple[str, str, str]:
+    """A shard's files, relative to the dashboard folder: its views (the build's cache), and its
+    data files for the pages (:mod:`harness.dashboard.fragments`)."""
+    return f"{SHARDS}/{sid}.views.json", f"{DATA}/{sid}.js", f"{DATA}/{sid}.model.js"
+
+
 FORMAT = 2
 
 Write = Callable[[Path, str], None]
@@ -127,9 +134,11 @@ class Manifest:
                 return cls(builder=builder_hash())
             runs = {k: RunEntry.from_json(v) for k, v in data["runs"].items()}
             shards = {k: ShardEntry(str(d), dict(s)) for k, (d, s) in data["shards"].items()}
-            have = set(os.listdir(out / SHARDS)) if shards else set()
-            if any(f"{sid}.{part}.json" not in have for sid in shards for part in PARTS):
-                return cls(builder=builder_hash())
+            if shards:
+                have = {f"{SHARDS}/{n}" for n in os.listdir(out / SHARDS)}
+                have.update(f"{DATA}/{n}" for n in os.listdir(out / DATA))
+                if any(f not in have for sid in shards for f in shard_files(sid)):
+                    return cls(builder=builder_hash())
             return cls(
                 runs=runs, shards=shards, pages=dict(data["pages"]), builder=builder_hash(), valid=True
             )
@@ -152,26 +161,20 @@ class ShardFileError(Exception):
     """A shard file the manifest lists cannot be read: the build starts over in full."""
 
 
-def shard_path(out: Path, sid: str, part: str) -> Path:
-    return out / SHARDS / f"{sid}.{part}.json"
-
-
-def load_shard(out: Path, sid: str, part: str) -> Any:
-    """One of a shard's files (:data:`PARTS`). Raises ShardFileError."""
+def load_views(out: Path, sid: str) -> Any:
+    """A shard's cached views. Raises ShardFileError."""
+    path = out / shard_files(sid)[0]
     try:
-        return from_json(shard_path(out, sid, part).read_bytes())
+        return from_json(path.read_bytes())
     except (OSError, ValueError) as exc:
-        raise ShardFileError(f"{shard_path(out, sid, part)}: {exc}") from exc
+        raise ShardFileError(f"{path}: {exc}") from exc
 
 
-def save_shard(out: Path, sid: str, part: str, obj: Any, write: Write) -> str:
-    """Write a shard file; the text written."""
-    text = to_json(obj).decode()
-    write(shard_path(out, sid, part), text)
-    return text
+def save_views(out: Path, sid: str, obj: Any, write: Write) -> None:
+    write(out / shard_files(sid)[0], to_json(obj).decode())
 
 
 def remove_shards(out: Path, sids: set[str]) -> None:
     for sid in sids:
-        for part in PARTS:
-            shard_path(out, sid, part).unlink(missing_ok=True)
+        for name in shard_files(sid):
+            (out / name).unlink(missing_ok=True)

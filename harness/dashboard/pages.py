@@ -7,13 +7,12 @@ in the browser; tables are configs (:mod:`harness.dashboard.columns`) drawn by d
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from harness.dashboard import figures
 from harness.dashboard.columns import leaderboard_config, runs_config
 from harness.dashboard.data import LeaderRow, Palette, RunView, key_labels, row_labels, slug
 from harness.dashboard.fragments import HISTORY_METRICS, MODEL_CHARTS, SEP, history_spec
-from harness.dashboard.html import RawJson, esc
+from harness.dashboard.html import esc
 from harness.dashboard.layout import (
     chart_card,
     context_line,
@@ -177,36 +176,37 @@ def _recent_runs(o: Overview) -> str:
     )
 
 
-def runs_page(o: Overview, rows: RawJson, problems: Sequence[str], generated: str) -> str:
-    """Every run; ``rows`` are the run-list rows joined from the shards (:func:`fragments.join_rows`)."""
+def runs_page(o: Overview, data: Sequence[str], problems: Sequence[str], generated: str) -> str:
+    """Every run; its rows are in the shards' data files ``data`` (:mod:`harness.dashboard.fragments`)."""
     body = (
         f'<section class="hero"><h1>All runs</h1><p class="context">{overview_context(o)}</p></section>'
         + warnings_card(problems)
         + '<section class="card"><h2>Runs</h2><p class=note>Every run record, newest first. Throughput and TTFT come '
         "from the suite's first load scenario. Failed runs keep what they measured; their error is on the right.</p>"
-        + table("runs", runs_config(), rows)
+        + table("runs", runs_config())
         + "</section>"
     )
-    return frame("harness: all runs", body, root="", active="runs", generated=generated, charts=False)
+    return frame(
+        "harness: all runs", body, root="", active="runs", generated=generated, charts=False, data=data
+    )
 
 
-def history_page(
-    o: Overview, hist: Sequence[tuple[str, dict[str, Any]]], palette: Palette, generated: str
-) -> str:
-    """Each headline metric over time, per suite, one line per model (and hardware); ``hist``
-    pairs each shard's model with its history points (:func:`fragments.shard_fragments`)."""
+def history_page(o: Overview, data: Sequence[str], palette: Palette, generated: str) -> str:
+    """Each headline metric over time, per suite, one line per model (and hardware); the points
+    are in the shards' data files ``data``."""
     sections = []
     for suite, groups in sorted(o.history.items(), key=lambda kv: (-o.ok_by_suite.get(kv[0], 0), kv[0])):
         labels = key_labels([(g.model, suite, g.hardware) for g in groups])
-        parts: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for model, frag in hist:
-            for hw, metrics in frag.get(suite, {}).items():
-                parts.setdefault((model, hw), []).append(metrics)
         sid = slug(suite)
         cards = []
         for key, title, _get in HISTORY_METRICS:
             lines = [
-                (label, palette(g.model), [m[key] for m in parts.get((g.model, g.hardware), []) if key in m])
+                (
+                    label,
+                    palette(g.model),
+                    ["hist", suite, f"{g.model}{SEP}{g.hardware}", key],
+                    o.hist.get((g.model, suite, g.hardware), {}).get(key, []),
+                )
                 for label, g in zip(labels, groups, strict=True)
             ]
             spec = history_spec(lines, title)
@@ -218,7 +218,6 @@ def history_page(
                         "One point per successful run; "
                         "performance from the suite's first load scenario. Click a point for its run.",
                         spec,
-                        sort_x=True,
                     )
                 )
         n_ok = o.ok_by_suite.get(suite, 0)
@@ -234,16 +233,19 @@ def history_page(
         f"so a regression shows as a step. {overview_context(o)}</p></section>" + "".join(sections)
     )
     return frame(
-        "harness: history", body, root="", active="history", generated=generated, charts=bool(o.history)
+        "harness: history",
+        body,
+        root="",
+        active="history",
+        generated=generated,
+        charts=bool(o.history),
+        data=data if o.history else (),
     )
 
 
-def model_page(
-    model: str, o: Overview, rows: RawJson, charts: Sequence[dict[str, Any]], palette: Palette, generated: str
-) -> str:
+def model_page(model: str, o: Overview, data: Sequence[str], palette: Palette, generated: str) -> str:
     """One model: its runs and every metric over them (each task, each scenario). ``o`` is the
-    overview of this model's shards, ``rows`` their run-list rows (links from ``models/``),
-    ``charts`` their model-chart points (:func:`fragments.shard_fragments`)."""
+    overview of this model's shards, ``data`` their data files (rows and model points)."""
     suites, hws = o.suites, o.hardware
 
     def tag(series: str) -> str:
@@ -257,16 +259,14 @@ def model_page(
 
     cards = []
     for key, title, _attr in MODEL_CHARTS:
-        series: dict[str, list[list[Any]]] = {}
-        first: dict[str, tuple[Any, ...]] = {}
-        for frag in charts:
-            for name, pts in frag.get(key, {}).items():
-                label = tag(name)
-                series.setdefault(label, []).append(pts)
-                f = tuple(pts[6:9])
-                first[label] = min(first.get(label, f), f)
-        colours = Palette(list(series))
-        lines = [(label, colours(label), series[label]) for label in sorted(series, key=first.__getitem__)]
+        series = o.points.get(key, {})
+        first = {name: min(tuple(m[3:6]) for m in metas) for name, metas in series.items()}
+        labels = {name: tag(name) for name in series}
+        colours = Palette(list(labels.values()))
+        lines = [
+            (labels[name], colours(labels[name]), ["points", key, name], series[name])
+            for name in sorted(series, key=first.__getitem__)
+        ]
         spec = history_spec(lines, title)
         if spec is not None:
             cards.append(
@@ -276,7 +276,6 @@ def model_page(
                     "One point per successful run; click for the run.",
                     spec,
                     root="../",
-                    sort_x=True,
                 )
             )
     oks = [r.latest for r in o.rows]
@@ -302,8 +301,10 @@ def model_page(
         f'<div class="pills">{pills("suite", suites)}{pills("hardware", hws)}</div></section>'
         + tiles
         + f'<section class="card"><h2>Runs of {esc(model)}</h2><p class=note>Newest first, failed runs included.</p>'
-        + table("model-runs", runs_config(hash_filters=False), rows)
+        + table("model-runs", runs_config(root="../", hash_filters=False))
         + "</section>"
         + f'<div class="grid2">{"".join(cards)}</div>'
     )
-    return frame(f"harness: {model}", body, root="../", active="", generated=generated, charts=bool(cards))
+    return frame(
+        f"harness: {model}", body, root="../", active="", generated=generated, charts=bool(cards), data=data
+    )

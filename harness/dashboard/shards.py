@@ -23,10 +23,9 @@ import heapq
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from harness.dashboard.data import LeaderRow, RunView, model_slug, view_from_summary, view_summary
+from harness.dashboard.data import LeaderRow, RunView, model_slug, order, view_from_summary, view_summary
 
 SHARD_RUNS = 256  # runs of one model per shard before the model is split in two, four, ...
 RECENT = 12  # newest runs on the index page
@@ -43,12 +42,6 @@ def shard_count(n_runs: int) -> int:
 def shard_id(model: str, key: str, n_model_runs: int) -> str:
     """The shard of run ``key`` (its record path) of ``model``; stable while the model's shard count is."""
     return f"{model_slug(model)}.{zlib.crc32(key.encode()) % shard_count(n_model_runs)}"
-
-
-def order(v: RunView) -> tuple[float, str]:
-    """Oldest first: start time, then run id (as the pages name and sort runs)."""
-    t = v.started_at
-    return ((t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)).timestamp(), v.run_id)
 
 
 class RecentRun(NamedTuple):
@@ -73,9 +66,12 @@ def _pinned(v: RunView | None, key: str | None) -> list[Any] | None:
     return [*order(v), key, v.page, view_summary(v)]
 
 
-def summarize(views: Sequence[tuple[str, RunView]], warnings: Sequence[str]) -> dict[str, Any]:
+def summarize(
+    views: Sequence[tuple[str, RunView]], warnings: Sequence[str], meta: dict[str, Any]
+) -> dict[str, Any]:
     """What the overview pages need from one shard: ``views`` are (record key, view) pairs of
-    one model, oldest first, pages named; ``warnings`` those its run pages reported."""
+    one model, oldest first, pages named; ``warnings`` those its run pages reported; ``meta``
+    what its data file holds (:func:`harness.dashboard.fragments.shard_fragments`)."""
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     for key, v in views:
         g = groups.setdefault(
@@ -111,6 +107,8 @@ def summarize(views: Sequence[tuple[str, RunView]], warnings: Sequence[str]) -> 
         "warnings": list(warnings),
         # Variant runs ("model@variant") are compared from their full records on the techniques page.
         "variants": [_pinned(v, k) for k, v in views if "@" in v.model],
+        "hist": meta["hist"],
+        "points": meta["points"],
     }
 
 
@@ -138,6 +136,10 @@ class Overview:
     last_by_model: dict[str, RunView] = field(default_factory=dict)
     runs_by_model: dict[str, int] = field(default_factory=dict)
     history: dict[str, list[HistoryGroup]] = field(default_factory=dict)  # suite -> lines, oldest first
+    # What the data files hold: [count, first, last] of each shard's points per history line
+    # (model, suite, hardware) and metric, and per model chart and series.
+    hist: dict[tuple[str, str, str], dict[str, list[list[Any]]]] = field(default_factory=dict)
+    points: dict[str, dict[str, list[list[Any]]]] = field(default_factory=dict)
     ok_by_suite: dict[str, int] = field(default_factory=dict)
     variants: list[RunView] = field(default_factory=list)  # variant runs, oldest first
     warnings: list[str] = field(default_factory=list)
@@ -145,10 +147,15 @@ class Overview:
     @classmethod
     def of_views(cls, views: Sequence[RunView]) -> Overview:
         """The overview of ``views`` (oldest first, pages named) without shards."""
+        from harness.dashboard.fragments import shard_fragments
+
         by_model: dict[str, list[tuple[str, RunView]]] = {}
         for i, v in enumerate(views):
             by_model.setdefault(v.model, []).append((str(i), v))
-        return merge([summarize(vs, []) for vs in by_model.values()], lambda pin: views[int(pin[2])])
+        summaries = [
+            summarize(vs, [], shard_fragments([v for _, v in vs])["meta"]) for vs in by_model.values()
+        ]
+        return merge(summaries, lambda pin: views[int(pin[2])])
 
 
 def pinned_view(folder_of: Callable[[str], str | None]) -> Callable[[list[Any]], RunView]:
@@ -202,6 +209,14 @@ def merge(summaries: Iterable[dict[str, Any]], view_of: Callable[[list[Any]], Ru
                 if h is None or tuple(g["first_ok"]) < h[0]:
                     history[k] = [tuple(g["first_ok"])]
         recent.append([RecentRun(*r) for r in reversed(s["recent"])])
+        for suite, groups in s["hist"].items():
+            for group, metrics in groups.items():
+                line = o.hist.setdefault((model, suite, group.rpartition("\x1f")[2]), {})
+                for metric, m in metrics.items():
+                    line.setdefault(metric, []).append(m)
+        for chart, series in s["points"].items():
+            for name, m in series.items():
+                o.points.setdefault(chart, {}).setdefault(name, []).append(m)
         o.warnings.extend(s["warnings"])
         variants.extend(s["variants"])
     o.models = sorted(models)
@@ -226,8 +241,3 @@ def merge(summaries: Iterable[dict[str, Any]], view_of: Callable[[list[Any]], Ru
     o.history = {s: sorted(gs, key=lambda g: g.first) for s, gs in by_suite.items()}
     o.variants = sorted((view_of(pin) for pin in variants), key=order)
     return o
-
-
-def started_of(ts: float) -> datetime:
-    """A summary's start time (seconds since the epoch) as a UTC datetime."""
-    return datetime.fromtimestamp(ts, tz=timezone.utc)

@@ -28,6 +28,7 @@ from harness.dashboard.data import hardware_label, model_label
 from harness.records import RunRecord
 from harness.store import load_records
 from tests.factories import T0, generate_results, make_record, write_run
+from tests.pagedata import chart_specs, table_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "test-output" / "dashboard"
@@ -342,17 +343,36 @@ def test_run_list_counts_and_failed_filter(browser: BrowserContext, built: Built
     page.close()
 
 
+DRAWN = "id => document.getElementById(id).data.map(t => [t.x, t.y, t.customdata])"
+
+
 def test_history_and_model_pages(browser: BrowserContext, built: Built) -> None:
+    """Lines and rows come from the shards' data files: Chromium draws what the Python reader of
+    those files (tests/pagedata.py) expects, every point in time order."""
     o = open_page(browser, built, "history.html")
     assert o.page.locator("div.chart").count() >= 1
+    expected = chart_specs(built.out / "history.html")
+    for chart, spec in expected.items():
+        drawn = o.page.evaluate(DRAWN, chart)
+        assert drawn == [[t["x"], t["y"], t["customdata"]] for t in spec["data"]], chart
+        assert all(x == sorted(x) for x, _, _ in drawn)
+    acc = sum(
+        len(t["x"]) for c, s in expected.items() if c.startswith("chart-history-acc-") for t in s["data"]
+    )
+    assert acc == sum(r.status == "ok" and bool(r.accuracy) for r in built.records)
     shoot(o, built, "history")
     o.page.close()
     models = sorted((built.out / "models").glob("*.html"))
     assert len(models) == len({model_label(r) for r in built.records})
-    o = open_page(browser, built, f"models/{models[0].name}")
-    assert o.page.locator("#model-runs tbody tr").count() >= 1
-    shoot(o, built, "model")
-    o.page.close()
+    for page in models[:3]:
+        o = open_page(browser, built, f"models/{page.name}")
+        rows = table_rows(page, "model-runs")
+        assert o.page.locator("#model-runs tbody tr").count() == len(rows) >= 1
+        assert all((page.parent / r["run_href"]).is_file() for r in rows)
+        for chart, spec in chart_specs(page).items():
+            assert o.page.evaluate(DRAWN, chart) == [[t["x"], t["y"], t["customdata"]] for t in spec["data"]]
+        shoot(o, built, "model")
+        o.page.close()
 
 
 def test_run_detail_pages(browser: BrowserContext, built: Built) -> None:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,7 +24,6 @@ from harness.dashboard.data import (
     accuracy_average,
     build_views,
     hardware_label,
-    leaderboard,
     pareto_front,
     row_labels,
     slug,
@@ -45,26 +43,11 @@ from tests.factories import (
     task_result,
     write_run,
 )
+from tests.pagedata import chart_specs, embedded, table_rows
 
 XSS_MODEL = "<img src=x onerror=alert(1)>"
 XSS_SUITE = '"><script>alert("suite")</script>'
 XSS_ERROR = "</script><script>alert('error')</script> & <b>bold</b>"
-
-
-def embedded(html: str, id_: str) -> Any:
-    """The JSON a page embeds in ``<script type="application/json" id=...>``, parsed strictly."""
-    m = re.search(rf'<script type="application/json" id="{re.escape(id_)}">(.*?)</script>', html, re.S)
-    assert m, f"no JSON block {id_}"
-
-    def no_constants(name: str) -> None:
-        raise AssertionError(f"non-JSON constant {name} in {id_}")
-
-    return json.loads(m.group(1), parse_constant=no_constants)
-
-
-def chart_specs(html: str) -> dict[str, Any]:
-    ids = re.findall(r'<div class="chart" id="([^"]+)" data-spec="([^"]+)"', html)
-    return {chart: embedded(html, spec) for chart, spec in ids}
 
 
 # ---------------------------------------------------------------- pure derivations
@@ -120,7 +103,7 @@ def test_leaderboard_takes_latest_successful_run_per_model_suite_hardware() -> N
         make_record("m1", started_at=T0, hardware="h100", accuracy={"t": 0.9}),
         make_record("m2", started_at=T0, status="failed", error="boom", accuracy={}),
     ]
-    rows = leaderboard(build_views(recs))
+    rows = Overview.of_views(build_views(recs)).rows
     assert [(r.latest.model, r.latest.hardware, r.latest.acc_avg) for r in rows] == [
         ("m1", "1× NVIDIA H100 80GB HBM3", 0.9),
         ("m1", "CPU: AMD EPYC 7B13 (2 cores)", 0.6),
@@ -170,7 +153,7 @@ def test_every_chart_kind_is_a_valid_plotly_figure(tmp_path: Path) -> None:
     assert report.runs == len(recs) + 2
     seen: list[str] = []
     for page in report.pages:
-        for chart, spec in chart_specs(page.read_text()).items():
+        for chart, spec in chart_specs(page).items():
             F.validate(spec)  # plotly raises on an unknown property or a bad value
             seen.append(chart)
     kinds = (
@@ -239,7 +222,7 @@ def test_thousand_runs(tmp_path: Path) -> None:
     assert report.leaderboard_rows == len(ok_keys) == 24
     assert len(list((out / "runs").glob("*.html"))) == 1000
     assert len(list((out / "models").glob("*.html"))) == 12
-    runs = embedded((out / "runs.html").read_text(), "runs-data")["rows"]
+    runs = table_rows(out / "runs.html", "runs")
     assert len(runs) == 1000 and sum(r["status"] == "failed" for r in runs) == failed
     assert runs[0]["started"] > runs[-1]["started"]  # newest first
     index = (out / "index.html").read_text()
@@ -247,7 +230,7 @@ def test_thousand_runs(tmp_path: Path) -> None:
     # The index grows with leaderboard rows, not with runs.
     assert report.index_bytes < 400_000
     # History has one point per successful run in each suite's accuracy chart.
-    history = (out / "history.html").read_text()
+    history = out / "history.html"
     points = sum(
         len(t["y"])
         for c, s in chart_specs(history).items()
@@ -292,7 +275,7 @@ def test_bad_files_are_warned_about_and_failed_runs_listed(tmp_path: Path) -> No
     index = (tmp_path / "out" / "index.html").read_text()
     assert "4 unreadable file(s) skipped" in index and "garbage" in index
     assert '<span class="badge badge-failed">failed</span>' in index
-    runs = embedded((tmp_path / "out" / "runs.html").read_text(), "runs-data")["rows"]
+    runs = table_rows(tmp_path / "out" / "runs.html", "runs")
     assert [(r["model"], r["status"]) for r in runs] == [("broken-model", "failed"), ("good", "ok")]
     assert runs[0]["error"].startswith("engine exited")
     failed_page = (tmp_path / "out" / runs[0]["run_href"]).read_text()

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 from harness.dashboard import build_dashboard
-from harness.dashboard.data import build_views, model_slug, view_from_summary, view_summary
+from harness.dashboard.data import (
+    LeaderRow,
+    RunView,
+    build_views,
+    model_slug,
+    order,
+    view_from_summary,
+    view_summary,
+)
 from harness.dashboard.manifest import MANIFEST
 from harness.records import RunRecord
 from tests.factories import T0, make_record, write_run
+from tests.pagedata import table_rows
 
 OVERVIEW = {"index.html", "history.html", "runs.html", "architecture.html", "techniques.html"}
 
@@ -62,8 +72,7 @@ def test_a_changed_record_rebuilds_its_page_its_model_and_the_overview(tmp_path:
     report = build_dashboard(results, out)
     assert rebuilt(report, out) == OVERVIEW | {"runs/run-b.html", model_page("smollm2-135m")}
     assert "edited" in (out / "runs/run-b.html").read_text()
-    runs = json.loads((out / "runs.html").read_text().split('id="runs-data">')[1].split("</script>")[0])
-    assert {r["run_id"]: r["status"] for r in runs["rows"]}["run-b"] == "failed"
+    assert {r["run_id"]: r["status"] for r in table_rows(out / "runs.html", "runs")}["run-b"] == "failed"
 
 
 def test_an_added_record_rebuilds_only_its_own_pages_and_the_overview(tmp_path: Path) -> None:
@@ -95,7 +104,7 @@ def test_a_deleted_record_loses_its_page(tmp_path: Path) -> None:
     assert not (out / "runs/run-c.html").exists() and not (out / model_page("qwen2.5-0.5b")).exists()
     # The overview pages, and a model page only where its colour moved with the set of models.
     assert OVERVIEW <= rebuilt(report, out) <= OVERVIEW | {model_page("smollm2-135m")}
-    assert "run-c" not in (out / "runs.html").read_text()
+    assert "run-c" not in {r["run_id"] for r in table_rows(out / "runs.html", "runs")}
 
 
 def test_a_changed_table_rebuilds_its_run_page(tmp_path: Path) -> None:
@@ -188,3 +197,140 @@ def test_run_pages_written_by_forked_workers_equal_those_written_here(tmp_path: 
     finally:
         stop.set()
         other.join()
+
+
+def _tree(out: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+
+
+def test_incremental_builds_equal_a_full_build_as_models_split_into_shards(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Shards of two runs: adding, changing and deleting runs splits a model's shards (and joins
+    them again); after each step the folder is what a full build of the same runs writes."""
+    import harness.dashboard.shards as shards
+
+    monkeypatch.setattr(shards, "SHARD_RUNS", 2)
+    results, out = tmp_path / "results", tmp_path / "out"
+    now = T0 + timedelta(days=2)
+    three_runs(results)
+
+    def check(step: str) -> None:
+        build_dashboard(results, out, now=now)
+        fresh = tmp_path / f"fresh-{step}"
+        build_dashboard(results, fresh, now=now, full=True)
+        got, want = _tree(out), _tree(fresh)
+        assert got.keys() == want.keys(), step
+        assert [k for k in got if got[k] != want[k]] == [], step
+
+    check("first")
+    assert len({e for e in os.listdir(out / "data") if e.startswith("smollm2")}) == 2  # top + model
+    for i in range(4):  # smollm2-135m grows to 6 runs: 4 shards
+        write_run(
+            results, make_record("smollm2-135m", started_at=T0 + timedelta(hours=3 + i), run_id=f"run-s{i}")
+        )
+    check("split")
+    assert len({e for e in os.listdir(out / "data") if e.startswith("smollm2")}) == 8
+    changed = make_record(
+        "smollm2-135m", started_at=T0 + timedelta(hours=4), run_id="run-s1", status="failed"
+    )
+    write_run(results, changed.model_copy(update={"error": "edited"}))
+    check("changed")
+    for name in ("run-s0", "run-s2", "run-s3"):
+        (results / "runs" / name / "record.json").unlink()
+    check("joined")  # three runs: two shards, or one where the hash puts them together
+    in_use = {
+        e[2] for e in json.loads((out / MANIFEST).read_text())["runs"].values() if e[2].startswith("smollm2")
+    }
+    assert len({e for e in os.listdir(out / "data") if e.startswith("smollm2")}) == 2 * len(in_use) <= 4
+    runs = {r["run_id"]: r["status"] for r in table_rows(out / "runs.html", "runs")}
+    assert runs == {"run-a": "ok", "run-b": "ok", "run-c": "ok", "run-s1": "failed"}
+
+
+def test_a_damaged_shard_cache_means_a_full_build(tmp_path: Path) -> None:
+    results, out = tmp_path / "results", tmp_path / "out"
+    three_runs(results)
+    build_dashboard(results, out)
+    views = next((out / ".shards").glob("smollm2*.views.json"))
+    views.write_text("{not json")
+    write_run(results, make_record("smollm2-135m", started_at=T0 + timedelta(hours=3), run_id="run-d"))
+    logged: list[str] = []
+    report = build_dashboard(results, out, log=logged.append)
+    assert any("rebuilding in full" in line for line in logged)
+    assert report.runs == 4 and "runs/run-a.html" in rebuilt(report, out)
+    (out / "data" / next(iter(os.listdir(out / "data")))).unlink()  # a data file gone: a full build too
+    assert len(build_dashboard(results, out).rebuilt) == len(report.pages)
+
+
+def leaderboard(views: list[RunView]) -> list[LeaderRow]:
+    """The leaderboard as defined, from every view at once: per (model, suite, hardware), the
+    latest successful run, the counts, and a failed run newer than it."""
+    groups: dict[tuple[str, str, str], list[RunView]] = {}
+    for v in views:
+        groups.setdefault(v.key, []).append(v)
+    rows = []
+    for runs in groups.values():
+        runs = sorted(runs, key=order)
+        ok = [r for r in runs if r.ok]
+        if not ok:
+            continue
+        latest = ok[-1]
+        newer_failed = [r for r in runs if not r.ok and order(r)[0] > order(latest)[0]]
+        rows.append(
+            LeaderRow(
+                latest, len(runs), sum(not r.ok for r in runs), newer_failed[-1] if newer_failed else None
+            )
+        )
+    return sorted(
+        rows,
+        key=lambda r: (-(r.latest.acc_avg if r.latest.acc_avg is not None else -math.inf), r.latest.model),
+    )
+
+
+def test_merged_shard_summaries_give_the_leaderboard_of_all_runs(tmp_path: Path) -> None:
+    """However a model's runs are split into shards, the merged summaries give the leaderboard,
+    the newest runs and the counts that the views of all runs give."""
+    import random
+
+    from harness.dashboard.fragments import shard_fragments
+    from harness.dashboard.shards import RECENT, merge, summarize
+    from tests.factories import generate_results
+
+    recs = generate_results(tmp_path / "results", 120, n_models=5, failed_every=7, requests=False)
+    recs += [
+        make_record("qwen2.5-0.5b", started_at=T0 + timedelta(days=400), run_id="late-fail", status="failed"),
+        make_record("qwen2.5-0.5b", started_at=T0 + timedelta(days=400), run_id="late-ok"),  # same moment
+    ]
+    views = build_views(recs)
+    want = leaderboard(views)
+    rng = random.Random(7)
+    for n_shards in (1, 3, 8):
+        parts: dict[tuple[str, int], list[tuple[str, object]]] = {}
+        for i, v in enumerate(views):
+            parts.setdefault((v.model, rng.randrange(n_shards)), []).append((str(i), v))
+        summaries = [
+            summarize(p, [], shard_fragments([v for _, v in p])["meta"])
+            for p in parts.values()  # type: ignore[misc]
+        ]
+        rng.shuffle(summaries)
+        got = merge(summaries, lambda pin: views[int(pin[2])])
+
+        def key(rows):  # type: ignore[no-untyped-def]
+            return [
+                (r.latest.run_id, r.n_runs, r.n_failed, r.last_failed.run_id if r.last_failed else None)
+                for r in rows
+            ]
+
+        assert key(got.rows) == key(want), n_shards
+        newest = sorted(views, key=order, reverse=True)[:RECENT]
+        assert [r.run_id for r in got.recent] == [v.run_id for v in newest]
+        assert (got.n_runs, got.n_failed, got.models) == (
+            len(views),
+            sum(not v.ok for v in views),
+            sorted({v.model for v in views}),
+        )
+        assert got.latest is newest[0]

@@ -2,7 +2,9 @@
  *
  * All record text reaches the page through textContent (never innerHTML), so a model called
  * "<img src=x onerror=...>" is shown as those characters. Data comes from
- * <script type="application/json"> blocks written by harness.dashboard.
+ * <script type="application/json"> blocks written by harness.dashboard, and from the data
+ * files of the shards (harness/dashboard/fragments.py), each of which pushes its runs onto
+ * window.HARNESS_SHARDS before this deferred script runs.
  */
 (function () {
   "use strict";
@@ -69,10 +71,26 @@
     return v === undefined ? null : v;
   }
 
+  // Every shard's rows of one kind ("runs"), their links made relative to this page.
+  function shardRows(kind, root) {
+    var rows = [];
+    (window.HARNESS_SHARDS || []).forEach(function (shard) {
+      (shard[kind] || []).forEach(function (r) {
+        if (root) {
+          r = Object.assign({}, r);
+          if (r.run_href) r.run_href = root + r.run_href;
+          if (r.model_href) r.model_href = root + r.model_href;
+        }
+        rows.push(r);
+      });
+    });
+    return rows;
+  }
+
   function DataTable(root, config) {
     this.root = root;
     this.cfg = config;
-    this.rows = config.rows;
+    this.rows = config.shards ? shardRows(config.shards, config.root || "") : config.rows;
     this.scenario = config.scenario || "";
     this.sortKey = config.sort ? config.sort.key : null;
     this.sortDir = config.sort ? config.sort.dir : "desc";
@@ -308,7 +326,7 @@
     }
     charts.forEach(function (div) {
       var spec = readJSON(div.dataset.spec);
-      if (div.dataset.sort === "x") spec.data.forEach(sortByX);
+      spec.data.forEach(fillFromShards);
       var config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
       window.Plotly.newPlot(div, spec.data, spec.layout, config).then(function () {
         div.dataset.rendered = "1";
@@ -322,16 +340,23 @@
     });
   }
 
-  // Lines joined from the dashboard's shards come in shard order: put each line's points in time
-  // order (x is an ISO timestamp, so text order is time order) before drawing it.
-  function sortByX(trace) {
-    if (!Array.isArray(trace.x)) return;
-    var idx = trace.x.map(function (_, i) { return i; });
-    idx.sort(function (a, b) { return trace.x[a] < trace.x[b] ? -1 : trace.x[a] > trace.x[b] ? 1 : a - b; });
-    ["x", "y", "customdata"].forEach(function (k) {
-      var arr = trace[k];
-      if (Array.isArray(arr)) trace[k] = idx.map(function (i) { return arr[i]; });
+  // A line whose points are in the shards' data files names them in trace.meta: a path into
+  // each shard (["hist", suite, "model\u001fhardware", metric] or ["points", chart, series])
+  // to [x, y, customdata] arrays. Joined, then put in time order (x is an ISO timestamp, so text
+  // order is time order), as the lines of one shard are.
+  function fillFromShards(trace) {
+    if (!Array.isArray(trace.meta)) return;
+    var pts = [];
+    (window.HARNESS_SHARDS || []).forEach(function (shard) {
+      var v = shard;
+      for (var i = 0; i < trace.meta.length && v; i++) v = v[trace.meta[i]];
+      if (!v) return;
+      for (var j = 0; j < v[0].length; j++) pts.push([v[0][j], v[1][j], v[2][j]]);
     });
+    pts.sort(function (a, b) { return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0; });
+    trace.x = pts.map(function (p) { return p[0]; });
+    trace.y = pts.map(function (p) { return p[1]; });
+    trace.customdata = pts.map(function (p) { return p[2]; });
   }
 
   function renderTables() {
