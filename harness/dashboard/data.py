@@ -189,6 +189,11 @@ class RunView:
         return iso(self.started_at)
 
     @cached_property
+    def ts(self) -> float:
+        """The start time in seconds since the epoch (how the shards order runs)."""
+        return _utc(self.started_at).timestamp()
+
+    @cached_property
     def run_id_html(self) -> str:
         return escape(self.run_id, quote=True)
 
@@ -329,7 +334,7 @@ def model_slug(model: str) -> str:
 
 def order(v: RunView) -> tuple[float, str]:
     """Oldest first: start time (seconds since the epoch), then run id, as the pages sort runs."""
-    return (_utc(v.started_at).timestamp(), v.run_id)
+    return (v.ts, v.run_id)
 
 
 def started_of(ts: float) -> datetime:

@@ -20,9 +20,9 @@ from datetime import timedelta
 from typing import Any
 
 from harness.dashboard.columns import runs_row
-from harness.dashboard.data import RunView, iso, order, started_of
+from harness.dashboard.data import RunView, iso, started_of
 from harness.dashboard.figures import _hover, layout, r4
-from harness.dashboard.html import esc, json_text
+from harness.dashboard.html import clean, esc, json_text
 
 DATA = "data"  # folder of the data files, beside the pages
 PREFIX = "(window.HARNESS_SHARDS = window.HARNESS_SHARDS || []).push(\n"
@@ -67,7 +67,7 @@ def points(pairs: Iterable[tuple[RunView, float | None]]) -> tuple[list[Any], li
     pts = [(r, v) for r, v in pairs if v is not None]
     if not pts:
         return None
-    ts = [order(r)[0] for r, _ in pts]
+    ts = [r.ts for r, _ in pts]
     data = [
         [r.started_iso for r, _ in pts],
         [r4(v) for _, v in pts],
@@ -99,7 +99,7 @@ def shard_fragments(views: Sequence[RunView]) -> dict[str, dict[str, Any]]:
                 hist_meta.setdefault(suite, {}).setdefault(group, {})[key] = p[1]
     pts, pts_meta = _model_points(ok)
     return {
-        "top": {"runs": [runs_row(v) for v in reversed(views)], "hist": hist},
+        "top": {"runs": [clean(runs_row(v), 6) for v in reversed(views)], "hist": hist},
         "model": {"points": pts},
         "meta": {"hist": hist_meta, "points": pts_meta},
     }
@@ -111,21 +111,21 @@ def _model_points(ok: Sequence[RunView]) -> tuple[dict[str, Any], dict[str, Any]
     charts: dict[str, dict[str, list[tuple[RunView, float | None]]]] = {key: {} for key, _, _ in MODEL_CHARTS}
     first: dict[str, dict[str, tuple[float, str, int]]] = {key: {} for key, _, _ in MODEL_CHARTS}
 
-    def add(chart: str, v: RunView, name: str, value: float | None, i: int) -> None:
-        series = f"{v.suite}{SEP}{name}{SEP}{v.hardware}"
-        charts[chart].setdefault(series, []).append((v, value))
-        first[chart].setdefault(series, (*order(v), i))
-
+    perf = [(key, attr) for key, _title, attr in MODEL_CHARTS if attr is not None]
     for v in ok:
-        for i, (task, tv) in enumerate(v.accuracy.items()):
-            add("acc", v, task, tv.value, i)
-        for key, _title, attr in MODEL_CHARTS:
-            if attr is None:
-                continue
-            for i, s in enumerate(v.scenarios.values()):
-                add(key, v, s.name, getattr(s, attr), i)
-        add("mem", v, "engine RSS", v.peak_rss_bytes / 2**30 if v.peak_rss_bytes else None, 0)
-        add("mem", v, "GPU", v.peak_gpu_memory_bytes / 2**30 if v.peak_gpu_memory_bytes else None, 1)
+        pre, post, where = f"{v.suite}{SEP}", f"{SEP}{v.hardware}", (v.ts, v.run_id)
+        named = [("acc", task, tv.value, i) for i, (task, tv) in enumerate(v.accuracy.items())]
+        for i, s in enumerate(v.scenarios.values()):
+            named += [(key, s.name, getattr(s, attr), i) for key, attr in perf]
+        named.append(("mem", "engine RSS", v.peak_rss_bytes / 2**30 if v.peak_rss_bytes else None, 0))
+        named.append(("mem", "GPU", v.peak_gpu_memory_bytes / 2**30 if v.peak_gpu_memory_bytes else None, 1))
+        for chart, name, value, i in named:
+            series = pre + name + post
+            got = charts[chart].get(series)
+            if got is None:
+                charts[chart][series] = got = []
+                first[chart][series] = (*where, i)
+            got.append((v, value))
     data: dict[str, Any] = {}
     meta: dict[str, Any] = {}
     for chart, series in charts.items():
@@ -138,8 +138,9 @@ def _model_points(ok: Sequence[RunView]) -> tuple[dict[str, Any], dict[str, Any]
 
 
 def data_file(obj: dict[str, Any]) -> str:
-    """A data file: a script that adds ``obj`` to the page's shards."""
-    return PREFIX + json_text(obj, 6) + SUFFIX
+    """A data file: a script that adds ``obj`` to the page's shards (its numbers already rounded:
+    rows to six digits, points to four)."""
+    return PREFIX + json_text(obj) + SUFFIX
 
 
 def data_src(sid: str, part: str) -> str:

@@ -92,18 +92,25 @@ class RunEntry:
     """One record file as the last build saw it."""
 
     stat: list[int]  # [size, mtime_ns] of the record file
-    sha256: str  # of its bytes
+    sha256: str  # of its bytes (the first 128 bits, in hex: enough to tell a change)
     shard: str  # the shard its run is in
     page: str = ""  # run page, relative to the dashboard folder
     tables: list[Any] = field(default_factory=list)  # table signatures its page was built from
 
-    def to_json(self) -> list[Any]:
-        return [self.stat, self.sha256, self.shard, self.page, self.tables]
+    # 10,000 of them are read and written by every build: the page is left out where it is the
+    # run folder's name (``runs/<run>/record.json`` -> ``runs/<run>.html``), as it mostly is.
+    def to_json(self, key: str) -> list[Any]:
+        page = "" if self.page == _default_page(key) else self.page
+        return [self.stat, self.sha256, self.shard, page, self.tables]
 
     @classmethod
-    def from_json(cls, row: list[Any]) -> RunEntry:
+    def from_json(cls, key: str, row: list[Any]) -> RunEntry:
         stat, sha, shard, page, tables = row
-        return cls(list(stat), str(sha), str(shard), str(page), list(tables))
+        return cls(list(stat), str(sha), str(shard), str(page) or _default_page(key), list(tables))
+
+
+def _default_page(key: str) -> str:
+    return f"runs/{key.split('/')[1]}.html"
 
 
 @dataclass
@@ -132,7 +139,7 @@ class Manifest:
             data = from_json((out / MANIFEST).read_bytes())
             if data.get("format") != FORMAT or data.get("builder") != builder_hash():
                 return cls(builder=builder_hash())
-            runs = {k: RunEntry.from_json(v) for k, v in data["runs"].items()}
+            runs = {k: RunEntry.from_json(k, v) for k, v in data["runs"].items()}
             shards = {k: ShardEntry(str(d), dict(s)) for k, (d, s) in data["shards"].items()}
             if shards:
                 have = {f"{SHARDS}/{n}" for n in os.listdir(out / SHARDS)}
@@ -150,7 +157,7 @@ class Manifest:
         data = {
             "format": FORMAT,
             "builder": builder_hash(),
-            "runs": {k: e.to_json() for k, e in sorted(self.runs.items())},
+            "runs": {k: e.to_json(k) for k, e in sorted(self.runs.items())},
             "shards": {k: [s.digest, s.summary] for k, s in sorted(self.shards.items())},
             "pages": dict(sorted(self.pages.items())),
         }

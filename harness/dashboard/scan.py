@@ -45,7 +45,7 @@ class Scan:
     """The runs of a results folder against the last build's manifest."""
 
     kept: dict[str, RunEntry] = field(default_factory=dict)  # unchanged records (stat refreshed)
-    parsed: dict[str, tuple[RunView, str]] = field(default_factory=dict)  # new or changed: (view, sha256)
+    parsed: dict[str, tuple[RunView, str]] = field(default_factory=dict)  # new or changed: (view, SHA-256)
     stat: dict[str, list[int]] = field(default_factory=dict)  # of every record file found
     problems: list[str] = field(default_factory=list)  # one line per file that cannot be read
     touched: bool = False  # a kept record's stat moved (the manifest needs saving)
@@ -76,7 +76,7 @@ def read_one(key: str, name: str, entry: RunEntry | None, s: Scan) -> None:
     except OSError as exc:
         s.problems.append(f"{path}: cannot read: {exc.strerror}")
         return
-    sha = hashlib.sha256(data).hexdigest()
+    sha = hashlib.sha256(data).hexdigest()[:32]
     if entry is not None and entry.sha256 == sha:  # touched, not changed
         entry.stat = s.stat[key]
         s.kept[key] = entry
