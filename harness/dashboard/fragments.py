@@ -128,12 +128,12 @@ def _model_points(ok: Sequence[RunView]) -> tuple[dict[str, Any], dict[str, Any]
             got.append((v, value))
     data: dict[str, Any] = {}
     meta: dict[str, Any] = {}
-    for chart, series in charts.items():
-        for name, pairs in series.items():
+    for chart, by_series in charts.items():
+        for key, pairs in by_series.items():
             p = points(pairs)
             if p is not None:
-                data.setdefault(chart, {})[name] = p[0]
-                meta.setdefault(chart, {})[name] = [*p[1], *first[chart][name]]
+                data.setdefault(chart, {})[key] = p[0]
+                meta.setdefault(chart, {})[key] = [*p[1], *first[chart][key]]
     return data, meta
 
 
