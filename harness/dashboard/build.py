@@ -10,9 +10,12 @@ Layout of ``out``::
     runs/<run>.html     one run: configuration, provenance, tables, latency distribution, telemetry
     plotly.min.js       written once, shared by every page (pages open from disk, offline)
     dashboard.js/.css   the table and chart code and the look
+    data/<shard>.js     the runs of one shard (harness.dashboard.shards) as the run list, the
+    data/<shard>.model.js   history and the model pages show them (harness.dashboard.fragments)
 
-    manifest.json       what each page was built from, so the next build reads and rewrites
-    .shards/            only what changed (see harness.dashboard.manifest and .shards)
+    manifest.json       what each page and shard was built from, and each shard's cached
+    .shards/            views: the next build reads and rewrites only what changed
+                        (harness.dashboard.manifest)
 
 Pages of runs that are gone (a deleted record) are removed from ``runs/`` and ``models/``;
 nothing else in ``out`` is touched.

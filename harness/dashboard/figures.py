@@ -23,6 +23,7 @@ from harness.dashboard.data import (
     ScenarioView,
     iso,
     pareto_front,
+    started_of,
 )
 from harness.dashboard.html import esc
 
@@ -286,30 +287,32 @@ def task_heatmap(rows: Sequence[RunView], labels: Sequence[str]) -> Spec | None:
 
 
 def history(
-    series: dict[str, list[tuple[RunView, float | None]]],
-    colour_of: Callable[[str], str],
-    ytitle: str,
-    height: int = 300,
+    lines: Sequence[tuple[str, str, list[str], Sequence[Any]]], ytitle: str, height: int = 300
 ) -> Spec | None:
-    """One metric over time: ``series`` maps a line's label to (run, value) pairs, oldest first.
-
-    Runs without the value are left out of their line; None when no line has a point.
-    """
+    """One metric over time, one line per (label, colour, where its points are, the
+    ``[count, first, last]`` of each shard's points), in legend order. The points stay in the
+    shards' data files: dashboard.js fills ``x``, ``y`` and ``customdata`` from the place
+    ``meta`` names (:mod:`harness.dashboard.fragments`). Lines without points are left out;
+    None when no line has one."""
     data: list[dict[str, Any]] = []
-    for label, runs in series.items():
-        pts = [(r, v) for r, v in runs if v is not None]
-        if not pts:
+    t_min, t_max = math.inf, -math.inf
+    for label, colour, fill, metas in lines:
+        metas = [m for m in metas if m and m[0]]
+        if not metas:
             continue
+        t_min = min(t_min, *(m[1] for m in metas))
+        t_max = max(t_max, *(m[2] for m in metas))
         data.append(
             {
                 "type": "scatter",
                 "mode": "lines+markers",
-                "x": [r.started_iso for r, _ in pts],
-                "y": [r4(v) for _, v in pts],
+                "x": [],
+                "y": [],
+                "customdata": [],
+                "meta": fill,
                 "name": esc(label),
-                "line": {"color": colour_of(label), "width": 2},
+                "line": {"color": colour, "width": 2},
                 "marker": {"size": 6},
-                "customdata": [[r.run_id_html, r.page] for r, _ in pts],
                 "hovertemplate": _hover(
                     [f"<b>{esc(label)}</b>", "%{x}", f"{esc(ytitle)}: %{{y:.4g}}", "run %{customdata[0]}"]
                 ),
@@ -319,10 +322,10 @@ def history(
         return None
     lay = layout("", ytitle, height=height, showlegend=len(data) > 1)
     lay["xaxis"]["type"] = "date"
-    times = [r.started_at for runs in series.values() for r, v in runs if v is not None]
-    if min(times) == max(times):
+    if t_min == t_max:
         # A single moment: plotly would zoom to milliseconds; show the day around it instead.
-        lay["xaxis"]["range"] = [iso(min(times) - timedelta(days=1)), iso(min(times) + timedelta(days=1))]
+        t = started_of(t_min)
+        lay["xaxis"]["range"] = [iso(t - timedelta(days=1)), iso(t + timedelta(days=1))]
     return {"data": data, "layout": lay}
 
 

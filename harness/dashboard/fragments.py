@@ -16,13 +16,12 @@ is the shard's ``meta``, kept in its summary.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import timedelta
 from typing import Any
 
 from harness.dashboard.columns import runs_row
-from harness.dashboard.data import RunView, iso, started_of
-from harness.dashboard.figures import _hover, layout, r4
-from harness.dashboard.html import clean, esc, json_text
+from harness.dashboard.data import RunView
+from harness.dashboard.figures import r4
+from harness.dashboard.html import clean, json_text
 
 DATA = "data"  # folder of the data files, beside the pages
 PREFIX = "(window.HARNESS_SHARDS = window.HARNESS_SHARDS || []).push(\n"
@@ -146,47 +145,3 @@ def data_file(obj: dict[str, Any]) -> str:
 def data_src(sid: str, part: str) -> str:
     """A data file's path relative to the dashboard folder (``part``: ``top`` or ``model``)."""
     return f"{DATA}/{sid}.js" if part == "top" else f"{DATA}/{sid}.{part}.js"
-
-
-# ---------------------------------------------------------------- the pages' side
-
-
-def history_spec(
-    lines: Sequence[tuple[str, str, list[str], Sequence[Any]]], ytitle: str, height: int = 300
-) -> dict[str, Any] | None:
-    """One metric over time, its points left to the data files: ``lines`` are (label, colour,
-    where its points are, the ``[count, first, last]`` of each shard) in legend order. Lines
-    without points are left out; None when no line has one."""
-    data: list[dict[str, Any]] = []
-    t_min, t_max = float("inf"), float("-inf")
-    for label, colour, fill, metas in lines:
-        metas = [m for m in metas if m and m[0]]
-        if not metas:
-            continue
-        t_min = min(t_min, *(m[1] for m in metas))
-        t_max = max(t_max, *(m[2] for m in metas))
-        data.append(
-            {
-                "type": "scatter",
-                "mode": "lines+markers",
-                "x": [],
-                "y": [],
-                "customdata": [],
-                "meta": fill,  # dashboard.js fills x, y and customdata from the data files
-                "name": esc(label),
-                "line": {"color": colour, "width": 2},
-                "marker": {"size": 6},
-                "hovertemplate": _hover(
-                    [f"<b>{esc(label)}</b>", "%{x}", f"{esc(ytitle)}: %{{y:.4g}}", "run %{customdata[0]}"]
-                ),
-            }
-        )
-    if not data:
-        return None
-    lay = layout("", ytitle, height=height, showlegend=len(data) > 1)
-    lay["xaxis"]["type"] = "date"
-    if t_min == t_max:
-        # A single moment: plotly would zoom to milliseconds; show the day around it instead.
-        t = started_of(t_min)
-        lay["xaxis"]["range"] = [iso(t - timedelta(days=1)), iso(t + timedelta(days=1))]
-    return {"data": data, "layout": lay}

@@ -73,12 +73,13 @@ def digest(*parts: Any) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 
 
-def file_signature(path: str | Path | None) -> list[int] | None:
+def file_signature(path: str | Path | None, existed: bool = False) -> list[int] | None:
     """``[size, mtime_ns]`` of a file, None if there is none.
 
-    ``os.access`` first: most runs have no GPU samples, and a failed ``os.stat`` costs Python
-    ten times a successful one (the exception), 10,000 times an incremental build."""
-    if path is None or not os.access(path, os.F_OK):
+    ``os.access`` first, unless the file ``existed`` at the last build: most runs have no GPU
+    samples, and a failed ``os.stat`` costs Python ten times a successful one (the exception),
+    10,000 times an incremental build."""
+    if path is None or (not existed and not os.access(path, os.F_OK)):
         return None
     try:
         st = os.stat(path)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from harness.dashboard import figures
 from harness.dashboard.columns import leaderboard_config, runs_config
 from harness.dashboard.data import LeaderRow, Palette, RunView, key_labels, row_labels, slug
-from harness.dashboard.fragments import HISTORY_METRICS, MODEL_CHARTS, SEP, history_spec
+from harness.dashboard.fragments import HISTORY_METRICS, MODEL_CHARTS, SEP
 from harness.dashboard.html import esc
 from harness.dashboard.layout import (
     chart_card,
@@ -209,7 +209,7 @@ def history_page(o: Overview, data: Sequence[str], palette: Palette, generated: 
                 )
                 for label, g in zip(labels, groups, strict=True)
             ]
-            spec = history_spec(lines, title)
+            spec = figures.history(lines, title)
             if spec is not None:
                 cards.append(
                     chart_card(
@@ -267,7 +267,7 @@ def model_page(model: str, o: Overview, data: Sequence[str], palette: Palette, g
             (labels[name], colours(labels[name]), ["points", key, name], series[name])
             for name in sorted(series, key=first.__getitem__)
         ]
-        spec = history_spec(lines, title)
+        spec = figures.history(lines, title)
         if spec is not None:
             cards.append(
                 chart_card(

@@ -115,19 +115,11 @@ def restat(folder: str, tables: list[Any]) -> list[Any]:
     if not tables:
         return tables
     folder += os.sep
-    out: list[Any] = [[rel, _again(folder + rel, sig) if rel else None] for rel, sig in tables[:-1]]
-    out.append(_again(folder + _GPU_SAMPLES, tables[-1]))
+    out: list[Any] = [
+        [rel, file_signature(folder + rel, sig is not None) if rel else None] for rel, sig in tables[:-1]
+    ]
+    out.append(file_signature(folder + _GPU_SAMPLES, tables[-1] is not None))
     return out
-
-
-def _again(path: str, sig: list[int] | None) -> list[int] | None:
-    if sig is None and not os.access(path, os.F_OK):
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns]
 
 
 def run_tables(
