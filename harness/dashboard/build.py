@@ -187,6 +187,7 @@ class _Plan:
     tables: dict[str, list[Any]]  # kept record key -> its tables' signatures now
     stale_pages: set[str]  # record keys whose run page is written
     dirty: set[str]  # shards whose summary and fragments are made again
+    touched: bool = False  # a table's time moved, not its bytes (the manifest needs saving)
 
 
 def _plan(found: Scan, old: Manifest, folder_of: Callable[[str], str], existing: set[str]) -> _Plan:
@@ -208,9 +209,11 @@ def _plan(found: Scan, old: Manifest, folder_of: Callable[[str], str], existing:
     new_sids = set(shard_of.values())
     plan = _Plan(shard_of, {}, set(found.parsed), {sid for sid in new_sids if sid not in old.shards})
     for k, e in found.kept.items():
-        plan.tables[k] = now = restat(folder_of(k), e.tables)
-        if now != e.tables or e.page not in existing:
+        plan.tables[k], moved = restat(folder_of(k), e.tables)
+        if moved or e.page not in existing:
             plan.stale_pages.add(k)
+        elif plan.tables[k] is not e.tables:  # touched, not changed: only the manifest moves
+            plan.touched = True
     for k in plan.stale_pages:
         plan.dirty.add(shard_of[k])
     for k, e in old.runs.items():  # runs gone, or moved to another shard, leave theirs
@@ -391,6 +394,7 @@ def _build(
         rebuilt
         or removed
         or found.touched
+        or plan.touched
         or plan.dirty
         or new.runs.keys() != old.runs.keys()
         or not old.valid

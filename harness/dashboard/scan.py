@@ -91,9 +91,9 @@ def read_one(key: str, name: str, entry: RunEntry | None, s: Scan) -> None:
 
 
 def table_signatures(view: RunView) -> list[Any]:
-    """``[path, [size, mtime]]`` of every per-request table the run page reads (the path
-    relative to the run folder, None where the record's path would leave it), then the GPU
-    samples' signature (None: no such file)."""
+    """``[path, signature]`` of every per-request table the run page reads (the path relative
+    to the run folder, None where the record's path would leave it), then the GPU samples'
+    signature. A signature is ``[size, mtime_ns, sha256 of the bytes]``, None: no such file."""
     run_dir = view.folder
     if run_dir is None:
         return []
@@ -101,25 +101,58 @@ def table_signatures(view: RunView) -> list[Any]:
     for s in view.scenarios.values():
         if s.requests_path:
             rel = safe_relative(s.requests_path)
-            sigs.append([rel, file_signature(os.path.join(run_dir, rel) if rel else None)])
-    sigs.append(file_signature(os.path.join(run_dir, GPU_SAMPLES)))
+            sigs.append([rel, content_signature(os.path.join(run_dir, rel)) if rel else None])
+    sigs.append(content_signature(os.path.join(run_dir, GPU_SAMPLES)))
     return sigs
 
 
-def restat(folder: str, tables: list[Any]) -> list[Any]:
-    """:func:`table_signatures` again, from the table paths (and signatures) an earlier build saw.
+def content_signature(path: str) -> list[Any] | None:
+    """``[size, mtime_ns, sha256]`` of a file (the hash's first 128 bits, in hex), None if there is none."""
+    sig: list[Any] | None = file_signature(path)
+    if sig is None:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            sig.append(hashlib.file_digest(fh, "sha256").hexdigest()[:32])
+    except OSError:
+        return None
+    return sig
+
+
+def restat(folder: str, tables: list[Any]) -> tuple[list[Any], bool]:
+    """:func:`table_signatures` again, from the paths and signatures an earlier build saw, and
+    whether a table changed. A table whose size and time moved but whose bytes did not (a fresh
+    checkout of a results folder) is unchanged: its new signature is kept, its page is not
+    rebuilt.
 
     Run 30,000 times a build at 10,000 runs, so it is lean: plain string concatenation, and a
     file that was there is stat'ed at once, one that was not is looked for with ``os.access``
     (a failed ``os.stat`` costs Python ten times a successful one)."""
     if not tables:
-        return tables
+        return tables, False
     folder += os.sep
-    out: list[Any] = [
-        [rel, file_signature(folder + rel, sig is not None) if rel else None] for rel, sig in tables[:-1]
-    ]
-    out.append(file_signature(folder + _GPU_SAMPLES, tables[-1] is not None))
-    return out
+    out: list[Any] = []
+    changed = False
+    for rel, old in tables[:-1]:
+        sig, moved = _again(folder + rel, old) if rel else (None, False)
+        out.append([rel, sig])
+        changed = changed or moved
+    sig, moved = _again(folder + _GPU_SAMPLES, tables[-1])
+    out.append(sig)
+    if not (changed or moved) and out == tables:
+        return tables, False  # the same list: nothing to save
+    return out, changed or moved
+
+
+def _again(path: str, old: list[Any] | None) -> tuple[list[Any] | None, bool]:
+    """A table's signature now, and whether its content changed since ``old``."""
+    now = file_signature(path, old is not None)
+    if now is None or old is None:
+        return (content_signature(path) if now is not None else None), now != old
+    if now == old[:2]:
+        return old, False
+    sig = content_signature(path)
+    return sig, sig is None or sig[2] != old[2]
 
 
 def run_tables(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -334,3 +335,18 @@ def test_merged_shard_summaries_give_the_leaderboard_of_all_runs(tmp_path: Path)
             sorted({v.model for v in views}),
         )
         assert got.latest is newest[0]
+
+
+def test_a_fresh_checkout_rebuilds_no_page(tmp_path: Path) -> None:
+    """Every file with a new modification time and the same bytes (a results folder checked
+    out or copied anew): the records and tables are hashed, no page is written."""
+    results, out = tmp_path / "results", tmp_path / "out"
+    three_runs(results)
+    build_dashboard(results, out)
+    later = time.time_ns() + 10**10
+    for p in results.rglob("*"):
+        if p.is_file():
+            os.utime(p, ns=(later, later))
+    assert build_dashboard(results, out).rebuilt == []
+    assert json.loads((out / MANIFEST).read_text())["runs"]["runs/run-a/record.json"][0][1] == later
+    assert build_dashboard(results, out).rebuilt == []  # and the next build reads nothing
