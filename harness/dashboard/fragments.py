@@ -22,8 +22,8 @@ from harness.dashboard.columns import runs_row
 from harness.dashboard.data import RunView
 from harness.dashboard.figures import r4
 from harness.dashboard.html import clean, json_text
+from harness.dashboard.manifest import shard_files
 
-DATA = "data"  # folder of the data files, beside the pages
 PREFIX = "(window.HARNESS_SHARDS = window.HARNESS_SHARDS || []).push(\n"
 SUFFIX = "\n);\n"
 
@@ -144,4 +144,4 @@ def data_file(obj: dict[str, Any]) -> str:
 
 def data_src(sid: str, part: str) -> str:
     """A data file's path relative to the dashboard folder (``part``: ``top`` or ``model``)."""
-    return f"{DATA}/{sid}.js" if part == "top" else f"{DATA}/{sid}.{part}.js"
+    return shard_files(sid)[1 if part == "top" else 2]

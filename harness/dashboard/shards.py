@@ -9,8 +9,8 @@ each shard the build keeps
   successful and the newest failed run, the newest runs, the warnings: everything the
   leaderboard, the architecture and technique pages and the context lines need, in a few
   kilobytes however many runs the shard holds;
-* **fragments** (:mod:`harness.dashboard.fragments`): the run-list rows and the chart points
-  of its runs, already serialised, that the run list, the history and the model pages join.
+* **data files** (:mod:`harness.dashboard.fragments`): the run-list rows and the chart points
+  of its runs, which the run list, the history and the model pages load and join.
 
 :func:`merge` combines the summaries of every shard into an :class:`Overview`; doing so from
 the views of all runs at once (:meth:`Overview.of_views`) gives the same result, which is how
