@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from harness.dashboard import figures
 from harness.dashboard.columns import leaderboard_config, runs_config
-from harness.dashboard.data import LeaderRow, Palette, RunView, key_labels, row_labels, slug
+from harness.dashboard.data import LeaderRow, Palette, RunView, key_labels, order, row_labels, slug
 from harness.dashboard.fragments import HISTORY_METRICS, MODEL_CHARTS, SEP
 from harness.dashboard.html import esc
 from harness.dashboard.layout import (
@@ -25,7 +25,7 @@ from harness.dashboard.layout import (
     unit,
     warnings_card,
 )
-from harness.dashboard.shards import Overview, order
+from harness.dashboard.shards import Overview
 from harness.formatting import fmt
 
 
