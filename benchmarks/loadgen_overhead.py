@@ -20,12 +20,12 @@ import os
 import tempfile
 from pathlib import Path
 
-from harness.checkpoints import ensure_checkpoint
 from harness.engine.vllm_metrics import MetricsPoller
 from harness.engine.vllm_server import VllmServer
 from harness.loadgen.client import LoadSpec, run_load, token_counter, usable_token_ids
 from harness.loadgen.metrics import aggregate
-from harness.models import get_preset
+from harness.model.checkpoints import ensure_checkpoint
+from harness.model.presets import get_preset
 from harness.telemetry import TelemetrySession
 
 

@@ -15,9 +15,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from harness.plan import plan_runs
-from harness.runner import execute
-from harness.suite import LoadedSuite, parse_suite
+from harness.planning.plan import plan_runs
+from harness.run.runner import execute
+from harness.spec.suite import LoadedSuite, parse_suite
 
 SUITE = """
 name: noise-floor

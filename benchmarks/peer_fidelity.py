@@ -19,13 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.checkpoints import ensure_checkpoint
 from harness.engine.vllm_bench import run_bench_serve
 from harness.engine.vllm_server import VllmServer
 from harness.loadgen.client import LoadSpec, run_load, token_counter, usable_token_ids
 from harness.loadgen.metrics import aggregate
 from harness.loadgen.peer import COMPARED, Run, pooled, ratios, run_from_harness, run_from_vllm, table
 from harness.loadgen.peer_command import vllm_bench_args
+from harness.model.checkpoints import ensure_checkpoint
 
 SERVER_ARGS = ["--dtype", "float32", "--max-model-len", "2048", "--enforce-eager"]
 

@@ -26,7 +26,7 @@ def main() -> int:
     ap.add_argument("--models", nargs="+", default=["tiny-llama", "tiny-mistral"])
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    from harness.store import load_records
+    from harness.storage.store import load_records
     from tests.integration.raycluster import LoopbackCluster
     from tests.integration.test_ray_executor import SUITE
 

@@ -2,7 +2,7 @@
 
 Importing this package is cheap: no torch, vLLM, lm-eval, pandas or plotly until a function
 needs them. ``harness.load_runs`` and ``harness.load_tasks`` give the results as DataFrames
-(see :mod:`harness.results`).
+(see :mod:`harness.storage.results`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ __all__ = ["__version__", "load_runs", "load_tasks"]
 
 def __getattr__(name: str) -> Any:
     if name in ("load_runs", "load_tasks"):
-        from harness import results
+        from harness.storage import results
 
         return getattr(results, name)
     raise AttributeError(f"module 'harness' has no attribute {name!r}")

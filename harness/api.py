@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.cells import Cell, pending, plan_cells, select_cell
 from harness.executors.base import EventSink
-from harness.plan import RunPlan
-from harness.records import RunRecord
-from harness.runner import RunHooks
-from harness.store import load_records
-from harness.suite import LoadedSuite, load_suite
+from harness.planning.cells import Cell, pending, plan_cells, select_cell
+from harness.planning.plan import RunPlan
+from harness.record.run_record import RunRecord
+from harness.run.runner import RunHooks
+from harness.spec.suite import LoadedSuite, load_suite
+from harness.storage.store import load_records
 
 
 def run_suite(

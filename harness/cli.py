@@ -23,14 +23,14 @@ _FEATURE_CLIS: tuple[str, ...] = (
     "harness.gate.cli",
     "harness.arch.cli",
     "harness.telemetry.check",
-    "harness.results_cli",
+    "harness.storage.cli",
 )
 
 console, err_console = consoles()
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from harness.models import PRESETS
+    from harness.model.presets import PRESETS
 
     table = Table(title="Model presets")
     for col in ("name", "family", "source", "hub id", "engine args", "features"):
@@ -49,13 +49,13 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from harness.plan import describe
-    from harness.suite import load_suite
+    from harness.planning.plan import describe
+    from harness.spec.suite import load_suite
 
     if args.json:
         import json
 
-        from harness.cells import cells_json, plan_cells
+        from harness.planning.cells import cells_json, plan_cells
 
         suite = load_suite(args.suite)
         print(
@@ -65,7 +65,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    from harness.cells import plan_cells
+    from harness.planning.cells import plan_cells
 
     cells = plan_cells(
         load_suite(args.suite), args.model or None, endpoint=args.endpoint, endpoint_gpus=_gpu_list(args)
@@ -79,9 +79,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from harness.analysis.report import print_summary
     from harness.api import run_campaign
     from harness.executors.base import CellEvent, describe_event
-    from harness.report import print_summary
 
     def on_event(event: CellEvent) -> None:
         # The local executor draws progress bars for its one running cell; a cluster's cells get lines.
@@ -125,7 +125,7 @@ _ENDPOINT_GPUS_HELP = (
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    from harness.merge import merge_results
+    from harness.storage.merge import merge_results
 
     report = merge_results([Path(d) for d in args.dirs], Path(args.results))
     for item in report.items:
@@ -187,8 +187,8 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from harness.executors.base import ExecutorError
-    from harness.models import UnknownModelError
-    from harness.suite import SuiteError
+    from harness.model.presets import UnknownModelError
+    from harness.spec.suite import SuiteError
 
     args = build_parser().parse_args(argv)
     try:

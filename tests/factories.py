@@ -1,6 +1,6 @@
 """Valid, realistic run records (and the files beside them) for tests and benchmarks.
 
-``make_record`` builds a complete :class:`~harness.records.RunRecord` from a few headline
+``make_record`` builds a complete :class:`~harness.record.run_record.RunRecord` from a few headline
 figures and derives the rest consistently (durations from throughput, percentiles from the
 median, energy from the tokens). ``write_run`` stores it the way the runner does, with
 per-request tables and GPU samples when asked. ``generate_results`` fills a results folder
@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.arch import record_analytics
-from harness.models import PRESETS
-from harness.record_analytics import RecordAnalytics
-from harness.records import (
+from harness.model.presets import PRESETS
+from harness.record.analytics import RecordAnalytics
+from harness.record.run_record import (
     EngineInfo,
     Environment,
     GpuInfo,
@@ -35,7 +35,7 @@ from harness.records import (
     TaskResult,
     Unmeasured,
 )
-from harness.store import write_record
+from harness.storage.store import write_record
 
 T0 = datetime(2025, 3, 1, 9, 0, 0, tzinfo=timezone.utc)
 
@@ -617,7 +617,7 @@ GATE_SUITE_SPEC: dict[str, Any] = {
 
 def spec_dict(**changes: Any) -> dict[str, Any]:
     """The gate suite's spec as a record stores it (validated and dumped), with top-level changes."""
-    from harness.suite import SuiteSpec
+    from harness.spec.suite import SuiteSpec
 
     return SuiteSpec.model_validate({**GATE_SUITE_SPEC, **changes}).model_dump(mode="json")
 

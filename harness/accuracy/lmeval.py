@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.accuracy.settings import TaskInvocation, resolve_invocation
-from harness.records import TaskResult
-from harness.suite import AccuracySpec, TaskSpec
+from harness.record.run_record import TaskResult
+from harness.spec.suite import AccuracySpec, TaskSpec
 
 TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
 
@@ -97,7 +97,7 @@ def task_manager(include_path: str) -> Any:
     if digest not in _MANAGERS:
         from lm_eval.tasks import TaskManager
 
-        from harness.checkpoints import cache_dir
+        from harness.model.checkpoints import cache_dir
 
         canonical = cache_dir() / "lm-eval-tasks" / digest
         if not canonical.is_dir():

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.accuracy.lmeval import AccuracyError, prepare_task_folder, task_manager
-from harness.suite import TaskSpec
+from harness.spec.suite import TaskSpec
 
 # `datasets` builders that read the files named in data_files rather than a Hub repository.
 _FILE_BUILDERS = {"json", "csv", "parquet", "text", "arrow", "pandas", "webdataset", "imagefolder"}

@@ -11,7 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.suite import AccuracySpec, TaskSpec
+from harness.spec.suite import AccuracySpec, TaskSpec
 
 # `lm_eval run` defaults (lm_eval/config/evaluate_config.py and evaluator.simple_evaluate).
 LM_EVAL_CLI_SEEDS: tuple[int | None, ...] = (0, 1234, 1234, 1234)

@@ -80,7 +80,7 @@ def _pick_gpus(args: argparse.Namespace) -> tuple[list[GpuSpec], str]:
 
 def _cmd_arch(args: argparse.Namespace) -> int:
     from harness.console import consoles
-    from harness.models import get_preset
+    from harness.model.presets import get_preset
 
     console, err_console = consoles()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.record_analytics import ArchFacts, AttentionKind, MoeFacts, ParamBreakdown
+from harness.record.analytics import ArchFacts, AttentionKind, MoeFacts, ParamBreakdown
 
 DTYPE_BYTES: dict[str, float] = {
     "float32": 4,

@@ -13,9 +13,9 @@ from harness.arch.facts import ArchFacts
 from harness.arch.gpus import GpuSpec, match_nvml_name
 from harness.arch.report import estimate, preset_facts
 from harness.arch.reported import reported_vs_measured
-from harness.models import PRESETS, ModelPreset
-from harness.record_analytics import DecodeVsRoofline, RecordAnalytics
-from harness.records import Environment, RunRecord, ScenarioResult, TaskResult
+from harness.model.presets import PRESETS, ModelPreset
+from harness.record.analytics import DecodeVsRoofline, RecordAnalytics
+from harness.record.run_record import Environment, RunRecord, ScenarioResult, TaskResult
 
 
 def _hardware(environment: Environment | None) -> tuple[GpuSpec | None, int | None, str | None]:

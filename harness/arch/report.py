@@ -28,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.arch.facts import ArchError, ArchFacts, arch_facts
 from harness.arch.gpus import GpuSpec
-from harness.models import ModelPreset
-from harness.record_analytics import GpuEstimate
+from harness.model.presets import ModelPreset
+from harness.record.analytics import GpuEstimate
 
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # vLLM's default --gpu-memory-utilization
 DEFAULT_CONTEXT_TOKENS = 4096
@@ -62,7 +62,7 @@ def load_config(preset: ModelPreset) -> tuple[dict[str, Any], str]:
     if preset.source == "local":
         path = Path(preset.local_path or "") / "config.json"
         return json.loads(path.read_text()), str(path)
-    from harness import checkpoints
+    from harness.model import checkpoints
 
     built = checkpoints.checkpoint_dir(preset.name)
     if (built / checkpoints.MARKER).is_file():

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.models import ModelPreset
-from harness.record_analytics import ReportedComparison
-from harness.records import TaskResult
+from harness.model.presets import ModelPreset
+from harness.record.analytics import ReportedComparison
+from harness.record.run_record import TaskResult
 
 
 class ReportedScore(BaseModel):

@@ -1,7 +1,7 @@
 """What the pages show about architectures, rooflines and published scores: pure functions, no plotly.
 
 Everything here reads :mod:`harness.arch`'s tables and the ``analytics`` section of run records.
-A record's analytics is typed (:class:`~harness.record_analytics.RecordAnalytics`, read
+A record's analytics is typed (:class:`~harness.record.analytics.RecordAnalytics`, read
 tolerantly whatever harness wrote it); figures are still passed through
 :func:`~harness.dashboard.data.finite`, so a NaN or a missing one stays ``None``.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from harness.arch import arch_row, arch_table, measured_value, reported_scores, roofline_points
 from harness.arch.reported import reported_vs_measured
 from harness.dashboard.data import RunView, finite
-from harness.models import PRESETS
+from harness.model.presets import PRESETS
 
 NO_ANALYTICS = "the record has no analytics section (written by a harness that did not record them)"
 

@@ -62,7 +62,7 @@ from harness.dashboard.manifest import (
 from harness.dashboard.runpages import write_run_pages
 from harness.dashboard.scan import Scan, read_one, restat, run_tables, scan, table_signatures
 from harness.dashboard.shards import merge, pinned_view, shard_count, shard_id, summarize
-from harness.store import atomic_write_bytes
+from harness.storage.store import atomic_write_bytes
 
 STATIC = Path(__file__).resolve().parent / "static"
 ASSETS = ("dashboard.js", "dashboard.css")

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from harness.formatting import MISSING, finite
-from harness.hardware import hardware_label
-from harness.records import GpuPhaseTelemetry, RunRecord, ScenarioResult, scenario_energy_value
-from harness.store import read_record
+from harness.record.hardware import hardware_label
+from harness.record.run_record import GpuPhaseTelemetry, RunRecord, ScenarioResult, scenario_energy_value
+from harness.storage.store import read_record
 
 
 def slug(text: str) -> str:

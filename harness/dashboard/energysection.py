@@ -1,6 +1,6 @@
 """The run page's energy card: each energy value the record holds, with its window and confidence.
 
-Every row is one :class:`~harness.records.EnergyValue` as stored (nothing re-derived here): the
+Every row is one :class:`~harness.record.run_record.EnergyValue` as stored (nothing re-derived here): the
 headline measured interval, the gross window (warm-up included), the steady state and the
 accuracy phase, each with its confidence or the reason it is null; then the idle baseline and
 the GPU facts that qualify the figures (counter update period, MIG, power scope).
@@ -11,7 +11,7 @@ from __future__ import annotations
 from harness.dashboard.html import esc
 from harness.dashboard.layout import cell, kv_table, plain_table, unit
 from harness.formatting import MISSING, fmt
-from harness.records import EnergyValue, RunRecord, scenario_energy_value
+from harness.record.run_record import EnergyValue, RunRecord, scenario_energy_value
 
 
 def _row(label: str, ev: EnergyValue | None) -> str:

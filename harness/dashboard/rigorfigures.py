@@ -19,7 +19,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from harness.records import RunRecord, ScenarioResult
+    from harness.record.run_record import RunRecord, ScenarioResult
 
 Spec = dict[str, Any]
 COLORS = ("#3366cc", "#dc3912", "#109618", "#990099", "#ff9900", "#0099c6", "#dd4477", "#66aa00")

@@ -24,7 +24,7 @@ from harness.dashboard.layout import (
 )
 from harness.dashboard.serverview import read_server_series, server_section
 from harness.formatting import MISSING, finite, fmt, human_bytes, human_count
-from harness.records import RunRecord
+from harness.record.run_record import RunRecord
 
 
 def run_page(

@@ -24,7 +24,7 @@ from harness.dashboard.tables import (
     read_columns,
     safe_relative,
 )
-from harness.store import RECORD_FILE, read_record
+from harness.storage.store import RECORD_FILE, read_record
 
 _GPU_SAMPLES = GPU_SAMPLES.as_posix()
 

@@ -14,7 +14,7 @@ from harness.dashboard.figures import _axis, layout
 from harness.dashboard.html import esc
 from harness.dashboard.layout import cell, chart_card, plain_table
 from harness.dashboard.tables import TableError, inside, read_columns
-from harness.records import ScenarioResult
+from harness.record.run_record import ScenarioResult
 
 SERVER_COLUMNS = ("t_s", "running", "waiting", "kv_cache_usage_frac")
 TIMELINE_COLUMNS = ("send_s", "end_s")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from harness.analysis.techniques import TechniqueRow, paired_in, technique_rows
 from harness.dashboard.data import Palette, RunView
 from harness.dashboard.figures import accuracy_scatter
 from harness.dashboard.html import esc
 from harness.dashboard.layout import cell, chart_card, frame, plain_table
-from harness.techniques import TechniqueRow, paired_in, technique_rows
 
 
 def _pct_cell(x: float | None, ci: tuple[float, float] | None = None) -> str:

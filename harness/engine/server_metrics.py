@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from harness.engine.vllm_metrics import KV_USAGE_METRICS, parse_prometheus
-from harness.records import ServerWindow
+from harness.record.run_record import ServerWindow
 
 GAUGES = {
     "running": ("vllm:num_requests_running",),

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.periodic import PeriodicThread
-from harness.records import EngineMemory, KvCacheUsage, ServerWindow
+from harness.record.run_record import EngineMemory, KvCacheUsage, ServerWindow
+from harness.telemetry.periodic import PeriodicThread
 
 if TYPE_CHECKING:
     from harness.engine.server_metrics import ServerSample

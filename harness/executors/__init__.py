@@ -1,4 +1,4 @@
-"""Executors: how a campaign's cells get run. Both call the same `harness.runner.execute()`.
+"""Executors: how a campaign's cells get run. Both call the same `harness.run.runner.execute()`.
 
 * ``local``: one cell after the other in this process (the default).
 * ``ray``: one Ray task per cell on a Ray cluster (``pip install 'harness[ray]'``); the run

@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from harness.cells import Cell
-from harness.records import Environment, ModelInfo, RunRecord
-from harness.runner import new_run_id, suite_info
-from harness.store import runs_dir, write_record
+from harness.planning.cells import Cell
+from harness.record.run_record import Environment, ModelInfo, RunRecord
+from harness.run.runner import new_run_id, suite_info
+from harness.storage.store import runs_dir, write_record
 
 
 class ExecutorError(RuntimeError):
@@ -65,7 +65,7 @@ def failed_cell_record(
     `environment` is the one the worker reported when the cell started; without it, the driver's
     own is recorded and the reason says so.
     """
-    from harness.environment import collect_environment
+    from harness.run.environment import collect_environment
 
     plan = cell.plan
     if environment is not None:

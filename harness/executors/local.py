@@ -7,11 +7,11 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 
-from harness.cells import Cell
 from harness.executors.base import CellEvent, CellState, EventSink
-from harness.plan import RunPlan
-from harness.records import RunRecord
-from harness.runner import RunHooks, execute
+from harness.planning.cells import Cell
+from harness.planning.plan import RunPlan
+from harness.record.run_record import RunRecord
+from harness.run.runner import RunHooks, execute
 
 HooksFactory = Callable[[RunPlan], ContextManager[RunHooks]]
 

@@ -3,7 +3,7 @@
 Each task runs the same `execute()` as the local executor, in a scratch results folder on its
 node, and returns the run folder (record, per-request Parquet, samples, engine log, telemetry)
 as a tar archive; the driver writes it into its own results store atomically
-(:func:`harness.merge.add_run_folder`), exactly where a local run would have put it.
+(:func:`harness.storage.merge.add_run_folder`), exactly where a local run would have put it.
 
 Scheduling: a cell asks for ``num_gpus`` = tensor × pipeline parallel size on a cluster with
 GPUs (and ``accelerator_type`` when the suite names one); on a CPU-only cluster for its CPU
@@ -39,11 +39,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.cells import Cell, CellResources
 from harness.executors.base import CellEvent, CellState, EventSink, ExecutorError, failed_cell_record
-from harness.merge import add_run_folder
-from harness.records import RunRecord
-from harness.store import read_record, runs_dir
+from harness.planning.cells import Cell, CellResources
+from harness.record.run_record import RunRecord
+from harness.storage.merge import add_run_folder
+from harness.storage.store import read_record, runs_dir
 
 RAY_MISSING = "the Ray executor needs Ray on this machine and on every node: pip install 'harness[ray]'"
 FORWARDED_ENV_PREFIXES = ("HARNESS_",)  # the harness's own settings travel with each task
@@ -111,8 +111,8 @@ def run_cell_on_worker(
     import ray
 
     from harness import __version__
-    from harness.environment import collect_environment
-    from harness.runner import execute
+    from harness.run.environment import collect_environment
+    from harness.run.runner import execute
 
     started = datetime.now(timezone.utc)
     ctx = ray.get_runtime_context()

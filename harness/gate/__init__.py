@@ -13,10 +13,10 @@ summary) and JUnit XML (one test case per metric), and carries the exit code CI 
 
 Metrics
     * an accuracy task name: ``record.accuracy[task].value`` with its ``stderr``;
-    * a scenario field: any numeric field of :class:`~harness.records.ScenarioResult`
+    * a scenario field: any numeric field of :class:`~harness.record.run_record.ScenarioResult`
       (``output_throughput``, ``p99_ttft_ms``, ``failed``, ...) plus the energy figures
       ``energy_j``, ``energy_per_output_token_j`` and ``output_tokens_per_j`` of the record's
-      energy value (:func:`~harness.records.scenario_energy_value`: the measured interval, first
+      energy value (:func:`~harness.record.run_record.scenario_energy_value`: the measured interval, first
       measured send to last completion; v1 records give their whole window, labelled as such).
       A threshold without ``scenario`` applies to every scenario;
     * a run field: ``engine_peak_rss_bytes`` (peak engine memory over the whole run).

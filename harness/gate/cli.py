@@ -14,7 +14,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from harness.baseline import BaselineError, baseline_path, find_baseline, list_baselines, set_baseline
 from harness.console import consoles
 from harness.gate import (
     GateError,
@@ -26,10 +25,11 @@ from harness.gate import (
     render_markdown,
     render_terminal,
 )
-from harness.hardware import hardware_label
-from harness.records import RunRecord
+from harness.record.hardware import hardware_label
+from harness.record.run_record import RunRecord
 from harness.rigor.compare import copy_samples, samples_dir_of
-from harness.store import atomic_write_text, find_run, load_records, read_record, runs_dir
+from harness.storage.baseline import BaselineError, baseline_path, find_baseline, list_baselines, set_baseline
+from harness.storage.store import atomic_write_text, find_run, load_records, read_record, runs_dir
 
 
 def resolve_candidate(

@@ -27,10 +27,10 @@ from harness.gate.report import (
     MetricKind,
     Verdict,
 )
-from harness.hardware import hardware_label
-from harness.records import RunRecord, ScenarioResult, scenario_energy_value
+from harness.record.hardware import hardware_label
+from harness.record.run_record import RunRecord, ScenarioResult, scenario_energy_value
 from harness.rigor import compare as rigor
-from harness.suite import GateThreshold
+from harness.spec.suite import GateThreshold
 
 _NOT_METRICS = frozenset(
     {"settings", "errors", "requests_path", "resources", "valid", "validity_reasons", "rigor"}

@@ -367,7 +367,7 @@ def drive(
 
 
 def write_requests_parquet(path: str, requests: Sequence[RequestTiming]) -> None:
-    """The per-request table beside the record (schema documented in harness.records)."""
+    """The per-request table beside the record (schema documented in harness.record.run_record)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Literal
 from harness.stats import PairedResult, mcnemar_exact, paired_bootstrap, welch_test
 
 if TYPE_CHECKING:
-    from harness.records import RunRecord, ScenarioResult, TaskResult
+    from harness.record.run_record import RunRecord, ScenarioResult, TaskResult
 
 ALPHA = 0.05
 

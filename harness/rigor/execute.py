@@ -42,8 +42,8 @@ from harness.rigor.summary import (
 from harness.rigor.validity import PointTimeline, check_point, oversaturation
 
 if TYPE_CHECKING:
-    from harness.records import ScenarioResult
-    from harness.suite import PerformanceSpec, PerfScenario
+    from harness.record.run_record import ScenarioResult
+    from harness.spec.suite import PerformanceSpec, PerfScenario
 
 RunOne = Callable[["PerfScenario", int], "ScenarioResult"]
 ReadRows = Callable[["ScenarioResult"], list[RequestTiming]]
@@ -336,7 +336,7 @@ def combine_energy(results: list[ScenarioResult]) -> dict[str, object]:
     are left out here, the reason said."""
     if len(results) == 1:
         return {}
-    from harness.records import PhaseResources, ScenarioEnergy
+    from harness.record.run_record import PhaseResources, ScenarioEnergy
 
     update: dict[str, object] = {}
     energies = [r.energy for r in results]

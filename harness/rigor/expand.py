@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from harness.suite import PerformanceSpec, PerfScenario
+    from harness.spec.suite import PerformanceSpec, PerfScenario
 
 # Suite fields that say how a scenario is repeated, swept or searched, not what one request
 # looks like; the load generator and the record's settings take the others.

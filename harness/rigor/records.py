@@ -1,6 +1,6 @@
 """What a record keeps about repeats, spread, goodput, validity, sweeps and capacity.
 
-Referenced from :class:`harness.records.ScenarioResult` through small optional fields
+Referenced from :class:`harness.record.run_record.ScenarioResult` through small optional fields
 (``request_goodput``, ``slo_attainment``, ``valid``, ``validity_reasons``, ``rigor``), so a
 record without any of this reads as before.
 """

@@ -1,7 +1,7 @@
 """Suite language for repeats, sweeps, SLOs, capacity search and validity minimums.
 
-These models are fields of :class:`harness.suite.PerfScenario` and
-:class:`harness.suite.PerformanceSpec`; they import nothing from the suite module so that
+These models are fields of :class:`harness.spec.suite.PerfScenario` and
+:class:`harness.spec.suite.PerformanceSpec`; they import nothing from the suite module so that
 the suite can import them.
 """
 

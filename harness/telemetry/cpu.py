@@ -6,7 +6,7 @@ import threading
 
 import psutil
 
-from harness.periodic import PeriodicThread
+from harness.telemetry.periodic import PeriodicThread
 
 
 class ProcessTreeMonitor:

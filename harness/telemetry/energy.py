@@ -6,9 +6,9 @@ The pieces of GPU energy live apart (issue 15):
 * :mod:`harness.telemetry.nvml`: GPU provenance (:func:`describe_gpus`) beside the NVML calls;
 * :mod:`harness.telemetry.steady`: which interval a figure covers (measured interval, steady
   state), from per-request timings;
-* this module: :class:`~harness.records.ScenarioEnergy`, :class:`~harness.records.SteadyStateEnergy`
-  and :class:`~harness.records.AccuracyEnergy`, each carrying the one energy value type
-  :class:`~harness.records.EnergyValue` that readers use instead of re-deriving J/token.
+* this module: :class:`~harness.record.run_record.ScenarioEnergy`, :class:`~harness.record.run_record.SteadyStateEnergy`
+  and :class:`~harness.record.run_record.AccuracyEnergy`, each carrying the one energy value type
+  :class:`~harness.record.run_record.EnergyValue` that readers use instead of re-deriving J/token.
 
 A scenario's headline energy is that of its **measured interval**, from the first measured send
 to the last measured completion, over the output tokens of the measured requests: the window the
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.records import (
+from harness.record.run_record import (
     AccuracyEnergy,
     EnergyValue,
     EnergyWindow,
@@ -72,7 +72,7 @@ def energy_value(
     correct: float | None = None,
     extra_low_confidence: str | None = None,
 ) -> EnergyValue:
-    """The :class:`~harness.records.EnergyValue` of one meter window (span: its place in the scenario)."""
+    """The :class:`~harness.record.run_record.EnergyValue` of one meter window (span: its place in the scenario)."""
     tel = result.gpu
     if duration_s is None:
         duration_s = span.duration_s if span is not None else (tel.duration_s if tel is not None else None)

@@ -38,7 +38,7 @@ class IdentityCheck:
         return self.status == "mismatch"
 
     def as_record(self) -> dict[str, object]:
-        """Keyword arguments for :class:`~harness.records.GpuIdentity`."""
+        """Keyword arguments for :class:`~harness.record.run_record.GpuIdentity`."""
         return {
             "status": self.status,
             "metered_gpu_uuids": list(self.metered_uuids),

@@ -41,7 +41,13 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.records import GpuDeviceWindow, GpuIdentity, GpuPhaseTelemetry, IdleBaseline, Unmeasured
+from harness.record.run_record import (
+    GpuDeviceWindow,
+    GpuIdentity,
+    GpuPhaseTelemetry,
+    IdleBaseline,
+    Unmeasured,
+)
 from harness.telemetry.identity import IdentityCheck, check_identity
 from harness.telemetry.nvml import GpuDevice, GpuSet, describe_gpus
 from harness.telemetry.sampler import DEFAULT_INTERVAL_S, GpuSampler, Reading
@@ -237,7 +243,7 @@ class NvmlGpuMeter:
     # -- outputs ---------------------------------------------------------------------------
 
     def environment_fields(self) -> dict[str, Any]:
-        """Keyword arguments for :class:`~harness.records.Environment` (GPU provenance)."""
+        """Keyword arguments for :class:`~harness.record.run_record.Environment` (GPU provenance)."""
         if self._environment is None:
             self._environment = describe_gpus(self.gpus, self.counter_period_s)
         fields = dict(self._environment)

@@ -498,16 +498,16 @@ def _choose(
 
 
 def describe_gpus(gpus: GpuSet, counter_period_s: Mapping[int, float | None] | None = None) -> dict[str, Any]:
-    """GPU provenance as keyword arguments for :class:`~harness.records.Environment`.
+    """GPU provenance as keyword arguments for :class:`~harness.record.run_record.Environment`.
 
-    Keys: ``gpus`` (list of :class:`~harness.records.GpuInfo`, clocks as of now), ``gpu_reason``,
+    Keys: ``gpus`` (list of :class:`~harness.record.run_record.GpuInfo`, clocks as of now), ``gpu_reason``,
     ``cuda_driver_version``, ``nvml_version``, ``cuda_visible_devices``, ``gpu_notes``. Fields a
     GPU does not offer are null, with the reason in ``GpuInfo.unmeasured``.
 
     Args:
         counter_period_s: measured energy-counter update period per GPU index, where known.
     """
-    from harness.records import GpuInfo
+    from harness.record.run_record import GpuInfo
 
     driver = gpus.driver_version()
     notes = list(gpus.notes)

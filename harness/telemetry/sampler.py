@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from harness.periodic import PeriodicThread
 from harness.telemetry.nvml import GpuDevice, NvmlError, NvmlNotSupported
+from harness.telemetry.periodic import PeriodicThread
 from harness.telemetry.series import counter_delta_mj, integrate_power_j, interp, max_gap_s
 
 __all__ = [

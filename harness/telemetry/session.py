@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.records import (
+from harness.record.run_record import (
     AccuracyEnergy,
     IdleBaseline,
     KvCacheUsage,
@@ -46,7 +46,7 @@ class GpuMeter(Protocol):
         ...
 
     def environment_fields(self) -> dict[str, Any]:
-        """GPU provenance: keyword arguments for :class:`~harness.records.Environment`."""
+        """GPU provenance: keyword arguments for :class:`~harness.record.run_record.Environment`."""
         ...
 
     def write_samples(self, path: Path) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.records import GpuPhaseTelemetry, Unmeasured
+from harness.record.run_record import GpuPhaseTelemetry, Unmeasured
 
 
 @dataclass(frozen=True)

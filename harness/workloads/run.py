@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from harness.loadgen.metrics import RequestTiming
-from harness.records import TurnStats, WorkloadInfo
+from harness.record.run_record import TurnStats, WorkloadInfo
 from harness.workloads.build import BUILTIN, Workload, WorkloadShape, build_workload, resolve_path
 
 WORKLOAD_FIELDS = frozenset({"prompts", "prefix", "conversation", "trace"})

@@ -9,8 +9,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from harness.records import SCHEMA_VERSION, RunRecord
-from harness.store import runs_dir
+from harness.record.run_record import SCHEMA_VERSION, RunRecord
+from harness.storage.store import runs_dir
 
 TINY_SUITE = """\
 name: tiny
@@ -87,7 +87,7 @@ def check_consistency(rec: RunRecord, run_dir: Path, min_engine_rss_bytes: int =
     assert [s["name"] for s in on_disk["scenarios"]] == list(rec.performance)  # named entries
     assert [t["name"] for t in on_disk["tasks"]] == list(rec.accuracy)
     # Results as data: the real record gives one row per scenario, with the record's figures.
-    from harness.results import load_runs
+    from harness.storage.results import load_runs
 
     runs = load_runs(run_dir.parent.parent)
     rows = runs[runs.run_id == rec.run_id]

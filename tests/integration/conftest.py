@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.checkpoints import ensure_checkpoint
 from harness.engine.vllm_server import ENTRYPOINT_ENV, VllmServer
+from harness.model.checkpoints import ensure_checkpoint
 from tests.fakeserver import ENV_ARGS as FAKE_ARGS_ENV
 from tests.integration.procs import TAG_ENV, describe, kill_all, leftovers
 

@@ -31,9 +31,9 @@ from harness.accuracy.lmeval import (
     task_manager,
     tokenizer_adds_bos,
 )
-from harness.checkpoints import ensure_checkpoint
 from harness.engine.endpoint import served_max_model_len
 from harness.engine.vllm_server import VllmServer
+from harness.model.checkpoints import ensure_checkpoint
 
 TASK = "harness_capitals"  # bundled, 4-way multiple choice
 LIMIT = 24
@@ -130,7 +130,7 @@ def _cli_results(command: str, out_dir: Path) -> dict[str, Any]:
 
 def test_harness_equals_the_recorded_lm_eval_command(tiny_mistral_server: VllmServer, tmp_path: Path) -> None:
     from harness.accuracy import evaluate_tasks
-    from harness.suite import AccuracySpec, TaskSpec
+    from harness.spec.suite import AccuracySpec, TaskSpec
 
     path = str(ensure_checkpoint("tiny-mistral"))
     spec = AccuracySpec(

@@ -25,8 +25,8 @@ from playwright.sync_api import BrowserContext, ConsoleMessage, Dialog, Page, sy
 
 from harness.dashboard import build_dashboard
 from harness.dashboard.data import hardware_label, model_label
-from harness.records import RunRecord
-from harness.store import load_records
+from harness.record.run_record import RunRecord
+from harness.storage.store import load_records
 from tests.factories import T0, generate_results, make_record, write_run
 from tests.pagedata import chart_specs, table_rows
 

@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from harness.api import run_suite
-from harness.records import scenario_energy_value
+from harness.record.run_record import scenario_energy_value
 from tests.fakenvml import FakeNvml, RealClock
 from tests.integration.conftest import FakeEngine
 

@@ -19,10 +19,10 @@ import psutil
 import pytest
 
 from harness.api import run_suite
-from harness.checkpoints import ensure_checkpoint
 from harness.engine.base import EngineError
 from harness.engine.vllm_server import VllmServer
-from harness.store import read_record, runs_dir
+from harness.model.checkpoints import ensure_checkpoint
+from harness.storage.store import read_record, runs_dir
 from tests.integration.checks import TINY_SUITE, check_consistency, wait_for_engine
 from tests.integration.conftest import FakeEngine
 from tests.integration.procs import leftovers

@@ -20,9 +20,9 @@ from typing import Any
 import psutil
 import pytest
 
-from harness.cells import plan_cells
-from harness.store import load_records, runs_dir
-from harness.suite import load_suite
+from harness.planning.cells import plan_cells
+from harness.spec.suite import load_suite
+from harness.storage.store import load_records, runs_dir
 from tests.integration.checks import check_consistency
 from tests.integration.raycluster import LoopbackCluster, listeners, outward
 

@@ -24,11 +24,11 @@ from typing import Any
 import pytest
 
 from harness.api import run_suite
-from harness.checkpoints import TINY_MODELS, ensure_checkpoint
 from harness.engine.vllm_metrics import cache_config_from_metrics, kv_cache_usage_frac, parse_prometheus
 from harness.engine.vllm_server import VllmServer
-from harness.records import RunRecord
-from harness.store import runs_dir
+from harness.model.checkpoints import TINY_MODELS, ensure_checkpoint
+from harness.record.run_record import RunRecord
+from harness.storage.store import runs_dir
 from tests.integration.checks import check_consistency
 from tests.integration.conftest import FakeEngine
 from tests.integration.procs import TAG_ENV, describe, kill_all, tagged_processes

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.analysis.techniques import technique_rows
 from harness.api import run_suite
-from harness.records import RunRecord
-from harness.techniques import technique_rows
+from harness.record.run_record import RunRecord
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
 

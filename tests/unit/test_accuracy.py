@@ -19,7 +19,7 @@ from harness.accuracy.settings import (
     TaskInvocation,
     resolve_invocation,
 )
-from harness.suite import AccuracySpec, SuiteError, TaskSpec, parse_suite
+from harness.spec.suite import AccuracySpec, SuiteError, TaskSpec, parse_suite
 
 ARGS = local_completions_args(
     "http://127.0.0.1:8000", "tiny-mistral", "/models/tiny, mistral", 4096, None, True
@@ -201,7 +201,7 @@ def test_a_task_without_metrics_is_an_error() -> None:
 
 def test_bos_follows_the_tokenizer(tmp_path: Path) -> None:
     from harness.accuracy.lmeval import tokenizer_adds_bos
-    from harness.checkpoints import _mistral_v1_tokenizer
+    from harness.model.checkpoints import _mistral_v1_tokenizer
 
     _mistral_v1_tokenizer(tmp_path / "bos", add_bos=True)
     _mistral_v1_tokenizer(tmp_path / "nobos", add_bos=False)

@@ -25,10 +25,10 @@ from harness.arch import (
     roofline_points,
 )
 from harness.arch.gpus import UnknownGpuError
-from harness.checkpoints import TINY_MODELS, tiny_config
 from harness.cli import main
-from harness.models import PRESETS, get_preset
-from harness.records import (
+from harness.model.checkpoints import TINY_MODELS, tiny_config
+from harness.model.presets import PRESETS, get_preset
+from harness.record.run_record import (
     Environment,
     GpuInfo,
     ModelInfo,
@@ -38,7 +38,7 @@ from harness.records import (
     SuiteInfo,
     TaskResult,
 )
-from harness.suite import load_suite
+from harness.spec.suite import load_suite
 
 HUB_PRESETS = [p.name for p in PRESETS.values() if p.source == "hub"]
 

@@ -13,12 +13,19 @@ from pathlib import Path
 import pytest
 
 from harness.api import run_campaign
-from harness.cells import cell_resources, fingerprint, fingerprint_inputs, pending, plan_cells, select_cell
 from harness.cli import main
-from harness.plan import plan_runs
-from harness.records import RunRecord
-from harness.store import load_records, runs_dir, write_record
-from harness.suite import SuiteError, load_suite
+from harness.planning.cells import (
+    cell_resources,
+    fingerprint,
+    fingerprint_inputs,
+    pending,
+    plan_cells,
+    select_cell,
+)
+from harness.planning.plan import plan_runs
+from harness.record.run_record import RunRecord
+from harness.spec.suite import SuiteError, load_suite
+from harness.storage.store import load_records, runs_dir, write_record
 from tests.factories import make_record
 
 SUITE = """\

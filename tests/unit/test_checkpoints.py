@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import checkpoints
+from harness.model import checkpoints
 
 
 @pytest.mark.parametrize(("adds_bos", "has_bos"), [(True, True), (False, True), (False, False)])

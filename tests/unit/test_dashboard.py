@@ -32,8 +32,8 @@ from harness.dashboard.html import json_text
 from harness.dashboard.pages import index_page
 from harness.dashboard.runpage import run_page
 from harness.dashboard.shards import Overview
-from harness.models import get_preset
-from harness.record_analytics import RecordAnalytics
+from harness.model.presets import get_preset
+from harness.record.analytics import RecordAnalytics
 from tests.factories import (
     T0,
     environment,

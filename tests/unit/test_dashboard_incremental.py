@@ -21,7 +21,7 @@ from harness.dashboard.data import (
     view_summary,
 )
 from harness.dashboard.manifest import MANIFEST
-from harness.records import RunRecord
+from harness.record.run_record import RunRecord
 from tests.factories import T0, make_record, write_run
 from tests.pagedata import table_rows
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.cells import CellResources, plan_cells
-from harness.environment import collect_environment
 from harness.executors import ExecutorError, get_executor
 from harness.executors.base import CellEvent, describe_event, failed_cell_record
 from harness.executors.ray_cluster import _pack, _unpack, forwarded_env, task_options
-from harness.store import load_records, read_record, runs_dir, write_record
-from harness.suite import load_suite
+from harness.planning.cells import CellResources, plan_cells
+from harness.run.environment import collect_environment
+from harness.spec.suite import load_suite
+from harness.storage.store import load_records, read_record, runs_dir, write_record
 from tests.factories import make_record
 
 CPU = CellResources(num_gpus=1, num_cpus=1, memory_bytes=2 * 2**30)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.baseline import baseline_path, hardware_slug, set_baseline
 from harness.cli import main
 from harness.gate import (
     GateError,
@@ -19,7 +18,8 @@ from harness.gate import (
     render_junit,
     render_markdown,
 )
-from harness.suite import GateThreshold
+from harness.spec.suite import GateThreshold
+from harness.storage.baseline import baseline_path, hardware_slug, set_baseline
 from tests.factories import environment, spec_dict, task_result, write_run
 from tests.factories import gate_record as make_record
 from tests.factories import gate_scenario as scenario

@@ -10,9 +10,9 @@ import pytest
 
 from harness.arch import preset_facts
 from harness.cli import main
-from harness.hub import HubModelUnavailableError, family_of, is_hub_id
-from harness.models import GQA, MHA, MOE, SWA, get_preset
-from harness.suite import SUITES_DIR, SuiteError, load_suite, resolve_suite_path
+from harness.model.hub import HubModelUnavailableError, family_of, is_hub_id
+from harness.model.presets import GQA, MHA, MOE, SWA, get_preset
+from harness.spec.suite import SUITES_DIR, SuiteError, load_suite, resolve_suite_path
 
 PRESETS_DIR = Path(__file__).resolve().parents[2] / "harness" / "presets"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.suite import SuiteError, parse_suite
+from harness.spec.suite import SuiteError, parse_suite
 
 
 def suite(scenario: str) -> str:

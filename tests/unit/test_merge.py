@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import merge
 from harness.cli import main
-from harness.merge import add_run_folder, merge_results
-from harness.store import load_records, read_record, runs_dir, write_record
+from harness.storage import merge
+from harness.storage.merge import add_run_folder, merge_results
+from harness.storage.store import load_records, read_record, runs_dir, write_record
 from tests.factories import T0, make_record
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.records import Environment
+from harness.record.run_record import Environment
 from harness.telemetry.energy import describe_gpus
 from harness.telemetry.nvml import (
     NvmlError,

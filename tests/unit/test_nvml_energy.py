@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pyarrow.parquet as pq
 import pytest
 
-from harness.records import (
+from harness.record.run_record import (
     Environment,
     ModelInfo,
     PhaseResources,

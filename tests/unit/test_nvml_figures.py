@@ -12,7 +12,7 @@ import pytest
 
 from harness.engine.vllm_metrics import engine_memory
 from harness.engine.vllm_server import engine_env
-from harness.records import GpuPhaseTelemetry, PhaseResources, TaskResult
+from harness.record.run_record import GpuPhaseTelemetry, PhaseResources, TaskResult
 from harness.telemetry.energy import accuracy_energy
 from harness.telemetry.meter import NvmlGpuMeter
 from harness.telemetry.nvml import open_gpus
@@ -328,7 +328,7 @@ def test_the_gate_and_the_dashboard_read_the_measured_interval_not_the_gross_win
     from harness.dashboard.data import scenario_view
     from harness.gate.compare import figure
     from harness.gate.report import Check
-    from harness.records import EnergyValue, ScenarioEnergy
+    from harness.record.run_record import EnergyValue, ScenarioEnergy
     from tests.factories import gate_record, gate_scenario
 
     gross = gate_scenario(energy_j=1550.0)  # the whole window, warm-up included (as v1 records hold)
@@ -344,14 +344,14 @@ def test_the_gate_and_the_dashboard_read_the_measured_interval_not_the_gross_win
     # A v1 record keeps its gross figure, labelled as such, so nobody mistakes it for a measured one.
     old = figure(gate_record(performance={"c1": gross}), check).value
     assert old == pytest.approx(1550.0 / gross.total_output_tokens)
-    from harness.records import scenario_energy_value
+    from harness.record.run_record import scenario_energy_value
 
     assert scenario_energy_value(gross).window == "scenario_window"  # type: ignore[union-attr]
 
 
 def test_the_run_page_shows_each_energy_window_with_its_confidence() -> None:
     from harness.dashboard.energysection import energy_section
-    from harness.records import EnergyValue, ScenarioEnergy, SteadyStateEnergy
+    from harness.record.run_record import EnergyValue, ScenarioEnergy, SteadyStateEnergy
     from tests.factories import gate_record, gate_scenario
 
     sr = gate_scenario()
@@ -386,7 +386,7 @@ def test_the_run_page_shows_each_energy_window_with_its_confidence() -> None:
 
 def test_the_gate_refuses_a_gross_window_against_a_measured_one() -> None:
     from harness.gate.compare import config_mismatches
-    from harness.records import EnergyValue, ScenarioEnergy
+    from harness.record.run_record import EnergyValue, ScenarioEnergy
     from tests.factories import gate_record, gate_scenario
 
     old = gate_scenario(energy_j=1550.0)  # a v1 record: whole window only
@@ -399,8 +399,8 @@ def test_the_gate_refuses_a_gross_window_against_a_measured_one() -> None:
 
 
 def test_a_v1_scenario_energy_migrates_its_whole_window_to_gross() -> None:
-    from harness.records import ScenarioEnergy, scenario_energy_value
-    from harness.records_energy import V1_GROSS_NOTE, V1_STEADY_NOTE, migrate_v1_scenario_energy
+    from harness.record.energy import V1_GROSS_NOTE, V1_STEADY_NOTE, migrate_v1_scenario_energy
+    from harness.record.run_record import ScenarioEnergy, scenario_energy_value
 
     v1 = {
         "energy_j": 1550.0,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.records import GpuPhaseTelemetry, PhaseResources, Unmeasured
+from harness.record.run_record import GpuPhaseTelemetry, PhaseResources, Unmeasured
 from harness.telemetry.energy import (
     SteadySpan,
     WindowEnergy,

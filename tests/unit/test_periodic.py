@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from harness.periodic import PeriodicThread
+from harness.telemetry.periodic import PeriodicThread
 
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 

@@ -14,9 +14,9 @@ import pytest
 from harness.api import run_suite
 from harness.engine.base import EngineError
 from harness.engine.endpoint import ExternalEndpoint, served_max_model_len
-from harness.models import EngineArgs
-from harness.plan import describe, plan_runs
-from harness.suite import LoadedSuite, SuiteError, load_suite, parse_suite
+from harness.model.presets import EngineArgs
+from harness.planning.plan import describe, plan_runs
+from harness.spec.suite import LoadedSuite, SuiteError, load_suite, parse_suite
 
 
 def _suite(text: str, path: Path | None = None) -> LoadedSuite:
@@ -135,7 +135,7 @@ def test_endpoint_record_claims_no_checksum_and_no_gpu_figures(
 
 
 def test_telemetry_meters_the_engines_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness import runner
+    from harness.run import runner
     from harness.telemetry import session
 
     calls: list[tuple[dict[str, str] | None, int | None]] = []

@@ -13,10 +13,10 @@ from pydantic import ValidationError
 
 from harness.cli import main
 from harness.gate import suite_thresholds
-from harness.migrate import RecordVersionError, migrate, parse_record
-from harness.record_analytics import RecordAnalytics
-from harness.records import SCHEMA_VERSION, RunRecord, record_json_schema_text
-from harness.store import load_records, read_record, write_record
+from harness.record.analytics import RecordAnalytics
+from harness.record.migrate import RecordVersionError, migrate, parse_record
+from harness.record.run_record import SCHEMA_VERSION, RunRecord, record_json_schema_text
+from harness.storage.store import load_records, read_record, write_record
 from tests.factories import gate_record as make_record
 from tests.factories import gate_scenario as scenario
 from tests.factories import spec_dict

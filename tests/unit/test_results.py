@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 import harness
+from harness.analysis.compare import compare_records
 from harness.cli import main
-from harness.compare import compare_records
-from harness.records import RunRecord
-from harness.results import RUN_COLUMNS, UnreadableRecordWarning, export_tables, load_runs, load_tasks
+from harness.record.run_record import RunRecord
+from harness.storage.results import RUN_COLUMNS, UnreadableRecordWarning, export_tables, load_runs, load_tasks
 from tests.factories import generate_results, make_record, make_scenario, write_run
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -236,7 +236,7 @@ def test_record_json_is_tidy_for_json_normalize(tmp_path: Path) -> None:
 
 
 def test_the_variant_column_names_the_technique(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.records import VariantInfo
+    from harness.record.run_record import VariantInfo
 
     base = make_record("smollm2-135m", run_id="base")
     fp8 = make_record("smollm2-135m", run_id="fp8").model_copy(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import scipy.stats as ss
 
-from harness.records import TaskResult
+from harness.record.run_record import TaskResult
 from harness.rigor.compare import (
     SampleLogError,
     noise_check,

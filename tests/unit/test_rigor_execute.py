@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from harness.loadgen.metrics import RequestTiming, aggregate
-from harness.records import ScenarioEnergy, ScenarioResult, ScenarioSettings
+from harness.record.run_record import ScenarioEnergy, ScenarioResult, ScenarioSettings
 from harness.rigor.execute import run_points
 from harness.rigor.expand import RIGOR_FIELDS, expand_scenarios
-from harness.suite import PerfScenario, parse_suite
+from harness.spec.suite import PerfScenario, parse_suite
 from harness.workloads.run import WORKLOAD_FIELDS
 
 SLOTS = 4  # the synthetic server decodes 4 requests at once
@@ -173,7 +173,7 @@ def test_a_concurrency_shortfall_marks_the_point_invalid() -> None:
 
 
 def test_energy_of_repeats_is_pooled_per_token() -> None:
-    from harness.records import PhaseResources
+    from harness.record.run_record import PhaseResources
     from harness.rigor.execute import combine_energy
 
     server = FakeServer()

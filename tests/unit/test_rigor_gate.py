@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from harness.gate import compare, render_markdown
-from harness.records import RunRecord
-from harness.suite import GateThreshold
+from harness.record.run_record import RunRecord
+from harness.spec.suite import GateThreshold
 from tests.factories import make_record, task_result
 from tests.unit.test_rigor_execute import _run
 

@@ -7,7 +7,7 @@ import pytest
 from harness.rigor.expand import base_name, expand_scenarios, point_name, sweep_rates
 from harness.rigor.search import CapacitySearch
 from harness.rigor.spec import SearchSpec, SloSpec, slo_presets
-from harness.suite import SuiteError, parse_suite
+from harness.spec.suite import SuiteError, parse_suite
 
 SUITE = """
 name: t
@@ -64,8 +64,8 @@ def test_sweep_expansion_names_and_defaults() -> None:
 
 
 def test_harness_plan_prints_the_points() -> None:
-    from harness.plan import describe, plan_runs
-    from harness.suite import LoadedSuite
+    from harness.planning.plan import describe, plan_runs
+    from harness.spec.suite import LoadedSuite
 
     plan = plan_runs(LoadedSuite(spec=parse_suite(SUITE), path=None, sha256=None))[0]
     text = "\n".join(describe(plan))

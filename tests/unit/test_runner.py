@@ -9,8 +9,8 @@ import pytest
 from harness.api import run_suite
 from harness.loadgen.client import requests_from_parquet, write_requests_parquet
 from harness.loadgen.metrics import RequestTiming, aggregate
-from harness.runner import new_run_id
-from harness.store import read_record, runs_dir
+from harness.run.runner import new_run_id
+from harness.storage.store import read_record, runs_dir
 
 
 def test_hub_model_without_network_fails_at_once_with_a_remedy(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import store
-from harness.store import atomic_write_text, load_records, read_record, write_record
+from harness.storage import store
+from harness.storage.store import atomic_write_text, load_records, read_record, write_record
 from tests.factories import gate_record as make_record
 
 

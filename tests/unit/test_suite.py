@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.models import PRESETS, UnknownModelError, get_preset
-from harness.plan import describe, plan_runs
-from harness.suite import SuiteError, load_suite, parse_suite
+from harness.model.presets import PRESETS, UnknownModelError, get_preset
+from harness.planning.plan import describe, plan_runs
+from harness.spec.suite import SuiteError, load_suite, parse_suite
 
 GOOD = """\
 name: t

@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from harness.plan import describe, plan_runs
-from harness.records import EngineMemory, Resources, VariantInfo
-from harness.suite import LoadedSuite, SuiteError, parse_suite
-from harness.techniques import kv_capacity, technique_rows
-from harness.variants import VariantSpec
+from harness.analysis.techniques import kv_capacity, technique_rows
+from harness.planning.plan import describe, plan_runs
+from harness.record.run_record import EngineMemory, Resources, VariantInfo
+from harness.spec.suite import LoadedSuite, SuiteError, parse_suite
+from harness.spec.variants import VariantSpec
 from tests.factories import T0, make_record
 
 SUITE = """

@@ -18,10 +18,10 @@ import pytest
 from harness.engine.watchdog import EngineHungError, EngineWatchdog
 from harness.loadgen.client import LoadSpec, run_load
 from harness.loadgen.metrics import aggregate
-from harness.plan import plan_runs
-from harness.runner import RunHooks, execute
-from harness.suite import LoadedSuite, parse_suite
-from harness.weights import ResolvedModel
+from harness.model.weights import ResolvedModel
+from harness.planning.plan import plan_runs
+from harness.run.runner import RunHooks, execute
+from harness.spec.suite import LoadedSuite, parse_suite
 
 # An OpenAI-like server in its own process: /health, and completions streamed one token per 50 ms.
 SERVER = textwrap.dedent(
@@ -166,7 +166,7 @@ def test_run_fails_with_the_cause_and_keeps_what_was_measured(
     engine: tuple[subprocess.Popen[bytes], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import harness.loadgen.client as client
-    import harness.runner as runner
+    import harness.run.runner as runner
 
     proc, url = engine
     monkeypatch.setattr(runner, "resolve_model", lambda plan: ResolvedModel("m", "m", None, None, "test"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.loadgen.metrics import RequestTiming
-from harness.suite import PerfScenario
+from harness.spec.suite import PerfScenario
 from harness.workloads.build import Session, WorkItem, Workload
 from harness.workloads.run import has_workload, turn_stats, workload_info
 

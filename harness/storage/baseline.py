@@ -3,7 +3,7 @@
 A baseline is a copy of a run record under ``results/baselines/``, named
 ``<model>__<suite>__<hardware>.json``. Unlike ``results/runs/`` that folder is meant to be
 committed, so a CI job gates against the figures a reviewer accepted. The file is a plain
-:class:`~harness.records.RunRecord` (``read_record`` reads it), so any run folder or record
+:class:`~harness.record.run_record.RunRecord` (``read_record`` reads it), so any run folder or record
 file can also be passed where a baseline is expected.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.hardware import file_slug as _slug
-from harness.hardware import hardware_label, hardware_slug
-from harness.records import RunRecord
-from harness.store import atomic_write_text, read_record
+from harness.record.hardware import file_slug as _slug
+from harness.record.hardware import hardware_label, hardware_slug
+from harness.record.run_record import RunRecord
+from harness.storage.store import atomic_write_text, read_record
 
 BASELINES_DIR = "baselines"
 

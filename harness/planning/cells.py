@@ -28,9 +28,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.plan import RunPlan, plan_runs
-from harness.records import RunRecord
-from harness.suite import LoadedSuite
+from harness.planning.plan import RunPlan, plan_runs
+from harness.record.run_record import RunRecord
+from harness.spec.suite import LoadedSuite
 
 FINGERPRINT_VERSION = 1
 FINGERPRINT_CHARS = 16  # 64 bits of sha256: no collision in any campaign of realistic size
@@ -102,11 +102,11 @@ def _model_identity(plan: RunPlan) -> dict[str, Any]:
     if m.source == "hub":
         ident |= {"hub_id": m.hub_id, "revision": _flag(plan.engine.extra_args, "--revision")}
     elif m.source == "builtin":
-        from harness.checkpoints import BUILD_VERSION
+        from harness.model.checkpoints import BUILD_VERSION
 
         ident["build_version"] = BUILD_VERSION
     else:
-        from harness.checkpoints import checkpoint_checksum
+        from harness.model.checkpoints import checkpoint_checksum
 
         assert m.local_path is not None
         ident |= {"path": m.local_path, "checksum_sha256": checkpoint_checksum(Path(m.local_path))}

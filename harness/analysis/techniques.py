@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.records import RunRecord, ScenarioResult, TaskResult
+from harness.record.run_record import RunRecord, ScenarioResult, TaskResult
 
 PairedTest = Callable[[TaskResult, RunRecord, RunRecord], "PairedOutcome | None"]
 

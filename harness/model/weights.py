@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.plan import RunPlan
+from harness.planning.plan import RunPlan
 
 
 class ModelUnavailableError(RuntimeError):
@@ -30,7 +30,7 @@ class ResolvedModel:
 
 def resolve_model(plan: RunPlan) -> ResolvedModel:
     """Where the engine gets the weights; fails at once, with a remedy, if it cannot."""
-    from harness.checkpoints import checkpoint_checksum, ensure_checkpoint
+    from harness.model.checkpoints import checkpoint_checksum, ensure_checkpoint
 
     m = plan.model
     if m.source == "builtin":

@@ -17,7 +17,7 @@ from harness.engine.base import Engine, EngineError
 from harness.engine.vllm_metrics import MetricsPoller
 from harness.engine.watchdog import EngineWatchdog
 from harness.loadgen.metrics import RequestTiming
-from harness.records import (
+from harness.record.run_record import (
     AccuracyEnergy,
     EngineInfo,
     EngineMemory,
@@ -27,7 +27,7 @@ from harness.records import (
     TaskResult,
 )
 from harness.rigor.expand import RIGOR_FIELDS
-from harness.suite import PerfScenario
+from harness.spec.suite import PerfScenario
 from harness.telemetry import TelemetrySession
 
 

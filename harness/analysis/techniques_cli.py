@@ -78,8 +78,8 @@ def render(rows: list[Any], console: Any) -> None:
 
 def compare_variants(results: Path, suite: str, model: str, console: Any) -> int:
     """Print the techniques table of one suite and model; exit 1 when no variant run is found."""
-    from harness.store import load_records
-    from harness.techniques import paired_from_logs, technique_rows
+    from harness.analysis.techniques import paired_from_logs, technique_rows
+    from harness.storage.store import load_records
 
     loaded = load_records(results)
     rows = technique_rows(loaded.records, suite, model, paired=paired_from_logs(results))

@@ -1,6 +1,6 @@
 """Side-by-side comparison of run records: headline figures per task and per scenario, with deltas.
 
-Pure: records in, rows out; :mod:`harness.report` prints them. The first record is the
+Pure: records in, rows out; :mod:`harness.analysis.report` prints them. The first record is the
 reference and every other one is compared with it, so the same rows serve two runs
 (``harness compare RUN RUN``) and several variants of one model on one suite.
 Unlike the CI gate this passes no verdict: it shows the figures, their difference and, for
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.hardware import hardware_label
-from harness.records import RunRecord, ScenarioResult, scenario_energy_value
+from harness.record.hardware import hardware_label
+from harness.record.run_record import RunRecord, ScenarioResult, scenario_energy_value
 
 # (metric, label, higher is better) for each scenario: the figures a reader looks at first.
 SCENARIO_HEADLINES: tuple[tuple[str, str, bool], ...] = (

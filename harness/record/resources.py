@@ -2,9 +2,9 @@
 use, energy summaries (per scenario, accuracy phase, steady state), the idle baseline and the
 engine's memory; and the base every record part shares (:class:`Frozen`, :class:`Unmeasured`).
 
-Part of the record contract: :mod:`harness.records` re-exports every name here, and the same
+Part of the record contract: :mod:`harness.record.run_record` re-exports every name here, and the same
 rules apply (strict when built, read tolerantly, units in names). This module imports nothing
-from :mod:`harness.records`, so the two can import each other's names without a cycle.
+from :mod:`harness.record.run_record`, so the two can import each other's names without a cycle.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.records_energy import EnergySource, EnergyValue
+from harness.record.energy import EnergySource, EnergyValue
 
 
 class Frozen(BaseModel):

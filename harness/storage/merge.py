@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from harness.records import RunRecord
-from harness.store import RECORD_FILE, read_record, runs_dir
+from harness.record.run_record import RunRecord
+from harness.storage.store import RECORD_FILE, read_record, runs_dir
 
 Outcome = Literal["added", "identical", "conflict", "invalid"]
 

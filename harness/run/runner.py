@@ -19,11 +19,11 @@ from typing import Any
 
 from harness.engine.base import Engine, EngineError
 from harness.engine.watchdog import EngineWatchdog
-from harness.environment import collect_environment
 from harness.loadgen.metrics import RequestTiming
-from harness.plan import RunPlan
-from harness.record_analytics import RecordAnalytics
-from harness.records import (
+from harness.model.weights import ResolvedModel, hub_reachable, resolve_model
+from harness.planning.plan import RunPlan
+from harness.record.analytics import RecordAnalytics
+from harness.record.run_record import (
     EngineInfo,
     ModelInfo,
     PhaseResources,
@@ -34,12 +34,12 @@ from harness.records import (
     Unmeasured,
     VariantInfo,
 )
-from harness.scenario_run import Partial as _Partial
-from harness.scenario_run import RunHooks, run_scenario, write_server_series
-from harness.store import runs_dir, write_record
-from harness.suite import PerfScenario
+from harness.run.environment import collect_environment
+from harness.run.scenario import Partial as _Partial
+from harness.run.scenario import RunHooks, run_scenario, write_server_series
+from harness.spec.suite import PerfScenario
+from harness.storage.store import runs_dir, write_record
 from harness.telemetry import TelemetrySession
-from harness.weights import ResolvedModel, hub_reachable, resolve_model
 
 
 def new_run_id(model: str, suite: str, now: datetime | None = None) -> str:
@@ -52,7 +52,7 @@ def _endpoint_model(plan: RunPlan) -> ResolvedModel:
     """An external endpoint's model: only its tokenizer is needed here; its weights are not ours to check."""
     m = plan.model
     if m.source == "builtin":
-        from harness.checkpoints import ensure_checkpoint
+        from harness.model.checkpoints import ensure_checkpoint
 
         path = str(ensure_checkpoint(m.name))
     else:
@@ -117,7 +117,7 @@ def execute(
     after the failed record is written. `fingerprint` names the cell (computed from the plan if None)."""
     hooks = hooks or RunHooks()
     if fingerprint is None:
-        from harness.cells import fingerprint as cell_fingerprint
+        from harness.planning.cells import fingerprint as cell_fingerprint
 
         fingerprint = cell_fingerprint(plan)
     started = datetime.now(timezone.utc)

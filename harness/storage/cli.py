@@ -1,7 +1,7 @@
 """Commands that read results: `harness runs`, `show`, `compare`, `export`, and `schema`.
 
-Thin: each parses its arguments, calls :mod:`harness.results`, :mod:`harness.compare` or
-:mod:`harness.records`, and prints through :mod:`harness.report`.
+Thin: each parses its arguments, calls :mod:`harness.storage.results`, :mod:`harness.analysis.compare` or
+:mod:`harness.record.run_record`, and prints through :mod:`harness.analysis.report`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from harness.records import RunRecord
+    from harness.record.run_record import RunRecord
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -67,7 +67,7 @@ def _console() -> Console:
 
 
 def _read(results: str, run: str) -> tuple[Path, RunRecord]:
-    from harness.store import find_run, read_record
+    from harness.storage.store import find_run, read_record
 
     run_dir = find_run(Path(results), run)
     try:
@@ -79,8 +79,8 @@ def _read(results: str, run: str) -> tuple[Path, RunRecord]:
 def _cmd_runs(args: argparse.Namespace) -> int:
     import warnings
 
-    from harness.report import print_runs
-    from harness.results import select_runs
+    from harness.analysis.report import print_runs
+    from harness.storage.results import select_runs
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -92,7 +92,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from harness.report import print_record
+    from harness.analysis.report import print_record
 
     run_dir, rec = _read(args.results, args.run)
     print_record(rec, run_dir, _console())
@@ -100,14 +100,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from harness.compare import compare_records
-    from harness.report import print_comparison
+    from harness.analysis.compare import compare_records
+    from harness.analysis.report import print_comparison
 
     if args.suite or args.model:
         if not (args.suite and args.model) or args.runs:
             print("error: compare --suite S --model M takes both options and no run ids", file=sys.stderr)
             return 2
-        from harness.techniques_cli import compare_variants
+        from harness.analysis.techniques_cli import compare_variants
 
         return compare_variants(Path(args.results), args.suite, args.model, _console())
     if len(args.runs) < 2:
@@ -121,7 +121,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     import warnings
 
-    from harness.results import export_tables
+    from harness.storage.results import export_tables
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -134,7 +134,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from harness.records import SCHEMA_VERSION, record_json_schema_text
+    from harness.record.run_record import SCHEMA_VERSION, record_json_schema_text
 
     text = record_json_schema_text()
     if args.check:
@@ -149,7 +149,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
         print(f"{path} matches the record models (schema v{SCHEMA_VERSION})")
         return 0
     if args.out:
-        from harness.store import atomic_write_text
+        from harness.storage.store import atomic_write_text
 
         atomic_write_text(Path(args.out), text)
         print(f"wrote {args.out}")

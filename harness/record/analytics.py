@@ -1,8 +1,8 @@
 """The ``analytics`` section of a run record, typed: architecture facts, roofline, published scores.
 
-These are stored shapes, part of the record contract (``harness.records``); the code that
+These are stored shapes, part of the record contract (``harness.record.run_record``); the code that
 computes them lives in :mod:`harness.arch`. Like every record part they are strict when
-built and read tolerantly (unknown fields ignored) through :func:`harness.migrate.parse_record`.
+built and read tolerantly (unknown fields ignored) through :func:`harness.record.migrate.parse_record`.
 Byte counts are plain bytes; speeds are tokens per second.
 """
 

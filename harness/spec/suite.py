@@ -16,11 +16,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.rigor.spec import SearchSpec, SloSpec, SweepSpec, ValiditySpec
-from harness.variants import VariantSpec, check_variants
+from harness.spec.variants import VariantSpec, check_variants
 from harness.workloads.spec import ConversationSpec, PrefixSpec, PromptSource, TraceSpec
 
 # The suites harness ships (package data, so `pip install harness` users can `harness run smoke`).
-SUITES_DIR = Path(__file__).resolve().parent / "suites"
+SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 
 
 class Spec(BaseModel):
@@ -317,7 +317,7 @@ class EngineOverrides(Spec):
     @field_validator("extra_args")
     @classmethod
     def _no_typed_flags(cls, value: list[str]) -> list[str]:
-        from harness.models import check_extra_args
+        from harness.model.presets import check_extra_args
 
         check_extra_args(value)
         return value
@@ -390,7 +390,7 @@ class LoadedSuite(BaseModel):
 def suite_dirs() -> list[Path]:
     """Where suite names are looked up, first match wins: ``./suites`` (a project's own suites),
     the ``suites/`` folder beside a source checkout of harness, then the suites harness ships."""
-    dirs = [Path.cwd() / "suites", Path(__file__).resolve().parent.parent / "suites", SUITES_DIR]
+    dirs = [Path.cwd() / "suites", Path(__file__).resolve().parents[2] / "suites", SUITES_DIR]
     out: list[Path] = []
     for d in dirs:
         if d.is_dir() and all(d.resolve() != o.resolve() for o in out):

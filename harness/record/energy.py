@@ -5,7 +5,7 @@ Every energy figure a reader compares (the gate, the dashboard, notebooks) is an
 per-token, per-request and per-sample figures derived from it once, here, so that no reader
 re-derives J/token from a different window or token count.
 
-This module imports nothing from :mod:`harness.records` (which re-exports it), so the two can
+This module imports nothing from :mod:`harness.record.run_record` (which re-exports it), so the two can
 evolve apart; it keeps the same model config (frozen, unknown keys rejected on writing).
 """
 

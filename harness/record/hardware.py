@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from harness.records import Environment
+from harness.record.run_record import Environment
 
 
 def file_slug(text: str) -> str:

@@ -3,7 +3,7 @@
 The model's family and efficiency features are read from its ``config.json`` with the same
 arithmetic ``harness arch`` uses for presets (:mod:`harness.arch.facts`). The config comes
 from the Hugging Face cache when it holds one, else from the Hub; without either, the error
-says how to get the model onto this machine, as for presets (:mod:`harness.weights`).
+says how to get the model onto this machine, as for presets (:mod:`harness.model.weights`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness.models import GQA, MHA, MLA, MOE, SWA, EngineArgs, ModelPreset, UnknownModelError
+from harness.model.presets import GQA, MHA, MLA, MOE, SWA, EngineArgs, ModelPreset, UnknownModelError
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -92,7 +92,7 @@ def fetch_config(hub_id: str) -> tuple[Path, str]:
         return Path(str(path)), "Hugging Face cache"
     except Exception:  # noqa: BLE001 - any cache miss: try the Hub
         pass
-    from harness.weights import hub_reachable
+    from harness.model.weights import hub_reachable
 
     if not hub_reachable():
         raise HubModelUnavailableError(

@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from harness.migrate import RecordVersionError, parse_record
-from harness.records import RunRecord
+from harness.record.migrate import RecordVersionError, parse_record
+from harness.record.run_record import RunRecord
 
 RECORD_FILE = "record.json"
 
@@ -62,7 +62,7 @@ def write_record(run_dir: Path, record: RunRecord) -> Path:
 def read_record(path: Path) -> RunRecord:
     """A record from its file or its run folder, of any schema version this harness reads.
 
-    Unknown fields are ignored and older versions migrated (:func:`harness.migrate.parse_record`).
+    Unknown fields are ignored and older versions migrated (:func:`harness.record.migrate.parse_record`).
     Raises ValueError naming the file on bad content or a newer schema version.
     """
     path = Path(path)

@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from harness.record_analytics import RecordAnalytics
-from harness.records import SCHEMA_VERSION, RunRecord
-from harness.records_energy import migrate_v1_scenario_energy
+from harness.record.analytics import RecordAnalytics
+from harness.record.energy import migrate_v1_scenario_energy
+from harness.record.run_record import SCHEMA_VERSION, RunRecord
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -41,7 +41,7 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
       dropped (it was written by code that no longer exists and can be recomputed).
     * a scenario's ``energy`` figures covered its whole window, warm-up included; today's flat
       figures are the measured interval's, so v1's move to ``gross``
-      (:func:`~harness.records_energy.migrate_v1_scenario_energy`).
+      (:func:`~harness.record.energy.migrate_v1_scenario_energy`).
     """
     out = dict(data)
     tasks = []

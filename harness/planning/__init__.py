@@ -1,0 +1,1 @@
+"""Planning: specs and models become runs and cells, purely, before any hardware is touched."""

@@ -1,0 +1,1 @@
+"""The run record: its typed parts, energy and resource values, migrations of old versions."""

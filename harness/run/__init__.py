@@ -1,0 +1,1 @@
+"""Running one planned run: engine up, accuracy, load, telemetry, record written."""

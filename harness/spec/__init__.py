@@ -1,0 +1,1 @@
+"""What to run: suites, scenarios and variants as validated specs (no I/O beyond reading the suite)."""

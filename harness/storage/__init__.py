@@ -1,0 +1,1 @@
+"""The results store: atomic writes, tolerant reads, merge, baselines, tables for notebooks."""
