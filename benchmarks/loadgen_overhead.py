@@ -20,7 +20,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from harness.engine.vllm_metrics import MetricsPoller
+from harness.engine.poller import MetricsPoller
 from harness.engine.vllm_server import VllmServer
 from harness.loadgen.client import LoadSpec, run_load, token_counter, usable_token_ids
 from harness.loadgen.metrics import aggregate

@@ -23,7 +23,7 @@ _FEATURE_CLIS: tuple[str, ...] = (
     "harness.gate.cli",
     "harness.arch.cli",
     "harness.telemetry.check",
-    "harness.storage.cli",
+    "harness.analysis.results_cli",
 )
 
 console, err_console = consoles()

@@ -1,6 +1,6 @@
 """Architecture analytics: what sliding windows, GQA, MoE and MLA buy, and the physical limit.
 
-* :mod:`harness.arch.facts`: parameters (total, active), weight and KV-cache bytes from a
+* :mod:`harness.model.facts`: parameters (total, active), weight and KV-cache bytes from a
   ``config.json``; pure arithmetic, no torch.
 * :mod:`harness.arch.gpus`: datasheet peaks of common GPUs, looked up by NVML name.
 * :mod:`harness.arch.report`: capacity on a GPU and the batch-1 decode roofline.
@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-from harness.arch.facts import ArchError, ArchFacts, arch_facts
 from harness.arch.gpus import GPUS, GpuSpec, get_gpu, match_nvml_name
 from harness.arch.record import (
     RecordAnalytics,
@@ -22,6 +21,7 @@ from harness.arch.record import (
 )
 from harness.arch.report import ArchReport, GpuEstimate, build_report, estimate, load_config, preset_facts
 from harness.arch.reported import ReportedScore, measured_value, reported_scores, reported_vs_measured
+from harness.model.facts import ArchError, ArchFacts, arch_facts
 
 __all__ = [
     "GPUS",

@@ -6,7 +6,6 @@ import argparse
 import json
 from typing import Any
 
-from harness.arch.facts import ArchError, ArchFacts
 from harness.arch.gpus import GPUS, GpuSpec, UnknownGpuError, get_gpu, match_nvml_name
 from harness.arch.report import (
     DEFAULT_CONTEXT_TOKENS,
@@ -15,6 +14,7 @@ from harness.arch.report import (
     build_report,
 )
 from harness.formatting import human_bytes, human_count
+from harness.model.facts import ArchError, ArchFacts
 
 
 def register_cli(subparsers: Any) -> None:

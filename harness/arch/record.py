@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from harness.arch.facts import ArchFacts
 from harness.arch.gpus import GpuSpec, match_nvml_name
 from harness.arch.report import estimate, preset_facts
 from harness.arch.reported import reported_vs_measured
+from harness.model.facts import ArchFacts
 from harness.model.presets import PRESETS, ModelPreset
 from harness.record.analytics import DecodeVsRoofline, RecordAnalytics
 from harness.record.run_record import Environment, RunRecord, ScenarioResult, TaskResult

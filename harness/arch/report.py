@@ -26,8 +26,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.arch.facts import ArchError, ArchFacts, arch_facts
 from harness.arch.gpus import GpuSpec
+from harness.model.facts import ArchError, ArchFacts, arch_facts
 from harness.model.presets import ModelPreset
 from harness.record.analytics import GpuEstimate
 

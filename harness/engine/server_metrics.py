@@ -6,7 +6,7 @@ cumulative counters of prefix caching, preemptions, tokens and speculative decod
 the counters between the last poll at or before the window's start and the last poll inside it.
 Counters are summed over engines (data-parallel ranks); vLLM exposes them with ``_total``.
 
-Pure functions on text and rows; the polling thread is :class:`~harness.engine.vllm_metrics.MetricsPoller`.
+Pure functions on text and rows; the polling thread is :class:`~harness.engine.poller.MetricsPoller`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Any Hugging Face model id as a model (`--model org/name`), not only the presets.
 
 The model's family and efficiency features are read from its ``config.json`` with the same
-arithmetic ``harness arch`` uses for presets (:mod:`harness.arch.facts`). The config comes
+arithmetic ``harness arch`` uses for presets (:mod:`harness.model.facts`). The config comes
 from the Hugging Face cache when it holds one, else from the Hub; without either, the error
 says how to get the model onto this machine, as for presets (:mod:`harness.model.weights`).
 """
@@ -14,19 +14,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness.model.presets import GQA, MHA, MLA, MOE, SWA, EngineArgs, ModelPreset, UnknownModelError
+from harness.model.families import family_of
+from harness.model.types import GQA, MHA, MLA, MOE, SWA, EngineArgs, ModelPreset, UnknownModelError
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-# config.json model_type -> preset family (first match wins, so mixtral before mistral).
-_FAMILIES: tuple[tuple[str, str], ...] = (
-    ("mixtral", "mixtral"),
-    ("mistral", "mistral"),
-    ("llama", "llama"),
-    ("phi", "phi"),
-    ("qwen", "qwen"),
-    ("deepseek", "deepseek"),
-)
 
 
 class HubModelUnavailableError(UnknownModelError):
@@ -38,18 +29,9 @@ def is_hub_id(name: str) -> bool:
     return bool(HUB_ID.match(name)) and not Path(name).expanduser().exists()
 
 
-def family_of(config: dict[str, Any]) -> str:
-    """The preset family of a config (by ``model_type``), or ``other``."""
-    model_type = str(config.get("model_type") or "").lower()
-    for key, family in _FAMILIES:
-        if key in model_type:
-            return family
-    return "other"
-
-
 def features_of(config: dict[str, Any]) -> tuple[str, ...]:
     """Efficiency features the config declares (attention kind, sliding window, experts)."""
-    from harness.arch.facts import ArchError, arch_facts
+    from harness.model.facts import ArchError, arch_facts
 
     try:
         facts = arch_facts(config)

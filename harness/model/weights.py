@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.planning.plan import RunPlan
+from harness.model.types import ModelPreset
 
 
 class ModelUnavailableError(RuntimeError):
@@ -28,11 +28,10 @@ class ResolvedModel:
     source_note: str
 
 
-def resolve_model(plan: RunPlan) -> ResolvedModel:
-    """Where the engine gets the weights; fails at once, with a remedy, if it cannot."""
+def resolve_model(m: ModelPreset) -> ResolvedModel:
+    """Where the engine gets ``m``'s weights; fails at once, with a remedy, if it cannot."""
     from harness.model.checkpoints import checkpoint_checksum, ensure_checkpoint
 
-    m = plan.model
     if m.source == "builtin":
         path = ensure_checkpoint(m.name)
         return ResolvedModel(str(path), str(path), None, checkpoint_checksum(path), "built on this machine")

@@ -10,7 +10,7 @@ from harness.model.presets import EngineArgs, ModelPreset, check_extra_args, get
 from harness.rigor.expand import describe_point, expand_scenarios
 from harness.spec.suite import LoadedSuite, PerfScenario, SuiteError, TaskSpec
 from harness.spec.variants import VariantSpec, baseline_name
-from harness.workloads.spec import describe_workload
+from harness.spec.workload import describe_workload
 
 
 class RunPlan(BaseModel):

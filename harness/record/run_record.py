@@ -65,7 +65,7 @@ __all__ = [
     "Resources",
 ]
 
-from harness.rigor.records import PointRigor
+from harness.record.rigor import PointRigor
 
 SCHEMA_VERSION: Literal[2] = 2
 

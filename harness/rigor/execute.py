@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from harness.loadgen.metrics import RequestTiming
-from harness.rigor.expand import point_name, sweep_rates
-from harness.rigor.records import (
+from harness.record.rigor import (
     CapacityProbe,
     CapacityResult,
     PointInfo,
@@ -29,8 +28,8 @@ from harness.rigor.records import (
     SweepOutcome,
     ValidityFigures,
 )
+from harness.rigor.expand import point_name, sweep_rates
 from harness.rigor.search import CapacitySearch
-from harness.rigor.spec import SloSpec
 from harness.rigor.summary import (
     goodput,
     pooled_aggregate,
@@ -40,6 +39,7 @@ from harness.rigor.summary import (
     spreads,
 )
 from harness.rigor.validity import PointTimeline, check_point, oversaturation
+from harness.spec.rigor import SloSpec
 
 if TYPE_CHECKING:
     from harness.record.run_record import ScenarioResult

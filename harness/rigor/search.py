@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from harness.rigor.spec import SearchSpec
+from harness.spec.rigor import SearchSpec
 from harness.stats import wilson_interval
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from harness.loadgen.metrics import RequestTiming, aggregate
-from harness.rigor.records import GoodputResult, RepeatAggregates, SloRecord, SpreadStat
-from harness.rigor.spec import SloSpec
+from harness.record.rigor import GoodputResult, RepeatAggregates, SloRecord, SpreadStat
+from harness.spec.rigor import SloSpec
 from harness.stats import Spread, bootstrap_interval, t_interval, wilson_interval
 
 # Figures that get a spread over repeats (vLLM key names, plus energy and goodput).

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness.loadgen.metrics import RequestTiming
-from harness.rigor.spec import ValiditySpec
+from harness.spec.rigor import ValiditySpec
 
 
 @dataclass(frozen=True)

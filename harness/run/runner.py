@@ -145,7 +145,7 @@ def execute(
                     list(plan.tasks), run_dir / "tasks", plan.task_include_paths, hub_reachable=hub_reachable
                 )
             hooks.on_phase("resolving model")
-            model = _endpoint_model(plan) if plan.endpoint else resolve_model(plan)
+            model = _endpoint_model(plan) if plan.endpoint else resolve_model(plan.model)
             engine = _make_engine(plan, model, run_dir)
             hooks.on_phase("starting engine")
             telemetry = _telemetry_session(plan)
@@ -159,7 +159,7 @@ def execute(
                 telemetry.attach(engine.pid)
                 telemetry.end_window("engine_start")
             watchdog = _start_watchdog(plan, engine)
-            from harness.engine.vllm_metrics import MetricsPoller, measure_engine_memory
+            from harness.engine.poller import MetricsPoller, measure_engine_memory
 
             poller = partial.poller = MetricsPoller(engine.base_url)
             telemetry.kv_cache = poller

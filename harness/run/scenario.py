@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.engine.base import Engine, EngineError
-from harness.engine.vllm_metrics import MetricsPoller
+from harness.engine.poller import MetricsPoller
 from harness.engine.watchdog import EngineWatchdog
 from harness.loadgen.metrics import RequestTiming
 from harness.record.run_record import (
@@ -73,7 +73,7 @@ def run_scenario(
     from harness.loadgen.peer_command import vllm_bench_command
     from harness.loadgen.prompts import scenario_seed
     from harness.loadgen.sessions import run_sessions
-    from harness.workloads.run import WORKLOAD_FIELDS, scenario_workload, workload_info
+    from harness.run.workload import WORKLOAD_FIELDS, scenario_workload, workload_info
 
     token_ids, count_tokens, tokenizer_path = tokenizer
     # The record's settings and the load generator's spec are the same figures; the scenario

@@ -15,9 +15,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from harness.rigor.spec import SearchSpec, SloSpec, SweepSpec, ValiditySpec
+from harness.spec.rigor import SearchSpec, SloSpec, SweepSpec, ValiditySpec
 from harness.spec.variants import VariantSpec, check_variants
-from harness.workloads.spec import ConversationSpec, PrefixSpec, PromptSource, TraceSpec
+from harness.spec.workload import ConversationSpec, PrefixSpec, PromptSource, TraceSpec
 
 # The suites harness ships (package data, so `pip install harness` users can `harness run smoke`).
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"

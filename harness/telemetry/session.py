@@ -55,7 +55,7 @@ class GpuMeter(Protocol):
 
 
 class KvCacheProbe(Protocol):
-    """Engine KV-cache usage per window (``harness.engine.vllm_metrics.MetricsPoller``)."""
+    """Engine KV-cache usage per window (``harness.engine.poller.MetricsPoller``)."""
 
     def start(self) -> None: ...
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.workloads.spec import ConversationSpec, LengthDist, PrefixSpec, PromptSource, TraceSpec
+from harness.spec.workload import ConversationSpec, LengthDist, PrefixSpec, PromptSource, TraceSpec
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"  # the bundled lm-eval tasks

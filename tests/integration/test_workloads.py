@@ -12,8 +12,8 @@ from harness.engine.vllm_server import VllmServer
 from harness.loadgen.client import LoadSpec, run_load
 from harness.loadgen.prompts import usable_token_ids
 from harness.loadgen.sessions import run_sessions
+from harness.spec.workload import ConversationSpec, PrefixSpec
 from harness.workloads.build import WorkItem, build_sessions, implied_prefix_hit_rate, with_shared_prefixes
-from harness.workloads.spec import ConversationSpec, PrefixSpec
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -10,7 +10,8 @@ import pytest
 
 from harness.arch import preset_facts
 from harness.cli import main
-from harness.model.hub import HubModelUnavailableError, family_of, is_hub_id
+from harness.model.families import family_of
+from harness.model.hub import HubModelUnavailableError, is_hub_id
 from harness.model.presets import GQA, MHA, MOE, SWA, get_preset
 from harness.spec.suite import SUITES_DIR, SuiteError, load_suite, resolve_suite_path
 

@@ -525,7 +525,7 @@ def test_phase_resources_still_accepts_no_gpu() -> None:
 
 
 def test_session_records_kv_cache_usage_per_phase() -> None:
-    from harness.engine.vllm_metrics import MetricsPoller
+    from harness.engine.poller import MetricsPoller
 
     pages = iter(["vllm:kv_cache_usage_perc 0.3\n", "vllm:kv_cache_usage_perc 0.6\n"])
     poller = MetricsPoller("http://engine:8000", fetch=lambda url: next(pages))

@@ -8,8 +8,8 @@ from harness.loadgen.metrics import RequestTiming, aggregate
 from harness.record.run_record import ScenarioEnergy, ScenarioResult, ScenarioSettings
 from harness.rigor.execute import run_points
 from harness.rigor.expand import RIGOR_FIELDS, expand_scenarios
+from harness.run.workload import WORKLOAD_FIELDS
 from harness.spec.suite import PerfScenario, parse_suite
-from harness.workloads.run import WORKLOAD_FIELDS
 
 SLOTS = 4  # the synthetic server decodes 4 requests at once
 TTFT_S, TPOT_S = 0.05, 0.01

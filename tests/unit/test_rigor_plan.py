@@ -6,7 +6,7 @@ import pytest
 
 from harness.rigor.expand import base_name, expand_scenarios, point_name, sweep_rates
 from harness.rigor.search import CapacitySearch
-from harness.rigor.spec import SearchSpec, SloSpec, slo_presets
+from harness.spec.rigor import SearchSpec, SloSpec, slo_presets
 from harness.spec.suite import SuiteError, parse_suite
 
 SUITE = """

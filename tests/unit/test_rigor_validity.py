@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from harness.loadgen.metrics import RequestTiming
-from harness.rigor.spec import SloSpec, ValiditySpec
 from harness.rigor.summary import goodput, pooled_aggregate, repeat_aggregates, request_spreads, spreads
 from harness.rigor.validity import PointTimeline, check_point, mean_in_flight, oversaturation
+from harness.spec.rigor import SloSpec, ValiditySpec
 
 
 def req(

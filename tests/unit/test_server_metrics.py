@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.engine.poller import MetricsPoller
 from harness.engine.server_metrics import (
     ServerSample,
     read_series,
@@ -13,7 +14,6 @@ from harness.engine.server_metrics import (
     summarize_window,
     write_series,
 )
-from harness.engine.vllm_metrics import MetricsPoller
 
 SAVED = Path(__file__).resolve().parents[1] / "data" / "vllm032_metrics_ngram.txt"
 

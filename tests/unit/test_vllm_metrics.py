@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.engine.poller import MetricsPoller
 from harness.engine.vllm_metrics import (
-    MetricsPoller,
     cache_config_from_metrics,
     checkpoint_weight_bytes,
     engine_memory,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from harness.loadgen.metrics import RequestTiming
+from harness.run.workload import has_workload, turn_stats, workload_info
 from harness.spec.suite import PerfScenario
 from harness.workloads.build import Session, WorkItem, Workload
-from harness.workloads.run import has_workload, turn_stats, workload_info
 
 
 def turn(session: int, k: int, ttft_s: float, prompt: int, cached: int | None) -> RequestTiming:

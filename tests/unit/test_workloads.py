@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from harness.spec.workload import ConversationSpec, LengthDist, PrefixSpec, PromptSource, TraceSpec
 from harness.workloads.build import (
     WorkItem,
     WorkloadError,
@@ -24,7 +25,6 @@ from harness.workloads.build import (
     trace_items,
     with_shared_prefixes,
 )
-from harness.workloads.spec import ConversationSpec, LengthDist, PrefixSpec, PromptSource, TraceSpec
 
 VOCAB = list(range(100, 200))
 
