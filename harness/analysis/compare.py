@@ -15,19 +15,23 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.record.hardware import hardware_label
+from harness.record.metrics import metric
 from harness.record.run_record import RunRecord, ScenarioResult, scenario_energy_value
 
-# (metric, label, higher is better) for each scenario: the figures a reader looks at first.
-SCENARIO_HEADLINES: tuple[tuple[str, str, bool], ...] = (
-    ("output_throughput", "output tok/s", True),
-    ("request_throughput", "req/s", True),
-    ("median_ttft_ms", "TTFT p50 ms", False),
-    ("p99_ttft_ms", "TTFT p99 ms", False),
-    ("median_tpot_ms", "TPOT p50 ms", False),
-    ("median_itl_ms", "ITL p50 ms", False),
-    ("median_e2el_ms", "E2E p50 ms", False),
-    ("energy_per_output_token_j", "J/output tok", False),
-    ("failed", "failed requests", False),
+# The figures a reader looks at first, per scenario; label and direction from the catalogue.
+SCENARIO_HEADLINE_KEYS: tuple[str, ...] = (
+    "output_throughput",
+    "request_throughput",
+    "median_ttft_ms",
+    "p99_ttft_ms",
+    "median_tpot_ms",
+    "median_itl_ms",
+    "median_e2el_ms",
+    "energy_per_output_token_j",
+    "failed",
+)
+SCENARIO_HEADLINES: tuple[tuple[str, str, bool], ...] = tuple(
+    (k, metric(k).label, bool(metric(k).higher_is_better)) for k in SCENARIO_HEADLINE_KEYS
 )
 
 
@@ -138,15 +142,15 @@ def compare_records(records: Sequence[RunRecord]) -> Comparison:
         )
     for name in dict.fromkeys(s for r in recs for s in r.performance):
         scenarios = [r.performance.get(name) for r in recs]
-        for metric, label, hib in SCENARIO_HEADLINES:
-            values = tuple(_scenario_value(s, metric) for s in scenarios)
+        for key, label, hib in SCENARIO_HEADLINES:
+            values = tuple(_scenario_value(s, key) for s in scenarios)
             if all(v is None for v in values):
                 continue  # e.g. energy on CPU runs: nothing to show
             rows.append(
                 FigureRow(
                     section="scenario",
                     name=name,
-                    metric=metric,
+                    metric=key,
                     label=label,
                     values=values,
                     higher_is_better=hib,

@@ -28,18 +28,18 @@ from harness.gate.report import (
     Verdict,
 )
 from harness.record.hardware import hardware_label
+from harness.record.metrics import higher_is_better as catalogue_direction
+from harness.record.metrics import in_section
 from harness.record.run_record import RunRecord, ScenarioResult, scenario_energy_value
 from harness.rigor import compare as rigor
 from harness.spec.suite import GateThreshold
 
-_NOT_METRICS = frozenset(
-    {"settings", "errors", "requests_path", "resources", "valid", "validity_reasons", "rigor"}
-)
 # Settings written for the reader, not the workload: the peer command names the engine's URL (a
 # fresh port each run), so two like-for-like runs differ there.
 _DERIVED_SETTINGS = frozenset({"vllm_bench_command"})
-SCENARIO_FIELDS: tuple[str, ...] = tuple(f for f in ScenarioResult.model_fields if f not in _NOT_METRICS)
-SCENARIO_DERIVED: tuple[str, ...] = ("energy_j", "energy_per_output_token_j", "output_tokens_per_j")
+# What a gate can name: the catalogue's figures of a scenario, of its energy value, of the run.
+SCENARIO_FIELDS: tuple[str, ...] = in_section("scenario")
+SCENARIO_DERIVED: tuple[str, ...] = in_section("energy")
 SCENARIO_METRICS: tuple[str, ...] = SCENARIO_FIELDS + SCENARIO_DERIVED
 RUN_METRICS: tuple[str, ...] = ("engine_peak_rss_bytes",)
 
@@ -88,18 +88,8 @@ def suite_thresholds(record: RunRecord) -> list[GateThreshold] | None:
 
 
 def known_direction(metric: str) -> bool | None:
-    """True if higher is better, False if lower is, None if the name does not say."""
-    if (
-        "throughput" in metric
-        or metric.endswith("_per_j")
-        or metric in ("completed", "request_goodput", "slo_attainment")
-    ):
-        return True
-    if metric in ("failed", "duration", "client_cpu_us_per_output_token") or metric.endswith(
-        ("_ms", "_s", "_j", "_bytes")
-    ):
-        return False
-    return None
+    """True if higher is better, False if lower is, None if the catalogue gives no side."""
+    return catalogue_direction(metric)
 
 
 def resolve_checks(
