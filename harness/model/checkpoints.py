@@ -18,6 +18,7 @@ built in a temporary folder and renamed into place, so a crash never leaves half
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -155,24 +156,54 @@ def ensure_checkpoint(name: str) -> Path:
 
 
 def checkpoint_checksum(path: Path) -> str:
-    """sha256 of a checkpoint directory (cached in the marker for builtin checkpoints)."""
+    """sha256 of a checkpoint directory (cached in the marker for builtin checkpoints).
+
+    Hashed at most once per process for an unchanged folder: the result is kept against the
+    folder's :func:`stat_identity`, so a second caller (the record, a resumed cell) reads no bytes.
+    """
     marker = Path(path) / MARKER
     if marker.is_file():
         return str(json.loads(marker.read_text())["sha256"])
+    return _checksum_cached(str(Path(path).resolve()), stat_identity(Path(path)))
+
+
+@functools.lru_cache(maxsize=64)
+def _checksum_cached(path: str, identity: str) -> str:
     return checksum_dir(Path(path))
+
+
+def _hashed_files(path: Path) -> list[Path]:
+    return [
+        f
+        for f in sorted(path.iterdir())
+        if f.name != MARKER
+        and f.is_file()
+        and f.suffix in {".json", ".safetensors", ".model", ".bin", ".jinja", ".txt"}
+    ]
+
+
+def stat_identity(path: Path) -> str:
+    """sha256 over the names, sizes and modification times of the files :func:`checksum_dir`
+    hashes: what `harness plan` uses to name a local checkpoint without reading its weights.
+
+    It changes whenever a file is rewritten (even with the same bytes); the content hash in the
+    record (:func:`checkpoint_checksum`) is the identity two runs are compared on.
+    """
+    h = hashlib.sha256()
+    for f in _hashed_files(path):
+        st = f.stat()
+        h.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
 
 
 def checksum_dir(path: Path) -> str:
     """sha256 over the names and bytes of a checkpoint's config, tokenizer and weight files."""
     h = hashlib.sha256()
-    for f in sorted(path.iterdir()):
-        if f.name == MARKER or not f.is_file():
-            continue
-        if f.suffix in {".json", ".safetensors", ".model", ".bin", ".jinja", ".txt"}:
-            h.update(f.name.encode())
-            with f.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 22), b""):
-                    h.update(block)
+    for f in _hashed_files(path):
+        h.update(f.name.encode())
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
     return h.hexdigest()
 
 

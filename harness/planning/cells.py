@@ -106,10 +106,11 @@ def _model_identity(plan: RunPlan) -> dict[str, Any]:
 
         ident["build_version"] = BUILD_VERSION
     else:
-        from harness.model.checkpoints import checkpoint_checksum
+        from harness.model.checkpoints import stat_identity
 
         assert m.local_path is not None
-        ident |= {"path": m.local_path, "checksum_sha256": checkpoint_checksum(Path(m.local_path))}
+        # Names, sizes and times of the files, not their bytes: planning reads no weights.
+        ident |= {"path": m.local_path, "files_sha256": stat_identity(Path(m.local_path))}
     return ident
 
 

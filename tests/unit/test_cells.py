@@ -93,16 +93,42 @@ def test_fingerprint_names_what_is_measured_and_nothing_else(suite_file: Path, t
     assert {c.plan.model.name: c.fingerprint for c in cells} == base
 
 
-def test_fingerprint_of_a_local_checkpoint_follows_its_bytes(tmp_path: Path) -> None:
+def test_fingerprint_of_a_local_checkpoint_follows_its_files_without_reading_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.model import checkpoints
+
+    def no_reading(path: Path) -> str:
+        raise AssertionError(f"planning read the weights of {path}")
+
+    monkeypatch.setattr(checkpoints, "checksum_dir", no_reading)
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
     (ckpt / "config.json").write_text('{"model_type": "llama"}')
     (ckpt / "model.safetensors").write_bytes(b"weights-1")
     suite = load_suite(_variant(tmp_path, SUITE, "s"))
     first = plan_cells(suite, [str(ckpt)])[0]
-    assert first.inputs["model"]["checksum_sha256"]
-    (ckpt / "model.safetensors").write_bytes(b"weights-2")
+    assert first.inputs["model"]["files_sha256"]
+    (ckpt / "model.safetensors").write_bytes(b"weights-22")  # rewritten: new size and time
     assert plan_cells(suite, [str(ckpt)])[0].fingerprint != first.fingerprint
+
+
+def test_a_local_checkpoint_is_hashed_once_per_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.model import checkpoints
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text('{"model_type": "llama"}')
+    (ckpt / "model.safetensors").write_bytes(b"weights-1")
+    calls: list[Path] = []
+    real = checkpoints.checksum_dir
+    monkeypatch.setattr(checkpoints, "checksum_dir", lambda p: calls.append(p) or real(p))
+    checkpoints._checksum_cached.cache_clear()
+    first = checkpoints.checkpoint_checksum(ckpt)
+    assert checkpoints.checkpoint_checksum(ckpt) == first and len(calls) == 1
+    assert first == real(ckpt)
 
 
 def test_resources_follow_parallelism_and_the_suite(tmp_path: Path) -> None:
