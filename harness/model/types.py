@@ -21,6 +21,7 @@ TYPED_FLAGS: dict[str, str] = {
     "-dp": "data_parallel_size",
     "--max-model-len": "max_model_len",
     "--dtype": "dtype",
+    "--revision": "revision",
 }
 
 
@@ -49,6 +50,10 @@ class EngineArgs(BaseModel):
     data_parallel_size: int = Field(default=1, ge=1, description="Engine replicas, each tp x pp GPUs.")
     quantization: str | None = None
     trust_remote_code: bool = False
+    revision: str | None = Field(
+        default=None,
+        description="Hub commit, tag or branch to load (vLLM's --revision); unpinned: the latest.",
+    )
     extra_args: tuple[str, ...] = ()
 
     @field_validator("extra_args")
@@ -74,6 +79,8 @@ class EngineArgs(BaseModel):
             args += ["--quantization", self.quantization]
         if self.trust_remote_code:
             args.append("--trust-remote-code")
+        if self.revision:
+            args += ["--revision", self.revision]
         return args + list(self.extra_args)
 
 

@@ -28,8 +28,9 @@ class ResolvedModel:
     source_note: str
 
 
-def resolve_model(m: ModelPreset) -> ResolvedModel:
-    """Where the engine gets ``m``'s weights; fails at once, with a remedy, if it cannot."""
+def resolve_model(m: ModelPreset, revision: str | None = None) -> ResolvedModel:
+    """Where the engine gets ``m``'s weights (at the pinned Hub ``revision``, if any); fails at
+    once, with a remedy, if it cannot."""
     from harness.model.checkpoints import checkpoint_checksum, ensure_checkpoint
 
     if m.source == "builtin":
@@ -41,7 +42,7 @@ def resolve_model(m: ModelPreset) -> ResolvedModel:
             m.local_path, m.local_path, None, checkpoint_checksum(Path(m.local_path)), "local"
         )
     assert m.hub_id is not None
-    return _resolve_hub(m.hub_id, gated=m.gated)
+    return _resolve_hub(m.hub_id, gated=m.gated, revision=revision)
 
 
 def hub_reachable(timeout_s: float = 5.0) -> bool:
@@ -68,11 +69,11 @@ def hub_reachable(timeout_s: float = 5.0) -> bool:
     return bool(ok and ok[0])
 
 
-def _resolve_hub(hub_id: str, gated: bool) -> ResolvedModel:
+def _resolve_hub(hub_id: str, gated: bool, revision: str | None = None) -> ResolvedModel:
     from huggingface_hub import snapshot_download
 
     try:  # a complete local copy in the Hugging Face cache works offline
-        path = snapshot_download(hub_id, local_files_only=True)
+        path = snapshot_download(hub_id, revision=revision, local_files_only=True)
         return ResolvedModel(path, path, Path(path).name, None, "Hugging Face cache")
     except Exception:  # noqa: BLE001 - any cache miss means: not available locally
         pass
@@ -84,11 +85,11 @@ def _resolve_hub(hub_id: str, gated: bool) -> ResolvedModel:
             f"{token} (`huggingface-cli download {hub_id} --local-dir DIR`), copy DIR here and run "
             f"`harness run SUITE --model DIR`, or set HF_HOME to a cache that holds them."
         )
-    revision: str | None = None
+    resolved = revision  # a pinned tag or branch is resolved to its commit where the Hub answers
     try:
         from huggingface_hub import HfApi
 
-        revision = HfApi().model_info(hub_id).sha
+        resolved = HfApi().model_info(hub_id, revision=revision).sha or revision
     except Exception:  # noqa: BLE001 - the engine gives the real error (auth, missing repo)
         pass
-    return ResolvedModel(hub_id, hub_id, revision, None, "Hugging Face Hub")
+    return ResolvedModel(hub_id, hub_id, resolved, None, "Hugging Face Hub")

@@ -100,7 +100,7 @@ def _model_identity(plan: RunPlan) -> dict[str, Any]:
     m = plan.model
     ident: dict[str, Any] = {"preset": m.name, "source": m.source}
     if m.source == "hub":
-        ident |= {"hub_id": m.hub_id, "revision": _flag(plan.engine.extra_args, "--revision")}
+        ident |= {"hub_id": m.hub_id, "revision": plan.engine.revision}
     elif m.source == "builtin":
         from harness.model.checkpoints import BUILD_VERSION
 

@@ -82,6 +82,7 @@ def plan_runs(
             "tensor_parallel_size": spec.engine.tensor_parallel_size,
             "pipeline_parallel_size": spec.engine.pipeline_parallel_size,
             "data_parallel_size": spec.engine.data_parallel_size,
+            "revision": spec.engine.revision,
         }
         overrides = {k: v for k, v in typed.items() if v is not None}
         extra = preset.engine.extra_args + tuple(spec.engine.extra_args)

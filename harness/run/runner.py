@@ -145,7 +145,9 @@ def execute(
                     list(plan.tasks), run_dir / "tasks", plan.task_include_paths, hub_reachable=hub_reachable
                 )
             hooks.on_phase("resolving model")
-            model = _endpoint_model(plan) if plan.endpoint else resolve_model(plan.model)
+            model = (
+                _endpoint_model(plan) if plan.endpoint else resolve_model(plan.model, plan.engine.revision)
+            )
             engine = _make_engine(plan, model, run_dir)
             hooks.on_phase("starting engine")
             telemetry = _telemetry_session(plan)

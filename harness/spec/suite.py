@@ -305,6 +305,10 @@ class EngineOverrides(Spec):
     data_parallel_size: int | None = Field(
         default=None, ge=1, description="Overrides the preset's data-parallel size (engine replicas)."
     )
+    revision: str | None = Field(
+        default=None,
+        description="Hub commit, tag or branch to load (vLLM's --revision), recorded with the run.",
+    )
     startup_timeout_s: float = Field(default=600, gt=0, description="Seconds to wait for /health.")
     watchdog_timeout_s: float = Field(
         default=60,

@@ -248,3 +248,17 @@ def test_executor_options_fail_clearly(
     )
     assert rc == 2 and "use --executor local" in capsys.readouterr().err
     assert not runs_dir(tmp_path).exists()
+
+
+def test_a_pinned_revision_is_a_typed_field_in_the_command_and_the_fingerprint(tmp_path: Path) -> None:
+    from harness.model.types import EngineArgs
+
+    with pytest.raises(ValueError, match="engine.revision"):
+        EngineArgs(extra_args=("--revision", "abc"))
+    pinned = (
+        SUITE.replace("models: [mistral-7b, phi-2]", "models: [mistral-7b]") + "engine: {revision: abc123}\n"
+    )
+    [cell] = plan_cells(load_suite(_variant(tmp_path, pinned, "pinned")))
+    assert cell.plan.engine.revision == "abc123"
+    assert cell.plan.engine.as_cli()[-2:] == ["--revision", "abc123"]
+    assert cell.inputs["model"]["revision"] == "abc123"
