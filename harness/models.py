@@ -99,6 +99,11 @@ class ModelPreset(BaseModel):
     config_path: str | None = Field(
         default=None, description="config.json of a Hub model that is not a preset (read from the HF cache)."
     )
+    random_weights: bool = Field(
+        default=False,
+        description="Weights are random (a miniature built to exercise a code path): its accuracy means "
+        "nothing, so leaderboards and decisions label it and never rank it.",
+    )
 
 
 def _hub(
@@ -122,6 +127,7 @@ def _builtin(name: str, family: Any, features: tuple[str, ...], desc: str, **eng
         name=name,
         family=family,
         source="builtin",
+        random_weights=name.startswith("tiny-"),
         engine=EngineArgs(**{"dtype": "float32", "max_model_len": 2048, **engine}),
         features=features,
         description=desc,
