@@ -23,7 +23,8 @@ _FEATURE_CLIS: tuple[str, ...] = (
     "harness.gate.cli",
     "harness.arch.cli",
     "harness.telemetry.check",
-    "harness.analysis.results_cli",
+    "harness.views.results_cli",
+    "harness.decide.cli",
 )
 
 console, err_console = consoles()
@@ -79,9 +80,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from harness.analysis.report import print_summary
     from harness.api import run_campaign
     from harness.executors.base import CellEvent, describe_event
+    from harness.views.report import print_summary
 
     def on_event(event: CellEvent) -> None:
         # The local executor draws progress bars for its one running cell; a cluster's cells get lines.

@@ -1,1 +1,1 @@
-"""Analysis of records: comparisons, techniques against their baseline, terminal reports."""
+"""Analysis of records: comparisons, and techniques against their baseline."""

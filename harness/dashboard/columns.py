@@ -15,6 +15,7 @@ from urllib.parse import quote
 from harness.dashboard.archdata import reported_view
 from harness.dashboard.data import LeaderRow, RunView, ScenarioView, iso
 from harness.dashboard.rigorfigures import capacity_figures
+from harness.decide.rows import is_random_weights
 
 Column = dict[str, Any]
 Better = Literal["high", "low"]
@@ -121,7 +122,8 @@ LEADERBOARD_HEAD: tuple[Column, ...] = (
         "acc",
         se=["acc_avg_se"],
         better="high",
-        title="Mean over the tasks the run has ± its standard error",
+        sub={"path": ["acc_n"], "label": "n", "fmt": "int"},
+        title="Mean over the tasks the run has ± its standard error; n: documents evaluated over all tasks",
     ),
     column(
         "rep",
@@ -219,7 +221,8 @@ def task_column(task: str) -> Column:
         se=["acc", task, 1],
         better="high",
         hide_empty=True,
-        title=f"{task}: headline metric ± standard error",
+        sub={"path": ["acc", task, 2], "label": "n", "fmt": "int"},
+        title=f"{task}: headline metric ± standard error; n: documents evaluated",
     )
 
 
@@ -229,6 +232,11 @@ def leaderboard_row(r: LeaderRow, prefix: str = "") -> dict[str, Any]:
     flag = None
     if r.last_failed is not None:
         flag = f"newer run failed ({iso(r.last_failed.started_at)[:10]})"
+    rec = v.record
+    random = is_random_weights(rec)
+    if random:
+        flag = RANDOM_LABEL + (f"; {flag}" if flag else "")
+    ns = {t.name: t.n_samples for t in rec.tasks}
     return {
         "model": v.model,
         "model_href": prefix + v.model_page,
@@ -241,8 +249,12 @@ def leaderboard_row(r: LeaderRow, prefix: str = "") -> dict[str, Any]:
         "runs": r.n_runs,
         "runs_href": runs_href(v.model, prefix),
         "flag": flag,
-        "acc": {t: [tv.value, tv.stderr] for t, tv in v.accuracy.items()},
+        "acc": {t: [tv.value, tv.stderr, ns.get(t)] for t, tv in v.accuracy.items()},
         "acc_avg": v.acc_avg,
+        "acc_n": sum(n for n in ns.values() if n is not None) if ns and None not in ns.values() else None,
+        "random_weights": random,
+        "unranked": random or v.acc_avg is None,
+        "rank": None,
         "acc_avg_se": v.acc_avg_se,
         "rep": rep.mean_delta,
         "rep_n": f"{len(rep.comparable)} task{'s' if len(rep.comparable) != 1 else ''}",
@@ -256,8 +268,36 @@ def leaderboard_row(r: LeaderRow, prefix: str = "") -> dict[str, Any]:
     }
 
 
-def leaderboard_config(rows: Sequence[LeaderRow], prefix: str = "") -> dict[str, Any]:
-    """Columns and rows of the leaderboard table (see dashboard.js for the column keys)."""
+RANDOM_LABEL = "random weights: not ranked"
+RANK_COLUMN = column(
+    "rank",
+    "#",
+    "int",
+    better="low",
+    title="Rank by average accuracy among the comparable rows of this table (same suite and hardware); "
+    "random-weight models and rows without accuracy are not ranked",
+)
+
+
+def ranked_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` (one suite on one hardware label) with ``rank`` set by average accuracy, highest
+    first; rows marked ``unranked`` keep ``rank`` None. Ties share a rank."""
+    ranked = sorted((r for r in rows if not r["unranked"]), key=lambda r: -r["acc_avg"])
+    prev, rank = None, 0
+    for i, r in enumerate(ranked, start=1):
+        if r["acc_avg"] != prev:
+            rank, prev = i, r["acc_avg"]
+        r["rank"] = rank
+    return rows
+
+
+def leaderboard_config(rows: Sequence[LeaderRow], prefix: str = "", ranked: bool = False) -> dict[str, Any]:
+    """Columns and rows of a leaderboard table (see dashboard.js for the column keys).
+
+    ``ranked``: the rows are one suite on one hardware label (:func:`leaderboard_groups`): a rank
+    column, best-value shading among ranked rows only. Unranked (rows of several suites or
+    hardware labels): no rank and no shading, since their figures do not compare.
+    """
     views = [r.latest for r in rows]
     tasks = sorted({t for v in views for t in v.accuracy})
     scen_labels: dict[str, str] = {}
@@ -269,17 +309,34 @@ def leaderboard_config(rows: Sequence[LeaderRow], prefix: str = "") -> dict[str,
         columns.append(GPU_MEMORY_COLUMN)
     columns += [task_column(t) for t in tasks]
     columns += LEADERBOARD_TAIL
-    scenarios = [{"name": "", "label": "each suite's first scenario"}]
+    scenarios = [
+        {"name": "", "label": "each suite's first scenario" if not ranked else "the suite's first scenario"}
+    ]
     scenarios += [{"name": n, "label": label} for n, label in scen_labels.items()]
+    table_rows = [leaderboard_row(r, prefix) for r in rows]
+    if ranked:
+        columns.insert(0, RANK_COLUMN)
+        ranked_rows(table_rows)
+    else:
+        columns = [{k: v for k, v in c.items() if k != "better"} for c in columns]
     return {
         "columns": columns,
-        "rows": [leaderboard_row(r, prefix) for r in rows],
-        "filters": ["suite", "hardware"],
+        "rows": table_rows,
+        "filters": [] if ranked else ["suite", "hardware"],
         "scenarios": scenarios,
         "scenario": "",
-        "sort": {"key": "acc_avg", "dir": "desc"},
+        "sort": {"key": "rank", "dir": "asc"} if ranked else {"key": "suite", "dir": "asc"},
         "empty": "No successful runs match.",
     }
+
+
+def leaderboard_groups(rows: Sequence[LeaderRow]) -> list[tuple[str, str, list[LeaderRow]]]:
+    """(suite, hardware, rows) of every suite x hardware label, the one with most rows first:
+    each is ranked on its own, never against another."""
+    groups: dict[tuple[str, str], list[LeaderRow]] = {}
+    for r in rows:
+        groups.setdefault((r.latest.suite, r.latest.hardware), []).append(r)
+    return [(s, h, g) for (s, h), g in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
 
 
 FIRST_SCENARIO = "In the suite's first scenario"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness.dashboard import figures
-from harness.dashboard.columns import leaderboard_config, runs_config
+from harness.dashboard.columns import leaderboard_config, leaderboard_groups, runs_config
 from harness.dashboard.data import LeaderRow, Palette, RunView, key_labels, order, row_labels, slug
 from harness.dashboard.fragments import HISTORY_METRICS, MODEL_CHARTS, SEP
 from harness.dashboard.html import esc
@@ -26,6 +26,7 @@ from harness.dashboard.layout import (
     warnings_card,
 )
 from harness.dashboard.shards import Overview
+from harness.decide.rows import is_random_weights
 from harness.formatting import fmt
 
 
@@ -119,6 +120,40 @@ def suite_charts(suite: str, latest: Sequence[RunView], palette: Palette) -> str
     )
 
 
+def leaderboard_sections(rows: Sequence[LeaderRow]) -> str:
+    """One ranked table per suite x hardware label, then every row in one table, unranked and
+    folded away (opened on request): figures of two suites or two machines do not compare."""
+    if not rows:
+        return (
+            '<section class="card"><h2>Leaderboard</h2><p class="empty">No successful runs yet.</p>'
+            + table("leaderboard", leaderboard_config(rows))
+            + "</section>"
+        )
+    out = [
+        '<section class="card"><h2>Leaderboard</h2><p class=note>One ranked table per suite and hardware: '
+        "rows are ranked only against rows that ran the same suite on the same hardware. Latest successful "
+        "run of each model; older runs under <i>Runs</i>. Accuracy is the tasks' headline metric ± its "
+        "standard error, <i>n</i> the documents evaluated. Models with random weights are labelled and not "
+        "ranked. Performance columns come from the load scenario picked on the right. — means not "
+        "measured; the best value among the ranked rows of a table is shaded.</p>"
+    ]
+    for i, (suite, hw, group) in enumerate(leaderboard_groups(rows)):
+        n_random = sum(is_random_weights(r.latest.record) for r in group)
+        extra = f" · {n_random} with random weights (not ranked)" if n_random else ""
+        out.append(
+            f'<h3 class="lb-group">Suite <span>{esc(suite)}</span> · {esc(hw)}</h3>'
+            f'<p class="note">{len(group)} model{"s" if len(group) != 1 else ""}{extra}</p>'
+            + table(f"leaderboard-g{i}", leaderboard_config(group, ranked=True))
+        )
+    out.append(
+        '<details id="cross-suite"><summary>All suites and hardware in one table (unranked: for looking '
+        "up a model, not for comparing)</summary>"
+        + table("leaderboard", leaderboard_config(rows))
+        + "</details></section>"
+    )
+    return "".join(out)
+
+
 def index_page(o: Overview, problems: Sequence[str], palette: Palette, generated: str) -> str:
     """Leaderboard, then per suite: accuracy vs efficiency, task heatmap, latency under load; recent runs."""
     rows = o.rows
@@ -129,12 +164,7 @@ def index_page(o: Overview, problems: Sequence[str], palette: Palette, generated
         f'<div class="pills">{pills("suite", o.suites)}{pills("hardware", o.hardware)}'
         f"{pills('engine', (v.engine for v in latest))}</div></section>",
         warnings_card(problems),
-        '<section class="card"><h2>Leaderboard</h2><p class=note>Latest successful run of each model per suite and '
-        "hardware; older runs under <i>Runs</i>. Accuracy is the task's headline metric ± its standard error. "
-        "Performance columns come from the load scenario picked on the right. — means not measured; "
-        "the best value in each column is shaded.</p>",
-        table("leaderboard", leaderboard_config(rows)),
-        "</section>",
+        leaderboard_sections(rows),
     ]
     body += [suite_charts(suite, runs, palette) for suite, runs in _by_suite(rows)]
     body.append(_recent_runs(o))

@@ -75,6 +75,22 @@ def _model_table(rows: list[TechniqueRow]) -> str:
     return plain_table(headers, out, num_from=3)
 
 
+def verdict_list(rows: Sequence[TechniqueRow]) -> str:
+    """Each variant's verdict against the baseline, in the decision's words (:mod:`harness.decide.techniques`)."""
+    from harness.decide.techniques import technique_verdict
+
+    items = []
+    for r in rows:
+        v = technique_verdict(r)
+        if v.verdict == "baseline":
+            continue
+        items.append(
+            f'<li class="verdict verdict-{esc(v.verdict.replace(" ", "-"))}"><b>{esc(v.verdict)}</b> '
+            f"{esc(v.sentence)}</li>"
+        )
+    return f'<h3>Verdicts</h3><ul class="verdicts">{"".join(items)}</ul>' if items else ""
+
+
 def techniques_page(views: Sequence[RunView], palette: Palette, generated: str) -> str:
     """Every (suite, model) that ran variants: a table of deltas and a Pareto chart."""
     # Only variant runs are read in full (their label carries "@variant"), so an incremental build
@@ -100,7 +116,8 @@ def techniques_page(views: Sequence[RunView], palette: Palette, generated: str) 
             continue
         body.append(
             f'<section class="card"><h2>{esc(model)} · {esc(suite)}</h2><p class=note>Against '
-            f"<code>{esc(rows[0].baseline)}</code> (run {esc(rows[0].baseline_run_id)}).</p>{_model_table(rows)}</section>"
+            f"<code>{esc(rows[0].baseline)}</code> (run {esc(rows[0].baseline_run_id)}).</p>{_model_table(rows)}"
+            f"{verdict_list(rows)}</section>"
         )
     latest: dict[str, RunView] = {}
     for v in sorted(views, key=lambda v: v.started_at):

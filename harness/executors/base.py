@@ -84,6 +84,7 @@ def failed_cell_record(
             family=plan.model.family,
             source=plan.model.hub_id or plan.model.local_path or plan.model.name,
             served_name=plan.model.name,
+            random_weights=plan.model.random_weights,
         ),
         environment=env,
         started_at=started,

@@ -67,6 +67,7 @@ def _builtin(name: str, family: Any, features: tuple[str, ...], desc: str, **eng
         name=name,
         family=family,
         source="builtin",
+        random_weights=name.startswith("tiny-"),
         engine=EngineArgs(**{"dtype": "float32", "max_model_len": 2048, **engine}),
         features=features,
         description=desc,

@@ -99,6 +99,11 @@ class ModelPreset(BaseModel):
     config_path: str | None = Field(
         default=None, description="config.json of a Hub model that is not a preset (read from the HF cache)."
     )
+    random_weights: bool = Field(
+        default=False,
+        description="Weights are random (a miniature built to exercise a code path): its accuracy means "
+        "nothing, so leaderboards and decisions label it and never rank it.",
+    )
 
 
 # The efficiency features a preset can declare (shown by `harness models`, used by the pages).

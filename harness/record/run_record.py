@@ -97,6 +97,11 @@ class ModelInfo(Frozen):
         description="Why checksum_sha256 is null, where it is (e.g. an external endpoint's weights "
         "cannot be verified from here).",
     )
+    random_weights: bool | None = Field(
+        default=None,
+        description="True: the weights are random (a code-path miniature), its accuracy is meaningless "
+        "and it is never ranked; null: not recorded (older records; readers fall back to the preset).",
+    )
 
 
 class EngineInfo(Frozen):

@@ -227,6 +227,7 @@ def execute(
             checksum_sha256=model.checksum if model else None,
             served_name=engine.served_name if engine and engine.served_name else plan.model.name,
             checksum=Unmeasured(reason=ENDPOINT_UNVERIFIED) if plan.endpoint else None,
+            random_weights=plan.model.random_weights,
         ),
         engine=partial.engine_info,
         variant=_variant_info(plan),

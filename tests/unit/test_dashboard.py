@@ -204,7 +204,7 @@ def test_one_run_gives_a_complete_offline_dashboard(tmp_path: Path) -> None:
     lb = embedded(index, "leaderboard-data")
     assert len(lb["rows"]) == 1
     row = lb["rows"][0]
-    assert row["acc"]["harness_capitals"] == [0.62, 0.05]
+    assert row["acc"]["harness_capitals"] == [0.62, 0.05, 100]  # value, stderr, documents
     assert row["perf"]["c1-128-32"]["jpt"] is None  # CPU run: no energy, and not 0
     assert row["run_href"] == f"runs/{rec.run_id}.html"
     assert (out / row["run_href"]).is_file() and (out / row["model_href"]).is_file()
@@ -370,7 +370,7 @@ def test_nan_figures_show_as_missing() -> None:
         views[0], {}, None, [], "now"
     )
     row = embedded(html, "leaderboard-data")["rows"][0]
-    assert row["acc"]["t"] == [None, None] and row["acc_avg"] is None
+    assert row["acc"]["t"] == [None, None, 100] and row["acc_avg"] is None
     assert row["perf"]["c1"]["ttft50"] is None
     chart_specs(html)  # parses strictly: no NaN/Infinity constants in any chart
     assert not re.search(r"\b(nan|inf|infinity)\b", html.replace("nan-model", ""), re.I)

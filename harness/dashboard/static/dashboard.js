@@ -232,6 +232,8 @@
   DataTable.prototype.best = function (rows) {
     var best = {};
     var self = this;
+    // Rows marked unranked (random weights, no accuracy) are shown but never "best".
+    rows = rows.filter(function (r) { return !r.unranked; });
     this.cfg.columns.forEach(function (c) {
       if (!c.num || !c.better || rows.length < 2) return;
       var vals = rows.map(function (r) { return self.value(r, c); }).filter(function (v) { return v !== null; });
@@ -300,6 +302,7 @@
     rows.forEach(function (r) {
       var tr = el("tr");
       if (r.status && r.status !== "ok") tr.className = "failed";
+      else if (r.unranked) tr.className = "unranked";
       cols.forEach(function (c) { tr.appendChild(self.cell(r, c, best)); });
       frag.appendChild(tr);
     });

@@ -74,6 +74,12 @@ def render(rows: list[Any], console: Any) -> None:
             _num("bytes", r.weights_bytes),
         )
     console.print(t)
+    from harness.decide.techniques import technique_verdict
+
+    for r in rows:
+        v = technique_verdict(r)
+        if v.verdict != "baseline":
+            console.print(f"{v.verdict}: {v.sentence}", highlight=False, markup=False)
 
 
 def compare_variants(results: Path, suite: str, model: str, console: Any) -> int:

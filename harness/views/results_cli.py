@@ -1,7 +1,7 @@
 """Commands that read results: `harness runs`, `show`, `compare`, `export`, and `schema`.
 
 Thin: each parses its arguments, calls :mod:`harness.storage.results`, :mod:`harness.analysis.compare` or
-:mod:`harness.record.run_record`, and prints through :mod:`harness.analysis.report`.
+:mod:`harness.record.run_record`, and prints through :mod:`harness.views.report`.
 """
 
 from __future__ import annotations
@@ -79,8 +79,8 @@ def _read(results: str, run: str) -> tuple[Path, RunRecord]:
 def _cmd_runs(args: argparse.Namespace) -> int:
     import warnings
 
-    from harness.analysis.report import print_runs
     from harness.storage.results import select_runs
+    from harness.views.report import print_runs
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -92,7 +92,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from harness.analysis.report import print_record
+    from harness.views.report import print_record
 
     run_dir, rec = _read(args.results, args.run)
     print_record(rec, run_dir, _console())
@@ -101,13 +101,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from harness.analysis.compare import compare_records
-    from harness.analysis.report import print_comparison
+    from harness.views.report import print_comparison
 
     if args.suite or args.model:
         if not (args.suite and args.model) or args.runs:
             print("error: compare --suite S --model M takes both options and no run ids", file=sys.stderr)
             return 2
-        from harness.analysis.techniques_cli import compare_variants
+        from harness.views.techniques_cli import compare_variants
 
         return compare_variants(Path(args.results), args.suite, args.model, _console())
     if len(args.runs) < 2:

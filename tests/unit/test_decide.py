@@ -1,0 +1,222 @@
+"""`harness decide` on synthetic records: rows, prices, Pareto sets and verdicts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.decide.prices import PriceError, load_prices, parse_price, price_for, usd_per_mtok
+from harness.decide.rows import decision_row
+from harness.decide.verdicts import Constraints, decide, decide_all, pareto
+from harness.record.rigor import CapacityResult, PointInfo, PointRigor, SloRecord
+from harness.record.run_record import RunRecord, VariantInfo
+from tests.factories import make_record, make_scenario, task_result
+
+SLO = SloRecord(ttft_ms=2000, tpot_ms=100, preset="mlperf-llama3.1-8b")
+
+
+def cap_record(
+    model: str,
+    acc: float,
+    tok_s: float,
+    *,
+    variant: str | None = None,
+    suite: str = "decide",
+    hardware: str = "h100",
+    n: int = 500,
+    se: float = 0.01,
+    capacity: float | None = 4.0,
+    j_per_token: float | None = 0.3,
+    **kw: Any,
+) -> RunRecord:
+    """A record with one task and a capacity search whose capacity point runs at ``tok_s``."""
+    point = make_scenario(
+        "cap@r4", concurrency=None, request_rate=capacity or 1.0, output_throughput=tok_s, num_requests=100
+    )
+    result = CapacityResult(
+        scenario="cap",
+        over="request_rate",
+        slo=SLO,
+        attainment_target=0.99,
+        capacity=capacity,
+        capacity_point="cap@r4" if capacity is not None else None,
+        stop_reason="bracketed within tolerance",
+        tolerance=1.0,
+        output_throughput=tok_s if capacity is not None else None,
+        energy_per_output_token_j=j_per_token if hardware != "cpu" else None,
+        energy_reason=None if hardware != "cpu" else "no NVIDIA GPU visible",
+    )
+    point = point.model_copy(
+        update={
+            "rigor": PointRigor(
+                point=PointInfo(scenario="cap", role="probe", request_rate=4.0), capacity=result
+            )
+        }
+    )
+    rec = make_record(
+        model,
+        suite,
+        accuracy={"arc_challenge": task_result("arc_challenge", (acc, se), n_samples=n, samples_path=None)},
+        scenarios={"cap@r4": point},
+        hardware=hardware,
+        **kw,
+    )
+    if variant is not None:
+        rec = rec.model_copy(
+            update={"variant": VariantInfo(name=variant, baseline="base", is_baseline=variant == "base")}
+        )
+    return rec
+
+
+def verdicts(dec: Any) -> dict[str, str]:
+    return {d.row.key: d.verdict for d in dec.rows}
+
+
+def test_usd_per_mtok_is_price_over_3600_tok_s_per_unit() -> None:
+    # $3.50 per GPU-hour, 1000 output tok/s on 2 GPUs = 500 tok/s per GPU:
+    # 3.50 / (3600 * 500) * 1e6 = 1.9444... $ per million output tokens.
+    rec = cap_record("mistral-7b", 0.6, 1000.0, engine_args={"tensor_parallel_size": 2})
+    rec = rec.model_copy(
+        update={"environment": rec.environment.model_copy(update={"gpus": rec.environment.gpus * 2})}
+    )
+    row = decision_row(rec, [parse_price("H100=3.50/h")])
+    assert row.gpus == 2 and row.tok_s_per_gpu == 500.0
+    assert row.usd_per_mtok == pytest.approx(3.50 / (3600 * 500) * 1e6) == pytest.approx(1.944444, rel=1e-6)
+    # Per node-hour: the whole run's tok/s is the priced unit.
+    node = decision_row(rec, [parse_price("H100=28/node-h")])
+    assert node.usd_per_mtok == pytest.approx(28 / (3600 * 1000) * 1e6)
+    assert usd_per_mtok(3.6, 1.0) == pytest.approx(1000.0)
+
+
+def test_a_missing_price_leaves_the_cost_null_with_its_reason() -> None:
+    rec = cap_record("mistral-7b", 0.6, 1000.0)
+    none = decision_row(rec, [])
+    assert none.usd_per_mtok is None and "no price given" in (none.usd_reason or "")
+    other = decision_row(rec, [parse_price("A10G=1.00/h")])
+    assert other.usd_per_mtok is None and "no price for '1× NVIDIA H100 80GB HBM3'" in (
+        other.usd_reason or ""
+    )
+    cpu = decision_row(cap_record("smollm2-135m", 0.4, 50.0, hardware="cpu"), [parse_price("CPU=1/h")])
+    assert cpu.usd_per_mtok is None and "per GPU-hour" in (cpu.usd_reason or "")
+    assert cpu.j_per_token is None and cpu.j_per_token_reason
+    assert cpu.j_per_correct is None and cpu.j_per_correct_reason
+    cpu_node = decision_row(
+        cap_record("smollm2-135m", 0.4, 50.0, hardware="cpu"), [parse_price("CPU=0.36/node-h")]
+    )
+    assert cpu_node.usd_per_mtok == pytest.approx(0.36 / (3600 * 50) * 1e6)
+
+
+def test_prices_parse_and_bad_ones_are_named(tmp_path: Path) -> None:
+    p = parse_price("H100=3.50/h")
+    assert (p.label, p.usd_per_hour, p.unit) == ("H100", 3.5, "gpu")
+    assert parse_price("A10G = $1.2/gpu-hour").unit == "gpu"
+    with pytest.raises(PriceError, match="unknown unit 'day'"):
+        parse_price("H100=3/day")
+    with pytest.raises(PriceError, match="LABEL=AMOUNT/UNIT"):
+        parse_price("H100")
+    f = tmp_path / "prices.yaml"
+    f.write_text("H100: {usd_per_gpu_hour: 3.5}\nCPU: {usd_per_node_hour: 0.2}\nA10G: 1.1/h\n")
+    got = {x.label: (x.usd_per_hour, x.unit) for x in load_prices(f)}
+    assert got == {"H100": (3.5, "gpu"), "CPU": (0.2, "node"), "A10G": (1.1, "gpu")}
+    f.write_text("H100: {usd_per_gpu_hours: 3.5}\n")
+    with pytest.raises(PriceError, match=r"prices.yaml: H100.usd_per_gpu_hours"):
+        load_prices(f)
+    assert price_for("1× NVIDIA H100 80GB HBM3", load_prices(tmp_path / "x.yaml") if False else [p])[0] == p
+    two = [parse_price("H100=3/h"), parse_price("HBM3=2/h")]
+    assert price_for("1× NVIDIA H100 80GB HBM3", two)[0] is None  # same length, two labels: ambiguous
+    assert "all match" in (price_for("1× NVIDIA H100 80GB HBM3", two)[1] or "")
+
+
+def test_a_dominated_row_is_called_dominated() -> None:
+    price = [parse_price("H100=3.50/h")]
+    fast = decision_row(cap_record("mistral-7b", 0.60, 1200.0, variant="ngram-k4"), price)
+    slow = decision_row(cap_record("mistral-7b", 0.60, 600.0, variant="base"), price)
+    good = decision_row(cap_record("qwen2.5-7b", 0.70, 900.0, variant="base"), price)
+    dec = decide([fast, slow, good])
+    v = verdicts(dec)
+    assert v["mistral-7b@base"] == "dominated"
+    by = next(d for d in dec.rows if d.row.key == "mistral-7b@base")
+    assert by.dominated_by == "mistral-7b@ngram-k4" and "50 % cheaper" in by.reason
+    # The reference is the most accurate row; mistral is significantly below it, so it does not
+    # meet the constraints: the most accurate is shipped, the cheaper one is a trade-off.
+    assert dec.reference == "qwen2.5-7b@base"
+    assert v["qwen2.5-7b@base"] == "ship" and v["mistral-7b@ngram-k4"] == "trade-off"
+    assert dec.cost_axis == "usd_per_mtok"
+    # Allowing a 0.15 drop, the cheaper one ships and the accurate one is the trade-off.
+    dec2 = decide([fast, slow, good], constraints=Constraints(max_accuracy_drop=0.15))
+    assert verdicts(dec2)["mistral-7b@ngram-k4"] == "ship"
+    assert verdicts(dec2)["qwen2.5-7b@base"] == "trade-off"
+    assert pareto({"a": (0.6, 1.0), "b": (0.6, 2.0), "c": (0.7, 1.5)}) == {"a", "c"}
+
+
+def test_rows_of_two_suites_or_two_hardware_labels_are_never_ranked_together() -> None:
+    a = decision_row(cap_record("mistral-7b", 0.6, 1000.0, suite="decide"))
+    b = decision_row(cap_record("mistral-7b", 0.9, 9000.0, suite="other"))
+    c = decision_row(cap_record("mistral-7b", 0.6, 500.0, hardware="a10g"))
+    with pytest.raises(ValueError, match="one suite on one hardware label"):
+        decide([a, b])
+    with pytest.raises(ValueError, match="one suite on one hardware label"):
+        decide([a, c])
+    decs = decide_all([a, b, c])
+    assert sorted((d.suite, d.hardware, len(d.rows)) for d in decs) == [
+        ("decide", "1× NVIDIA A10G", 1),
+        ("decide", "1× NVIDIA H100 80GB HBM3", 1),
+        ("other", "1× NVIDIA H100 80GB HBM3", 1),
+    ]
+    # Alone in its group, each is shipped; none is called dominated by a row of another group.
+    assert all(d.rows[0].verdict == "ship" and d.rows[0].dominated_by is None for d in decs)
+
+
+def test_a_random_weights_row_is_not_ranked() -> None:
+    real = decision_row(cap_record("smollm2-135m", 0.40, 100.0))
+    tiny = decision_row(cap_record("tiny-llama", 1.00, 900.0, n=500))  # preset says random weights
+    flagged = decision_row(cap_record("my-ckpt", 0.99, 800.0, model_info={"random_weights": True}))
+    assert tiny.random_weights and flagged.random_weights and not real.random_weights
+    dec = decide([real, tiny, flagged])
+    v = verdicts(dec)
+    assert v["tiny-llama"] == v["my-ckpt"] == "not ranked"
+    assert v["smollm2-135m"] == "ship" and dec.reference == "smollm2-135m"
+    assert not any(d.dominated_by in ("tiny-llama", "my-ckpt") for d in dec.rows)
+
+
+def test_rows_that_cannot_be_compared_say_why() -> None:
+    ok = decision_row(cap_record("mistral-7b", 0.6, 1000.0, variant="base"))
+    few = decision_row(cap_record("mistral-7b", 0.9, 2000.0, variant="a", n=4))
+    other_docs = decision_row(cap_record("mistral-7b", 0.6, 3000.0, variant="b", n=400))
+    none_met = decision_row(cap_record("mistral-7b", 0.6, 0.0, variant="c", capacity=None))
+    dec = decide([ok, few, other_docs, none_met], reference="mistral-7b@base")
+    why = {d.row.key: (d.verdict, d.reason) for d in dec.rows}
+    assert why["mistral-7b@a"] == ("not comparable", "too few samples (n = 4 < 30)")
+    assert why["mistral-7b@b"][0] == "not comparable" and "different documents" in why["mistral-7b@b"][1]
+    assert why["mistral-7b@c"][0] == "not comparable" and "no load met the SLO" in why["mistral-7b@c"][1]
+    assert why["mistral-7b@base"][0] == "ship"
+    # An SLO constraint the capacity was not searched at.
+    dec2 = decide([ok], constraints=Constraints(slo={"ttft_ms": 500.0}))
+    assert dec2.rows[0].verdict == "not comparable" and "another SLO" in dec2.rows[0].reason
+
+
+def test_a_lower_bound_capacity_is_not_called_dominated() -> None:
+    fast = decision_row(cap_record("mistral-7b", 0.6, 1200.0, variant="a"))
+    low = decision_row(cap_record("mistral-7b", 0.6, 600.0, variant="b"))
+    low.bound = "lower"
+    v = verdicts(decide([fast, low]))
+    assert v["mistral-7b@b"] == "inconclusive"
+
+
+def test_the_json_and_markdown_carry_every_row(tmp_path: Path) -> None:
+    from harness.decide.render import render_json, render_markdown
+
+    rows = [
+        decision_row(cap_record("mistral-7b", 0.6, 1200.0, variant="a")),
+        decision_row(cap_record("tiny-llama", 0.9, 1200.0)),
+    ]
+    decs = decide_all(rows)
+    data = json.loads(render_json(decs))
+    assert [r["key"] for r in data[0]["rows"]] == ["mistral-7b@a", "tiny-llama"]
+    assert data[0]["rows"][0]["n_samples"] == 500 and data[0]["rows"][0]["accuracy_ci95"]
+    assert any("no price given" in n for n in data[0]["notes"])
+    md = render_markdown(decs)
+    assert "| ship | mistral-7b@a [ref]" in md and "tiny-llama [random weights]" in md
