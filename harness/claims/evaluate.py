@@ -44,7 +44,9 @@ from harness.claims.spec import (
 )
 from harness.records import RunRecord
 
-MECHANISM_NOTE = "tiny random-weight models with the real family's KV layout: mechanism only, accuracy meaningless"
+MECHANISM_NOTE = (
+    "tiny random-weight models with the real family's KV layout: mechanism only, accuracy meaningless"
+)
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,9 @@ def _missing_reason(check: Check, missing: list[RunRef], has_gpu: bool) -> str:
         ids = sorted({p.hub_id for m in missing if (p := PRESETS.get(m.model)) is not None and p.hub_id})
         why.append("needs Hub weights" + (f" ({', '.join(ids)})" if ids else ""))
     models = " ".join(f"--model {m}" for m in dict.fromkeys(x.model for x in missing))
-    why.append(f"runs missing: {', '.join(m.label() for m in missing)} in suite {check.suite} (`harness run {check.suite} {models}`)")
+    why.append(
+        f"runs missing: {', '.join(m.label() for m in missing)} in suite {check.suite} (`harness run {check.suite} {models}`)"
+    )
     return f"[{check.scope}] " + "; ".join(why)
 
 
@@ -142,7 +146,9 @@ def evaluate_check(check: Check, store: Store) -> tuple[Outcome, list[str]]:
     if isinstance(rule, AccuracyNotWorse):
         return decide_accuracy_not_worse(_task_comparisons(rule, cand, ref, store), rule.margin), runs
     if isinstance(rule, AnswersUnchanged):
-        return decide_answers_unchanged(_paired_counts(cand, ref, store), rule.max_changed_frac, rule.alpha), runs
+        return decide_answers_unchanged(
+            _paired_counts(cand, ref, store), rule.max_changed_frac, rule.alpha
+        ), runs
     assert isinstance(rule, SpeedRatio)
     return _speed(rule, cand, ref, store), runs
 
@@ -160,7 +166,10 @@ def _window(rule: KvWindowBounded, w: RunRecord, c: RunRecord, store: Store) -> 
         rule.slack_blocks,
         rule.min_points_past,
     )
-    figures = dict(out.figures, sweep={rule.windowed.label(): [asdict(p) for p in wp], rule.control.label(): [asdict(p) for p in cp]})
+    figures = dict(
+        out.figures,
+        sweep={rule.windowed.label(): [asdict(p) for p in wp], rule.control.label(): [asdict(p) for p in cp]},
+    )
     return Outcome(out.verdict, out.evidence, figures)
 
 
@@ -176,22 +185,35 @@ def _kv_ratio(rule: KvBytesRatio, recs: list[RunRecord | None]) -> Outcome:
     kc = ev.kv_bytes(cand)
     figs: dict[str, Any] = {"candidate": asdict(kc)}
     if kc.capacity_tokens:
-        figs["max_sequences_at_context"] = {"context_tokens": rule.context_tokens, "sequences": kc.capacity_tokens // rule.context_tokens}
+        figs["max_sequences_at_context"] = {
+            "context_tokens": rule.context_tokens,
+            "sequences": kc.capacity_tokens // rule.context_tokens,
+        }
     if rule.reference is None:
-        out = decide_kv_ratio(kc.measured, kc.mha, rule.at_most, "MHA of the same shape, architecture arithmetic", kc.reason)
+        out = decide_kv_ratio(
+            kc.measured, kc.mha, rule.at_most, "MHA of the same shape, architecture arithmetic", kc.reason
+        )
     else:
         ref = recs[1]
         assert ref is not None
         kr = ev.kv_bytes(ref)
         figs["reference"] = asdict(kr)
-        out = decide_kv_ratio(kc.measured, kr.measured, rule.at_most, f"{rule.reference.label()} measured", kc.reason or kr.reason)
+        out = decide_kv_ratio(
+            kc.measured,
+            kr.measured,
+            rule.at_most,
+            f"{rule.reference.label()} measured",
+            kc.reason or kr.reason,
+        )
     extra = ""
     if kc.measured is not None and kc.predicted:
         extra = f"; the architecture predicts {kc.predicted:,} B/token ({kc.measured / kc.predicted:.2f}× measured/predicted)"
     return Outcome(out.verdict, out.evidence + extra, dict(out.figures, **figs))
 
 
-def _task_comparisons(rule: AccuracyNotWorse, cand: RunRecord, ref: RunRecord, store: Store) -> list[TaskComparison]:
+def _task_comparisons(
+    rule: AccuracyNotWorse, cand: RunRecord, ref: RunRecord, store: Store
+) -> list[TaskComparison]:
     from harness.techniques import samples_path
 
     out = []
@@ -252,7 +274,12 @@ def _speed(rule: SpeedRatio, cand: RunRecord, ref: RunRecord, store: Store) -> O
             rule.alpha,
         )
     return decide_point_ratio(
-        ev.point_figure(sc, rule.figure), ev.point_figure(sr, rule.figure), rule.figure, rule.at_most, rule.at_least, rule.tolerance
+        ev.point_figure(sc, rule.figure),
+        ev.point_figure(sr, rule.figure),
+        rule.figure,
+        rule.at_most,
+        rule.at_least,
+        rule.tolerance,
     )
 
 
@@ -270,9 +297,15 @@ def evaluate_claim(claim: Claim, store: Store, has_gpu: bool) -> ClaimResult:
             if decided is None:
                 out, runs = evaluate_check(check, store)
                 note = check.note or (MECHANISM_NOTE if check.scope == "mechanism" else None)
-                decided = PartResult(part.name, out.verdict, check.scope, out.evidence, runs, out.figures, [], note)
+                decided = PartResult(
+                    part.name, out.verdict, check.scope, out.evidence, runs, out.figures, [], note
+                )
         if decided is None:
-            parts.append(PartResult(part.name, NOT_MEASURED, None, "; ".join(missing_reasons), not_measured=missing_reasons))
+            parts.append(
+                PartResult(
+                    part.name, NOT_MEASURED, None, "; ".join(missing_reasons), not_measured=missing_reasons
+                )
+            )
         else:
             parts.append(PartResult(**{**asdict(decided), "not_measured": missing_reasons}))
     verdicts = [p.verdict for p in parts]
@@ -304,12 +337,13 @@ def load_store(results: Path) -> Store:
 
 
 def evaluate_claims(
-    results: Path, registry: Registry | None = None, has_gpu: bool | None = None
+    results: Path, registry: Registry | None = None, has_gpu: bool | None = None, store: Store | None = None
 ) -> list[ClaimResult]:
-    """Every claim of the registry (default: the shipped one) against the store at `results`."""
+    """Every claim of the registry (default: the shipped one) against the store at `results`
+    (or `store`, already loaded); `has_gpu` defaults to :func:`machine_has_gpu`."""
     from harness.claims.spec import load_registry
 
     reg = registry or load_registry()
-    store = load_store(results)
+    store = store if store is not None else load_store(results)
     gpu = machine_has_gpu() if has_gpu is None else has_gpu
     return [evaluate_claim(c, store, gpu) for c in reg.claims]

@@ -54,12 +54,13 @@ class KvBytes:
     reason: str | None = None
 
 
-def physical_tokens(mem: Any) -> tuple[int | None, str | None]:
-    """KV-cache slots in tokens: (blocks − the null block) × block size, where the engine says both."""
+def physical_tokens(mem: Any, usable: bool = True) -> tuple[int | None, str | None]:
+    """KV-cache slots in tokens: blocks × block size, where the engine says both; `usable` leaves
+    out vLLM's null block, as its usage gauge does (1 − free ÷ (blocks − 1))."""
     if mem is None:
         return None, "the record has no engine memory figures"
     if mem.kv_cache_num_blocks and mem.kv_cache_block_size:
-        return (mem.kv_cache_num_blocks - 1) * mem.kv_cache_block_size, None
+        return (mem.kv_cache_num_blocks - int(usable)) * mem.kv_cache_block_size, None
     if mem.kv_cache_capacity_tokens:
         return mem.kv_cache_capacity_tokens, "blocks unknown: the logged capacity (group-aware) used instead"
     return None, "the engine reported no KV-cache capacity"
@@ -81,7 +82,7 @@ def _memory(rec: RunRecord) -> Any:
 def kv_bytes(rec: RunRecord) -> KvBytes:
     arch = architecture(rec) or {}
     mem = _memory(rec)
-    cap, reason = physical_tokens(mem)
+    cap, reason = physical_tokens(mem, usable=False)
     total = mem.kv_cache_memory_bytes if mem is not None else None
     measured = None
     if cap is None:
@@ -154,7 +155,9 @@ def kv_sweep(rec: RunRecord, run_dir: Path | None, prefix: str = "ctx-") -> list
     return sorted(points, key=lambda p: p.context_tokens)
 
 
-def _per_sequence(s: ScenarioResult, series: list[Any] | None, cap: int | None) -> tuple[list[float], str | None]:
+def _per_sequence(
+    s: ScenarioResult, series: list[Any] | None, cap: int | None
+) -> tuple[list[float], str | None]:
     """KV tokens per running sequence at each poll of the scenario's window."""
     if cap is None:
         return [], "the engine reported no KV-cache capacity"
@@ -182,7 +185,12 @@ def request_tpot_ms(rec: RunRecord, run_dir: Path | None, scenario: str) -> list
     rows = pq.read_table(run_dir / s.requests_path, columns=["ttft_ms", "e2el_ms", "output_tokens", "error"])
     out = []
     for r in rows.to_pylist():
-        if r["error"] is None and r["ttft_ms"] is not None and r["e2el_ms"] is not None and r["output_tokens"] > 1:
+        if (
+            r["error"] is None
+            and r["ttft_ms"] is not None
+            and r["e2el_ms"] is not None
+            and r["output_tokens"] > 1
+        ):
             out.append((r["e2el_ms"] - r["ttft_ms"]) / (r["output_tokens"] - 1))
     return out
 

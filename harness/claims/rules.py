@@ -189,7 +189,14 @@ def decide_tpot_ratio(
     return Outcome(
         verdict,
         ev,
-        {"ratio": ratio, "bound": bound, "op": op, "p_value": test.p_value, "candidate_mean_ms": mc, "reference_mean_ms": mr},
+        {
+            "ratio": ratio,
+            "bound": bound,
+            "op": op,
+            "p_value": test.p_value,
+            "candidate_mean_ms": mc,
+            "reference_mean_ms": mr,
+        },
     )
 
 
@@ -293,5 +300,9 @@ def decide_kv_ratio(
         verdict,
         f"KV bytes/token {candidate_bytes:,.0f} vs {reference_bytes:,.0f} ({reference_label}): ratio {ratio:.3f} "
         f"(claim ≤ {at_most:g})",
-        {"ratio": ratio, "candidate_bytes_per_token": candidate_bytes, "reference_bytes_per_token": reference_bytes},
+        {
+            "ratio": ratio,
+            "candidate_bytes_per_token": candidate_bytes,
+            "reference_bytes_per_token": reference_bytes,
+        },
     )

@@ -103,11 +103,15 @@ class KvWindowBounded(_Spec):
     kind: Literal["kv_window_bounded"]
     windowed: RunRef
     control: RunRef
-    scenario_prefix: str = Field(default="ctx-", description="The sweep's scenarios: names starting with this.")
+    scenario_prefix: str = Field(
+        default="ctx-", description="The sweep's scenarios: names starting with this."
+    )
     slack_blocks: int = Field(
         default=2, ge=0, description="Blocks over the window still counted as bounded (block rounding)."
     )
-    min_points_past: int = Field(default=2, ge=1, description="Sweep points past the bound needed for a verdict.")
+    min_points_past: int = Field(
+        default=2, ge=1, description="Sweep points past the bound needed for a verdict."
+    )
 
 
 class KvBytesRatio(_Spec):
@@ -198,6 +202,8 @@ def load_registry(path: Path | None = None) -> Registry:
             if len(loc) >= 2 and loc[0] == "claims" and isinstance(loc[1], int):
                 claims = (data or {}).get("claims") or []
                 if loc[1] < len(claims) and isinstance(claims[loc[1]], dict):
-                    where = f"claim {claims[loc[1]].get('id', loc[1])!r}: " + ".".join(str(p) for p in loc[2:])
+                    where = f"claim {claims[loc[1]].get('id', loc[1])!r}: " + ".".join(
+                        str(p) for p in loc[2:]
+                    )
             lines.append(f"{where}: {err['msg']}")
         raise RegistryError(f"{path}: " + "; ".join(lines)) from exc
