@@ -86,8 +86,11 @@ def sweep_table(claim_id: str, figures: dict[str, Any]) -> list[str]:
     out = [
         f"{claim_id}: KV cache per sequence against context (tokens; window {figures.get('window')}, "
         f"block {figures.get('block_size')}, bound {figures.get('bound_tokens')})",
+        "  measured: engine KV gauge × slots ÷ running sequences, median over decode polls; predicted: "
+        "'no window' every token, 'window' min(context, window), 'blocks' vLLM's whole-block accounting "
+        "halfway through decode",
         f"  {'model':<14} {'scenario':<10} {'context':>7} {'measured':>9} {'peak':>6} {'polls':>5} "
-        f"{'no window':>9} {'window':>7} {'KV MiB':>7} {'TTFT ms':>8} {'TPOT ms':>8}",
+        f"{'no window':>9} {'window':>7} {'blocks':>7} {'KV MiB':>7} {'TTFT ms':>8} {'TPOT ms':>8}",
     ]
 
     def num(x: float | None, fmt: str = ".0f") -> str:
@@ -99,7 +102,7 @@ def sweep_table(claim_id: str, figures: dict[str, Any]) -> list[str]:
             out.append(
                 f"  {model:<14} {pt['scenario']:<10} {pt['context_tokens']:>7} {num(pt['measured_kv_tokens']):>9} "
                 f"{num(pt['peak_kv_tokens']):>6} {pt['polls']:>5} {pt['predicted_tokens_full']:>9} "
-                f"{num(pt['predicted_tokens_windowed']):>7} {num(kv_mib, '.2f'):>7} "
+                f"{num(pt['predicted_tokens_windowed']):>7} {num(pt.get('predicted_tokens_blocks')):>7} {num(kv_mib, '.2f'):>7} "
                 f"{num(pt['median_ttft_ms'], '.1f'):>8} {num(pt['median_tpot_ms'], '.2f'):>8}"
             )
     out.append("")

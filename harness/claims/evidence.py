@@ -38,6 +38,9 @@ class SweepPoint:
     measured_kv_bytes: float | None  # measured tokens × measured KV bytes per token
     predicted_tokens_full: int  # without the window: every token cached
     predicted_tokens_windowed: int | None  # with the architecture's window (None: no window)
+    predicted_tokens_blocks: (
+        int | None
+    )  # vLLM's block accounting halfway through decode (None: no block size)
     median_ttft_ms: float | None
     median_tpot_ms: float | None
     reason: str | None = None  # why the measured figures are null, where they are
@@ -122,11 +125,30 @@ def predicted_tokens(arch: dict[str, Any] | None, context_tokens: int) -> int | 
     return round(held / layers)
 
 
+def block_tokens(context_tokens: int, block_size: int | None, window: int | None) -> int | None:
+    """Slots (tokens) vLLM's KV manager holds for a sequence of `context_tokens`: whole blocks up to
+    the last token, less, with a window, the blocks wholly before the window's start (vLLM frees a
+    block once every token in it lies before ``context − window + 1``), so between the window and
+    the window plus one block."""
+    if not block_size:
+        return None
+    allocated = -(-context_tokens // block_size)
+    skipped = max(0, context_tokens - window + 1) // block_size if window else 0
+    return (allocated - skipped) * block_size
+
+
 def kv_sweep(rec: RunRecord, run_dir: Path | None, prefix: str = "ctx-") -> list[SweepPoint]:
     """The sweep points (scenarios named ``prefix…``) of a record, shortest context first."""
     arch = architecture(rec)
-    cap, _ = physical_tokens(_memory(rec))
+    mem = _memory(rec)
+    cap, _ = physical_tokens(mem)
     per_token = kv_bytes(rec).measured
+    block = mem.kv_cache_block_size if mem is not None else None
+    window = int(arch["sliding_window"]) if arch and arch.get("sliding_window") else None
+    # Mixed windowed and full layers make two KV groups, whose blocks block_tokens does not model.
+    mixed = bool(window) and int((arch or {}).get("windowed_layers") or 0) < int(
+        (arch or {}).get("num_layers") or 0
+    )
     series = _series(run_dir, rec)
     points = []
     for name, s in rec.performance.items():
@@ -147,6 +169,9 @@ def kv_sweep(rec: RunRecord, run_dir: Path | None, prefix: str = "ctx-") -> list
                 measured_kv_bytes=median * per_token if median is not None and per_token else None,
                 predicted_tokens_full=ctx,
                 predicted_tokens_windowed=predicted_tokens(arch, ctx),
+                predicted_tokens_blocks=None
+                if mixed
+                else block_tokens(s.settings.input_tokens + s.settings.output_tokens // 2, block, window),
                 median_ttft_ms=s.median_ttft_ms,
                 median_tpot_ms=s.median_tpot_ms,
                 reason=reason,

@@ -116,7 +116,8 @@ def _sweep_table(figures: dict[str, Any]) -> str:
                 f"<tr><td>{esc(model)}</td><td>{esc(p['scenario'])}</td><td class=num>{p['context_tokens']:,}</td>"
                 f"<td class=num>{n(p['measured_kv_tokens'])}</td><td class=num>{n(p['peak_kv_tokens'])}</td>"
                 f"<td class=num>{p['polls']}</td><td class=num>{p['predicted_tokens_full']:,}</td>"
-                f"<td class=num>{n(p['predicted_tokens_windowed'])}</td><td class=num>{n(mib, 2)}</td>"
+                f"<td class=num>{n(p['predicted_tokens_windowed'])}</td><td class=num>{n(p.get('predicted_tokens_blocks'))}</td>"
+                f"<td class=num>{n(mib, 2)}</td>"
                 f"<td class=num>{n(p['median_ttft_ms'], 1)}</td><td class=num>{n(p['median_tpot_ms'], 2)}</td></tr>"
             )
     headers = [
@@ -128,6 +129,7 @@ def _sweep_table(figures: dict[str, Any]) -> str:
         "Polls",
         "Predicted, no window",
         "Predicted, window",
+        "Predicted, vLLM blocks",
         "KV MiB/seq",
         "TTFT p50 ms",
         "TPOT p50 ms",

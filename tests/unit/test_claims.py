@@ -240,3 +240,12 @@ def test_the_sweep_claim_from_records_and_their_metrics_series(tmp_path: Path) -
     assert gqa.verdict == HOLDS and gqa.partial  # KV memory measured; quality needs a GPU
     assert gqa.parts[0].figures["ratio"] == pytest.approx(0.5)
     assert gqa.parts[1].verdict == NOT_MEASURED
+
+
+def test_block_accounting_of_a_window() -> None:
+    # vLLM frees a block once all its tokens lie before context - window + 1.
+    assert ev.block_tokens(1984, 128, 512) == 640  # 16 blocks allocated, 11 wholly outside the window
+    assert ev.block_tokens(2047, 128, 512) == 512
+    assert ev.block_tokens(1984, 128, None) == 2048
+    assert ev.block_tokens(300, 128, 512) == 384
+    assert ev.block_tokens(300, None, 512) is None
