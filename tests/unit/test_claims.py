@@ -249,3 +249,30 @@ def test_block_accounting_of_a_window() -> None:
     assert ev.block_tokens(1984, 128, None) == 2048
     assert ev.block_tokens(300, 128, 512) == 384
     assert ev.block_tokens(300, None, 512) is None
+
+
+def test_the_command_prints_every_claim_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from harness.cli import main
+
+    assert main(["claims", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for c in load_registry().claims:
+        assert f"{c.id}: NOT MEASURED HERE" in out
+    assert main(["claims", "--results", str(tmp_path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {d["verdict"] for d in data} == {NOT_MEASURED} and len(data) == 7
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("claims: []\n")
+    assert main(["claims", "--registry", str(bad)]) == 2
+    assert "claims" in capsys.readouterr().err
+
+
+def test_the_claims_page_renders_verdicts_and_links(tmp_path: Path) -> None:
+    from harness.dashboard.claimspage import claims_page
+
+    results = evaluate_claims(tmp_path, has_gpu=False)
+    html = claims_page(results, lambda rid: None, "2026-01-01 00:00 UTC")
+    assert html.count('class="verdict na"') == 7 and "https://arxiv.org/abs/2310.06825" in html
+    assert "accuracy means nothing" in html
