@@ -56,8 +56,13 @@ def verdict_label(result: Any) -> str:
 
 
 def render(results: list[Any]) -> list[str]:
-    """Plain text: one block per claim, then the context-length sweeps that were measured."""
-    lines = []
+    """Plain text: a summary row per claim, one block per claim, then the measured context sweeps."""
+    width = max(len(r.id) for r in results) if results else 5
+    lines = [f"{'claim':<{width}}  {'verdict':<32}  parts measured", "-" * (width + 52)]
+    for r in results:
+        done = [p.name for p in r.parts if p.scope]
+        lines.append(f"{r.id:<{width}}  {verdict_label(r):<32}  {len(done)}/{len(r.parts)} {', '.join(done)}")
+    lines.append("")
     for r in results:
         lines.append(f"{r.id}: {verdict_label(r).upper()}")
         lines.append(f"  claim    {r.statement}")

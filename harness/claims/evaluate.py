@@ -206,8 +206,13 @@ def _kv_ratio(rule: KvBytesRatio, recs: list[RunRecord | None]) -> Outcome:
             kc.reason or kr.reason,
         )
     extra = ""
+    if kc.capacity_tokens:
+        extra += (
+            f"; its {kc.capacity_tokens:,} slots hold {kc.capacity_tokens // rule.context_tokens:,} sequences of "
+            f"{rule.context_tokens:,} tokens (no window savings counted)"
+        )
     if kc.measured is not None and kc.predicted:
-        extra = f"; the architecture predicts {kc.predicted:,} B/token ({kc.measured / kc.predicted:.2f}× measured/predicted)"
+        extra += f"; the architecture predicts {kc.predicted:,} B/token ({kc.measured / kc.predicted:.2f}× measured/predicted)"
     return Outcome(out.verdict, out.evidence + extra, dict(out.figures, **figs))
 
 
