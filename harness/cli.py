@@ -25,6 +25,7 @@ _FEATURE_CLIS: tuple[str, ...] = (
     "harness.telemetry.check",
     "harness.views.results_cli",
     "harness.decide.cli",
+    "harness.claims.cli",
 )
 
 console, err_console = consoles()

@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.dashboard import archpage, pages, runpage, techpage
+from harness.dashboard import archpage, claimspage, pages, runpage, techpage
 from harness.dashboard.data import (
     Palette,
     RunView,
@@ -373,7 +373,14 @@ def _build(
     t_models = time.perf_counter()
     o = merge([new.shards[s].summary for s in sids], view_of)
     problems = found.problems + o.warnings
-    top_names = ("index.html", "history.html", "runs.html", "architecture.html", "techniques.html")
+    top_names = (
+        "index.html",
+        "history.html",
+        "runs.html",
+        "architecture.html",
+        "techniques.html",
+        "claims.html",
+    )
     h = digest(problems, [(s, new.shards[s].digest) for s in sids])
     if old.pages.get("*") != h or not all(name in existing for name in top_names):
         data = [f"{data_src(s, 'top')}?v={new.shards[s].digest[:12]}" for s in sids]
@@ -383,6 +390,7 @@ def _build(
             "runs.html": pages.runs_page(o, data, problems, generated),
             "architecture.html": archpage.architecture_page(o, palette, generated),
             "techniques.html": techpage.techniques_page(o.variants, palette, generated),
+            "claims.html": claimspage.claims_page_for(results, new.runs, generated),
         }
         for name, text in top.items():
             write_page(out / name, text)

@@ -36,6 +36,7 @@ NAV = (
     ("runs.html", "All runs", "runs"),
     ("architecture.html", "Architecture", "architecture"),
     ("techniques.html", "Techniques", "techniques"),
+    ("claims.html", "Claims", "claims"),
 )
 
 

@@ -32,7 +32,10 @@ from typing import Any
 # that a running engine has open.
 BUILD_VERSION = 2
 # Checkpoints whose recipe has not changed since an older version keep that one (no rebuild).
-_BUILD_VERSIONS = {"smollm2-135m": 1}
+# tiny-mistral b3: its sliding window went from 128 to 512 tokens (of 2048), so that a context
+# sweep on a CPU shows the cache per sequence stop growing at the window, as Mistral 7B's 4096
+# of 32k does (harness/suites/claims-cpu.yaml).
+_BUILD_VERSIONS = {"smollm2-135m": 1, "tiny-mistral": 3}
 MARKER = "harness-checkpoint.json"
 
 # Hidden 256, head_dim 64 (the CPU attention kernels reject 16), 2 layers.
@@ -49,6 +52,11 @@ _TINY_COMMON: dict[str, Any] = dict(
 )
 
 
+# tiny-mistral's sliding window in tokens: a quarter of its 2048-token context, as Mistral 7B's
+# 4096-token window is shorter than the context it serves.
+TINY_MISTRAL_WINDOW = 512
+
+
 def tiny_config(name: str) -> Any:
     """The transformers config of a tiny-* preset (imports transformers)."""
     import transformers as tf
@@ -57,7 +65,7 @@ def tiny_config(name: str) -> Any:
     if name == "tiny-llama":  # Llama 2: full multi-head attention
         return tf.LlamaConfig(**c, num_key_value_heads=4, head_dim=64)
     if name == "tiny-mistral":  # sliding window + grouped-query attention
-        return tf.MistralConfig(**c, num_key_value_heads=2, head_dim=64, sliding_window=128)
+        return tf.MistralConfig(**c, num_key_value_heads=2, head_dim=64, sliding_window=TINY_MISTRAL_WINDOW)
     if name == "tiny-mixtral":  # 8 experts, top-2 routing, GQA
         return tf.MixtralConfig(
             **c,

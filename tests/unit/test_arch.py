@@ -183,14 +183,14 @@ def test_window_cap_matches_the_transformers_cache() -> None:
     cfg = tiny_config("tiny-mistral")
     f = arch_facts(cfg.to_dict())
     model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
-    out = model(torch.randint(3, 1000, (1, 100)), use_cache=True)
+    out = model(torch.randint(3, 1000, (1, 500)), use_cache=True)
     cache = out.past_key_values
-    for _ in range(60):  # decode past the 128-token window
+    for _ in range(30):  # decode past the 512-token window
         cache = model(torch.tensor([[5]]), past_key_values=cache, use_cache=True).past_key_values
     held = cache.layers[0].keys.shape[2]
-    ours = f.kv_bytes_per_sequence(160) // int(f.kv_bytes_per_token)
+    ours = f.kv_bytes_per_sequence(530) // int(f.kv_bytes_per_token)
     # transformers keeps window - 1 past tokens (the new token attends to itself); ours is W.
-    assert f.sliding_window == 128 and ours == 128 and held in (127, 128)
+    assert f.sliding_window == 512 and ours == 512 and held in (511, 512)
 
 
 # --- arithmetic against instantiated transformers models ----------------------------------------

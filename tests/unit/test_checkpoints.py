@@ -43,7 +43,7 @@ def test_built_tiny_mistral_adds_bos_like_mistral_7b(tmp_path: Path, monkeypatch
 
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
     path = checkpoints.ensure_checkpoint("tiny-mistral")
-    assert path.name == f"tiny-mistral-b{checkpoints.BUILD_VERSION}"
+    assert path.name == f"tiny-mistral-b{checkpoints.build_version('tiny-mistral')}"
     assert AutoTokenizer.from_pretrained(str(path)).encode("Question:") == [1, 22478, 28747]
     marker = json.loads((path / checkpoints.MARKER).read_text())
     assert "adds BOS" in marker["source"]

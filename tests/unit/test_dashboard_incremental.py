@@ -25,7 +25,7 @@ from harness.record.run_record import RunRecord
 from tests.factories import T0, make_record, write_run
 from tests.pagedata import table_rows
 
-OVERVIEW = {"index.html", "history.html", "runs.html", "architecture.html", "techniques.html"}
+OVERVIEW = {"index.html", "history.html", "runs.html", "architecture.html", "techniques.html", "claims.html"}
 
 
 def model_page(model: str) -> str:
