@@ -69,7 +69,9 @@ def _make_engine(plan: RunPlan, model: ResolvedModel, run_dir: Path) -> Engine:
 
         m = plan.model
         names = (m.name, m.hub_id or "", m.local_path or "", model.path)
-        return ExternalEndpoint(plan.endpoint, accepted_names=tuple(dict.fromkeys(names)))
+        return ExternalEndpoint(
+            plan.endpoint, served_name=plan.endpoint_served_name, accepted_names=tuple(dict.fromkeys(names))
+        )
     from harness.engine.vllm_server import VllmServer
 
     return VllmServer(
