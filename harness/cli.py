@@ -31,12 +31,21 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "harness.gate.cli:register_cli",
         "compare a run with its baseline: exit 0 pass, 1 regression, 2 cannot compare",
     ),
-    "baseline": ("harness.gate.cli:register_cli", "promote a run to the baseline of its model, suite, hardware"),
-    "arch": ("harness.arch.cli:register_cli", "parameters, KV cache, GPU fit and roofline of a model, offline"),
+    "baseline": (
+        "harness.gate.cli:register_cli",
+        "promote a run to the baseline of its model, suite, hardware",
+    ),
+    "arch": (
+        "harness.arch.cli:register_cli",
+        "parameters, KV cache, GPU fit and roofline of a model, offline",
+    ),
     "export": ("harness.results_cli:register_cli", "write the results as Parquet or CSV tables"),
     "merge": ("harness.commands.core:register", "fold results folders (e.g. from a job array) into one"),
     "schema": ("harness.results_cli:register_cli", "print or check the run record's JSON Schema"),
-    "telemetry-check": ("harness.telemetry.check:register_cli", "prove NVML energy readings on this GPU (~2 min)"),
+    "telemetry-check": (
+        "harness.telemetry.check:register_cli",
+        "prove NVML energy readings on this GPU (~2 min)",
+    ),
 }
 
 # Older form: modules whose register_cli(subparsers) adds commands not named in _COMMANDS. They are
@@ -71,7 +80,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"harness {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     done: set[str] = set()
-    wanted = list(_COMMANDS) if only is None else [only]
+    wanted = list(_COMMANDS) if only is None else [only] if only in _COMMANDS else []
     for name in wanted:
         _register(sub, _COMMANDS[name][0], done)
     for module in _FEATURE_CLIS:
@@ -112,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(command or "")
     try:
         args = parser.parse_args(argv)
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # here, so a reader that left (`| head`) is caught below, not at exit
+        return code
     except BrokenPipeError:  # `harness runs | head`: the reader left; that is not an error
         silence_broken_pipe()
         return 0

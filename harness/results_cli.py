@@ -122,7 +122,11 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     else:
         print_runs(records, _console())
     if not records:
-        wanted = [f"{k} {v!r}" for k, v in (("model", args.model), ("suite", args.suite), ("status", args.status)) if v]
+        wanted = [
+            f"{k} {v!r}"
+            for k, v in (("model", args.model), ("suite", args.suite), ("status", args.status))
+            if v
+        ]
         print(
             f"no runs under {args.results}" + (f" match {', '.join(wanted)}" if wanted else ""),
             file=sys.stderr,
@@ -172,9 +176,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     import warnings
 
-    from harness.results import export_tables
-
-    from harness.results import select_runs
+    from harness.results import export_tables, select_runs
 
     require_results(args.results)
     with warnings.catch_warnings(record=True) as caught:

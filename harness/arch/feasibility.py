@@ -17,11 +17,12 @@ previous run of the same model and suite on this hardware gives the measured dur
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
+    from harness.arch.facts import ArchFacts
     from harness.arch.gpus import GpuSpec
     from harness.cells import Cell
     from harness.records import RunRecord
@@ -106,25 +107,31 @@ def _download(cell: Cell, weight_bytes: int | None) -> tuple[int | None, str]:
     return weight_bytes, f"about {_gib(weight_bytes)} of {m.hub_id} (weights at the engine dtype){gated}"
 
 
+def _top(value: Any) -> Any:
+    """A scenario field's value, or the largest of a sweep's values."""
+    return max(value) if isinstance(value, list) else value
+
+
 def _in_flight(cell: Cell) -> tuple[int, int]:
     """(most requests in flight, most tokens per request) over the load scenarios."""
     scen = cell.plan.scenarios
-    flight = max((s.concurrency or 1 for s in scen), default=1)
+    flight = max((_top(s.concurrency) or 1 for s in scen), default=1)
     tokens = max((s.input_tokens + s.output_tokens for s in scen), default=0)
     return flight, tokens
 
 
-def _perf_seconds(cell: Cell, facts: object, gpu: GpuSpec, tp: int) -> float:
+def _perf_seconds(cell: Cell, facts: ArchFacts, gpu: GpuSpec, tp: int) -> float:
     """Load scenarios at the batch roofline: every step reads the weights and the batch's KV cache."""
     total = 0.0
     for s in cell.plan.scenarios:
-        c = max(1, s.concurrency or 1)
+        c = max(1, _top(s.concurrency) or 1)
+        rate = _top(s.request_rate)
         n = s.num_requests + s.warmup_requests
-        kv = facts.kv_bytes_per_sequence(s.input_tokens + s.output_tokens)  # type: ignore[attr-defined]
-        step_s = (facts.active_weight_bytes / tp + c * kv / tp) / gpu.bandwidth_bytes_per_s  # type: ignore[attr-defined]
-        prefill_s = s.input_tokens * c / (tp * gpu.bf16_dense_flops_per_s / (2 * facts.active_params))  # type: ignore[attr-defined]
+        kv = facts.kv_bytes_per_sequence(s.input_tokens + s.output_tokens)
+        step_s = (facts.active_weight_bytes / tp + c * kv / tp) / gpu.bandwidth_bytes_per_s
+        prefill_s = s.input_tokens * c / (tp * gpu.bf16_dense_flops_per_s / (2 * facts.active_params))
         closed = math.ceil(n / c) * (prefill_s + s.output_tokens * step_s)
-        total += max(closed, n / s.request_rate) if s.request_rate else closed
+        total += max(closed, n / rate) if rate else closed
     return total
 
 
@@ -149,7 +156,7 @@ def assess(cell: Cell, gpu: str | None = None, detected: list[str] | None = None
     in_flight = flight * facts.kv_bytes_per_sequence(tokens) if facts else None
     download, download_note = _download(cell, weights)
     available = len(detected) if not gpu else None
-    common = dict(
+    common: dict[str, Any] = dict(
         gpus_needed=need,
         gpus_available=available,
         context_tokens=context,
@@ -182,11 +189,17 @@ def assess(cell: Cell, gpu: str | None = None, detected: list[str] | None = None
         )  # fmt: skip
     tp = plan.engine.tensor_parallel_size * plan.engine.pipeline_parallel_size
     fits, reason = _fits(facts, spec, tp, context, per_seq or 0, in_flight or 0)
-    smallest = None if fits else _smallest(facts, spec, context, per_seq or 0, in_flight or 0, plan.engine.quantization)
+    smallest = (
+        None
+        if fits
+        else _smallest(facts, spec, context, per_seq or 0, in_flight or 0, plan.engine.quantization)
+    )
     if fits and available is not None and available < need:
         fits = False
         reason = f"the engine asks for {need} GPU(s) and this machine has {available}"
-        smallest = _smallest(facts, spec, context, per_seq or 0, in_flight or 0, plan.engine.quantization, available)
+        smallest = _smallest(
+            facts, spec, context, per_seq or 0, in_flight or 0, plan.engine.quantization, available
+        )
     start = ENGINE_START_S + (weights or 0) / DISK_BYTES_PER_S
     perf = _perf_seconds(cell, facts, spec, tp)
     note = (
@@ -201,12 +214,16 @@ def assess(cell: Cell, gpu: str | None = None, detected: list[str] | None = None
     )  # fmt: skip
 
 
-def _fits(facts: object, gpu: GpuSpec, tp: int, context: int, per_seq: int, in_flight: int) -> tuple[bool, str]:
+def _fits(
+    facts: ArchFacts, gpu: GpuSpec, tp: int, context: int, per_seq: int, in_flight: int
+) -> tuple[bool, str]:
     budget = gpu.memory_bytes * GPU_MEMORY_UTILIZATION
-    weights = facts.weight_bytes / tp  # type: ignore[attr-defined]
+    weights = facts.weight_bytes / tp
     kv_one = per_seq / tp
     kv_all = in_flight / tp
-    head = f"per GPU (tp {tp}): weights {_gib(weights)} + KV {_gib(kv_one)} for one {context:,}-token sequence"
+    head = (
+        f"per GPU (tp {tp}): weights {_gib(weights)} + KV {_gib(kv_one)} for one {context:,}-token sequence"
+    )
     limit = f"{GPU_MEMORY_UTILIZATION:g} x {_gib(gpu.memory_bytes)} of {gpu.key}"
     if weights + kv_one > budget:
         return False, f"{head} exceed {limit}"
@@ -219,7 +236,7 @@ def _fits(facts: object, gpu: GpuSpec, tp: int, context: int, per_seq: int, in_f
 
 
 def _smallest(
-    facts: object, gpu: GpuSpec, context: int, per_seq: int, in_flight: int,
+    facts: ArchFacts, gpu: GpuSpec, context: int, per_seq: int, in_flight: int,
     quantization: str | None, max_gpus: int | None = None,
 ) -> str | None:  # fmt: skip
     for tp in TP_SIZES:

@@ -67,10 +67,9 @@ def _check_served(args: argparse.Namespace) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from harness.arch.feasibility import assess_cells, describe_assessment, refusal
     from harness.cells import cells_json, plan_cells
     from harness.plan import describe
-    from harness.arch.feasibility import assess_cells, describe_assessment, refusal
-
     from harness.suite import load_suite
 
     _check_served(args)
@@ -110,8 +109,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_served(args)
     console, err_console = _consoles()
     if not args.endpoint and not args.no_fit_check:
-        from harness.cells import plan_cells
         from harness.arch.feasibility import assess_cells, refusal
+        from harness.cells import plan_cells
         from harness.suite import load_suite
 
         cells = plan_cells(load_suite(args.suite), args.model or None)
@@ -206,7 +205,9 @@ def register(sub: Any) -> None:
     _endpoint_args(p, "base URL of an already-running OpenAI-compatible server (e.g. vllm serve)")
     p.add_argument("--results", default="results", help="results folder (default: results)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--no-fit-check", action="store_true", help="start even when the plan says it will not fit")
+    p.add_argument(
+        "--no-fit-check", action="store_true", help="start even when the plan says it will not fit"
+    )
     p.add_argument(
         "--executor", choices=("local", "ray"), default="local", help="where cells run (default: local)"
     )

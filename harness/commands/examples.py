@@ -16,7 +16,7 @@ EXAMPLES: dict[str, str] = {
     "export": "harness export --format csv --out tables/",
     "schema": "harness schema --check schema/run_record.v2.json",
     "dashboard": "harness dashboard && xdg-open dashboards/index.html",
-    "gate": "harness gate --latest --junit gate.xml --summary \"$GITHUB_STEP_SUMMARY\"",
+    "gate": 'harness gate --latest --junit gate.xml --summary "$GITHUB_STEP_SUMMARY"',
     "baseline": "harness baseline set --latest --suite smoke\n  harness baseline list --json",
     "arch": "harness arch mixtral-8x7b --gpu H100-SXM --context 8192",
     "telemetry-check": "harness telemetry-check --json telemetry.json",
