@@ -102,6 +102,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from harness.api import run_campaign
     from harness.executors.base import CellEvent, describe_event
     from harness.report import print_summary
@@ -123,6 +125,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def on_event(event: CellEvent) -> None:
         # The local executor draws progress bars for its one running cell; a cluster's cells get lines.
+        if args.executor == "local" and event.state == "failed":
+            # The summary below prints the reason once; here only that the cell failed.
+            event = dataclasses.replace(event, detail="the reason follows with its record")
         if args.executor != "local" or event.state in ("skipped", "failed"):
             err_console.print(describe_event(event), highlight=False, soft_wrap=True)
 
