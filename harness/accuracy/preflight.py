@@ -31,11 +31,9 @@ class InputsUnavailableError(RuntimeError):
     """Both the model's weights and some task datasets are missing: all of it said at once."""
 
 
-def missing_inputs(weights: Exception | None, datasets: Exception | None) -> Exception | None:
-    """One error for what preflight found missing (weights, datasets or both), else None."""
-    if weights is not None and datasets is not None:
-        return InputsUnavailableError(f"weights: {weights}\n\ndatasets: {datasets}")
-    return weights or datasets
+def missing_inputs(weights: Exception, datasets: Exception) -> InputsUnavailableError:
+    """One error for missing weights and missing datasets, each with its remedy."""
+    return InputsUnavailableError(f"weights: {weights}\n\ndatasets: {datasets}")
 
 
 @dataclass(frozen=True)
