@@ -76,10 +76,12 @@ LEGEND_BELOW = {
 def layout(
     xtitle: str = "", ytitle: str = "", height: int = 360, legend: str = "right", **extra: Any
 ) -> dict[str, Any]:
-    """The common look: white, light grid, legend to the right (or ``legend="below"``)."""
+    """The common look: white, light grid, legend to the right (or ``legend="below"``). The top
+    margin is the plotly toolbar's strip (it shows at the top right on hover), so it never covers
+    a legend or a note."""
     return {
         "height": height,
-        "margin": {"l": 64, "r": 16, "t": 16, "b": 48},
+        "margin": {"l": 64, "r": 16, "t": TOOLBAR_MARGIN_PX, "b": 48},
         "font": {"family": FONT, "size": 12, "color": "#1f2933"},
         "paper_bgcolor": "#ffffff",
         "plot_bgcolor": "#ffffff",
@@ -92,21 +94,38 @@ def layout(
     }
 
 
+TOOLBAR_MARGIN_PX = 36  # plotly's toolbar is about 30 px tall, drawn at the top right of the figure
+
+
 def corner_note(lay: dict[str, Any], text: str) -> None:
-    """A small note above the plot's top-right corner (a legend for line styles or error bars)."""
-    lay["annotations"] = [
-        {
-            "text": text,
-            "xref": "paper",
-            "yref": "paper",
-            "x": 1,
-            "y": 1.06,
-            "showarrow": False,
-            "xanchor": "right",
-            "font": {"size": 11, "color": "#616e7c"},
-        }
-    ]
-    lay["margin"] = {**lay["margin"], "t": 28}
+    """A small note above the plot's top-left corner (a legend for line styles or error bars); the
+    toolbar takes the top right."""
+    lay["annotations"] = [note_annotation(text)]
+    lay["margin"] = {**lay["margin"], "t": max(lay["margin"].get("t", 0), TOOLBAR_MARGIN_PX)}
+
+
+def note_annotation(text: str) -> dict[str, Any]:
+    """The annotation of `corner_note`: top left, in the margin above the plot."""
+    return {
+        "text": text,
+        "xref": "paper",
+        "yref": "paper",
+        "x": 0,
+        "y": 1.02,
+        "yanchor": "bottom",
+        "showarrow": False,
+        "xanchor": "left",
+        "font": {"size": 11, "color": "#616e7c"},
+    }
+
+
+def bound_axis(axis: dict[str, Any], low: float | None = 0.0, high: float | None = None) -> None:
+    """Keep an autoranged axis inside [low, high] (accuracy in [0, 1], energy and times >= 0)."""
+    if low == 0.0:
+        axis["rangemode"] = "nonnegative"
+    opts = {k: v for k, v in (("minallowed", low), ("maxallowed", high)) if v is not None}
+    if opts:
+        axis["autorangeoptions"] = opts
 
 
 def _hover(lines: Sequence[str]) -> str:
@@ -287,7 +306,10 @@ def task_heatmap(rows: Sequence[RunView], labels: Sequence[str]) -> Spec | None:
 
 
 def history(
-    lines: Sequence[tuple[str, str, list[str], Sequence[Any]]], ytitle: str, height: int = 300
+    lines: Sequence[tuple[str, str, list[str], Sequence[Any]]],
+    ytitle: str,
+    height: int = 300,
+    bounds: tuple[float | None, float | None] = (0.0, None),
 ) -> Spec | None:
     """One metric over time, one line per (label, colour, where its points are, the
     ``[count, first, last]`` of each shard's points), in legend order. The points stay in the
@@ -322,6 +344,7 @@ def history(
         return None
     lay = layout("", ytitle, height=height, showlegend=len(data) > 1)
     lay["xaxis"]["type"] = "date"
+    bound_axis(lay["yaxis"], *bounds)  # every history metric is >= 0; accuracy also <= 1
     if t_min == t_max:
         # A single moment: plotly would zoom to milliseconds; show the day around it instead.
         t = started_of(t_min)

@@ -209,7 +209,7 @@ def history_page(o: Overview, data: Sequence[str], palette: Palette, generated: 
                 )
                 for label, g in zip(labels, groups, strict=True)
             ]
-            spec = figures.history(lines, title)
+            spec = figures.history(lines, title, bounds=(0.0, 1.0) if key == "acc" else (0.0, None))
             if spec is not None:
                 cards.append(
                     chart_card(
