@@ -277,9 +277,13 @@ def task_heatmap(rows: Sequence[RunView], labels: Sequence[str]) -> Spec | None:
     text = [[f"{v:.3f}" if v is not None else "" for v in line] for line in z]
     height = max(260, 90 + 30 * len(rows))
     lay = layout(height=height)
-    lay["xaxis"] = _axis("", side="top", tickangle=-30 if len(tasks) > 6 else 0)
+    # Task names are long: slanted past three columns so neighbours never overlap; automargin
+    # gives them the room they need above the cells.
+    lay["xaxis"] = _axis("", side="top", tickangle=-40 if len(tasks) > 3 else 0, automargin=True)
     lay["yaxis"] = _axis("", autorange="reversed")
-    lay["margin"] = {"l": 16, "r": 16, "t": 64, "b": 16}
+    longest = max(len(t) for t in tasks)
+    lay["margin"] = {"l": 16, "r": 16, "t": max(64, 24 + 5 * longest if len(tasks) > 3 else 64), "b": 16}
+    lay["height"] = height + lay["margin"]["t"] - 64
     return {
         "data": [
             {
@@ -310,6 +314,7 @@ def history(
     ytitle: str,
     height: int = 300,
     bounds: tuple[float | None, float | None] = (0.0, None),
+    marks: Sequence[tuple[str, str, float | None, tuple[float, float] | None, str]] = (),
 ) -> Spec | None:
     """One metric over time, one line per (label, colour, where its points are, the
     ``[count, first, last]`` of each shard's points), in legend order. The points stay in the
@@ -345,6 +350,26 @@ def history(
     lay = layout("", ytitle, height=height, showlegend=len(data) > 1)
     lay["xaxis"]["type"] = "date"
     bound_axis(lay["yaxis"], *bounds)  # every history metric is >= 0; accuracy also <= 1
+    shapes: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for _label, colour, value, band, text in marks:  # (line label, colour, baseline value, gate band, note)
+        if value is None:
+            continue
+        if band is not None:
+            shapes.append(
+                {"type": "rect", "xref": "paper", "x0": 0, "x1": 1, "y0": band[0], "y1": band[1],
+                 "fillcolor": colour, "opacity": 0.12, "line": {"width": 0}, "layer": "below"}
+            )  # fmt: skip
+        shapes.append(
+            {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": value, "y1": value,
+             "line": {"color": colour, "dash": "dash", "width": 1.5}}
+        )  # fmt: skip
+        notes.append(text)
+    if shapes:
+        lay["shapes"] = shapes
+        corner_note(
+            lay, esc(" · ".join(notes)) if len(notes) < 3 else "dashed: baseline · band: what the gate allows"
+        )
     if t_min == t_max:
         # A single moment: plotly would zoom to milliseconds; show the day around it instead.
         t = started_of(t_min)
