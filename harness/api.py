@@ -28,6 +28,7 @@ def run_suite(
     resume: bool = False,
     on_event: EventSink | None = None,
     endpoint_gpus: tuple[str, ...] = (),
+    served_model_name: str | None = None,
 ) -> list[RunRecord]:
     """Plan and execute every run of a suite; one record per model, failed runs included.
 
@@ -46,6 +47,7 @@ def run_suite(
         resume,
         on_event,
         endpoint_gpus,
+        served_model_name,
     ).records
 
 
@@ -70,6 +72,7 @@ def run_campaign(
     resume: bool = False,
     on_event: EventSink | None = None,
     endpoint_gpus: tuple[str, ...] = (),
+    served_model_name: str | None = None,
 ) -> Campaign:
     """Run a suite's cells with an executor (`local` here, or `ray` on a cluster).
 
@@ -80,7 +83,9 @@ def run_campaign(
     from harness.executors.base import CellEvent, ExecutorError
 
     loaded = suite if isinstance(suite, LoadedSuite) else load_suite(suite)
-    cells = plan_cells(loaded, models, endpoint=endpoint, endpoint_gpus=endpoint_gpus)
+    cells = plan_cells(
+        loaded, models, endpoint=endpoint, endpoint_gpus=endpoint_gpus, served_model_name=served_model_name
+    )
     if cell is not None:
         cells = [select_cell(cells, cell)]
     skipped: list[Cell] = []

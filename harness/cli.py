@@ -1,9 +1,7 @@
-"""The `harness` command: parse arguments, call the Python API, print. Nothing else lives here.
+"""harness: accuracy, speed, memory and energy of open LLMs from one vLLM load.
 
-Feature modules add their own subcommands through a ``register_cli(subparsers)`` function
-(listed in ``_FEATURE_CLIS``); each sets ``func`` to a callable ``(args) -> int`` exit code.
-Those modules import their heavy dependencies inside the functions, so `harness --help`
-stays fast.
+Start with `harness plan smoke` (a CPU run of tiny built-in models) or, on a GPU,
+`harness plan standard --model mistral-7b` to see whether it fits and how long it takes.
 """
 
 from __future__ import annotations
@@ -11,173 +9,96 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from pathlib import Path
+from typing import Any
 
-from rich.table import Table
+from harness.commands.parsing import SuggestingParser, silence_broken_pipe, suggest
 
-from harness.console import consoles
+# The command table: name -> ("module:function", one-line help). The module is imported only when
+# its command runs (or its --help is asked for); the function adds the command to the subparsers
+# (an existing register_cli(subparsers) works as is). Adding a command is one line here.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "models": ("harness.commands.core:register", "list the model presets"),
+    "plan": (
+        "harness.commands.core:register",
+        "show the runs a suite would make, whether they fit, and how long they take",
+    ),
+    "run": ("harness.commands.core:register", "run a suite: accuracy and performance from one engine load"),
+    "runs": ("harness.commands.results:register_cli", "list the runs under the results folder"),
+    "show": ("harness.commands.results:register_cli", "print one run's provenance and results"),
+    "compare": ("harness.commands.results:register_cli", "two or more runs side by side, with deltas"),
+    "dashboard": ("harness.dashboard.cli:register_cli", "write the HTML pages (open dashboards/index.html)"),
+    "gate": (
+        "harness.gate.cli:register_cli",
+        "compare a run with its baseline: exit 0 pass, 1 regression, 2 cannot compare",
+    ),
+    "baseline": (
+        "harness.gate.cli:register_cli",
+        "promote a run to the baseline of its model, suite, hardware",
+    ),
+    "arch": (
+        "harness.arch.cli:register_cli",
+        "parameters, KV cache, GPU fit and roofline of a model, offline",
+    ),
+    "export": ("harness.commands.results:register_cli", "write the results as Parquet or CSV tables"),
+    "merge": ("harness.commands.core:register", "fold results folders (e.g. from a job array) into one"),
+    "schema": ("harness.commands.results:register_cli", "print or check the run record's JSON Schema"),
+    "telemetry-check": (
+        "harness.telemetry.check:register_cli",
+        "prove NVML energy readings on this GPU (~2 min)",
+    ),
+    "decide": (
+        "harness.decide.cli:register_cli",
+        "which model and technique to ship at your SLO, and what each answer costs",
+    ),
+    "claims": (
+        "harness.claims.cli:register_cli",
+        "each efficiency claim of the model families against what was measured",
+    ),
+}
 
-# Modules that contribute subcommands: each defines register_cli(subparsers).
-_FEATURE_CLIS: tuple[str, ...] = (
-    "harness.dashboard.cli",
-    "harness.gate.cli",
-    "harness.arch.cli",
-    "harness.telemetry.check",
-    "harness.views.results_cli",
-    "harness.decide.cli",
-    "harness.claims.cli",
-)
-
-console, err_console = consoles()
+# Older form: modules whose register_cli(subparsers) adds commands not named in _COMMANDS. They are
+# imported on every call, so `harness --help` pays for their imports: prefer a _COMMANDS line.
+_FEATURE_CLIS: tuple[str, ...] = ()
 
 
-def _cmd_models(args: argparse.Namespace) -> int:
-    from harness.model.presets import PRESETS
-
-    table = Table(title="Model presets")
-    for col in ("name", "family", "source", "hub id", "engine args", "features"):
-        table.add_column(col)
-    for p in PRESETS.values():
-        table.add_row(
-            p.name,
-            p.family,
-            p.source + (" (gated)" if p.gated else ""),
-            p.hub_id or "-",
-            " ".join(p.engine.as_cli()),
-            ", ".join(p.features),
-        )
-    console.print(table)
-    return 0
+def _register(sub: Any, target: str, done: set[str]) -> None:
+    if target in done:
+        return
+    done.add(target)
+    module, _, func = target.partition(":")
+    getattr(importlib.import_module(module), func or "register_cli")(sub)
 
 
-def _cmd_plan(args: argparse.Namespace) -> int:
-    from harness.planning.plan import describe
-    from harness.spec.suite import load_suite
+def _add_examples(sub: Any) -> None:
+    from harness.commands.examples import EXAMPLES
 
-    if args.json:
-        import json
+    for name, parser in sub.choices.items():
+        if parser.epilog is None and name in EXAMPLES:
+            parser.epilog = "example:\n  " + EXAMPLES[name]
 
-        from harness.planning.cells import cells_json, plan_cells
 
-        suite = load_suite(args.suite)
-        print(
-            json.dumps(
-                cells_json(suite, plan_cells(suite, args.model or None, args.endpoint, _gpu_list(args))),
-                indent=2,
-            )
-        )
-        return 0
-    from harness.planning.cells import plan_cells
-
-    cells = plan_cells(
-        load_suite(args.suite), args.model or None, endpoint=args.endpoint, endpoint_gpus=_gpu_list(args)
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The `harness` parser with every command's full parser; with `only`, just that command's
+    (`""`: none), the others listed by their one-line help, enough for `harness --help`."""
+    parser = SuggestingParser(
+        prog="harness",
+        description=__doc__,
+        epilog="Run `harness COMMAND --help` for a command's options and an example.",
     )
-    for cell in cells:
-        lines = describe(cell.plan)
-        lines.insert(1, f"  cell:    {cell.index} (fingerprint {cell.fingerprint})")
-        console.print("\n".join(lines), highlight=False, markup=False)
-    console.print(f"{len(cells)} run(s) planned; nothing was started.")
-    return 0
-
-
-def _cmd_run(args: argparse.Namespace) -> int:
-    from harness.api import run_campaign
-    from harness.executors.base import CellEvent, describe_event
-    from harness.views.report import print_summary
-
-    def on_event(event: CellEvent) -> None:
-        # The local executor draws progress bars for its one running cell; a cluster's cells get lines.
-        if args.executor != "local" or event.state in ("skipped", "failed"):
-            err_console.print(describe_event(event), highlight=False, soft_wrap=True)
-
-    campaign = run_campaign(
-        args.suite,
-        models=args.model or None,
-        results=Path(args.results),
-        endpoint=args.endpoint,
-        progress=not args.no_progress,
-        executor=args.executor,
-        ray_address=args.ray_address,
-        cell=args.cell,
-        resume=args.resume,
-        on_event=on_event,
-        endpoint_gpus=_gpu_list(args),
-    )
-    records = campaign.records
-    print_summary(records, Path(args.results), console)
-    if args.resume:
-        done = len(campaign.skipped)
-        if not records:
-            console.print(
-                f"nothing to run: all {done} cell(s) already have an ok record in {args.results} (--resume)"
-            )
-        else:
-            console.print(f"resumed: ran {len(records)} cell(s), skipped {done} with an ok record")
-    return 0 if all(r.status == "ok" for r in records) else 1
-
-
-def _gpu_list(args: argparse.Namespace) -> tuple[str, ...]:
-    return tuple(g.strip() for g in (args.endpoint_gpus or "").split(",") if g.strip())
-
-
-_ENDPOINT_GPUS_HELP = (
-    "GPU UUIDs (nvidia-smi -L) that the --endpoint server runs on, comma-separated; "
-    "without it an endpoint's GPU energy and memory are null"
-)
-
-
-def _cmd_merge(args: argparse.Namespace) -> int:
-    from harness.storage.merge import merge_results
-
-    report = merge_results([Path(d) for d in args.dirs], Path(args.results))
-    for item in report.items:
-        if item.outcome != "added" or args.verbose:
-            console.print(f"{item.outcome}: {item.source}" + (f" ({item.detail})" if item.detail else ""))
-    console.print(f"merged into {args.results}: {report.summary()}", highlight=False)
-    return 0 if report.ok else 1
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"harness {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("models", help="list the model presets")
-    p.set_defaults(func=_cmd_models)
-
-    p = sub.add_parser("plan", help="print the runs a suite would make, starting nothing")
-    p.add_argument("suite", help="suite name (smoke, standard, or ./suites/<name>.yaml) or a path")
-    p.add_argument("--model", action="append", help="preset name or checkpoint dir (repeatable)")
-    p.add_argument("--endpoint", help="measure an already-running OpenAI-compatible server")
-    p.add_argument("--endpoint-gpus", metavar="UUID,...", help=_ENDPOINT_GPUS_HELP)
-    p.add_argument("--json", action="store_true", help="print the cells and their fingerprints as JSON")
-    p.set_defaults(func=_cmd_plan)
-
-    p = sub.add_parser("run", help="run a suite: accuracy and performance from one engine load")
-    p.add_argument("suite", help="suite name (smoke, standard, or ./suites/<name>.yaml) or a path")
-    p.add_argument("--model", action="append", help="preset name or checkpoint dir (repeatable)")
-    p.add_argument("--endpoint", help="base URL of an already-running OpenAI-compatible server")
-    p.add_argument("--endpoint-gpus", metavar="UUID,...", help=_ENDPOINT_GPUS_HELP)
-    p.add_argument("--results", default="results", help="results folder (default: results)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument(
-        "--executor", choices=("local", "ray"), default="local", help="where cells run (default: local)"
-    )
-    p.add_argument(
-        "--ray-address", help="Ray cluster: auto (default), HOST:PORT or ray://HOST:10001 (--executor ray)"
-    )
-    p.add_argument("--cell", help="run one cell only, by index or fingerprint (see `harness plan --json`)")
-    p.add_argument("--resume", action="store_true", help="skip cells that already have an ok record")
-    p.set_defaults(func=_cmd_run)
-
-    p = sub.add_parser("merge", help="fold results folders (e.g. from a job array) into one store")
-    p.add_argument("dirs", nargs="+", help="results folders, runs/ folders or run folders")
-    p.add_argument("--results", default="results", help="store to merge into (default: results)")
-    p.add_argument("--verbose", action="store_true", help="also list every run added")
-    p.set_defaults(func=_cmd_merge)
-
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    done: set[str] = set()
+    wanted = list(_COMMANDS) if only is None else [only] if only in _COMMANDS else []
+    for name in wanted:
+        _register(sub, _COMMANDS[name][0], done)
     for module in _FEATURE_CLIS:
-        importlib.import_module(module).register_cli(sub)
+        _register(sub, module, done)
+    for name, (_, help_text) in _COMMANDS.items():
+        if name not in sub.choices:
+            sub.add_parser(name, help=help_text)  # a placeholder: listed in --help, never parsed
+    # Keep the table's order (a register function may add its commands in another order).
+    sub._choices_actions.sort(key=lambda a: list(_COMMANDS).index(a.dest) if a.dest in _COMMANDS else 99)
+    _add_examples(sub)
     return parser
 
 
@@ -187,16 +108,48 @@ def _version() -> str:
     return __version__
 
 
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand named in argv (the first word that is not an option), else None."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word
+        if word in ("-h", "--help", "--version"):
+            return None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_of(argv)
+    known = set(_COMMANDS)
+    if command is not None and command not in known and not _FEATURE_CLIS:
+        print(f"harness: unknown command {command!r}{suggest(command, known)}", file=sys.stderr)
+        print("run `harness --help` for the list of commands", file=sys.stderr)
+        return 2
+    parser = build_parser(command or "")
+    try:
+        args = parser.parse_args(argv)
+        code = _dispatch(args)
+        sys.stdout.flush()  # here, so a reader that left (`| head`) is caught below, not at exit
+        return code
+    except BrokenPipeError:  # `harness runs | head`: the reader left; that is not an error
+        silence_broken_pipe()
+        return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
+    from harness.console import consoles
     from harness.executors.base import ExecutorError
     from harness.model.presets import UnknownModelError
     from harness.spec.suite import SuiteError
 
-    args = build_parser().parse_args(argv)
+    err_console = consoles()[1]
     try:
         return int(args.func(args))
-    except (SuiteError, UnknownModelError, FileNotFoundError, IndexError, ExecutorError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    except (SuiteError, UnknownModelError, FileNotFoundError, IndexError, ExecutorError, ValueError) as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -1,6 +1,6 @@
 """Numbers as people read them: the one set of formatters for the terminal, Markdown and HTML.
 
-The terminal summary (:mod:`harness.views.report`), the gate's tables (:mod:`harness.gate.render`)
+The terminal summary (:mod:`harness.commands.report`), the gate's tables (:mod:`harness.gate.render`)
 and the dashboard's pages all format figures here, so a TTFT reads the same in a CI log, a
 job summary and a run page. The dashboard's tables format in the browser with the same
 rules: ``FORMATS`` in ``dashboard/static/dashboard.js`` mirrors :func:`fmt`, kind for kind.

@@ -27,6 +27,15 @@ class DatasetUnavailableError(AccuracyError):
     """A task's dataset is neither on this machine nor reachable; the message says how to provide it."""
 
 
+class InputsUnavailableError(RuntimeError):
+    """Both the model's weights and some task datasets are missing: all of it said at once."""
+
+
+def missing_inputs(weights: Exception, datasets: Exception) -> InputsUnavailableError:
+    """One error for missing weights and missing datasets, each with its remedy."""
+    return InputsUnavailableError(f"weights: {weights}\n\ndatasets: {datasets}")
+
+
 @dataclass(frozen=True)
 class DatasetRef:
     task: str
@@ -161,25 +170,31 @@ def preflight_datasets(
             if problem is not None:
                 problems.setdefault((ref.path, problem), []).append(ref)
     if problems:
-        raise DatasetUnavailableError(
-            "\n".join(_remedy(refs, problem) for (_, problem), refs in problems.items())
+        raise DatasetUnavailableError(_remedies(problems))
+
+
+def _remedies(problems: dict[tuple[str, str], list[DatasetRef]]) -> str:
+    """One line per missing dataset, then each remedy once (not once per dataset)."""
+    lines = [f"{len(problems)} dataset(s) cannot be had:"]
+    hub: list[str] = []
+    for (path, problem), refs in problems.items():
+        tasks = list(dict.fromkeys(r.task for r in refs))
+        names = ", ".join(tasks[:3]) + (f" and {len(tasks) - 3} more" if len(tasks) > 3 else "")
+        configs = list(dict.fromkeys(r.name for r in refs if r.name))
+        label = path + (
+            f" ({', '.join(configs[:3])}{', ...' if len(configs) > 3 else ''})" if configs else ""
         )
-
-
-def _remedy(refs: list[DatasetRef], problem: str) -> str:
-    ref = refs[0]
-    tasks = list(dict.fromkeys(r.task for r in refs))
-    names = ", ".join(tasks[:3]) + (f" and {len(tasks) - 3} more" if len(tasks) > 3 else "")
-    configs = list(dict.fromkeys(r.name for r in refs if r.name))
-    label = ref.path + (
-        f" ({', '.join(configs[:3])}{', ...' if len(configs) > 3 else ''})" if configs else ""
-    )
-    head = f"dataset {label} of task{'s' if len(tasks) > 1 else ''} {names}: {problem}."
-    if ref.data_files and ref.path in _FILE_BUILDERS:
-        return f"{head} Fix the data_files paths in the task's YAML."
-    return (
-        f"{head} To provide it: set HF_HOME (or HF_DATASETS_CACHE) to a cache that holds it; or, where "
-        f"there is network, `huggingface-cli download --repo-type dataset {ref.path} --local-dir DIR`, "
-        f"copy DIR here and point the task's `dataset_path` at DIR (a task YAML in a folder named by "
-        f"accuracy.include_path)."
-    )
+        fix = ""
+        if refs[0].data_files and path in _FILE_BUILDERS:
+            fix = " Fix the data_files paths in the task's YAML."
+        elif path not in hub:
+            hub.append(path)
+        lines.append(f"  - {label} of task{'s' if len(tasks) > 1 else ''} {names}: {problem}.{fix}")
+    if hub:
+        lines.append(
+            "To provide them: set HF_HOME (or HF_DATASETS_CACHE) to a cache that holds them; or, where there "
+            "is network, download each, copy the folders here and point each task's `dataset_path` at its "
+            "folder (a task YAML in a folder named by accuracy.include_path):"
+        )
+        lines += [f"  huggingface-cli download --repo-type dataset {p} --local-dir DIR" for p in hub]
+    return "\n".join(lines)

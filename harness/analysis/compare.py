@@ -1,6 +1,6 @@
 """Side-by-side comparison of run records: headline figures per task and per scenario, with deltas.
 
-Pure: records in, rows out; :mod:`harness.views.report` prints them. The first record is the
+Pure: records in, rows out; :mod:`harness.commands.report` prints them. The first record is the
 reference and every other one is compared with it, so the same rows serve two runs
 (``harness compare RUN RUN``) and several variants of one model on one suite.
 Unlike the CI gate this passes no verdict: it shows the figures, their difference and, for

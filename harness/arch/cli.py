@@ -163,7 +163,7 @@ def render(report: ArchReport, chosen: str = "") -> list[str]:
     )
     header = (
         "gpu", "tp", "mem GiB", "TB/s", "TFLOPS", "W", "KV tokens", f"batch@{ctx:,}",
-        "decode tok/s (weights only)", f"decode tok/s @{ctx:,}", "prefill tok/s", "J/token",
+        "decode tok/s (weights only)", f"decode tok/s @{ctx:,}", "prefill tok/s", "roofline J/token",
     )  # fmt: skip
     rows = [header]
     for g in report.gpus:
@@ -194,7 +194,8 @@ def render(report: ArchReport, chosen: str = "") -> list[str]:
         )
     lines.append(
         "  decode: bandwidth / (active weights + KV cache) per token at batch 1; prefill: dense BF16 peak / "
-        "(2 x active params); J/token: board power at the roofline speed"
+        "(2 x active params); roofline J/token: full board power at the roofline speed, a bound, not a "
+        "measurement (measured J/token is on a run's page)"
     )
     lines += [f"  note: {n}" for n in report.notes]
     return lines

@@ -242,7 +242,7 @@ def roofline_bars(entries: Sequence[RooflineView], labels: Sequence[str]) -> Spe
     ]
     lay = _bar_layout(names, "Measured decode speed ÷ roofline")
     lay["showlegend"] = False
-    lay["margin"] = {**lay["margin"], "t": 28, "r": 40}
+    lay["margin"] = {**lay["margin"], "t": 40, "r": 40}
     top = max(1.0, *(frac for _, _, (frac, _, _) in pts))
     lay["xaxis"] = _axis("Measured decode speed ÷ roofline", tickformat=".0%", range=[0, top * 1.45])
     lay["shapes"] = [

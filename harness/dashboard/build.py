@@ -381,12 +381,20 @@ def _build(
         "techniques.html",
         "claims.html",
     )
-    h = digest(problems, [(s, new.shards[s].digest) for s in sids])
+    from harness.dashboard.baselines import baselines_signature, history_marks
+
+    h = digest(problems, [(s, new.shards[s].digest) for s in sids], baselines_signature(results))
     if old.pages.get("*") != h or not all(name in existing for name in top_names):
+        latest = {
+            (r.latest.model, r.latest.suite, r.latest.hardware): Path(r.latest.folder)
+            for r in o.rows
+            if r.latest.folder
+        }
+        marks = history_marks(results, latest)
         data = [f"{data_src(s, 'top')}?v={new.shards[s].digest[:12]}" for s in sids]
         top = {
             "index.html": pages.index_page(o, problems, palette, generated),
-            "history.html": pages.history_page(o, data, palette, generated),
+            "history.html": pages.history_page(o, data, palette, generated, marks),
             "runs.html": pages.runs_page(o, data, problems, generated),
             "architecture.html": archpage.architecture_page(o, palette, generated),
             "techniques.html": techpage.techniques_page(o.variants, palette, generated),

@@ -76,10 +76,12 @@ LEGEND_BELOW = {
 def layout(
     xtitle: str = "", ytitle: str = "", height: int = 360, legend: str = "right", **extra: Any
 ) -> dict[str, Any]:
-    """The common look: white, light grid, legend to the right (or ``legend="below"``)."""
+    """The common look: white, light grid, legend to the right (or ``legend="below"``). The top
+    margin is the plotly toolbar's strip (it shows at the top right on hover), so it never covers
+    a legend or a note."""
     return {
         "height": height,
-        "margin": {"l": 64, "r": 16, "t": 16, "b": 48},
+        "margin": {"l": 64, "r": 16, "t": TOOLBAR_MARGIN_PX, "b": 48},
         "font": {"family": FONT, "size": 12, "color": "#1f2933"},
         "paper_bgcolor": "#ffffff",
         "plot_bgcolor": "#ffffff",
@@ -92,21 +94,38 @@ def layout(
     }
 
 
+TOOLBAR_MARGIN_PX = 36  # plotly's toolbar is about 30 px tall, drawn at the top right of the figure
+
+
 def corner_note(lay: dict[str, Any], text: str) -> None:
-    """A small note above the plot's top-right corner (a legend for line styles or error bars)."""
-    lay["annotations"] = [
-        {
-            "text": text,
-            "xref": "paper",
-            "yref": "paper",
-            "x": 1,
-            "y": 1.06,
-            "showarrow": False,
-            "xanchor": "right",
-            "font": {"size": 11, "color": "#616e7c"},
-        }
-    ]
-    lay["margin"] = {**lay["margin"], "t": 28}
+    """A small note above the plot's top-left corner (a legend for line styles or error bars); the
+    toolbar takes the top right."""
+    lay["annotations"] = [note_annotation(text)]
+    lay["margin"] = {**lay["margin"], "t": max(lay["margin"].get("t", 0), TOOLBAR_MARGIN_PX)}
+
+
+def note_annotation(text: str) -> dict[str, Any]:
+    """The annotation of `corner_note`: top left, in the margin above the plot."""
+    return {
+        "text": text,
+        "xref": "paper",
+        "yref": "paper",
+        "x": 0,
+        "y": 1.02,
+        "yanchor": "bottom",
+        "showarrow": False,
+        "xanchor": "left",
+        "font": {"size": 11, "color": "#616e7c"},
+    }
+
+
+def bound_axis(axis: dict[str, Any], low: float | None = 0.0, high: float | None = None) -> None:
+    """Keep an autoranged axis inside [low, high] (accuracy in [0, 1], energy and times >= 0)."""
+    if low == 0.0:
+        axis["rangemode"] = "nonnegative"
+    opts = {k: v for k, v in (("minallowed", low), ("maxallowed", high)) if v is not None}
+    if opts:
+        axis["autorangeoptions"] = opts
 
 
 def _hover(lines: Sequence[str]) -> str:
@@ -258,9 +277,13 @@ def task_heatmap(rows: Sequence[RunView], labels: Sequence[str]) -> Spec | None:
     text = [[f"{v:.3f}" if v is not None else "" for v in line] for line in z]
     height = max(260, 90 + 30 * len(rows))
     lay = layout(height=height)
-    lay["xaxis"] = _axis("", side="top", tickangle=-30 if len(tasks) > 6 else 0)
+    # Task names are long: slanted past three columns so neighbours never overlap; automargin
+    # gives them the room they need above the cells.
+    lay["xaxis"] = _axis("", side="top", tickangle=-40 if len(tasks) > 3 else 0, automargin=True)
     lay["yaxis"] = _axis("", autorange="reversed")
-    lay["margin"] = {"l": 16, "r": 16, "t": 64, "b": 16}
+    longest = max(len(t) for t in tasks)
+    lay["margin"] = {"l": 16, "r": 16, "t": max(64, 24 + 5 * longest if len(tasks) > 3 else 64), "b": 16}
+    lay["height"] = height + lay["margin"]["t"] - 64
     return {
         "data": [
             {
@@ -287,7 +310,11 @@ def task_heatmap(rows: Sequence[RunView], labels: Sequence[str]) -> Spec | None:
 
 
 def history(
-    lines: Sequence[tuple[str, str, list[str], Sequence[Any]]], ytitle: str, height: int = 300
+    lines: Sequence[tuple[str, str, list[str], Sequence[Any]]],
+    ytitle: str,
+    height: int = 300,
+    bounds: tuple[float | None, float | None] = (0.0, None),
+    marks: Sequence[tuple[str, str, float | None, tuple[float, float] | None, str]] = (),
 ) -> Spec | None:
     """One metric over time, one line per (label, colour, where its points are, the
     ``[count, first, last]`` of each shard's points), in legend order. The points stay in the
@@ -322,6 +349,27 @@ def history(
         return None
     lay = layout("", ytitle, height=height, showlegend=len(data) > 1)
     lay["xaxis"]["type"] = "date"
+    bound_axis(lay["yaxis"], *bounds)  # every history metric is >= 0; accuracy also <= 1
+    shapes: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for _label, colour, value, band, text in marks:  # (line label, colour, baseline value, gate band, note)
+        if value is None:
+            continue
+        if band is not None:
+            shapes.append(
+                {"type": "rect", "xref": "paper", "x0": 0, "x1": 1, "y0": band[0], "y1": band[1],
+                 "fillcolor": colour, "opacity": 0.12, "line": {"width": 0}, "layer": "below"}
+            )  # fmt: skip
+        shapes.append(
+            {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": value, "y1": value,
+             "line": {"color": colour, "dash": "dash", "width": 1.5}}
+        )  # fmt: skip
+        notes.append(text)
+    if shapes:
+        lay["shapes"] = shapes
+        corner_note(
+            lay, esc(" · ".join(notes)) if len(notes) < 3 else "dashed: baseline · band: what the gate allows"
+        )
     if t_min == t_max:
         # A single moment: plotly would zoom to milliseconds; show the day around it instead.
         t = started_of(t_min)

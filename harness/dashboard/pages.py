@@ -7,12 +7,16 @@ in the browser; tables are configs (:mod:`harness.dashboard.columns`) drawn by d
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from harness.dashboard import figures
 from harness.dashboard.columns import leaderboard_config, leaderboard_groups, runs_config
 from harness.dashboard.data import LeaderRow, Palette, RunView, key_labels, order, row_labels, slug
 from harness.dashboard.fragments import HISTORY_METRICS, MODEL_CHARTS, SEP
 from harness.dashboard.html import esc
+
+if TYPE_CHECKING:
+    from harness.dashboard.baselines import BaselineMark
 from harness.dashboard.layout import (
     chart_card,
     context_line,
@@ -221,7 +225,13 @@ def runs_page(o: Overview, data: Sequence[str], problems: Sequence[str], generat
     )
 
 
-def history_page(o: Overview, data: Sequence[str], palette: Palette, generated: str) -> str:
+def history_page(
+    o: Overview,
+    data: Sequence[str],
+    palette: Palette,
+    generated: str,
+    marks: dict[tuple[str, str, str], BaselineMark] | None = None,
+) -> str:
     """Each headline metric over time, per suite, one line per model (and hardware); the points
     are in the shards' data files ``data``."""
     sections = []
@@ -239,7 +249,18 @@ def history_page(o: Overview, data: Sequence[str], palette: Palette, generated: 
                 )
                 for label, g in zip(labels, groups, strict=True)
             ]
-            spec = figures.history(lines, title)
+            drawn = []
+            for label, g in zip(labels, groups, strict=True):
+                mark = (marks or {}).get((g.model, suite, g.hardware))
+                if mark is not None:
+                    verdict = f", gate on {mark.verdict_run}: {mark.verdict}" if mark.verdict else ""
+                    text = f"dashed: baseline {mark.run_id}{verdict}" + (
+                        " · band: gate allows" if key in mark.bands else ""
+                    )
+                    drawn.append((label, palette(g.model), mark.values.get(key), mark.bands.get(key), text))
+            spec = figures.history(
+                lines, title, bounds=(0.0, 1.0) if key == "acc" else (0.0, None), marks=drawn
+            )
             if spec is not None:
                 cards.append(
                     chart_card(

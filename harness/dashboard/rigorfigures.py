@@ -124,9 +124,34 @@ def _axis(title: str, **extra: Any) -> dict[str, Any]:
     return {"title": {"text": title}, "gridcolor": "#e6e9ef", "zeroline": False, "automargin": True, **extra}
 
 
-def latency_vs_load(points: list[LoadPoint]) -> Spec | None:
-    """Median TTFT (left) and TPOT (right) against load with 95 % bands; hollow = invalid."""
+LOAD_AXIS = {"concurrency": "Concurrency (requests in flight)", "request_rate": "Request rate (req/s)"}
+
+
+def load_kinds(points: list[LoadPoint]) -> list[str]:
+    """The kinds of load the points sweep ("concurrency", "request_rate"), in order: one chart each,
+    since requests in flight and requests per second do not share an axis."""
+    return list(dict.fromkeys(p.by for p in points))
+
+
+def invalid_points_html(points: list[LoadPoint]) -> str:
+    """Why each invalid point is invalid, as a list under the chart (not only on hover)."""
+    bad = [p for p in points if not p.valid]
+    if not bad:
+        return ""
+    items = "".join(
+        f"<li><b>{escape(p.name)}</b>: {escape('; '.join(p.reasons) or 'invalid')}</li>" for p in bad
+    )
+    return f'<ul class="invalid-points" aria-label="invalid points">{items}</ul>'
+
+
+def latency_vs_load(points: list[LoadPoint], by: str | None = None) -> Spec | None:
+    """Median TTFT (left) and TPOT (right) against load with 95 % bands; hollow = invalid.
+    ``by``: only the points of that kind of load (the x axis says which)."""
     data: list[dict[str, Any]] = []
+    if by is not None:
+        points = [p for p in points if p.by == by]
+    kinds = load_kinds(points)
+    xtitle = LOAD_AXIS.get(kinds[0], "Load") if len(kinds) == 1 else "Load (concurrency or req/s)"
     for i, ((scenario, by), pts) in enumerate(_groups(points).items()):
         if len(pts) < 2 and not any(p.figures["median_ttft_ms"][1] is not None for p in pts):
             continue
@@ -175,12 +200,12 @@ def latency_vs_load(points: list[LoadPoint]) -> Spec | None:
         "data": data,
         "layout": {
             "height": 380,
-            "margin": {"l": 64, "r": 16, "t": 32, "b": 48},
-            "xaxis": _axis("Load", domain=[0, 0.46]),
-            "xaxis2": _axis("Load", domain=[0.54, 1], anchor="y2"),
+            "margin": {"l": 64, "r": 16, "t": 40, "b": 48},
+            "xaxis": _axis(xtitle, domain=[0, 0.46]),
+            "xaxis2": _axis(xtitle, domain=[0.54, 1], anchor="y2"),
             "yaxis": _axis("Median TTFT (ms)", rangemode="tozero"),
             "yaxis2": _axis("Median TPOT (ms)", anchor="x2", rangemode="tozero"),
-            "annotations": [_note("band: 95 % interval · hollow: invalid point (hover for why)")],
+            "annotations": [_note("band: 95 % interval · hollow: invalid point (listed below)")],
         },
     }
 
@@ -254,16 +279,9 @@ def goodput_vs_load(points: list[LoadPoint]) -> Spec | None:
 
 
 def _note(text: str) -> dict[str, Any]:
-    return {
-        "text": text,
-        "xref": "paper",
-        "yref": "paper",
-        "x": 1,
-        "y": 1.08,
-        "showarrow": False,
-        "xanchor": "right",
-        "font": {"size": 11, "color": "#616e7c"},
-    }
+    from harness.dashboard.figures import note_annotation
+
+    return note_annotation(text)  # top left: the toolbar takes the top right
 
 
 def capacity_cells(record: RunRecord) -> dict[str, str]:

@@ -60,6 +60,11 @@ def run_page(
                     _energy_reason(rec),
                 ),
                 ("Peak engine RSS", fmt("bytes", view.peak_rss_bytes), None),
+                (
+                    "Peak GPU memory",
+                    fmt("bytes", view.peak_gpu_memory_bytes),
+                    None if view.peak_gpu_memory_bytes is not None else "no GPU metered",
+                ),
             ]
         )
     )
@@ -94,21 +99,26 @@ def run_page(
         )
     parts.append("</div>")
     points = rigorfigures.load_points(rec)
-    load_chart, goodput_chart = rigorfigures.latency_vs_load(points), rigorfigures.goodput_vs_load(points)
-    if load_chart is not None or goodput_chart is not None:
+    kinds = rigorfigures.load_kinds(points) or ["concurrency"]
+    load_charts = [(k, rigorfigures.latency_vs_load(points, k)) for k in kinds]
+    goodput_chart = rigorfigures.goodput_vs_load(points)
+    if any(c is not None for _, c in load_charts) or goodput_chart is not None:
         charts = True
         parts.append('<div class="grid2">')
-        parts.append(
-            chart_card(
-                "chart-latency-load",
-                "Latency against load",
-                "Median TTFT and TPOT per point; band: 95 % interval (Student t over repeats, else "
-                "bootstrap over requests); hollow: invalid point, hover for why.",
-                load_chart,
-                root="../",
-                empty="One point per scenario: no curve.",
+        for kind, load_chart in load_charts:
+            against = "request rate" if kind == "request_rate" else "concurrency"
+            parts.append(
+                chart_card(
+                    "chart-latency-load" + ("" if kind == kinds[0] else f"-{kind}"),
+                    f"Latency against {against}",
+                    "Median TTFT and TPOT per point; band: 95 % interval (Student t over repeats, else "
+                    "bootstrap over requests); hollow: invalid point, listed below with why."
+                    + rigorfigures.invalid_points_html([p for p in points if p.by == kind]),
+                    load_chart,
+                    root="../",
+                    empty="One point per scenario: no curve.",
+                )
             )
-        )
         parts.append(
             chart_card(
                 "chart-goodput-load",
@@ -127,7 +137,7 @@ def run_page(
     parts.append(_provenance_section(rec))
     return frame(
         f"harness: {view.model} · {view.suite} · {view.run_id}",
-        "\n".join(parts),
+        say_once("\n".join(parts), _long_reasons(rec)),
         root="../",
         active="",
         generated=generated,
@@ -139,6 +149,29 @@ def _pair(a: float | None, b: float | None) -> str | None:
     if a is None and b is None:
         return None
     return f"{fmt('ms', a) or MISSING} / {fmt('ms', b) or MISSING} ms"
+
+
+def _long_reasons(rec: RunRecord) -> list[str]:
+    """Reasons long enough to be worth saying once per page (an NVML error string, say)."""
+    found = [rec.environment.gpu_reason or ""]
+    if rec.resources is not None and rec.resources.energy is not None:
+        found.append(rec.resources.energy.reason or "")
+    return [r for r in dict.fromkeys(found) if len(r) > 40]
+
+
+def say_once(html: str, reasons: Sequence[str]) -> str:
+    """The page with each long reason written out where it first appears and referred to after,
+    not repeated in every table row (a CPU run's NVML error once, not a dozen times)."""
+    for reason in reasons:
+        text = esc(reason)
+        first = html.find(text)
+        if first < 0 or html.count(text) < 2:
+            continue
+        head, tail = html[: first + len(text)], html[first + len(text) :]
+        # Only where the reason is a whole element's text (a table cell), never inside an attribute.
+        tail = tail.replace(f">{text}<", '><span class="same-reason">same reason as above</span><')
+        html = head + tail.replace(f"({text})", "(same reason as above)")
+    return html
 
 
 def _energy_reason(rec: RunRecord) -> str | None:

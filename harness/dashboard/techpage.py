@@ -108,7 +108,11 @@ def techniques_page(views: Sequence[RunView], palette: Palette, generated: str) 
     ]
     if not pairs:
         body.append(
-            '<section class="card"><p class="empty">No run with variants yet: add `variants:` to a suite.</p></section>'
+            '<section class="card"><p class="empty">No run with variants yet. The shipped suite '
+            "<code>techniques-cpu</code> runs a baseline and its variants on a CPU in minutes: "
+            "<code>harness run techniques-cpu</code>, then <code>harness dashboard</code>. On a GPU: "
+            "<code>harness run techniques</code>. Your own: add <code>variants:</code> to a suite "
+            "(docs/suites.md).</p></section>"
         )
     for suite, model in pairs:
         rows = technique_rows(records, suite, model, paired=paired_in(lambda rec: run_dirs.get(rec.run_id)))

@@ -1,4 +1,4 @@
-"""`harness gate` and `harness baseline`: find the runs, call :mod:`harness.gate`, print, exit.
+"""`harness gate` and `harness baseline`: find the runs, call harness.gate, print, exit.
 
 Exit codes: 0 nothing regressed, 1 a regression (or a failed candidate run), 2 the
 comparison cannot be made (no baseline, mismatched configuration, unreadable record, bad
@@ -98,7 +98,15 @@ def cmd_gate(args: argparse.Namespace) -> int:
         err.print(f"[bold yellow]REFUSED (exit 2):[/] {escape(message)}", highlight=False, soft_wrap=True)
         _write_outputs(args, render_error_junit(message), render_error_markdown(message))
         return 2
-    render_terminal(report, out)
+    if getattr(args, "json", False):
+        import dataclasses
+        import json
+        import sys
+
+        data = dataclasses.asdict(report) | {"status": report.status, "exit_code": report.exit_code}
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    else:
+        render_terminal(report, out)
     _write_outputs(args, render_junit(report), render_markdown(report))
     return report.exit_code
 
@@ -134,7 +142,31 @@ def cmd_baseline_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     out, err = consoles()
+    if not Path(args.results).is_dir():
+        err.print(f"[bold red]error:[/] no results folder at {escape(args.results)}", highlight=False)
+        return 2
     entries = list_baselines(Path(args.results))
+    if getattr(args, "json", False):
+        import json
+        import sys
+
+        rows = [
+            {"file": str(e.path), "problem": e.problem}
+            | (
+                {}
+                if e.record is None
+                else {
+                    "model": e.record.model.preset,
+                    "suite": e.record.suite.name,
+                    "hardware": hardware_label(e.record.environment),
+                    "run_id": e.record.run_id,
+                    "started_at": e.record.started_at.isoformat(),
+                }
+            )
+            for e in entries
+        ]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return 0 if all(e.record is not None for e in entries) else 2
     if not entries:
         out.print(f"no baselines under {Path(args.results) / 'baselines'}", highlight=False, soft_wrap=True)
         return 0
@@ -162,7 +194,10 @@ def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p = sub.add_parser(
         "gate",
         help="compare a run with its baseline: exit 0 pass, 1 regression, 2 cannot compare",
-        description=__doc__.splitlines()[0] if __doc__ else None,
+        description="Compare a run with the committed baseline of its model, suite and hardware, "
+        "metric by metric against thresholds and the runs' noise. Exit 0: nothing regressed; 1: a "
+        "regression or a failed candidate run; 2: the comparison cannot be made. --junit and --summary "
+        "are written in every case.",
     )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--candidate", metavar="RUN", help="run id, id prefix, run folder or record file")
@@ -182,6 +217,7 @@ def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument(
         "--allow-mismatch", action="store_true", help="compare despite configuration differences (listed)"
     )
+    p.add_argument("--json", action="store_true", help="print the report as JSON (for jq and scripts)")
     p.set_defaults(func=cmd_gate)
 
     b = sub.add_parser("baseline", help="promote a run to the baseline of its model, suite and hardware")
@@ -195,4 +231,5 @@ def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     s.set_defaults(func=cmd_baseline_set)
     ls = bsub.add_parser("list", help="list the baselines")
     ls.add_argument("--results", default="results", help="results folder (default: results)")
+    ls.add_argument("--json", action="store_true", help="print the baselines as JSON (for jq and scripts)")
     ls.set_defaults(func=cmd_baseline_list)

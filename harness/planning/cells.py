@@ -128,8 +128,14 @@ def fingerprint_inputs(plan: RunPlan, variant: str | None = None) -> dict[str, A
     return {
         "fingerprint_version": FINGERPRINT_VERSION,
         "model": _model_identity(plan),
-        "engine": plan.engine.model_dump(mode="json") if plan.endpoint is None else None,
+        # The pinned revision is part of the model's identity above, not repeated here (and cells
+        # planned before the field existed keep their fingerprints).
+        "engine": plan.engine.model_dump(mode="json", exclude={"revision"})
+        if plan.endpoint is None
+        else None,
         "endpoint": plan.endpoint,
+        # Only when given, so cells planned before the option existed keep their fingerprints.
+        **({"served_model_name": plan.endpoint_served_name} if plan.endpoint_served_name else {}),
         "workload_sha256": _sha256_json(workload(plan.suite)),
         # The variant's own overlay (its env too, which the engine arguments do not show).
         "variant": plan.variant.model_dump(mode="json") if plan.variant is not None else variant,
@@ -167,10 +173,14 @@ def plan_cells(
     models: list[str] | None = None,
     endpoint: str | None = None,
     endpoint_gpus: tuple[str, ...] = (),
+    served_model_name: str | None = None,
 ) -> list[Cell]:
     """The campaign of a suite: one cell per model and variant, in plan order."""
     cells = []
-    for i, plan in enumerate(plan_runs(suite, models, endpoint=endpoint, endpoint_gpus=endpoint_gpus)):
+    planned = plan_runs(
+        suite, models, endpoint=endpoint, endpoint_gpus=endpoint_gpus, served_model_name=served_model_name
+    )
+    for i, plan in enumerate(planned):
         cells.append(
             Cell(
                 index=i,

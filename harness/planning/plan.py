@@ -35,6 +35,11 @@ class RunPlan(BaseModel):
     task_include_paths: tuple[str, ...] = Field(
         default=(), description="Absolute folders of user task YAML (accuracy.include_path)."
     )
+    endpoint_served_name: str | None = Field(
+        default=None,
+        description="The model name an --endpoint server answers to (vllm serve --served-model-name); "
+        "None: the preset name, Hub id or path, whichever it serves.",
+    )
 
     @property
     def label(self) -> str:
@@ -60,6 +65,7 @@ def plan_runs(
     models: list[str] | None = None,
     endpoint: str | None = None,
     endpoint_gpus: tuple[str, ...] = (),
+    served_model_name: str | None = None,
 ) -> list[RunPlan]:
     """One RunPlan per model: `models` if given, else the suite's own list.
 
@@ -72,6 +78,8 @@ def plan_runs(
         raise ValueError(f"suite {spec.name!r} lists no models: pass --model")
     if endpoint_gpus and not endpoint:
         raise ValueError("--endpoint-gpus names the GPUs of an --endpoint; pass --endpoint too")
+    if served_model_name and not endpoint:
+        raise ValueError("--served-model-name names the model of an --endpoint; pass --endpoint too")
     includes = task_include_paths(suite)
     plans = []
     for name in names:
@@ -114,6 +122,7 @@ def plan_runs(
                     seed=spec.seed,
                     endpoint=endpoint,
                     endpoint_gpus=tuple(endpoint_gpus),
+                    endpoint_served_name=served_model_name or None,
                     task_include_paths=includes,
                     variant=variant,
                     baseline_variant=base,

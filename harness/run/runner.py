@@ -69,7 +69,9 @@ def _make_engine(plan: RunPlan, model: ResolvedModel, run_dir: Path) -> Engine:
 
         m = plan.model
         names = (m.name, m.hub_id or "", m.local_path or "", model.path)
-        return ExternalEndpoint(plan.endpoint, accepted_names=tuple(dict.fromkeys(names)))
+        return ExternalEndpoint(
+            plan.endpoint, served_name=plan.endpoint_served_name, accepted_names=tuple(dict.fromkeys(names))
+        )
     from harness.engine.vllm_server import VllmServer
 
     return VllmServer(
@@ -137,17 +139,37 @@ def execute(
     gpu_fields: dict[str, Any] = {}
     with _signals_as_interrupt() as signals:
         try:
-            if plan.tasks:  # before the engine: a missing dataset fails the run in seconds
+            # Before the engine, weights and datasets together: what is missing fails the run in
+            # seconds, all of it in one message (not the weights only on the next attempt).
+            from harness.accuracy.preflight import DatasetUnavailableError, missing_inputs
+
+            datasets_error: Exception | None = None
+            if plan.tasks:
                 from harness.accuracy import preflight_datasets
 
                 hooks.on_phase("checking task datasets")
-                preflight_datasets(
-                    list(plan.tasks), run_dir / "tasks", plan.task_include_paths, hub_reachable=hub_reachable
-                )
+                try:
+                    preflight_datasets(
+                        list(plan.tasks),
+                        run_dir / "tasks",
+                        plan.task_include_paths,
+                        hub_reachable=hub_reachable,
+                    )
+                except DatasetUnavailableError as exc:
+                    datasets_error = exc
             hooks.on_phase("resolving model")
-            model = (
-                _endpoint_model(plan) if plan.endpoint else resolve_model(plan.model, plan.engine.revision)
-            )
+            try:
+                model = (
+                    _endpoint_model(plan)
+                    if plan.endpoint
+                    else resolve_model(plan.model, plan.engine.revision)
+                )
+            except Exception as exc:
+                if datasets_error is None:
+                    raise
+                raise missing_inputs(exc, datasets_error) from exc
+            if datasets_error is not None:
+                raise datasets_error
             engine = _make_engine(plan, model, run_dir)
             hooks.on_phase("starting engine")
             telemetry = _telemetry_session(plan)

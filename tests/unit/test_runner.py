@@ -46,3 +46,21 @@ def test_request_table_round_trips_to_the_same_aggregates(tmp_path: Path) -> Non
     a, b = aggregate(reqs), aggregate(back)
     for key, value in a.items():
         assert b[key] == (pytest.approx(value) if isinstance(value, float) else value), key
+
+
+def test_missing_weights_and_datasets_are_said_together_each_remedy_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    suite = tmp_path / "offline.yaml"
+    suite.write_text(
+        "name: offline\nmodels: [mistral-7b]\naccuracy:\n  tasks:\n    - {name: arc_challenge, limit: 2}\n"
+        "    - {name: arc_easy, limit: 2}\n    - {name: winogrande, limit: 2}\n"
+    )
+    [rec] = run_suite(suite, results=tmp_path)
+    assert rec.status == "failed" and rec.error is not None and rec.engine is None
+    assert rec.error.startswith("InputsUnavailableError: weights:")
+    assert "mistralai/Mistral-7B-v0.1 cannot be fetched" in rec.error and "datasets:" in rec.error
+    assert "allenai/ai2_arc" in rec.error and "winogrande" in rec.error
+    assert rec.error.count("To provide them") == 1  # the remedy once, not once per dataset

@@ -370,6 +370,29 @@
 
   // This script is deferred and comes before plotly.min.js, so the document is parsed by now:
   // fill the tables at once, and draw the charts once plotly.js (also deferred) has run.
+  // A table wider than its card scrolls sideways: say so above it, and shade the edge that hides
+  // columns, so nobody takes the visible columns for all of them.
+  function markScrollables() {
+    document.querySelectorAll("div.table-wrap").forEach(function (wrap) {
+      var scrolls = wrap.scrollWidth > wrap.clientWidth + 1;
+      wrap.classList.toggle("scrolls", scrolls);
+      wrap.classList.toggle("at-end", wrap.scrollLeft + wrap.clientWidth >= wrap.scrollWidth - 1);
+      var hint = wrap.previousElementSibling;
+      var has = hint && hint.classList.contains("scroll-hint");
+      if (scrolls && !has) {
+        hint = el("p", "scroll-hint", "Wider than the page: scroll sideways for more columns \u2192");
+        wrap.parentNode.insertBefore(hint, wrap);
+        wrap.addEventListener("scroll", function () {
+          wrap.classList.toggle("at-end", wrap.scrollLeft + wrap.clientWidth >= wrap.scrollWidth - 1);
+        });
+      } else if (!scrolls && has) {
+        hint.remove();
+      }
+    });
+  }
+
   renderTables();
+  markScrollables();
+  window.addEventListener("resize", markScrollables);
   document.addEventListener("DOMContentLoaded", renderCharts);
 })();

@@ -82,12 +82,20 @@ def render(rows: list[Any], console: Any) -> None:
             console.print(f"{v.verdict}: {v.sentence}", highlight=False, markup=False)
 
 
-def compare_variants(results: Path, suite: str, model: str, console: Any) -> int:
+def compare_variants(results: Path, suite: str, model: str, console: Any, as_json: bool = False) -> int:
     """Print the techniques table of one suite and model; exit 1 when no variant run is found."""
     from harness.analysis.techniques import paired_from_logs, technique_rows
     from harness.storage.store import load_records
 
     loaded = load_records(results)
     rows = technique_rows(loaded.records, suite, model, paired=paired_from_logs(results))
+    if as_json:
+        import dataclasses
+        import json
+        import sys
+
+        data = [dataclasses.asdict(r) if dataclasses.is_dataclass(r) else r for r in rows]
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        return 0 if rows else 1
     render(rows, console)
     return 0 if rows else 1

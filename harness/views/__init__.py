@@ -1,1 +1,0 @@
-"""Terminal views of results: `harness runs`, `show`, `compare`, the summary after a run."""
