@@ -21,6 +21,6 @@ EXAMPLES: dict[str, str] = {
     "arch": "harness arch mixtral-8x7b --gpu H100-SXM --context 8192",
     "telemetry-check": "harness telemetry-check --json telemetry.json",
     "decide": "harness decide techniques-cpu --price CPU=0.10/h --max-accuracy-drop 0.01\n"
-    "  harness decide techniques-cpu --markdown >> \"$GITHUB_STEP_SUMMARY\"",
+    '  harness decide techniques-cpu --markdown >> "$GITHUB_STEP_SUMMARY"',
     "claims": "harness run claims-cpu && harness claims\n  harness claims --json | jq '.[].verdict'",
 }
