@@ -361,7 +361,7 @@ class ClientTiming(Frozen):
     workers: int = Field(description="Worker processes (event loops) that sent the measured requests.")
     workers_reason: str = Field(description="Why that many: set in the suite, or sized from the warm-up.")
     event_loop: str = Field(description="Event loop implementation: asyncio or uvloop.")
-    lag_samples: int = Field(description="Event-loop lag samples taken (every 5 ms on each worker).")
+    lag_samples: int = Field(description="Event-loop lag samples taken (every 10 ms on each worker).")
     lag_p50_ms: float | None = Field(description="Median event-loop lag, ms (pooled over workers).")
     lag_p99_ms: float | None = Field(description="p99 event-loop lag, ms (pooled over workers).")
     lag_max_ms: float | None = Field(description="Largest event-loop lag, ms.")

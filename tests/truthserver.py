@@ -261,7 +261,13 @@ class TruthServer:
             choice: dict[str, Any] = {"index": 0, "delta": {"content": " a"}, "finish_reason": finish}
             obj = "chat.completion.chunk"
         else:
-            choice = {"index": 0, "text": " a", "logprobs": None, "finish_reason": finish, "stop_reason": None}
+            choice = {
+                "index": 0,
+                "text": " a",
+                "logprobs": None,
+                "finish_reason": finish,
+                "stop_reason": None,
+            }
             obj = "text_completion"
         return _sse({"id": "cmpl-truth", "object": obj, "model": self.model, "choices": [choice]})
 

@@ -3,7 +3,7 @@
 A chunk that reaches the socket while the event loop is busy with other callbacks is stamped
 when the loop gets to it, not when it arrived; that delay is the client's timing error. The
 probe measures it directly: a thread of the same process asks the loop, every
-``interval_s``, to run a callback (``call_soon_threadsafe``, which wakes the loop through its
+``interval_s`` (10 ms), to run a callback (``call_soon_threadsafe``, which wakes the loop through its
 self-pipe exactly as an arriving chunk wakes it through its socket) and records how long the
 callback waited. Its p99 is the record's estimated timing-error bound (an approximation: a
 chunk's wait has the same distribution as the probe's only if chunks arrive independently of
@@ -33,7 +33,7 @@ BUSY_TARGET = 0.5  # the share of a core each worker should stay below when the 
 class LagProbe:
     """Samples one event loop's lag from a daemon thread; ``lags_s`` grows while it runs."""
 
-    def __init__(self, interval_s: float = 0.005) -> None:
+    def __init__(self, interval_s: float = 0.01) -> None:
         self.interval_s = interval_s
         self.lags_s: list[float] = []
         self._stop = threading.Event()

@@ -29,7 +29,9 @@ import asyncio
 import contextlib
 import gc
 import math
-import multiprocessing as mp
+import socket
+import subprocess
+import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -79,20 +81,19 @@ class WorkerJob:
     use_uvloop: bool
 
 
-def _worker_main(conn: Connection, job: WorkerJob, done: Any, stop: Any) -> None:
-    """Entry of a worker process: report ready, wait for the origin, run, send the rows back."""
+def _worker_main(conn: Connection) -> None:
+    """A worker: get its job, report ready, wait for the origin, run, send the rows back."""
     try:
+        job: WorkerJob = conn.recv()
         if job.use_uvloop:
             import uvloop
 
             uvloop.install()
-        gc.collect()
-        gc.freeze()
-        conn.send(("ready", None))
-        origin: float = conn.recv()
-        cpu0 = time.process_time()
-        rows, end_s, lags, aborted = asyncio.run(_worker_run(job, origin, done, stop))
-        health = WorkerHealth(lags_s=lags, cpu_s=time.process_time() - cpu0, wall_s=end_s - origin)
+        box: dict[str, float] = {}
+        rows, end_s, lags, aborted = asyncio.run(_worker_run(job, conn, box))
+        health = WorkerHealth(
+            lags_s=lags, cpu_s=time.process_time() - box["cpu0"], wall_s=end_s - box["origin"]
+        )
         conn.send(("done", (rows, end_s, health, aborted)))
     except BaseException:  # noqa: BLE001 - the parent raises it with this text
         conn.send(("error", traceback.format_exc()[-3000:]))
@@ -101,22 +102,34 @@ def _worker_main(conn: Connection, job: WorkerJob, done: Any, stop: Any) -> None
 
 
 async def _worker_run(
-    job: WorkerJob, origin: float, done: Any, stop: Any
+    job: WorkerJob, conn: Connection, box: dict[str, float]
 ) -> tuple[list[RequestTiming], float, list[float], bool]:
+    """Warm the client's code path (one GET of /v1/models), report ready, wait for the origin
+    (blocking: nothing else runs yet), then send this worker's requests on the schedule."""
     import aiohttp
 
     from harness.loadgen.client import StreamingClient
 
     client = StreamingClient(job.url_base, job.model, temperature=job.temperature, top_p=job.top_p)
     limit = job.concurrency or 0
-    conn = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, keepalive_timeout=60)
+    tcp = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, keepalive_timeout=60)
     timeout = aiohttp.ClientTimeout(total=job.request_timeout_s)
-    timings = [RequestTiming(i, math.nan, w.input_tokens) for i, w in zip(job.indices, job.items, strict=True)]
+    timings = [
+        RequestTiming(i, math.nan, w.input_tokens) for i, w in zip(job.indices, job.items, strict=True)
+    ]
     probe = LagProbe()
-    probe.start(asyncio.get_running_loop())
     sem = asyncio.Semaphore(job.concurrency) if job.concurrency else None
     aborted = False
-    async with aiohttp.ClientSession(timeout=timeout, connector=conn) as session:
+    async with aiohttp.ClientSession(timeout=timeout, connector=tcp) as session:
+        with contextlib.suppress(Exception):  # a server without the route is still measured
+            async with session.get(f"{job.url_base}/v1/models") as resp:
+                await resp.read()
+        gc.collect()
+        gc.freeze()
+        conn.send(("ready", None))
+        origin: float = conn.recv()
+        box["origin"], box["cpu0"] = origin, time.process_time()
+        probe.start(asyncio.get_running_loop())
 
         async def one(r: RequestTiming, w: WorkItem) -> None:
             if sem is None:
@@ -124,7 +137,7 @@ async def _worker_run(
             else:
                 async with sem:
                     await client.one(session, r, w.prompt, w.output_tokens)
-            done[job.worker] += 1
+            conn.send(("progress", 1))  # a few bytes per request, never per chunk
 
         async def dispatch() -> None:
             tasks = []
@@ -138,7 +151,7 @@ async def _worker_run(
         task = asyncio.ensure_future(dispatch())
         while not task.done():
             await asyncio.wait({task}, timeout=0.1)
-            if not task.done() and stop.is_set():
+            if not task.done() and conn.poll():  # the parent says stop
                 aborted = True
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -171,22 +184,27 @@ def run_workers(
 
     Raises ``RuntimeError`` with the worker's traceback if one fails or never gets ready.
     """
-    ctx = mp.get_context("spawn")  # the parent has threads (telemetry, watchdog): no fork
-    done = ctx.RawArray("i", len(jobs))
-    stop = ctx.Event()
-    procs, conns = [], []
+    # Each worker is a fresh interpreter running this module (not a fork: the parent has threads,
+    # and multiprocessing's spawn would re-run the caller's __main__).
+    procs: list[subprocess.Popen[bytes]] = []
+    conns: list[Connection] = []
     try:
         for job in jobs:
-            parent, child = ctx.Pipe()
-            p = ctx.Process(target=_worker_main, args=(child, job, done, stop), daemon=True)
-            p.start()
-            child.close()
+            mine, theirs = socket.socketpair()
+            p = subprocess.Popen(
+                [sys.executable, "-m", "harness.loadgen.workers", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
+            theirs.close()
+            c = Connection(mine.detach())
+            c.send(job)
             procs.append(p)
-            conns.append(parent)
+            conns.append(c)
         deadline = time.monotonic() + READY_TIMEOUT_S
         for w, c in enumerate(conns):
             while not c.poll(0.2):
-                if time.monotonic() > deadline or not procs[w].is_alive():
+                if time.monotonic() > deadline or procs[w].poll() is not None:
                     raise RuntimeError(f"load generator worker {w} did not get ready")
                 if abort is not None and (reason := abort()):
                     raise RuntimeError(f"aborted before the load started: {reason}")
@@ -199,7 +217,6 @@ def run_workers(
             c.send(origin)
         results: dict[int, Any] = {}
         aborted: str | None = None
-        reported = 0
         pending = dict(enumerate(conns))
         while pending:
             ready = wait(list(pending.values()), timeout=0.2)
@@ -208,27 +225,29 @@ def run_workers(
                 try:
                     kind, payload = pending[w].recv()
                 except EOFError:
-                    raise RuntimeError(f"load generator worker {w} died (exit {procs[w].exitcode})") from None
+                    raise RuntimeError(f"load generator worker {w} died (exit {procs[w].poll()})") from None
+                if kind == "progress":
+                    if on_done is not None:
+                        on_done()
+                    continue
                 if kind == "error":
                     raise RuntimeError(f"load generator worker {w} failed:\n{payload}")
                 results[w] = payload
                 del pending[w]
-            total = sum(done)
-            for _ in range(total - reported):
-                if on_done is not None:
-                    on_done()
-            reported = total
             if aborted is None and abort is not None and (reason := abort()):
                 aborted = reason
-                stop.set()
+                for c in pending.values():
+                    c.send("stop")
         parent_cpu = time.thread_time() - cpu0
     finally:
-        stop.set()
+        for c in conns:
+            c.close()
         for p in procs:
-            p.join(timeout=5)
-            if p.is_alive():
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
                 p.kill()
-                p.join(timeout=5)
+                p.wait(timeout=5)
     rows = sorted((r for w in sorted(results) for r in results[w][0]), key=lambda r: r.index)
     return WorkersResult(
         requests=rows,
@@ -238,3 +257,7 @@ def run_workers(
         parent_cpu_s=parent_cpu,
         aborted=aborted,
     )
+
+
+if __name__ == "__main__":
+    _worker_main(Connection(int(sys.argv[1])))
