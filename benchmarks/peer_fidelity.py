@@ -51,6 +51,12 @@ def main() -> None:
         help="Poisson arrival rate, requests/s (below the server's capacity)",
     )
     ap.add_argument("--seed", type=int, default=1000)
+    ap.add_argument(
+        "--client-workers",
+        type=int,
+        default=1,
+        help="the harness's load generator processes (docs/timing.md)",
+    )
     ap.add_argument("--json", type=Path, help="also write every figure here")
     args = ap.parse_args()
 
@@ -98,7 +104,14 @@ def compare(
         for rep in range(args.repeats):
             seed = args.seed + 100 * w_index + rep
             spec = LoadSpec(
-                args.input_tokens, args.output_tokens, args.num_requests, concurrency, rate, 0, seed=seed
+                args.input_tokens,
+                args.output_tokens,
+                args.num_requests,
+                concurrency,
+                rate,
+                0,
+                seed=seed,
+                client_workers=args.client_workers,
             )
             # Alternate which tool goes first, so that drift of the machine does not favour one.
             order = ("vllm", "harness") if rep % 2 == 0 else ("harness", "vllm")

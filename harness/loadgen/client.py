@@ -17,7 +17,11 @@ It reproduces ``vllm bench serve`` (vLLM 0.32, ``benchmarks/serve.py`` and
 
 The event loop runs in a thread of its own so that ``time.thread_time()`` measures the
 generator's own CPU cost, which goes in the record: the load generator must never be the
-bottleneck, and this is how we show it. An ``abort`` callback (the engine watchdog) cancels the
+bottleneck, and this is how we show it. With ``client_workers`` other than 1 the measured
+requests may instead go out from several worker processes (:mod:`harness.loadgen.workers`);
+``None`` sizes them from the warm-up (its CPU per chunk and chunk rate predict the busy share at
+full load; enough workers to keep each below half a core, at most one per CPU). Either way each
+loop's lag is sampled (:mod:`harness.loadgen.lag`) and comes back as ``LoadResult.health``. An ``abort`` callback (the engine watchdog) cancels the
 requests in flight; each becomes an error and the requests finished so far are kept.
 """
 
@@ -25,9 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import json
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -38,6 +44,7 @@ from typing import Any
 import aiohttp
 
 from harness.loadgen.arrivals import RampUp, arrival_offsets_s
+from harness.loadgen.lag import ClientHealth, LagProbe, WorkerHealth, summarize, workers_needed
 from harness.loadgen.metrics import RequestTiming
 from harness.loadgen.prompts import make_prompts, token_counter, usable_token_ids
 from harness.workloads.build import WorkItem
@@ -55,6 +62,20 @@ __all__ = [
     "usable_token_ids",
     "write_requests_parquet",
 ]
+
+_loads: Callable[[bytes], Any] = json.loads
+try:  # msgspec (a vLLM dependency) decodes a chunk several times faster than the json module
+    import msgspec
+
+    def _fast_loads(data: bytes) -> Any:
+        try:
+            return msgspec.json.decode(data)
+        except msgspec.DecodeError as exc:  # the same error as the json module's, for the record
+            raise json.JSONDecodeError(str(exc), data.decode(errors="replace"), 0) from None
+
+    _loads = _fast_loads
+except ImportError:  # pragma: no cover - the json module is the same parser, slower
+    pass
 
 DEFAULT_REQUEST_TIMEOUT_S = 6 * 60 * 60.0  # vllm bench serve's aiohttp total timeout
 
@@ -75,6 +96,8 @@ class LoadSpec:
     temperature: float = 0.0
     top_p: float | None = None
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
+    client_workers: int | None = 1  # load generator processes; None: sized from the warm-up
+    client_uvloop: bool = False  # run each worker's loop on uvloop
 
     def offsets_s(self) -> list[float]:
         """Send offsets of the measured requests after the start of dispatch."""
@@ -97,6 +120,7 @@ class LoadResult:
     first_send_s: float | None = None  # time.perf_counter() of the start of dispatch (time origin)
     duration_s: float | None = None  # start of dispatch to end of gather (vllm bench serve's duration)
     aborted: str | None = None  # why the scenario was cut short (watchdog), else None
+    health: ClientHealth | None = None  # the client's own event-loop lag and busy share
 
 
 class SseChunks:
@@ -164,11 +188,12 @@ class StreamingClient:
                 sse = SseChunks()
                 done = False
                 async for raw in resp.content.iter_any():
+                    now = time.perf_counter()  # when this read arrived: one stamp for its events
                     for data in sse.feed(raw):
                         if data == b"[DONE]":
                             done = True
                             break
-                        self._on_event(r, data)
+                        self._on_event(r, data, now)
                     if done:
                         break
                 r.end_s = r.chunk_s[-1] if r.chunk_s else time.perf_counter()
@@ -180,9 +205,8 @@ class StreamingClient:
         return r
 
     @staticmethod
-    def _on_event(r: RequestTiming, data: bytes) -> None:
-        now = time.perf_counter()
-        event = json.loads(data)
+    def _on_event(r: RequestTiming, data: bytes, now: float) -> None:
+        event = _loads(data)
         if choices := event.get("choices"):
             if r.first_token_s is None:
                 r.first_token_s = now
@@ -308,12 +332,126 @@ def run_load(
         items = [WorkItem(prompt=p, input_tokens=len(p), output_tokens=spec.output_tokens) for p in prompts]
     client = StreamingClient(base_url, model, temperature=spec.temperature, top_p=spec.top_p)
     work = list(items)
-    return drive(lambda marks: _run(spec, client, work, on_done, marks, abort), count_tokens)
+    if spec.client_workers == 1:
+        return drive(lambda marks: _run(spec, client, work, on_done, marks, abort), count_tokens, "set: 1")
+    warm, measured = work[: spec.warmup_requests], work[spec.warmup_requests :]
+    warm_cpu_s, chunks, stream_s = _warm_up(spec, client, warm, abort)
+    traced = [w.at_s for w in measured]
+    offsets = [t for t in traced if t is not None] if all(t is not None for t in traced) else spec.offsets_s()
+    if spec.client_workers is not None:
+        n, reason = spec.client_workers, f"set: {spec.client_workers}"
+    elif chunks == 0 or stream_s <= 0:
+        n, reason = 1, "auto: 1 (no warm-up chunks to calibrate on)"
+    else:
+        per_stream = chunks / stream_s  # chunks/s of one stream
+        if spec.request_rate is None and all(t is None for t in traced):
+            rate = per_stream * min(spec.concurrency or len(measured), len(measured))
+        else:
+            span = max(offsets[-1], 1e-9) if offsets else 1.0
+            rate = min(
+                sum(w.output_tokens for w in measured) / span, per_stream * (spec.concurrency or 10**9)
+            )
+        busy = rate * warm_cpu_s / chunks
+        n = workers_needed(busy, os.cpu_count() or 1)
+        reason = (
+            f"auto: warm-up {warm_cpu_s / chunks * 1e6:.0f} us/chunk x predicted {rate:.0f} chunks/s "
+            f"= {busy:.2f} cores -> {n}"
+        )
+    n = max(1, min(n, len(measured) or 1, spec.concurrency or n))
+    rest = dataclasses.replace(spec, warmup_requests=0)
+    if n == 1:
+        return drive(lambda marks: _run(rest, client, measured, on_done, marks, abort), count_tokens, reason)
+    return _run_on_workers(rest, client, measured, offsets, n, reason, on_done, count_tokens, abort)
+
+
+def _warm_up(
+    spec: LoadSpec, client: StreamingClient, warm: Sequence[WorkItem], abort: Callable[[], str | None] | None
+) -> tuple[float, int, float]:
+    """Send the warm-up requests on this thread; its CPU seconds, chunks received, stream seconds."""
+    if not warm:
+        return 0.0, 0, 0.0
+    rows = [RequestTiming(-1 - i, 0.0, w.input_tokens) for i, w in enumerate(warm)]
+
+    async def go() -> None:
+        limit = spec.concurrency or 0
+        conn = aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=spec.request_timeout_s), connector=conn
+        ) as session:
+            sem = asyncio.Semaphore(spec.concurrency or 1)
+
+            async def one(r: RequestTiming, w: WorkItem) -> None:
+                async with sem:
+                    await client.one(session, r, w.prompt, w.output_tokens)
+
+            cpu["0"] = time.thread_time()  # the session's set-up is not a per-chunk cost
+            await _abortable(asyncio.gather(*(one(r, w) for r, w in zip(rows, warm, strict=True))), abort, {})
+            cpu["1"] = time.thread_time()
+
+    cpu: dict[str, float] = {}
+    asyncio.run(go())
+    chunks = sum(len(r.chunk_s) for r in rows)
+    stream_s = sum(r.chunk_s[-1] - r.chunk_s[0] for r in rows if len(r.chunk_s) > 1)
+    return cpu.get("1", 0.0) - cpu.get("0", 0.0), chunks, stream_s
+
+
+def _run_on_workers(
+    spec: LoadSpec,
+    client: StreamingClient,
+    measured: Sequence[WorkItem],
+    offsets: Sequence[float],
+    n: int,
+    reason: str,
+    on_done: Callable[[], None] | None,
+    count_tokens: Callable[[str], int] | None,
+    abort: Callable[[], str | None] | None,
+) -> LoadResult:
+    """The measured requests on ``n`` worker processes (:mod:`harness.loadgen.workers`)."""
+    from harness.loadgen.workers import WorkerJob, deal, run_workers, split_concurrency
+
+    shares = split_concurrency(spec.concurrency, n)
+    jobs = [
+        WorkerJob(
+            worker=w,
+            url_base=client.url.removesuffix("/v1/completions"),
+            model=client.model,
+            temperature=client.temperature,
+            top_p=client.top_p,
+            request_timeout_s=spec.request_timeout_s,
+            indices=idx,
+            items=[measured[i] for i in idx],
+            offsets_s=[float(offsets[i]) for i in idx],
+            concurrency=shares[w],
+            use_uvloop=spec.client_uvloop,
+        )
+        for w, idx in enumerate(deal(len(measured), n))
+    ]
+    t0 = time.perf_counter()
+    out = run_workers(jobs, on_done=on_done, abort=abort)
+    for r in out.requests if out.aborted else ():
+        if math.isnan(r.send_s):
+            r.send_s = r.end_s = out.end_s
+            r.error = f"not sent: {out.aborted}"
+        elif r.end_s is None or (r.error is None and not r.ok):
+            r.end_s = r.end_s if r.end_s is not None else out.end_s
+            r.error = f"cancelled: {out.aborted}"
+    to_origin(out.requests, out.origin_s, count_tokens)
+    loop = "uvloop" if spec.client_uvloop else "asyncio"
+    return LoadResult(
+        requests=out.requests,
+        client_cpu_s=sum(h.cpu_s for h in out.health) + out.parent_cpu_s,
+        wall_s=time.perf_counter() - t0,
+        first_send_s=out.origin_s,
+        duration_s=out.end_s - out.origin_s,
+        aborted=out.aborted,
+        health=summarize(out.health, reason, loop),
+    )
 
 
 def drive(
     make: Callable[[dict[str, Any]], Coroutine[Any, Any, list[RequestTiming]]],
     count_tokens: Callable[[str], int] | None,
+    workers_reason: str = "set: 1",
 ) -> LoadResult:
     """Run a load coroutine on a thread of its own with the garbage collector frozen.
 
@@ -324,6 +462,14 @@ def drive(
     """
     box: dict[str, Any] = {}
     marks: dict[str, Any] = {}
+    probe = LagProbe()
+
+    async def probed() -> list[RequestTiming]:
+        probe.start(asyncio.get_running_loop())
+        try:
+            return await make(marks)
+        finally:
+            probe.stop()
 
     def target() -> None:
         t0 = time.perf_counter()
@@ -332,7 +478,7 @@ def drive(
             gc.collect()
             gc.freeze()
             frozen = True
-            box["requests"] = asyncio.run(make(marks))
+            box["requests"] = asyncio.run(probed())
         except BaseException as exc:  # surfaced in the caller's thread
             box["error"] = exc
         finally:
@@ -348,6 +494,28 @@ def drive(
         raise box["error"]
     requests: list[RequestTiming] = box["requests"]
     origin: float | None = marks.get("origin")
+    to_origin(requests, origin, count_tokens)
+    duration = marks.get("duration")
+    health = summarize(
+        [WorkerHealth(probe.lags_s, float(box["cpu"]), duration or float(box["wall"]))],
+        workers_reason,
+        "asyncio",
+    )
+    return LoadResult(
+        requests=requests,
+        client_cpu_s=float(box["cpu"]),
+        wall_s=float(box["wall"]),
+        first_send_s=origin,
+        duration_s=marks.get("duration"),
+        aborted=marks.get("aborted"),
+        health=health,
+    )
+
+
+def to_origin(
+    requests: Sequence[RequestTiming], origin: float | None, count_tokens: Callable[[str], int] | None
+) -> None:
+    """Put rows on the scenario's timeline (relative to ``origin``) and count tokens without usage."""
     for r in requests:
         if r.error is None and not r.usage_reported:
             r.output_tokens = count_tokens(r.generated_text) if count_tokens else len(r.chunk_s)
@@ -356,14 +524,6 @@ def drive(
             r.first_token_s = None if r.first_token_s is None else r.first_token_s - origin
             r.end_s = None if r.end_s is None else r.end_s - origin
             r.chunk_s = [c - origin for c in r.chunk_s]
-    return LoadResult(
-        requests=requests,
-        client_cpu_s=float(box["cpu"]),
-        wall_s=float(box["wall"]),
-        first_send_s=origin,
-        duration_s=marks.get("duration"),
-        aborted=marks.get("aborted"),
-    )
 
 
 def write_requests_parquet(path: str, requests: Sequence[RequestTiming]) -> None:

@@ -349,12 +349,35 @@ class ScenarioSettings(Frozen):
         default=None, description="top_p sent, or null when the server's default applied."
     )
     request_timeout_s: float | None = Field(default=None, description="Per-request timeout of the client.")
+    client_workers: int | None = Field(
+        default=None, description="Load generator worker processes asked for (null: sized from the warm-up)."
+    )
     scenario_seed: int | None = Field(
         default=None, description="The scenario's own seed (prompts, arrivals), from `seed` and its name."
     )
     vllm_bench_command: str | None = Field(
         default=None, description="The equivalent `vllm bench serve` command line against the same server."
     )
+
+
+class ClientTiming(Frozen):
+    """The load generator's knowledge of its own timing error during one scenario (docs/timing.md)."""
+
+    workers: int = Field(description="Worker processes (event loops) that sent the measured requests.")
+    workers_reason: str = Field(description="Why that many: set in the suite, or sized from the warm-up.")
+    event_loop: str = Field(description="Event loop implementation: asyncio or uvloop.")
+    lag_samples: int = Field(description="Event-loop lag samples taken (every 10 ms on each worker).")
+    lag_p50_ms: float | None = Field(description="Median event-loop lag, ms (pooled over workers).")
+    lag_p99_ms: float | None = Field(description="p99 event-loop lag, ms (pooled over workers).")
+    lag_max_ms: float | None = Field(description="Largest event-loop lag, ms.")
+    busy_share_max: float | None = Field(
+        description="CPU seconds per wall second of the busiest worker (1.0: a whole core)."
+    )
+    timing_error_bound_ms: float | None = Field(
+        description="Estimated bound on a timestamp's error, ms: the lag p99 (an approximation)."
+    )
+    lag_limit_ms: float = Field(description="Lag p99 beyond which the point is flagged client-bound, ms.")
+    busy_limit: float = Field(description="Busy share beyond which the point is flagged client-bound.")
 
 
 class ScenarioResult(Frozen):
@@ -414,6 +437,9 @@ class ScenarioResult(Frozen):
     )
     slo_attainment: float | None = Field(
         default=None, description="Share of measured requests meeting every SLO bound; null: no SLO."
+    )
+    client: ClientTiming | None = Field(
+        default=None, description="The load generator's lag and busy share; null in records before them."
     )
     valid: bool | None = Field(default=None, description="Whether the point passed the validity rules.")
     validity_reasons: list[str] = Field(default_factory=list, description="Why the point is invalid.")

@@ -169,6 +169,7 @@ class PointRunner:
             )
             prefix = f"repeat {i}: " if len(per_repeat) > 1 else ""
             reasons.extend(prefix + r for r in v.reasons)
+            reasons.extend(prefix + r for r in res.validity_reasons if r.startswith("client-bound"))
             if i == 1:
                 figures = v.figures
         reasons.extend(extra_reasons)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.engine.base import Engine, EngineError
 from harness.engine.poller import MetricsPoller
@@ -19,6 +19,7 @@ from harness.engine.watchdog import EngineWatchdog
 from harness.loadgen.metrics import RequestTiming
 from harness.record.run_record import (
     AccuracyEnergy,
+    ClientTiming,
     EngineInfo,
     EngineMemory,
     IdleBaseline,
@@ -29,6 +30,9 @@ from harness.record.run_record import (
 from harness.rigor.expand import RIGOR_FIELDS
 from harness.spec.suite import PerfScenario
 from harness.telemetry import TelemetrySession
+
+if TYPE_CHECKING:
+    from harness.loadgen.lag import ClientHealth
 
 
 @dataclass
@@ -148,6 +152,8 @@ def run_scenario(
         target_concurrency=settings.concurrency if settings.request_rate is None else None,
         first_send_s=result.first_send_s,
     )
+    health = result.health
+    client_bound = health.client_bound if health is not None else None
     partial.performance[scenario.name] = ScenarioResult(
         name=scenario.name,
         settings=settings,
@@ -159,10 +165,32 @@ def run_scenario(
         energy=energy,
         server=server,
         workload=workload_info(scenario, workload, result.requests, base_dir),
+        client=client_timing(health),
+        valid=False if client_bound else None,
+        validity_reasons=[client_bound] if client_bound else [],
         **agg,
     )
     if result.aborted:
         raise EngineError(f"scenario {scenario.name}: {result.aborted}")
+
+
+def client_timing(health: ClientHealth | None) -> ClientTiming | None:
+    """The record's view of the client's lag figures."""
+    if health is None:
+        return None
+    return ClientTiming(
+        workers=health.workers,
+        workers_reason=health.workers_reason,
+        event_loop=health.event_loop,
+        lag_samples=health.lag_samples,
+        lag_p50_ms=health.lag_p50_ms,
+        lag_p99_ms=health.lag_p99_ms,
+        lag_max_ms=health.lag_max_ms,
+        busy_share_max=health.busy_share_max,
+        timing_error_bound_ms=health.timing_error_bound_ms,
+        lag_limit_ms=health.lag_limit_ms,
+        busy_limit=health.busy_limit,
+    )
 
 
 def write_server_series(run_dir: Path, poller: MetricsPoller) -> str | None:

@@ -193,6 +193,12 @@ class PerfScenario(Spec):
         description="Seconds one request may take before it counts as failed (vllm bench serve: 6 h). "
         "A hung engine is caught sooner by the engine watchdog (`engine.watchdog_timeout_s`).",
     )
+    client_workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Load generator worker processes, each with its own event loop (docs/timing.md); "
+        "null: sized from the warm-up so that each stays below half a core, at most one per CPU.",
+    )
     prompts: PromptSource | None = Field(
         default=None, description="Prompt source and length laws (default: random token ids of exact length)."
     )

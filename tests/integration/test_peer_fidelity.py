@@ -21,6 +21,7 @@ from harness.loadgen.client import LoadSpec, run_load, token_counter, usable_tok
 from harness.loadgen.metrics import aggregate
 from harness.loadgen.peer import Run, pooled, ratios, run_from_harness, run_from_vllm, table
 from harness.loadgen.peer_command import vllm_bench_args
+from harness.loadgen.workers import deal, merged_offsets
 
 # Issue 9 asks ±3 % (throughput) and ±5 % (latencies) of the benchmark script; one short closed loop
 # on a machine shared with other work scatters more than that between two runs of vLLM's own tool
@@ -80,6 +81,16 @@ def test_arrival_schedule_is_vllms_to_the_microsecond(
     assert ours == pytest.approx(theirs, abs=1e-6)
 
 
+@pytest.mark.parametrize("workers", [2, 3])
+def test_merged_worker_schedules_are_vllms_to_the_microsecond(workers: int) -> None:
+    import asyncio
+
+    theirs = asyncio.run(_vllm_offsets(40, 3.0, 0.7, 4321))
+    ours = arrival_offsets_s(40, 3.0, seed=4321, burstiness=0.7)
+    parts = [[(i, ours[i]) for i in idx] for idx in deal(40, workers)]
+    assert merged_offsets(parts) == pytest.approx(theirs, abs=1e-6)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_closed_loop_agrees_with_vllm_bench_serve(smollm2_server: VllmServer) -> None:
@@ -96,7 +107,8 @@ def test_closed_loop_agrees_with_vllm_bench_serve(smollm2_server: VllmServer) ->
     # shared machine moves one side's mean TTFT by tens of percent), two more repeats are pooled in
     # before judging: more requests, not a wider tolerance.
     for rep in range(4):
-        spec = LoadSpec(128, 32, 16, 4, None, 0, seed=700 + rep)  # fresh prompts each repeat
+        # fresh prompts each repeat; the harness on two worker processes (harness.loadgen.workers)
+        spec = LoadSpec(128, 32, 16, 4, None, 0, seed=700 + rep, client_workers=2)
         for tool in ("vllm", "harness") if rep % 2 == 0 else ("harness", "vllm"):
             if tool == "vllm":
                 args = [*vllm_bench_args(spec, url, served, tokenizer), "--ready-check-timeout-sec", "0"]
