@@ -206,7 +206,7 @@ def main() -> None:
         print("RESULT " + json.dumps(out))
         return
 
-    from harness.checkpoints import ensure_checkpoint
+    from harness.model.checkpoints import ensure_checkpoint
 
     tokenizer = str(ensure_checkpoint("smollm2-135m"))
     port = free_port()

@@ -20,7 +20,7 @@ from harness.loadgen.arrivals import arrival_offsets_s
 from harness.loadgen.client import LoadSpec, run_load
 from harness.loadgen.lag import ClientHealth, WorkerHealth, summarize, workers_needed
 from harness.loadgen.workers import deal, merged_offsets, split_concurrency
-from harness.scenario_run import client_timing
+from harness.run.scenario import client_timing
 from tests.truthserver import read_truth
 
 ROOT = Path(__file__).resolve().parents[2]
