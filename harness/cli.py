@@ -24,6 +24,7 @@ _FEATURE_CLIS: tuple[str, ...] = (
     "harness.arch.cli",
     "harness.telemetry.check",
     "harness.results_cli",
+    "harness.interop.cli",
 )
 
 console, err_console = consoles()

@@ -31,6 +31,11 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p = sub.add_parser("show", help="print one run's provenance and results")
     p.add_argument("run", help="run id, unique id prefix, run folder or record.json path")
     results_arg(p)
+    p.add_argument(
+        "--definitions",
+        choices=("vllm", "guidellm", "aiperf"),
+        help="recompute each scenario's headline figures from its request rows under this tool's definitions",
+    )
     p.set_defaults(func=_cmd_show)
 
     p = sub.add_parser(
@@ -96,6 +101,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
     run_dir, rec = _read(args.results, args.run)
     print_record(rec, run_dir, _console())
+    if getattr(args, "definitions", None):
+        from harness.interop.cli import print_definitions
+
+        print_definitions(rec, run_dir, args.definitions, _console())
     return 0
 
 
