@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.hardware import hardware_label
+from harness.interop.method import method_label
 from harness.records import RunRecord, ScenarioResult, scenario_energy_value
 
 # (metric, label, higher is better) for each scenario: the figures a reader looks at first.
@@ -107,6 +108,7 @@ def provenance(rec: RunRecord) -> dict[str, str]:
         "lm-eval": str(env.packages.get("lm-eval") or "—"),
         "harness": f"{env.harness_version} {(env.git_sha or '')[:10]}".strip(),
         "started": f"{rec.started_at:%Y-%m-%d %H:%M:%S}",
+        "method": method_label(rec),  # measured here, or imported from another tool's file
     }
 
 

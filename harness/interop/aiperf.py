@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from harness.interop.common import (
     Fields,
@@ -136,7 +137,7 @@ def read_aiperf(path: Path) -> ImportedRun:
         ),
         "duration: AIPerf's profiling window (summary end_time - start_time, microseconds)",
     ]
-    run_info = f.obj.get("run_info") if isinstance(f.obj.get("run_info"), dict) else {}
+    run_info: dict[str, Any] = f.obj["run_info"] if isinstance(f.obj.get("run_info"), dict) else {}
     command = run_info.get("cli_command") if isinstance(run_info.get("cli_command"), str) else None
     isl = prompts.get("isl", {}).get("mean") if isinstance(prompts.get("isl"), dict) else None
     osl = prompts.get("osl", {}).get("mean") if isinstance(prompts.get("osl"), dict) else None

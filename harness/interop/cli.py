@@ -102,7 +102,7 @@ def definitions_rows(
     from harness.interop.definitions import figures
     from harness.loadgen.client import requests_from_parquet
 
-    out = []
+    out: list[tuple[str, dict[str, float | None]]] = []
     for s in record.scenarios:
         if not s.requests_path or not (run_dir / s.requests_path).is_file():
             out.append((s.name, {}))

@@ -134,7 +134,7 @@ class Fields:
         if not isinstance(v, list):
             raise ImportFormatError(self.path, self._name(key), "a list", type(v).__name__)
         if length is not None and len(v) != length:
-            raise ImportFormatError(self.path, self._name(key), f"a list of {length} entries", f"{len(v)}")
+            raise ImportFormatError(self.path, self._name(key), f"a list of {length} entries", len(v))
         return v
 
 

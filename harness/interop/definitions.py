@@ -27,7 +27,8 @@ chunk; the figures say so through ``mean_output_tokens_per_chunk``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -135,3 +136,25 @@ def figures(tool: Tool, requests: Sequence[RequestTiming], duration_s: float) ->
 
 def _ms(x: float | None) -> float | None:
     return None if x is None else x * 1000.0
+
+
+def with_definition_columns(
+    rows: list[dict[str, Any]], results: Path, tools: Sequence[str]
+) -> list[dict[str, Any]]:
+    """``load_runs`` rows with ``<tool>.<figure>`` columns from each point's request table (null without one)."""
+    from harness.loadgen.client import requests_from_parquet
+
+    for tool in tools:
+        if tool not in TOOLS:
+            raise ValueError(f"unknown definitions {tool!r}: one of {', '.join(TOOLS)}")
+    out = []
+    for row in rows:
+        rel, duration = row.get("requests_path"), row.get("duration")
+        path = Path(results) / "runs" / str(row.get("run_id")) / str(rel) if rel else None
+        reqs = requests_from_parquet(path) if path is not None and path.is_file() else None
+        extra: dict[str, Any] = {}
+        for tool in tools:
+            figs = figures(tool, reqs, float(duration or 0.0)) if reqs is not None else {}  # type: ignore[arg-type]
+            extra |= {f"{tool}.{k}": figs.get(k) for k in FIGURES}
+        out.append(row | extra)
+    return out

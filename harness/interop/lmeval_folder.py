@@ -81,7 +81,7 @@ def read_lmeval_folder(path: Path) -> ImportedRun:
                 samples_path=samples_path,
             )
         )
-    cfg = out.get("config") if isinstance(out.get("config"), dict) else {}
+    cfg: dict[str, Any] = out["config"] if isinstance(out.get("config"), dict) else {}
     model_args = cfg.get("model_args")
     args = _model_args(model_args)
     model = str(
