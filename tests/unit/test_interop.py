@@ -292,3 +292,15 @@ def test_a_vllm_file_without_detailed_arrays_keeps_its_own_figures(tmp_path: Pat
     [s] = rec.scenarios  # type: ignore[attr-defined]
     assert s.requests_path is None and s.mean_ttft_ms == data["mean_ttft_ms"] and s.p90_ttft_ms is None
     assert "scenarios.requests_path" in rec.source.unmeasured  # type: ignore[attr-defined]
+
+
+def test_imported_runs_are_marked_on_the_leaderboard_and_in_compare(tmp_path: Path) -> None:
+    from harness.compare import compare_records
+    from harness.dashboard.data import engine_label
+
+    _, g = _imported("guidellm", GUIDELLM, tmp_path)
+    base = read_record(DATA / "measured_run")
+    assert engine_label(g) == "imported (guidellm 0.8.1)"  # type: ignore[arg-type]
+    assert not engine_label(base).startswith("imported")
+    method = dict(compare_records([base, g]).provenance)["method"]  # type: ignore[list-item]
+    assert method[0] == "measured here" and method[1].startswith("imported from guidellm 0.8.1 (")
