@@ -186,3 +186,4 @@ class ImportedRun:
     samples: dict[str, Path] = field(default_factory=dict)  # file name under samples/ -> source file
     unmeasured: dict[str, str] = field(default_factory=dict)
     tokenizer: str | None = None
+    packages: dict[str, str | None] = field(default_factory=dict)  # versions the file states

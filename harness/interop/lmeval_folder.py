@@ -105,6 +105,9 @@ def read_lmeval_folder(path: Path) -> ImportedRun:
         command=None,
         tasks=tasks,
         samples=samples,
+        packages={"transformers": str(out["transformers_version"])}
+        if out.get("transformers_version")
+        else {},
         unmeasured=unmeasured
         | {"source.command": "lm-eval's results keep the configuration, not the command line"},
     )
