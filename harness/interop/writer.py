@@ -137,6 +137,12 @@ def _scenario(s: ImportedScenario, index: int) -> ScenarioResult:
     )
 
 
+def _packages(run: ImportedRun) -> dict[str, str | None]:
+    """The tool's version (and what else the file states) as the record's package versions."""
+    out: dict[str, str | None] = {run.tool.replace("vllm-bench", "vllm"): run.version} if run.version else {}
+    return out | run.packages
+
+
 def _slug(text: str) -> str:
     import re
 
