@@ -69,8 +69,7 @@ def build_record(
         cpu_model=hardware,
         cpu_count=None,
         memory_total_bytes=None,
-        packages=({run.tool.replace("vllm-bench", "vllm"): run.version} if run.version else {})
-        | run.packages,
+        packages=_packages(run),
         gpu_reason=f"imported from {run.tool}: "
         + (f"hardware as given with --hardware: {hardware}" if hardware else "the file does not say"),
     )
