@@ -63,7 +63,9 @@ def _wait_healthy(url: str, timeout_s: float = 60.0) -> None:
 def _run(cmd: list[str], log: Path, timeout_s: float = 900.0, env: dict[str, str] | None = None) -> float:
     t0 = time.monotonic()
     with log.open("w") as fh:
-        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout_s, check=False, env=env)
+        proc = subprocess.run(
+            cmd, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout_s, check=False, env=env
+        )
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[0]} failed (exit {proc.returncode}); see {log}:\n{log.read_text()[-2000:]}")
     return time.monotonic() - t0
@@ -221,11 +223,17 @@ def main() -> int:
         cmd += [args.model, "--port", str(port), "--fake-ttft-ms", str(args.ttft_ms)]
         cmd += ["--fake-token-delay-ms", str(args.token_delay_ms)]
         server = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=(work / "server.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True
+            cmd,
+            cwd=ROOT,
+            stdout=(work / "server.log").open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         _wait_healthy(url)
-        rows: list[tuple[str, int, dict[str, float | None], dict[str, float | None], dict[str, float | None]]] = []
+        rows: list[
+            tuple[str, int, dict[str, float | None], dict[str, float | None], dict[str, float | None]]
+        ] = []
         harness_dirs: list[Path] = []
         peer_runs: list[tuple[str, int, dict[str, float | None], Path]] = []
         for rep in range(args.repeats):
