@@ -50,6 +50,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "harness.decide.cli:register_cli",
         "which model and technique to ship at your SLO, and what each answer costs",
     ),
+    "import": (
+        "harness.interop.cli:register_cli",
+        "bring in results of vllm bench serve, GuideLLM, AIPerf or lm-eval as runs",
+    ),
     "claims": (
         "harness.claims.cli:register_cli",
         "each efficiency claim of the model families against what was measured",
@@ -103,7 +107,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from harness import __version__
+    from harness.version import __version__
 
     return __version__
 

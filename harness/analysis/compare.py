@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from harness.interop.method import method_label
 from harness.record.hardware import hardware_label
 from harness.record.metrics import metric
 from harness.record.run_record import RunRecord, ScenarioResult, scenario_energy_value
@@ -111,6 +112,7 @@ def provenance(rec: RunRecord) -> dict[str, str]:
         "lm-eval": str(env.packages.get("lm-eval") or "—"),
         "harness": f"{env.harness_version} {(env.git_sha or '')[:10]}".strip(),
         "started": f"{rec.started_at:%Y-%m-%d %H:%M:%S}",
+        "method": method_label(rec),  # measured here, or imported from another tool's file
     }
 
 

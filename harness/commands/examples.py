@@ -22,5 +22,6 @@ EXAMPLES: dict[str, str] = {
     "telemetry-check": "harness telemetry-check --json telemetry.json",
     "decide": "harness decide techniques-cpu --price CPU=0.10/h --max-accuracy-drop 0.01\n"
     '  harness decide techniques-cpu --markdown >> "$GITHUB_STEP_SUMMARY"',
+    "import": "harness import vllm-bench bench.json --hardware '1x H100 80GB'\n  harness import lm-eval out/ --suite my-evals",
     "claims": "harness run claims-cpu && harness claims\n  harness claims --json | jq '.[].verdict'",
 }

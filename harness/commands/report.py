@@ -88,8 +88,8 @@ def print_results(rec: RunRecord, console: Console) -> None:
 
 def print_runs(records: list[RunRecord], console: Console) -> None:
     """One line per run, oldest first (`harness runs`)."""
+    from harness.analysis.tables import model_label
     from harness.record.hardware import hardware_label
-    from harness.storage.results import model_label
 
     t = Table(title=f"{len(records)} run(s)")
     # Ids are copied into other commands: never cut them short (other columns give way).

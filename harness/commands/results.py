@@ -1,6 +1,6 @@
 """Commands that read results: `harness runs`, `show`, `compare`, `export`, and `schema`.
 
-Thin: each parses its arguments, calls harness.storage.results, harness.analysis.compare or harness.record.run_record, and
+Thin: each parses its arguments, calls harness.analysis.tables, harness.analysis.compare or harness.record.run_record, and
 prints through harness.commands.report (or as JSON with --json). A missing results folder exits 2.
 """
 
@@ -35,6 +35,11 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("run", help="run id, unique id prefix, run folder or record.json path")
     results_arg(p)
     add_json_flag(p, "the whole record")
+    p.add_argument(
+        "--definitions",
+        choices=("vllm", "guidellm", "aiperf"),
+        help="recompute each scenario's headline figures from its request rows under this tool's definitions",
+    )
     p.set_defaults(func=_cmd_show)
 
     p = sub.add_parser(
@@ -88,8 +93,8 @@ def _read(results: str, run: str) -> tuple[Path, RunRecord]:
 
 
 def _run_summary(rec: RunRecord) -> dict[str, Any]:
+    from harness.analysis.tables import model_label
     from harness.record.hardware import hardware_label
-    from harness.storage.results import model_label
 
     return {
         "run_id": rec.run_id,
@@ -108,8 +113,8 @@ def _run_summary(rec: RunRecord) -> dict[str, Any]:
 def _cmd_runs(args: argparse.Namespace) -> int:
     import warnings
 
+    from harness.analysis.tables import select_runs
     from harness.commands.report import print_runs
-    from harness.storage.results import select_runs
 
     require_results(args.results)
     with warnings.catch_warnings(record=True) as caught:
@@ -142,6 +147,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print_json(rec.model_dump(mode="json"))
         return 0
     print_record(rec, run_dir, _console())
+    if getattr(args, "definitions", None):
+        from harness.interop.cli import print_definitions
+
+        print_definitions(rec, run_dir, args.definitions, _console())
     return 0
 
 
@@ -176,7 +185,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     import warnings
 
-    from harness.storage.results import export_tables, select_runs
+    from harness.analysis.tables import export_tables, select_runs
 
     require_results(args.results)
     with warnings.catch_warnings(record=True) as caught:

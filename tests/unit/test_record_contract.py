@@ -239,3 +239,24 @@ def test_records_validate_against_the_committed_schemas() -> None:
         jsonschema.validate(json.loads(path.read_text()), v1)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(json.loads((DATA / "record_v1_cpu.json").read_text()), v2)
+
+
+def test_the_optional_source_of_an_imported_run_is_additive() -> None:
+    """`source` (set by `harness import`) is optional: records without it read as measured here."""
+    from datetime import datetime, timezone
+
+    import jsonschema
+
+    from harness.record.run_record import ImportSource
+
+    rec = make_record(performance={"c1": scenario()})
+    assert rec.source is None
+    src = ImportSource(
+        tool="guidellm", version="0.8.1", sha256="0" * 64, imported_at=datetime.now(timezone.utc)
+    )
+    imported = rec.model_copy(update={"source": src})
+    v2 = json.loads((ROOT / "schema" / "run_record.v2.json").read_text())
+    for r in (rec, imported):
+        jsonschema.validate(json.loads(r.model_dump_json()), v2)
+    assert parse_record(imported.model_dump_json().encode()).source == src
+    assert parse_record((DATA / "record_v1_cpu.json").read_bytes()).source is None

@@ -14,9 +14,9 @@ import pytest
 
 import harness
 from harness.analysis.compare import compare_records
+from harness.analysis.tables import RUN_COLUMNS, UnreadableRecordWarning, export_tables, load_runs, load_tasks
 from harness.cli import main
 from harness.record.run_record import RunRecord
-from harness.storage.results import RUN_COLUMNS, UnreadableRecordWarning, export_tables, load_runs, load_tasks
 from tests.factories import generate_results, make_record, make_scenario, write_run
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -50,6 +50,7 @@ RUN_COLUMNS = (
     "harness_version",
     "git_sha",
     "schema_version",
+    "imported_from",
 )
 
 
@@ -109,6 +110,7 @@ def run_columns(record: RunRecord) -> dict[str, Any]:
         "harness_version": env.harness_version,
         "git_sha": env.git_sha,
         "schema_version": record.schema_version,
+        "imported_from": record.source.tool if record.source else None,  # null: measured here
     }
 
 
@@ -188,15 +190,23 @@ def load_runs(
     model: str | None = None,
     suite: str | None = None,
     status: str | None = None,
+    definitions: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """One row per run × scenario point, with the run's model, variant, suite, hardware and
     status beside every aggregate of the scenario (vLLM ``bench serve`` names, units in names).
 
     Runs without scenarios keep one row with ``scenario`` empty. Unreadable records are
-    skipped with an :class:`UnreadableRecordWarning`.
+    skipped with an :class:`UnreadableRecordWarning`. ``definitions`` (``vllm``, ``guidellm``,
+    ``aiperf``) adds each point's headline figures recomputed from its request table under
+    that tool's definitions, as ``<tool>.<figure>`` columns (:mod:`harness.interop.definitions`).
     """
     records = select_runs(results, model=model, suite=suite, status=status)
-    return _frame((row for r in records for row in scenario_rows(r)), (*RUN_COLUMNS, "scenario"))
+    rows: Iterable[dict[str, Any]] = (row for r in records for row in scenario_rows(r))
+    if definitions:
+        from harness.interop.definitions import with_definition_columns
+
+        rows = with_definition_columns(list(rows), Path(results), definitions)
+    return _frame(rows, (*RUN_COLUMNS, "scenario"))
 
 
 def load_tasks(
