@@ -304,3 +304,17 @@ def test_imported_runs_are_marked_on_the_leaderboard_and_in_compare(tmp_path: Pa
     assert not engine_label(base).startswith("imported")
     method = dict(compare_records([base, g]).provenance)["method"]  # type: ignore[list-item]
     assert method[0] == "measured here" and method[1].startswith("imported from guidellm 0.8.1 (")
+
+
+def test_a_guidellm_yaml_report_reads_like_its_json(tmp_path: Path) -> None:
+    import yaml
+
+    (tmp_path / "benchmarks.yaml").write_text(yaml.safe_dump(json.loads(GUIDELLM.read_text())))
+    _, rec = _imported("guidellm", tmp_path / "benchmarks.yaml", tmp_path / "r")
+    _, ref = _imported("guidellm", GUIDELLM, tmp_path / "j")
+    assert rec.scenarios[0].mean_ttft_ms == ref.scenarios[0].mean_ttft_ms  # type: ignore[attr-defined]
+    (tmp_path / "cut.yaml").write_text((tmp_path / "benchmarks.yaml").read_text()[:5000] + "\n  - [unclosed")
+    with pytest.raises(
+        ImportFormatError, match=r"cut\.yaml: line \d+ column \d+: expected a complete YAML document"
+    ):
+        import_files("guidellm", [tmp_path / "cut.yaml"], tmp_path / "r2")
