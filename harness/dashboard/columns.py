@@ -16,6 +16,8 @@ from harness.dashboard.archdata import reported_view
 from harness.dashboard.data import LeaderRow, RunView, ScenarioView, iso
 from harness.dashboard.rigorfigures import capacity_figures
 from harness.decide.rows import is_random_weights
+from harness.record.metrics import heading
+from harness.record.metrics import metric as catalogue_metric
 
 Column = dict[str, Any]
 Better = Literal["high", "low"]
@@ -39,9 +41,11 @@ SCENARIO_FIGURES: tuple[tuple[str, str], ...] = (
 
 def column(
     key: str,
-    label: str,
-    fmt: str = "text",
+    label: str | None = None,
+    fmt: str | None = None,
     *,
+    metric: str | None = None,
+    shade: bool = True,
     path: Sequence[str | int] | None = None,
     better: Better | None = None,
     title: str | None = None,
@@ -56,9 +60,15 @@ def column(
 
     Args:
         key: the column's id (sorting, ``sort`` in the config); also its row key unless ``path``.
-        fmt: a :mod:`harness.formatting` kind, or ``text``, ``date``, ``status``.
+        label: the heading; a figure's heading comes from the catalogue (``metric``).
+        fmt: a :mod:`harness.formatting` kind, or ``text``, ``date``, ``status``; a figure's from
+            the catalogue.
+        metric: the catalogue key of the figure the column shows (:mod:`harness.record.metrics`):
+            its heading, format and which way is better come from there.
+        shade: with ``metric``, whether the table shades the best value (off where rows do not
+            compare, as in the run list).
         path: where the value sits in a row (``"$scenario"`` is the picked load scenario).
-        better: which way is best, for the shading of the best value and the first sort.
+        better: which way is best (for a column that is not a catalogued figure, e.g. a rank).
         se: path of the value's standard error, shown as ``± se``.
         href: row key of a link for the cell.
         sub: a second, smaller figure under the value: ``{"path", "label"[, "fmt"]}``.
@@ -66,7 +76,21 @@ def column(
         hide_empty: drop the column while no shown row has a value.
         clip: cut the text to this many characters (the full text on hover).
     """
-    col: Column = {"key": key, "label": label, "path": list(path) if path is not None else [key], "fmt": fmt}
+    if metric is not None:
+        m = catalogue_metric(metric)
+        label = heading(metric) if label is None else label
+        fmt = m.fmt if fmt is None else fmt
+        if shade:
+            better = {"higher": "high", "lower": "low", "none": None}[m.direction]  # type: ignore[assignment]
+    fmt = fmt or "text"
+    col: Column = {
+        "key": key,
+        "label": label if label is not None else key,
+        "path": list(path) if path is not None else [key],
+        "fmt": fmt,
+    }
+    if metric is not None:
+        col["metric"] = metric
     if fmt not in TEXT_FORMATS:
         col["num"] = True
     optional = {
@@ -83,16 +107,13 @@ def column(
     return col
 
 
-def scenario_column(
-    key: str, label: str, fmt: str, better: Better, title: str, sub: tuple[str, str] | None = None
-) -> Column:
-    """A leaderboard column of the picked load scenario; ``sub`` is (figure key, label)."""
+def scenario_column(key: str, metric: str, title: str, sub: tuple[str, str] | None = None) -> Column:
+    """A leaderboard column of the picked load scenario's catalogued figure ``metric``;
+    ``sub`` is (figure key, label)."""
     return column(
         key,
-        label,
-        fmt,
+        metric=metric,
         path=["perf", "$scenario", key],
-        better=better,
         title=title,
         sub={"path": ["perf", "$scenario", sub[0]], "label": sub[1]} if sub else None,
     )
@@ -118,10 +139,8 @@ LEADERBOARD_HEAD: tuple[Column, ...] = (
     column("suite", "Suite"),
     column(
         "acc_avg",
-        "Avg accuracy",
-        "acc",
+        metric="accuracy_mean",
         se=["acc_avg_se"],
-        better="high",
         sub={"path": ["acc_n"], "label": "n", "fmt": "int"},
         title="Mean over the tasks the run has ± its standard error; n: documents evaluated over all tasks",
     ),
@@ -135,69 +154,48 @@ LEADERBOARD_HEAD: tuple[Column, ...] = (
         title="Mean of measured − published score over the tasks with a published figure at the same "
         "metric and shots; details on the Architecture page",
     ),
-    scenario_column(
-        "tps", "Output tok/s", "tps", "high", "Output tokens per second in the selected scenario"
-    ),
+    scenario_column("tps", "output_throughput", "Output tokens per second in the selected scenario"),
     scenario_column(
         "ttft50",
-        "TTFT p50 (ms)",
-        "ms",
-        "low",
+        "median_ttft_ms",
         "Median time to first token; σ is the standard deviation",
         sub=("ttftsd", "σ"),
     ),
     scenario_column(
-        "ttft99",
-        "TTFT p99 (ms)",
-        "ms",
-        "low",
-        "99th percentile time to first token (p90 below)",
-        sub=("ttft90", "p90"),
+        "ttft99", "p99_ttft_ms", "99th percentile time to first token (p90 below)", sub=("ttft90", "p90")
     ),
     scenario_column(
         "tpot50",
-        "TPOT p50 (ms)",
-        "ms",
-        "low",
+        "median_tpot_ms",
         "Median time per output token after the first; σ is the standard deviation",
         sub=("tpotsd", "σ"),
     ),
     scenario_column(
         "jpt",
-        "Energy (J/tok)",
-        "j",
-        "low",
+        "energy_per_output_token_j",
         "GPU energy per output token in the selected scenario (needs an NVIDIA GPU)",
     ),
     column(
         "cap",
-        "Capacity at SLO",
-        "num",
-        better="high",
+        metric="capacity_at_slo",
         hide_empty=True,
         sub={"path": ["cap_unit"], "label": "", "fmt": "text"},
         title="Highest load meeting the suite's SLO at its target attainment (capacity search)",
     ),
     column(
         "jslo",
-        "J/token at SLO",
-        "j",
-        better="low",
+        metric="energy_per_output_token_at_slo_j",
         hide_empty=True,
         flag="jslo_reason",
         title="GPU energy per output token at the capacity load",
     ),
     column(
         "rss",
-        "Peak RSS",
-        "bytes",
-        better="low",
+        metric="engine_peak_rss_bytes",
         title="Peak resident memory of the engine's process tree over the run",
     ),
 )
-GPU_MEMORY_COLUMN = column(
-    "gpumem", "Peak GPU mem", "bytes", better="low", title="Peak GPU memory used (NVML)"
-)
+GPU_MEMORY_COLUMN = column("gpumem", metric="peak_gpu_memory_bytes", title="Peak GPU memory used (NVML)")
 LEADERBOARD_TAIL: tuple[Column, ...] = (
     column("engine", "Engine"),
     column("hardware", "Hardware"),
@@ -216,10 +214,9 @@ def task_column(task: str) -> Column:
     return column(
         f"acc:{task}",
         task,
-        "acc",
+        metric="accuracy",
         path=["acc", task, 0],
         se=["acc", task, 1],
-        better="high",
         hide_empty=True,
         sub={"path": ["acc", task, 2], "label": "n", "fmt": "int"},
         title=f"{task}: headline metric ± standard error; n: documents evaluated",
@@ -346,13 +343,13 @@ RUNS_COLUMNS: tuple[Column, ...] = (
     column("model", "Model", href="model_href"),
     column("suite", "Suite"),
     column("status", "Status", "status"),
-    column("acc_avg", "Avg accuracy", "acc"),
-    column("tps", "Output tok/s", "tps", title=FIRST_SCENARIO),
-    column("ttft99", "TTFT p99 (ms)", "ms", title=FIRST_SCENARIO),
+    column("acc_avg", metric="accuracy_mean", shade=False),
+    column("tps", metric="output_throughput", shade=False, title=FIRST_SCENARIO),
+    column("ttft99", metric="p99_ttft_ms", shade=False, title=FIRST_SCENARIO),
     column("scenario", "Scenario"),
     column("hardware", "Hardware"),
     column("engine", "Engine"),
-    column("duration", "Duration", "s"),
+    column("duration", metric="run_duration_s", shade=False),
     column("run_id", "Run id", href="run_href"),
     column("error", "Error", clip=90),
 )

@@ -211,6 +211,46 @@ _ENTRIES: tuple[Metric, ...] = (
         "Peak GPU memory used over the run (NVML, all GPUs).",
     ),
     Metric(
+        "run_duration_s",
+        "s",
+        "none",
+        "duration",
+        "s",
+        "run",
+        HARNESS,
+        "Wall time of the whole run, engine start to record written.",
+    ),
+    Metric(
+        "capacity_at_slo",
+        "requests or requests/s",
+        "higher",
+        "capacity at SLO",
+        "num",
+        "run",
+        HARNESS,
+        "Highest load (concurrency, or rate) meeting the suite's SLO at its target attainment.",
+    ),
+    Metric(
+        "energy_per_output_token_at_slo_j",
+        "J/token",
+        "lower",
+        "J/token at SLO",
+        "j",
+        "run",
+        HARNESS,
+        "GPU energy per output token at the capacity load.",
+    ),
+    Metric(
+        "accuracy_mean",
+        "1",
+        "higher",
+        "avg accuracy",
+        "acc",
+        "run",
+        LM_EVAL,
+        "Mean of a run's task headline metrics.",
+    ),
+    Metric(
         "accuracy",
         "1",
         "higher",
@@ -256,6 +296,12 @@ def label(key: str) -> str:
     """The label people read for ``key`` (the key itself if the catalogue does not list it)."""
     m = CATALOGUE.get(key)
     return key if m is None else m.label
+
+
+def heading(key: str) -> str:
+    """The catalogue label as a column heading (first letter upper, the rest as written)."""
+    text = label(key)
+    return text[:1].upper() + text[1:]
 
 
 def in_section(section: Section) -> tuple[str, ...]:

@@ -61,3 +61,24 @@ def test_directions_of_the_figures_people_gate_on() -> None:
     assert higher_is_better("energy_per_output_token_j") is False
     assert higher_is_better("output_tokens_per_j") is True
     assert higher_is_better("total_input_tokens") is None
+
+
+def test_every_dashboard_figure_column_takes_heading_format_and_direction_from_the_catalogue() -> None:
+    from harness.dashboard import columns as c
+
+    shown = [
+        *c.LEADERBOARD_HEAD,
+        c.GPU_MEMORY_COLUMN,
+        *c.LEADERBOARD_TAIL,
+        *c.RUNS_COLUMNS,
+        c.task_column("t"),
+    ]
+    figures = [col for col in shown if col.get("num") and col["key"] not in ("runs", "rep")]
+    assert len(figures) >= 12
+    for col in figures:
+        m = CATALOGUE[col["metric"]]  # a number shown is a catalogued figure
+        assert col["fmt"] == m.fmt, col["key"]
+        if "better" in col:
+            assert col["better"] == {"higher": "high", "lower": "low"}[m.direction], col["key"]
+        if col["key"] != "acc:t":  # a task column is headed by its task's name
+            assert col["label"].lower() == m.label.lower(), col["key"]
