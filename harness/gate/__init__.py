@@ -82,6 +82,7 @@ from harness.gate.compare import (
     SCENARIO_FIELDS,
     SCENARIO_METRICS,
     allowed_worsening,
+    apply_family,
     compare,
     compare_metric,
     config_mismatches,
@@ -104,9 +105,12 @@ from harness.gate.render import (
     render_markdown,
     render_terminal,
     table_rows,
+    verdict_text,
 )
 from harness.gate.report import (
+    CONFIDENCE,
     DEFAULT_ACCURACY_MAX_ABS,
+    DEFAULT_FAILED_SHARE,
     DEFAULT_PERFORMANCE,
     FAILING,
     NOISE_SIGMAS,
@@ -121,7 +125,9 @@ from harness.gate.report import (
 )
 
 __all__ = [
+    "CONFIDENCE",
     "DEFAULT_ACCURACY_MAX_ABS",
+    "DEFAULT_FAILED_SHARE",
     "DEFAULT_PERFORMANCE",
     "FAILING",
     "NOISE_SIGMAS",
@@ -140,6 +146,7 @@ __all__ = [
     "Verdict",
     "allowed_text",
     "allowed_worsening",
+    "apply_family",
     "change_text",
     "compare",
     "compare_metric",
@@ -150,6 +157,7 @@ __all__ = [
     "judge",
     "known_direction",
     "noise_text",
+    "verdict_text",
     "render_error_junit",
     "render_error_markdown",
     "render_junit",

@@ -154,6 +154,7 @@ class PointRunner:
                     good=good,
                     client_cpu_s=res.client_cpu_s,
                     requests_path=res.requests_path,
+                    energy=_repeat_energy(res),
                 )
             )
             v = check_point(
@@ -377,6 +378,19 @@ def combine_energy(results: list[ScenarioResult]) -> dict[str, object]:
             kv_cache=None,
         )
     return update
+
+
+def _repeat_energy(res: ScenarioResult) -> dict[str, float | None]:
+    """A repeat's energy figures beyond J/token: gross joules, tokens per joule, steady state."""
+    e = res.energy
+    if e is None:
+        return {}
+    steady = e.steady_state.energy_per_output_token_j if e.steady_state is not None else None
+    return {
+        "energy_j": e.energy_j,
+        "output_tokens_per_j": e.output_tokens_per_j,
+        "steady_state_energy_per_output_token_j": steady,
+    }
 
 
 def _energy_reason(res: ScenarioResult) -> str:

@@ -1,0 +1,133 @@
+"""The gate's rules against simulations with a known truth (seeded, many trials).
+
+Each trial builds two sets of repeats of a figure with a known run-to-run CV and a known true
+change, then asks the same functions the gate uses (:func:`harness.gate.compare.judge` on the
+interval of :func:`harness.stats.difference_interval`, and :func:`harness.gate.compare.apply_family`
+over a family of checks) for a verdict.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from harness.gate.compare import apply_family, judge
+from harness.gate.report import MetricComparison
+from harness.stats import difference_interval, one_sided_p, relative_change_interval, repeats_estimate
+
+TRIALS = 2000
+CV = 0.05
+BOUND = 0.10
+
+
+def _verdict(b: np.ndarray, c: np.ndarray, bound: float = BOUND) -> tuple[str, float]:
+    """Throughput-like (higher is better) figure, relative bound, as the gate judges repeats."""
+    eb, ec = repeats_estimate(list(b)), repeats_estimate(list(c))
+    iv = difference_interval(eb, ec)
+    assert iv is not None
+    allowed = bound * abs(eb.value)
+    verdict, _ = judge(eb.value, ec.value, True, allowed, iv.se, iv.df)
+    return verdict, one_sided_p(eb.value - ec.value, iv.se, iv.df, allowed)
+
+
+@pytest.mark.parametrize("repeats", [2, 3])
+def test_a_true_15_percent_drop_never_passes(repeats: int) -> None:
+    rng = np.random.default_rng(21 + repeats)
+    counts = {"regression": 0, "inconclusive": 0, "pass": 0, "improvement": 0}
+    for _ in range(TRIALS):
+        b = rng.normal(100.0, CV * 100.0, repeats)
+        c = rng.normal(85.0, CV * 100.0, repeats)
+        counts[_verdict(b, c)[0]] += 1
+    not_pass = (counts["regression"] + counts["inconclusive"]) / TRIALS
+    assert not_pass >= 0.95, counts
+    # The old rule (beyond the bound AND Welch p < 0.05) flagged it in 18 % (2 repeats) and
+    # 65 % (3 repeats) of trials and passed the rest; now a pass is the rare event.
+    assert counts["pass"] / TRIALS <= 0.05, counts
+
+
+def test_a_true_15_percent_drop_with_many_repeats_is_found() -> None:
+    rng = np.random.default_rng(7)
+    found = sum(
+        _verdict(rng.normal(100.0, 5.0, 10), rng.normal(85.0, 5.0, 10))[0] == "regression" for _ in range(500)
+    )
+    assert found / 500 >= 0.5  # more repeats resolve it (the old rule grew blinder with fewer)
+
+
+def _family_trial(rng: np.random.Generator, checks: int, repeats: int, bound: float) -> int:
+    results = []
+    for i in range(checks):
+        b = rng.normal(100.0, CV * 100.0, repeats)
+        c = rng.normal(100.0, CV * 100.0, repeats)
+        verdict, p = _verdict(b, c, bound)
+        results.append(
+            MetricComparison(
+                metric=f"m{i}",
+                scenario=None,
+                kind="performance",
+                higher_is_better=True,
+                baseline=float(b.mean()),
+                candidate=float(c.mean()),
+                change_abs=float(c.mean() - b.mean()),
+                change_rel=None,
+                max_abs_change=None,
+                max_rel_change=bound,
+                allowed_abs=bound * float(b.mean()),
+                sigma=None,
+                noise_basis=None,
+                verdict=verdict,  # type: ignore[arg-type]
+                reason="",
+                p_value=p,
+            )
+        )
+    return sum(r.verdict == "regression" for r in apply_family(results, "holm"))
+
+
+@pytest.mark.parametrize("bound", [0.0, 0.10])
+def test_identical_distributions_rarely_regress_across_a_20_check_family(bound: float) -> None:
+    rng = np.random.default_rng(2021)
+    trials = 600
+    any_regressed = sum(_family_trial(rng, 20, 3, bound) > 0 for _ in range(trials))
+    # With zero bounds and no family control the old rule falsely alarmed in ~40 % of trials.
+    assert any_regressed / trials <= 0.05, any_regressed
+
+
+def test_without_family_control_a_zero_bound_family_alarms_often() -> None:
+    """The control is what keeps the rate down: the same family judged check by check."""
+    rng = np.random.default_rng(5)
+    trials, alarms = 300, 0
+    for _ in range(trials):
+        verdicts = [_verdict(rng.normal(100, 5, 3), rng.normal(100, 5, 3), 0.0)[0] for _ in range(20)]
+        alarms += "regression" in verdicts
+    assert alarms / trials > 0.2
+
+
+# ---------------------------------------------------------------- the quoted cases
+
+
+def test_quoted_case_a_12_percent_drop_over_two_repeats_is_inconclusive_not_pass() -> None:
+    # [100, 105] vs [88, 93]: -12 % against a 10 % bound. The old rule passed it (Welch p = 0.077).
+    verdict, _ = _verdict(np.array([100.0, 105.0]), np.array([88.0, 93.0]))
+    assert verdict == "inconclusive"
+
+
+def test_quoted_case_relative_change_interval_is_welch() -> None:
+    rel, low, high = relative_change_interval([100.0, 103.0, 97.0], [110.0, 113.0, 107.0])
+    assert rel == pytest.approx(0.10)
+    assert (low, high) == (pytest.approx(0.032, abs=5e-4), pytest.approx(0.168, abs=5e-4))
+    # the ratio of opposite interval ends gave [-4.6 %, +26.9 %]
+    assert high - low < 0.2
+
+
+def test_welch_interval_matches_scipy() -> None:
+    import scipy.stats as ss
+
+    a, b = [100.0, 103.0, 97.0, 101.0], [110.0, 113.0, 107.0]
+    iv = difference_interval(repeats_estimate(a), repeats_estimate(b))
+    assert iv is not None
+    res = ss.ttest_ind(b, a, equal_var=False)
+    ci = res.confidence_interval(0.95)
+    assert (iv.low, iv.high) == (pytest.approx(ci.low, abs=1e-9), pytest.approx(ci.high, abs=1e-9))
+    assert iv.df == pytest.approx(res.df)
+    assert math.isfinite(iv.se)
