@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import xml.etree.ElementTree as ET
@@ -600,3 +601,75 @@ def test_cli_baseline_list(results: Path, capsys: pytest.CaptureFixture[str]) ->
     capsys.readouterr()
     assert main(["baseline", "list", "--results", str(results)]) == 0
     assert "tiny-llama__smoke__cpu-amd-epyc-7b13.json" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- inconclusive, families, failed
+
+
+def _straddling_pair() -> tuple[RunRecord, RunRecord]:
+    noisy = {"harness_capitals": task_result("harness_capitals", (0.80, 0.04))}
+    worse = {"harness_capitals": task_result("harness_capitals", (0.72, 0.04))}
+    return (
+        make_record(accuracy={**make_record().accuracy, **noisy}),
+        make_record("b", accuracy={**make_record().accuracy, **worse}),
+    )
+
+
+def test_inconclusive_renders_in_markdown_and_junit_by_policy() -> None:
+    base, cand = _straddling_pair()
+    strict = compare(base, cand)
+    text = render_markdown(strict)
+    assert text.splitlines()[0] == "## harness gate: INCONCLUSIVE"
+    row = next(r for r in markdown_rows(text) if r["metric"] == "harness_capitals")
+    assert row["verdict"] == "_inconclusive_"
+    assert "fails the gate (`--inconclusive fail`, the default)" in text
+    assert "Family: Holm (family-wise error) over" in text
+    case = ET.fromstring(render_junit(strict)).find("testsuite/testcase[@name='harness_capitals']")
+    assert case is not None
+    failure = case.find("failure")
+    assert failure is not None and failure.get("type") == "inconclusive"
+    lenient = compare(base, cand, inconclusive="pass")
+    case = ET.fromstring(render_junit(lenient)).find("testsuite/testcase[@name='harness_capitals']")
+    assert case is not None and case.find("failure") is None and case.find("skipped") is not None
+    assert "does not fail the gate (`--inconclusive pass`)" in render_markdown(lenient)
+
+
+def test_inconclusive_performance_says_how_many_repeats_resolve_it() -> None:
+    cand = make_record("b", performance={"c1": scenario(output_throughput=181.0)})  # -9.5 % vs 10 %
+    c = next(x for x in compare(make_record(), cand).comparisons if x.metric == "output_throughput")
+    assert c.verdict == "inconclusive" and c.repeats_needed is not None
+    assert f"about {c.repeats_needed} repeats a side would resolve it" in c.reason
+    row = next(
+        r for r in markdown_rows(render_markdown(compare(make_record(), cand))) if "throughput" in r["metric"]
+    )
+    assert row["verdict"] == f"_inconclusive (~{c.repeats_needed} repeats)_"
+
+
+def test_holm_turns_a_lone_marginal_regression_in_a_family_inconclusive() -> None:
+    from harness.gate import apply_family
+
+    report = compare(*_straddling_pair())
+    [acc] = [c for c in report.comparisons if c.metric == "harness_capitals"]
+    p = acc.p_value
+    assert p is not None and acc.p_adjusted is not None and acc.p_adjusted >= p
+    marginal = dataclasses.replace(acc, verdict="regression", p_value=0.02, p_adjusted=0.02)
+    quiet = [dataclasses.replace(acc, metric=f"q{i}", verdict="pass", p_value=0.9) for i in range(9)]
+    [first, *_] = apply_family([marginal, *quiet], "holm")
+    assert first.verdict == "inconclusive" and "not after Holm over 10 checks" in first.reason
+    assert first.p_adjusted == pytest.approx(0.2)
+    assert apply_family([marginal, *quiet], "none")[0].verdict == "regression"
+
+
+def test_failed_requests_are_judged_by_a_binomial_test_with_a_tolerated_share() -> None:
+    def failing(n_failed: int) -> RunRecord:
+        sr = scenario()
+        return make_record(
+            "b", performance={"c1": sr.model_copy(update={"failed": n_failed, "completed": 200})}
+        )
+
+    th = [GateThreshold(metric="failed", max_abs_change=0)]
+    base = make_record(performance={"c1": scenario().model_copy(update={"completed": 200})})
+    one = compare(base, failing(1), th).comparisons[0]  # the old rule failed a run on one error
+    assert one.verdict == "pass" and "exact binomial p" in one.reason
+    many = compare(base, failing(12), th).comparisons[0]  # 12 of 212 ≫ 1 %
+    assert many.verdict == "regression", many.reason
