@@ -29,7 +29,7 @@ from harness.rigor.records import (
     SweepOutcome,
     ValidityFigures,
 )
-from harness.rigor.search import CapacitySearch
+from harness.rigor.search import CapacitySearch, min_requests_to_pass
 from harness.rigor.spec import SloSpec
 from harness.rigor.summary import (
     goodput,
@@ -300,6 +300,8 @@ class PointRunner:
                 for p in search.probes
             ],
             stop_reason=search.stop_reason or "converged",
+            bound=search.bound,
+            min_requests_to_pass=min_requests_to_pass(q.attainment),
             tolerance=q.tolerance,
             output_throughput=res_at.output_throughput if best is not None else None,
             energy_per_output_token_j=(

@@ -86,9 +86,19 @@ def describe_point(s: PerfScenario, cooldown_s: float) -> list[str]:
     if s.search is not None:
         q = s.search
         slo = q.slo or s.slo
+        from harness.rigor.search import min_requests_to_pass
+
+        need = min_requests_to_pass(q.attainment)
+        budget = q.max_probes if q.max_probes is not None else q.probes_needed()
         lines.append(
             f"           capacity search over {q.over} in [{q.low:g}, {q.high:g}]: attainment ≥ {q.attainment:g} "
-            f"of {slo.describe() if slo else '(no SLO: refused at run time)'}, doubling then bisecting "
-            f"to within {q.tolerance:g}×, at most {q.max_probes} probes"
+            f"of {slo.describe() if slo else '(no SLO: refused at run time)'} (Wilson 95 % lower bound), "
+            f"doubling (halving below {q.low:g} if it fails) then bisecting to within {q.tolerance:g}×, "
+            f"at most {budget} probes"
         )
+        if need is not None and s.num_requests < need:
+            lines.append(
+                f"           warning: a probe of {s.num_requests} requests cannot pass attainment "
+                f"{q.attainment:g} (needs ≥ {need}); raise num_requests or lower the target"
+            )
     return lines

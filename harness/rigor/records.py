@@ -120,7 +120,7 @@ class CapacityProbe(_Frozen):
     point: str | None = Field(default=None, description="Scenario point that measured it.")
     slo_attainment: float
     measured_requests: int
-    passed: bool
+    passed: bool = Field(description="The Wilson 95 % lower bound of the attainment reaches the target.")
     resolved: bool = Field(description="Wilson interval of the attainment wholly on one side of the target.")
     valid: bool
 
@@ -136,6 +136,15 @@ class CapacityResult(_Frozen):
     capacity_point: str | None = None
     probes: list[CapacityProbe] = Field(default_factory=list)
     stop_reason: str
+    bound: Literal["lower", "resolved"] | None = Field(
+        default=None,
+        description="resolved: bracketed within the tolerance by a pass and a resolved fail; lower: the "
+        "search stopped otherwise (budget, highest load, unresolved probe), so the capacity is a lower "
+        "bound; null: nothing passed (or a record from before this field).",
+    )
+    min_requests_to_pass: int | None = Field(
+        default=None, description="Requests a probe needs for a pass to be possible at the target (Wilson)."
+    )
     tolerance: float
     output_throughput: float | None = Field(default=None, description="Output tok/s at the capacity load.")
     energy_per_output_token_j: float | None = Field(

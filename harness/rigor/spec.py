@@ -7,6 +7,7 @@ the suite can import them.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -91,20 +92,37 @@ class SweepSpec(_Spec):
 class SearchSpec(_Spec):
     """Capacity search: the highest load whose SLO attainment still reaches `attainment`.
 
-    Probes `low` first, doubles until a probe fails (or `high` passes), then bisects between
-    the highest passing and the lowest failing load until they are within `tolerance`
-    (a fraction of the passing load for rates; one step for concurrency) or `max_probes` ran.
+    Over concurrency by default (an open-loop rate above capacity measures a growing backlog,
+    not the server; GuideLLM's goodput profile searches concurrency too). Probes `low` first,
+    doubles until a probe fails (or `high` passes), halves toward `floor` when the first probe
+    fails, then bisects between the highest passing and the lowest failing load until they are
+    within `tolerance` (a fraction of the passing load; at least one step for concurrency) or
+    the probe budget ran. A probe passes when the Wilson 95 % lower bound of its attainment
+    reaches `attainment` (see :mod:`harness.rigor.search`).
     """
 
     slo: SloSpec | None = Field(default=None, description="SLO to meet (default: the scenario's).")
     attainment: float = Field(default=0.99, gt=0, le=1, description="Fraction of requests meeting the SLO.")
-    over: Literal["request_rate", "concurrency"] = Field(default="request_rate", description="Load varied.")
-    low: float = Field(default=0.5, gt=0, description="First (lowest) load probed.")
-    high: float = Field(default=64.0, gt=0, description="Highest load probed.")
-    tolerance: float = Field(
-        default=0.1, gt=0, description="Stop when fail − pass ≤ tolerance × pass (rates)."
+    over: Literal["request_rate", "concurrency"] = Field(
+        default="concurrency", description="Load varied: concurrency (default) or request_rate (req/s)."
     )
-    max_probes: int = Field(default=8, ge=1, le=64, description="Probes at most.")
+    low: float = Field(default=1.0, gt=0, description="First load probed.")
+    high: float = Field(default=512.0, gt=0, description="Highest load probed.")
+    floor: float | None = Field(
+        default=None,
+        gt=0,
+        description="Lowest load the search halves down to when `low` fails (default: 1 for concurrency, "
+        "low/16 for rates).",
+    )
+    tolerance: float = Field(
+        default=0.1, gt=0, description="Stop when fail − pass ≤ tolerance × pass (one step for concurrency)."
+    )
+    max_probes: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Probes at most (default: enough to double to high, halve to floor and bisect to tolerance).",
+    )
 
     @model_validator(mode="after")
     def _order(self) -> SearchSpec:
@@ -112,7 +130,21 @@ class SearchSpec(_Spec):
             raise ValueError("search.high must be ≥ search.low")
         if self.over == "concurrency" and (self.low != int(self.low) or self.high != int(self.high)):
             raise ValueError("a concurrency search needs whole low and high")
+        if self.floor is not None and self.floor > self.low:
+            raise ValueError("search.floor must be ≤ search.low")
         return self
+
+    def probes_needed(self) -> int:
+        """Probes that resolve the tolerance from `low` in the worst case: doubling to `high`,
+        halving to the floor, then bisecting a factor-2 bracket down to `tolerance`."""
+        floor = (
+            self.floor if self.floor is not None else (1.0 if self.over == "concurrency" else self.low / 16.0)
+        )
+        up = math.ceil(math.log2(self.high / self.low)) if self.high > self.low else 0
+        down = math.ceil(math.log2(self.low / floor)) if self.low > floor else 0
+        bisect = math.ceil(math.log2(1.0 / self.tolerance)) if self.tolerance < 1 else 0
+        # + 2: room to narrow past a fail whose attainment sits on the target (unresolved).
+        return min(64, 1 + max(up, down) + bisect + 3)
 
 
 class ValiditySpec(_Spec):

@@ -144,7 +144,7 @@ def test_capacity_search_brackets_the_synthetic_capacity() -> None:
       output_tokens: 11
       num_requests: 40
       slo: {ttft_ms: 80}
-      search: {attainment: 0.9, low: 2, high: 256, tolerance: 0.1, max_probes: 12}
+      search: {attainment: 0.9, over: request_rate, low: 2, high: 256, tolerance: 0.1, max_probes: 12}
 """
     )
     found = [r.rigor.capacity for r in res.values() if r.rigor and r.rigor.capacity]

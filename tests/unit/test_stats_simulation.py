@@ -131,3 +131,65 @@ def test_welch_interval_matches_scipy() -> None:
     assert (iv.low, iv.high) == (pytest.approx(ci.low, abs=1e-9), pytest.approx(ci.high, abs=1e-9))
     assert iv.df == pytest.approx(res.df)
     assert math.isfinite(iv.se)
+
+
+# ---------------------------------------------------------------- capacity search
+
+
+def _search(spec: object, curve: object, rng: np.random.Generator, n: int) -> object:
+    from harness.rigor.search import CapacitySearch
+
+    search = CapacitySearch(spec)  # type: ignore[arg-type]
+    while (load := search.next_load()) is not None:
+        good = int(rng.binomial(n, curve(load)))  # type: ignore[operator]
+        search.record(load, good, n)
+    return search
+
+
+def test_capacity_search_resolves_a_simulated_curve_within_tolerance() -> None:
+    from harness.rigor.spec import SearchSpec
+
+    rng = np.random.default_rng(63)
+    spec = SearchSpec(attainment=0.95, over="request_rate", low=0.5, high=256, tolerance=0.1)
+    trials, good, lower_ok = 300, 0, 0
+    for _ in range(trials):
+        c = float(rng.uniform(3.0, 60.0))
+        truth = c * 1.025  # attainment 1 up to c, then falls by 2 per unit of (load − c)/c: 0.95 here
+
+        def curve(load: float, c: float = c) -> float:
+            return 1.0 if load <= c else max(0.0, 1.0 - 2.0 * (load - c) / c)
+
+        s = _search(spec, curve, rng, n=300)
+        cap = s.best_pass  # type: ignore[attr-defined]
+        if s.bound == "resolved":  # type: ignore[attr-defined]
+            assert cap is not None
+            good += abs(truth - cap) <= spec.tolerance * cap
+        else:
+            assert s.bound == "lower" and (cap is None or cap <= truth)  # type: ignore[attr-defined]
+            lower_ok += 1
+    assert good / trials >= 0.90, (good, lower_ok)
+
+
+def test_capacity_search_that_cannot_resolve_says_lower() -> None:
+    from harness.rigor.spec import SearchSpec
+
+    rng = np.random.default_rng(4)
+    spec = SearchSpec(attainment=0.95, over="request_rate", low=1, high=256, tolerance=0.05)
+
+    def hovering(load: float) -> float:  # just above the target for a long stretch, then a cliff
+        return 1.0 if load <= 10 else (0.955 if load <= 40 else 0.5)
+
+    for _ in range(50):
+        s = _search(spec, hovering, rng, n=200)
+        assert s.bound == "lower", s.probes  # type: ignore[attr-defined]
+        assert s.best_pass is not None and s.best_pass <= 40  # type: ignore[attr-defined]
+
+
+def test_default_search_reaches_a_capacity_of_63_instead_of_stopping_at_32() -> None:
+    """The old defaults (0.5 req/s, 8 probes, doubling) stopped on max_probes at 32 for a true 63."""
+    from harness.rigor.spec import SearchSpec
+
+    rng = np.random.default_rng(1)
+    s = _search(SearchSpec(attainment=0.95), lambda load: 1.0 if load <= 63 else 0.2, rng, n=100)
+    assert s.best_pass is not None and 63 * 0.9 <= s.best_pass <= 63  # type: ignore[attr-defined]
+    assert s.bound == "resolved" and s.stop_reason == "converged"  # type: ignore[attr-defined]
