@@ -42,7 +42,7 @@ from harness.rigor.summary import (
 from harness.rigor.validity import PointTimeline, check_point, oversaturation
 
 if TYPE_CHECKING:
-    from harness.records import ScenarioResult
+    from harness.records import ScenarioEnergy, ScenarioResult, SteadyStateEnergy
     from harness.suite import PerformanceSpec, PerfScenario
 
 RunOne = Callable[["PerfScenario", int], "ScenarioResult"]
@@ -334,9 +334,9 @@ def _sum(values: list[float | None]) -> float | None:
 
 def combine_energy(results: list[ScenarioResult]) -> dict[str, object]:
     """`energy` and `resources` of a point over all its repeats, so that per-token figures divide
-    pooled energy by pooled tokens. The steady-state window and the GPU telemetry are per
-    repeat (the run's `resources.phases` keeps each repeat's window); with several repeats they
-    are left out here, the reason said."""
+    pooled energy by pooled tokens; the ML.ENERGY steady-state figure is pooled the same way
+    (:func:`pooled_steady_state`). The GPU telemetry is per repeat (the run's
+    `resources.phases` keeps each repeat's window) and left out here."""
     if len(results) == 1:
         return {}
     from harness.records import PhaseResources, ScenarioEnergy
@@ -362,8 +362,17 @@ def combine_energy(results: list[ScenarioResult]) -> dict[str, object]:
             output_tokens_per_j=tokens / joules if joules else None,
             energy_above_idle_j=above,
             energy_per_output_token_above_idle_j=above / tokens if above is not None and tokens else None,
-            steady_state=None,
-            steady_state_reason=f"per repeat ({len(results)} repeats): see resources.phases",
+            steady_state=pooled_steady_state(es),
+            steady_state_reason=(
+                None
+                if pooled_steady_state(es) is not None
+                else f"not every one of the {len(es)} repeats has a steady-state energy"
+                + "".join(
+                    f"; repeat {i}: {e.steady_state_reason}"
+                    for i, e in enumerate(es, 1)
+                    if e.steady_state is None and e.steady_state_reason
+                )
+            ),
         )
     phases = [r.resources for r in results]
     if all(p is not None for p in phases):
@@ -380,6 +389,57 @@ def combine_energy(results: list[ScenarioResult]) -> dict[str, object]:
             kv_cache=None,
         )
     return update
+
+
+def pooled_steady_state(energies: Sequence[ScenarioEnergy]) -> SteadyStateEnergy | None:
+    """ML.ENERGY's steady-state figure over repeats: the repeats' steady-state joules over their
+    steady-state tokens (each repeat's own window; start and end are repeat 1's, the duration
+    the sum). None unless every repeat has one with energy."""
+    from harness.records import SteadyStateEnergy
+    from harness.records_energy import EnergyValue
+
+    steadies = [e.steady_state for e in energies]
+    if not steadies or any(s is None or s.energy_j is None for s in steadies):
+        return None
+    ss = [s for s in steadies if s is not None]
+    joules = float(sum(s.energy_j or 0.0 for s in ss))
+    tokens = float(sum(s.output_tokens for s in ss))
+    duration = float(sum(s.duration_s for s in ss))
+    above = _sum([s.energy_above_idle_j for s in ss])
+    sources = {s.energy_source for s in ss}
+    low = [s.low_confidence_reason for s in ss if s.energy_low_confidence]
+    note = (
+        f"steady state pooled over {len(ss)} repeats: each repeat's window from its target batch "
+        "being full to the first completion it can no longer refill (ML.ENERGY's), joules and tokens summed"
+    )
+    first = ss[0]
+    value = EnergyValue.derive(
+        "steady_state",
+        joules,
+        duration,
+        source=first.energy_source if len(sources) == 1 else "mixed",
+        low_confidence_reason="; ".join(r for r in low if r) or ("low confidence" if low else None) or None,
+        start_s=first.start_s,
+        end_s=first.end_s,
+        output_tokens=tokens,
+    ).model_copy(update={"window_note": note, "energy_above_idle_j": above})
+    return SteadyStateEnergy(
+        start_s=first.start_s,
+        end_s=first.end_s,
+        duration_s=duration,
+        target_concurrency=first.target_concurrency,
+        output_tokens=tokens,
+        energy_j=joules,
+        energy_source=value.source,
+        energy_low_confidence=bool(low),
+        low_confidence_reason=value.low_confidence_reason,
+        avg_power_w=value.avg_power_w,
+        energy_per_output_token_j=value.energy_per_output_token_j,
+        output_tokens_per_j=value.output_tokens_per_j,
+        energy_above_idle_j=above,
+        energy_per_output_token_above_idle_j=above / tokens if above is not None and tokens else None,
+        value=value,
+    )
 
 
 def _repeat_energy(res: ScenarioResult) -> dict[str, float | None]:

@@ -251,3 +251,49 @@ def test_the_generator_schedule_reaches_the_validity_rules() -> None:
     assert late["p"].valid is False
     assert any("p99 send lag" in r for r in late["p"].validity_reasons)
     assert any("delivered 2 req/s < offered 4 req/s" in r for r in late["p"].validity_reasons)
+
+
+def test_steady_state_energy_survives_repeats() -> None:
+    """ML.ENERGY's steady-state J/token is kept through repeats (it used to be dropped)."""
+    from harness.records import SteadyStateEnergy
+    from harness.rigor.execute import combine_energy
+
+    server = FakeServer()
+    s = PerfScenario(name="e", input_tokens=16, output_tokens=11, num_requests=4, concurrency=1)
+    parts = []
+    for joules, steady_j, steady_tokens in ((100.0, 60.0, 30.0), (300.0, 90.0, 30.0)):
+        r = server.run_one(s, 1)
+        steady = SteadyStateEnergy(
+            start_s=0.1,
+            end_s=1.1,
+            duration_s=1.0,
+            target_concurrency=1,
+            output_tokens=steady_tokens,
+            energy_j=steady_j,
+        )
+        parts.append(
+            r.model_copy(
+                update={
+                    "energy": ScenarioEnergy(
+                        energy_j=joules,
+                        energy_source="counter",
+                        duration_s=2.0,
+                        output_tokens=r.total_output_tokens,
+                        steady_state=steady,
+                    )
+                }
+            )
+        )
+    energy = combine_energy(parts)["energy"]
+    assert isinstance(energy, ScenarioEnergy) and energy.steady_state is not None
+    assert energy.steady_state.energy_per_output_token_j == pytest.approx(150.0 / 60.0)
+    assert energy.steady_state.duration_s == 2.0 and energy.steady_state_reason is None
+    value = energy.steady_state.value
+    assert (
+        value is not None
+        and value.window == "steady_state"
+        and "pooled over 2 repeats" in (value.window_note or "")
+    )
+    assert energy.energy_per_output_token_j == pytest.approx(
+        400.0 / energy.output_tokens
+    )  # the headline, beside it
