@@ -30,7 +30,7 @@ from harness.rigor.records import (
     ValidityFigures,
 )
 from harness.rigor.search import CapacitySearch, min_requests_to_pass
-from harness.rigor.spec import SloSpec
+from harness.rigor.spec import RepeatsSpec, SloSpec, repeat_bounds
 from harness.rigor.summary import (
     goodput,
     pooled_aggregate,
@@ -119,14 +119,24 @@ class PointRunner:
 
     def point(self, s: PerfScenario, role: Role, extra_reasons: list[str] | None = None) -> ScenarioResult:
         """Run one point `repeats` times and fold the repeats into one result."""
-        repeats = s.repeats or 1
+        low, high, rule = repeat_bounds(s.repeats)
         per_repeat: list[tuple[ScenarioResult, list[RequestTiming]]] = []
-        for i in range(1, repeats + 1):
+        stop: str | None = None
+        for i in range(1, high + 1):
             self._cooldown()
             name = s.name if i == 1 else f"{s.name}#{i}"
             res = self.run_one(s.model_copy(update={"name": name}), i)
             per_repeat.append((res, self.read_rows(res)))
+            if rule is not None and i >= low:
+                stop = adaptive_stop(rule, [r for r, _ in per_repeat], final=i == high)
+                if stop is not None:
+                    break
         result = self.fold(s, role, per_repeat, extra_reasons or [])
+        if stop is not None:
+            assert result.rigor is not None
+            result = result.model_copy(
+                update={"rigor": result.rigor.model_copy(update={"repeats_stop": stop})}
+            )
         self.results[s.name] = result
         self.on_point(s.name, result)
         return result
@@ -315,6 +325,30 @@ class PointRunner:
             unresolved_loads=search.unresolved,
         )
         self._attach(at, capacity=capacity)
+
+
+def adaptive_stop(rule: RepeatsSpec, results: Sequence[ScenarioResult], final: bool) -> str | None:
+    """Why adaptive repeats stop now (None: run another): the 95 % interval of `rule.metric` over
+    the repeats is within ± `ci_halfwidth` of its mean, or the cap is reached, or the figure is
+    missing."""
+    from harness.stats import t_interval
+
+    values = [float(v) for r in results if isinstance(v := getattr(r, rule.metric, None), int | float)]
+    n = len(results)
+    if len(values) < n:
+        return f"{rule.metric} missing in a repeat: stopped after {n}"
+    if n >= 2:
+        iv = t_interval(values)
+        if iv.ci95_low is not None and iv.ci95_high is not None and iv.mean:
+            half = (iv.ci95_high - iv.ci95_low) / 2.0 / abs(iv.mean)
+            if half <= rule.ci_halfwidth:
+                return (
+                    f"ci_halfwidth: ±{half:.1%} ≤ ±{rule.ci_halfwidth:.1%} of {rule.metric} after {n} repeats"
+                )
+            if final:
+                return f"max: {n} repeats, {rule.metric} still ±{half:.1%} (target ±{rule.ci_halfwidth:.1%})"
+            return None
+    return f"max: {n} repeat(s)" if final else None
 
 
 def _by_index(offsets: list[float] | None, rows: list[RequestTiming]) -> list[float] | None:

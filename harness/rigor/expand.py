@@ -68,10 +68,18 @@ def sweep_rates(synchronous_rate: float, throughput_rate: float, points: int) ->
 
 def describe_point(s: PerfScenario, cooldown_s: float) -> list[str]:
     """Plan lines for one expanded entry: its load shape, repeats, SLO, sweep or search."""
+    from harness.rigor.spec import repeat_bounds
+
     parts: list[str] = []
-    repeats = s.repeats or 1
-    if repeats > 1:
-        parts.append(f"× {repeats} repeats" + (f", {cooldown_s:g} s cool-down" if cooldown_s else ""))
+    low, high, rule = repeat_bounds(s.repeats)
+    cool = f", {cooldown_s:g} s cool-down" if cooldown_s else ""
+    if rule is not None:
+        parts.append(
+            f"× {low}–{high} repeats, until the 95 % interval of {rule.metric} is within ±{rule.ci_halfwidth:.0%}"
+            + cool
+        )
+    elif high > 1:
+        parts.append(f"× {high} repeats" + cool)
     if s.slo is not None:
         parts.append(f"SLO {s.slo.describe()}")
     lines = [f"           {'; '.join(parts)}"] if parts else []

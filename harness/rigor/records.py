@@ -175,6 +175,9 @@ class PointRigor(_Frozen):
         default_factory=dict, description="Per-request figures over the pooled requests (bootstrap)."
     )
     cooldown_s: float = 0.0
+    repeats_stop: str | None = Field(
+        default=None, description="Adaptive repeats: why they stopped (interval narrow enough, or the cap)."
+    )
     goodput: GoodputResult | None = None
     validity: ValidityFigures | None = None
     sweep: SweepOutcome | None = Field(default=None, description="On a sweep's last point.")

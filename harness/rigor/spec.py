@@ -71,6 +71,36 @@ class SloSpec(_Spec):
         return ", ".join(parts) + (f" ({self.preset})" if self.preset else "")
 
 
+class RepeatsSpec(_Spec):
+    """Adaptive repeats (AIPerf stops on confidence width): run `min` repeats, then more until the
+    95 % Student-t interval of `metric` over the repeats is within ± `ci_halfwidth` of its mean
+    (a fraction), or `max` repeats ran. The point's record says why it stopped."""
+
+    min: int = Field(default=2, ge=1, description="Repeats always run (at least 2 for an interval).")
+    max: int = Field(default=10, ge=1, le=100, description="Repeats at most.")
+    ci_halfwidth: float = Field(
+        default=0.05, gt=0, description="Target half-width of the 95 % interval, as a fraction of the mean."
+    )
+    metric: str = Field(
+        default="output_throughput", description="Per-repeat figure whose interval is judged."
+    )
+
+    @model_validator(mode="after")
+    def _order(self) -> RepeatsSpec:
+        if self.max < self.min:
+            raise ValueError("repeats.max must be ≥ repeats.min")
+        return self
+
+
+def repeat_bounds(repeats: int | RepeatsSpec | None) -> tuple[int, int, RepeatsSpec | None]:
+    """(repeats always run, repeats at most, the adaptive rule or None) of a `repeats:` value."""
+    if repeats is None:
+        return 1, 1, None
+    if isinstance(repeats, RepeatsSpec):
+        return repeats.min, repeats.max, repeats
+    return repeats, repeats, None
+
+
 class SweepSpec(_Spec):
     """GuideLLM's sweep profile: a synchronous point (concurrency 1), a throughput point (all
     requests at once), then Poisson rates evenly spaced between the two measured request rates.

@@ -297,3 +297,39 @@ def test_steady_state_energy_survives_repeats() -> None:
     assert energy.energy_per_output_token_j == pytest.approx(
         400.0 / energy.output_tokens
     )  # the headline, beside it
+
+
+def test_adaptive_repeats_stop_on_interval_width_or_the_cap() -> None:
+    wide = """  repeats: {min: 2, max: 5, ci_halfwidth: 0.5}
+  scenarios:
+    - {name: chat, input_tokens: 16, output_tokens: 11, num_requests: 8, concurrency: 1}
+"""
+    server, res, _ = _run(wide)
+    p = res["chat"]
+    assert p.rigor is not None and len(p.rigor.repeats) == 2
+    assert (p.rigor.repeats_stop or "").startswith("ci_halfwidth: ±") and "after 2 repeats" in (
+        p.rigor.repeats_stop or ""
+    )
+    narrow = wide.replace("max: 5, ci_halfwidth: 0.5", "max: 3, ci_halfwidth: 0.000001")
+    _, res, _ = _run(narrow)
+    p = res["chat"]
+    assert p.rigor is not None and len(p.rigor.repeats) == 3
+    assert (p.rigor.repeats_stop or "").startswith("max: 3 repeats, output_throughput still ±")
+
+
+def test_adaptive_repeats_are_validated_and_planned() -> None:
+    from harness.rigor.expand import describe_point
+
+    with pytest.raises(ValueError, match="repeats.max must be"):
+        _perf("""  repeats: {min: 4, max: 2}
+  scenarios:
+    - {name: chat, input_tokens: 16, output_tokens: 11, num_requests: 8, concurrency: 1}
+""")
+    perf = _perf("""  repeats: {min: 2, max: 8, ci_halfwidth: 0.03}
+  scenarios:
+    - {name: chat, input_tokens: 16, output_tokens: 11, num_requests: 8, concurrency: 1}
+""")
+    [s] = expand_scenarios(perf)
+    assert (
+        "× 2–8 repeats, until the 95 % interval of output_throughput is within ±3%" in describe_point(s, 0)[0]
+    )
