@@ -160,7 +160,11 @@ def read_sample_scores(path: Path, metric: str, filter_name: str | None) -> dict
             value = row[metric]
             if isinstance(value, list | tuple):  # some metrics log (prediction, reference) pairs
                 raise SampleLogError(f"{path}:{line_no}: {metric!r} is not a per-document score")
-            out[(int(row["doc_id"]), str(row.get("doc_hash", "")))] = float(value)
+            # A group's log (mmlu) holds every subtask's rows, whose doc ids repeat: key by subtask too.
+            doc = str(row.get("doc_hash", ""))
+            if row.get("subtask"):
+                doc = f"{row['subtask']}/{doc}"
+            out[(int(row["doc_id"]), doc)] = float(value)
     return out
 
 
