@@ -30,7 +30,7 @@ from harness.rigor.records import (
     ValidityFigures,
 )
 from harness.rigor.search import CapacitySearch, min_requests_to_pass
-from harness.rigor.spec import RepeatsSpec, SloSpec, repeat_bounds
+from harness.rigor.spec import CONSTANT_BURSTINESS, RepeatsSpec, SloSpec, repeat_bounds
 from harness.rigor.summary import (
     goodput,
     pooled_aggregate,
@@ -243,8 +243,10 @@ class PointRunner:
         stop: str | None = None
         for rate in sweep_rates(sync.request_throughput, thr.request_throughput, s.sweep.points):
             name = point_name(s.name, request_rate=rate)
+            arrivals = {"burstiness": CONSTANT_BURSTINESS} if s.sweep.arrivals == "constant" else {}
             res = self.point(
-                s.model_copy(update={"name": name, "concurrency": cap, "request_rate": rate}), "sweep_rate"
+                s.model_copy(update={"name": name, "concurrency": cap, "request_rate": rate, **arrivals}),
+                "sweep_rate",
             )
             names.append(name)
             curve.append((rate, res.output_throughput, res.median_ttft_ms))
@@ -257,7 +259,11 @@ class PointRunner:
         self._attach(
             names[-1],
             sweep=SweepOutcome(
-                scenario=s.name, points=names, stopped_early=stop is not None, stop_reason=stop
+                scenario=s.name,
+                points=names,
+                stopped_early=stop is not None,
+                stop_reason=stop,
+                arrivals=s.sweep.arrivals,
             ),
         )
 

@@ -87,7 +87,8 @@ def describe_point(s: PerfScenario, cooldown_s: float) -> list[str]:
         cap = s.sweep.throughput_concurrency or s.num_requests
         lines.append(
             f"           sweep ({s.sweep.points} points): {s.name}@sync (concurrency 1), {s.name}@throughput "
-            f"(all {s.num_requests} requests, max {cap} in flight), then {s.sweep.points - 2} Poisson rates "
+            f"(all {s.num_requests} requests, max {cap} in flight), then {s.sweep.points - 2} "
+            f"{'constant-arrival' if s.sweep.arrivals == 'constant' else 'Poisson'} rates "
             f"evenly spaced up to the throughput rate (measured at run time)"
             + ("; stops at over-saturation" if s.sweep.stop_on_oversaturation else "")
         )

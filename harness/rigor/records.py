@@ -161,6 +161,10 @@ class SweepOutcome(_Frozen):
     points: list[str]
     stopped_early: bool
     stop_reason: str | None = None
+    arrivals: Literal["constant", "poisson"] | None = Field(
+        default=None,
+        description="Arrivals of the rate points (null: a list sweep, or a record before the field).",
+    )
 
 
 class PointRigor(_Frozen):

@@ -101,10 +101,22 @@ def repeat_bounds(repeats: int | RepeatsSpec | None) -> tuple[int, int, RepeatsS
     return repeats, repeats, None
 
 
+# Gamma shape of the inter-arrival gaps that stands for constant arrivals (gap CV 1e-6); a true
+# infinity would not survive a record's JSON.
+CONSTANT_BURSTINESS = 1e12
+
+
 class SweepSpec(_Spec):
     """GuideLLM's sweep profile: a synchronous point (concurrency 1), a throughput point (all
-    requests at once), then Poisson rates evenly spaced between the two measured request rates.
+    requests at once), then rates evenly spaced between the two measured request rates, with
+    constant arrivals by default as GuideLLM's sweep (``arrivals: poisson`` for Poisson ones).
     ``points`` counts all of them: ``points - 2`` rates, the last equal to the throughput rate."""
+
+    arrivals: Literal["constant", "poisson"] = Field(
+        default="constant",
+        description="Arrivals of the rate points: constant gaps (GuideLLM's sweep default) or Poisson "
+        "(the scenario's burstiness). Recorded in the sweep's outcome.",
+    )
 
     points: int = Field(
         default=8, ge=3, le=64, description="Points in all, synchronous and throughput included."

@@ -134,6 +134,8 @@ def test_sweep_runs_sync_throughput_then_rates_and_stops_at_oversaturation() -> 
     # The throughput point queues 40 requests on 4 slots, so the upper rates over-saturate.
     assert last.rigor.sweep.stopped_early and len(names) < 8
     assert last.valid is False and "over-saturated" in last.validity_reasons[-1]
+    # Rate points arrive at constant gaps by default (GuideLLM's sweep), recorded as such.
+    assert last.rigor.sweep.arrivals == "constant" and res[names[2]].settings.burstiness == 1e12
 
 
 def test_capacity_search_brackets_the_synthetic_capacity() -> None:

@@ -72,7 +72,9 @@ def test_harness_plan_prints_the_points() -> None:
     assert "chat@c16: 8 requests" in text and "concurrency 16" in text
     assert "× 3 repeats, 2 s cool-down" in text
     assert "SLO ttft_ms ≤ 2000, tpot_ms ≤ 100 (mlperf-llama3.1-8b)" in text
-    assert "sweep (5 points): sweep@sync" in text and "3 Poisson rates" in text
+    assert (
+        "sweep (5 points): sweep@sync" in text and "3 constant-arrival rates" in text
+    )  # GuideLLM's sweep default (was Poisson)
     # Concurrency is the default load of a search now (issue #21), and the plan warns when a
     # probe is too small to pass at the target.
     assert "capacity search over concurrency in [1, 16]" in text and "at most 6 probes" in text
