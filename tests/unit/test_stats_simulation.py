@@ -193,3 +193,35 @@ def test_default_search_reaches_a_capacity_of_63_instead_of_stopping_at_32() -> 
     s = _search(SearchSpec(attainment=0.95), lambda load: 1.0 if load <= 63 else 0.2, rng, n=100)
     assert s.best_pass is not None and 63 * 0.9 <= s.best_pass <= 63  # type: ignore[attr-defined]
     assert s.bound == "resolved" and s.stop_reason == "converged"  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- paired accuracy at small n
+
+
+@pytest.mark.parametrize("n", [10, 20])
+def test_sign_flip_test_holds_its_level_at_small_n(n: int) -> None:
+    """No true change: the paired bootstrap rejected in 10.4 % (n = 10) and 7.1 % (n = 20) of
+    trials at α = 0.05; the sign-flip permutation test stays at or below α."""
+    from harness.stats import paired_bootstrap, sign_flip_test
+
+    rng = np.random.default_rng(n)
+    trials = 600
+    flips = boots = 0
+    for _ in range(trials):
+        base = rng.uniform(0, 1, n)
+        cand = base + rng.normal(0, 0.2, n)
+        flips += sign_flip_test(base, cand).p_value < 0.05
+        boots += paired_bootstrap(base, cand, n_resamples=500, seed=int(rng.integers(1 << 30))).p_value < 0.05
+    assert flips / trials <= 0.06, flips
+    assert boots > flips  # the bootstrap is the anti-conservative one
+
+
+def test_quoted_mcnemar_case() -> None:
+    """100 documents, 12 lost and 2 gained (−10 points): exact McNemar p = 0.013."""
+    from harness.stats import mcnemar_exact
+
+    base = [1.0] * 12 + [0.0] * 2 + [1.0] * 50 + [0.0] * 36
+    cand = [0.0] * 12 + [1.0] * 2 + [1.0] * 50 + [0.0] * 36
+    r = mcnemar_exact(base, cand)
+    assert (r.lost, r.gained, r.mean_diff) == (12, 2, pytest.approx(-0.10))
+    assert r.p_value == pytest.approx(0.0129, abs=5e-4)
