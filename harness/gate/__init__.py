@@ -62,7 +62,8 @@ Thresholds come from the candidate's suite (``record.suite.spec['gates']``); a s
 declares none gets :func:`default_thresholds`.
 
 Layout: :mod:`~harness.gate.report` (value types), :mod:`~harness.gate.compare` (the pure
-comparison), :mod:`~harness.gate.render` (terminal, Markdown, JUnit) and
+comparison: thresholds, figures and their noise, like for like), :mod:`~harness.gate.rules`
+(the verdict rules), :mod:`~harness.gate.render` (terminal, Markdown, JUnit) and
 :mod:`~harness.gate.cli` (`harness gate`, `harness baseline`). Every public name is
 imported here, so ``from harness.gate import compare`` keeps working.
 """
