@@ -673,3 +673,16 @@ def test_failed_requests_are_judged_by_a_binomial_test_with_a_tolerated_share() 
     assert one.verdict == "pass" and "exact binomial p" in one.reason
     many = compare(base, failing(12), th).comparisons[0]  # 12 of 212 ≫ 1 %
     assert many.verdict == "regression", many.reason
+
+
+def test_cli_inconclusive_policy(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base, cand = _straddling_pair()
+    write_run(results, base.model_copy(update={"run_id": "20250101-noisy"}))
+    main(["baseline", "set", "20250101-noisy", "--results", str(results)])
+    write_run(results, cand.model_copy(update={"run_id": "20250101-cand"}))
+    args = ["gate", "--candidate", "20250101-cand", "--results", str(results)]
+    assert main(args) == 1
+    assert "INCONCLUSIVE (exit 1): harness_capitals" in capsys.readouterr().out
+    assert main([*args, "--inconclusive", "pass"]) == 0
+    assert main([*args, "--family", "bh", "--inconclusive", "pass"]) == 0
+    assert "Benjamini–Hochberg" in capsys.readouterr().out
