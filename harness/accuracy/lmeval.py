@@ -241,10 +241,11 @@ def task_results(
     value = metrics[headline]
     assert value is not None  # _headline picks only reported values
     samples_path = None
-    if samples_dir is not None and run_dir is not None and out.get("samples", {}).get(name):
+    rows = group_samples(out, name)
+    if samples_dir is not None and run_dir is not None and rows:
         samples_path = samples_dir / f"{name}.jsonl"
         with samples_path.open("w") as fh:
-            for s in out["samples"][name]:
+            for s in rows:
                 fh.write(json.dumps(s, default=str) + "\n")
     metric_name = headline.split(",")[0]
     hib = out.get("higher_is_better", {}).get(name, {}).get(metric_name)
@@ -264,6 +265,22 @@ def task_results(
         lm_eval_command=inv.command(),
     )
     return res
+
+
+def group_samples(out: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """A task's sample rows; for a group (mmlu), lm-eval writes them per subtask, so the rows of
+    every leaf subtask, each tagged with its ``subtask`` (doc ids repeat across subtasks)."""
+    samples = out.get("samples", {}) or {}
+    if samples.get(name):
+        return list(samples[name])
+    rows: list[dict[str, Any]] = []
+    for sub in out.get("group_subtasks", {}).get(name) or []:
+        if sub == name:
+            continue
+        own = samples.get(sub)
+        got = [{**r, "subtask": sub} for r in own] if own else group_samples(out, sub)
+        rows.extend(got)
+    return rows
 
 
 def _n_samples(out: dict[str, Any], name: str) -> int | None:

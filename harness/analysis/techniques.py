@@ -104,19 +104,18 @@ def _energy_per_token(s: ScenarioResult) -> float | None:
 
 
 def _spread_ci(a: ScenarioResult, b: ScenarioResult) -> tuple[float, float] | None:
-    """95 % interval of the relative change in output tok/s, from the two points' repeat spreads
-    (their t-intervals; conservative: the ratio of opposite ends)."""
+    """95 % interval of the relative change in output tok/s over the two points' repeats
+    (Welch's interval of the difference over the baseline mean, :func:`relative_change_interval`)."""
+    from harness.stats import relative_change_interval
 
-    def ci(s: ScenarioResult) -> tuple[float, float] | None:
-        stat = s.rigor.spread.get("output_throughput") if s.rigor is not None else None
-        if stat is None or not stat.ci95_low or not stat.ci95_high:
-            return None
-        return (stat.ci95_low, stat.ci95_high)
+    def reps(s: ScenarioResult) -> list[float]:
+        return [r.output_throughput for r in s.rigor.repeats] if s.rigor is not None else []
 
-    ca, cb = ci(a), ci(b)
-    if ca is None or cb is None:
+    ra, rb = reps(a), reps(b)
+    if len(ra) < 2 or len(rb) < 2 or not sum(ra):
         return None
-    return (cb[0] / ca[1] - 1.0, cb[1] / ca[0] - 1.0)
+    _, low, high = relative_change_interval(ra, rb)
+    return (low, high)
 
 
 def scenario_delta(name: str, base: ScenarioResult, var: ScenarioResult) -> ScenarioDelta:

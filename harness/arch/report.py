@@ -31,7 +31,7 @@ from harness.model.facts import ArchError, ArchFacts, arch_facts
 from harness.model.presets import ModelPreset
 from harness.record.analytics import GpuEstimate
 
-DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # vLLM's default --gpu-memory-utilization
+DEFAULT_GPU_MEMORY_UTILIZATION = 0.92  # vLLM 0.32's default --gpu-memory-utilization (0.9 before)
 DEFAULT_CONTEXT_TOKENS = 4096
 CACHE_CONTEXTS = (4096, 32768)
 
@@ -198,9 +198,9 @@ def _notes(facts: ArchFacts) -> list[str]:
     if facts.sliding_window:
         notes.append(
             f"sliding window {facts.sliding_window} tokens on {facts.windowed_layers}/{facts.num_layers} layers "
-            "(from the config): the cache per sequence stops growing there only where the engine keeps a "
-            "rolling buffer for those layers; vLLM applies a window only where the model's config lists "
-            "layer_types, otherwise it caches every token"
+            "(from the config): the cache per sequence stops growing at the window on those layers. vLLM "
+            "applies the config's window to every layer when the config has no layer_types, and to the "
+            "sliding_attention layers when it lists them"
         )
     if facts.moe is not None:
         notes.append(

@@ -19,6 +19,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from harness.record.rigor import CapacityResult
     from harness.record.run_record import RunRecord, ScenarioResult
 
 Spec = dict[str, Any]
@@ -291,10 +292,23 @@ def capacity_cells(record: RunRecord) -> dict[str, str]:
         return {"capacity at SLO": "–", "J/token at SLO": "–"}
     c = caps[0]
     unit = "req/s" if c.over == "request_rate" else "in flight"
-    cap = "none passed" if c.capacity is None else f"{c.capacity:.3g} {unit}"
+    cap = (
+        "none passed"
+        if c.capacity is None
+        else f"{'≥ ' if c.bound == 'lower' else ''}{c.capacity:.3g} {unit}"
+    )
     j = c.energy_per_output_token_j
     jtok = f"{j:.3g} J" if j is not None and math.isfinite(j) else f"– ({c.energy_reason or 'unmeasured'})"
-    return {"capacity at SLO": cap, "J/token at SLO": jtok}
+    return {"capacity at SLO": cap, "J/token at SLO": jtok, "capacity bound": capacity_bound_text(c)}
+
+
+def capacity_bound_text(c: CapacityResult) -> str:
+    """`resolved` or `lower bound: <why the search stopped>` (records before the field: the reason)."""
+    if c.bound == "resolved":
+        return "resolved"
+    if c.bound == "lower":
+        return f"lower bound: {c.stop_reason}"
+    return c.stop_reason
 
 
 def capacity_figures(record: RunRecord) -> dict[str, float | str | None]:
@@ -305,7 +319,7 @@ def capacity_figures(record: RunRecord) -> dict[str, float | str | None]:
     c = caps[0]
     return {
         "cap": c.capacity,
-        "cap_unit": "req/s" if c.over == "request_rate" else "in flight",
+        "cap_unit": ("req/s" if c.over == "request_rate" else "in flight") + f" · {capacity_bound_text(c)}",
         "jslo": c.energy_per_output_token_j,
         "jslo_reason": c.energy_reason,
     }

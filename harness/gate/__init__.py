@@ -4,9 +4,10 @@
 :class:`GateReport` out. The report renders as a terminal table, Markdown (for a CI job
 summary) and JUnit XML (one test case per metric), and carries the exit code CI needs:
 
-* **0**: nothing regressed (changes within their bounds, within noise, or improvements);
-* **1**: a metric regressed, a metric the baseline has is missing from the candidate, or the
-  candidate run itself failed;
+* **0**: nothing regressed (every check passed or improved; inconclusive ones too under
+  ``--inconclusive pass``);
+* **1**: a metric regressed, a metric the baseline has is missing from the candidate, the
+  candidate run itself failed, or (by default, ``--inconclusive fail``) a check is inconclusive;
 * **2**: the comparison cannot be made. Configuration mismatches are listed in the report
   (``refused``); unusable inputs raise :class:`GateError` (the CLI also maps a missing
   baseline and an unreadable record to 2).
@@ -31,45 +32,38 @@ Bounds
     ``max_abs_change`` (metric units) and ``max_rel_change`` (fraction of the baseline) bound
     the allowed *worsening*. With both, the larger allowance applies, so an absolute floor
     keeps a relative bound from flagging a 2 ms → 3 ms latency. With neither, any worsening
-    beyond noise regresses.
+    the interval is sure of regresses.
 
-Noise
-    Each figure's standard error ``se`` gives the difference's ``σ = sqrt(se_b² + se_c²)``.
-    A change beyond its bound counts (as ``regression`` or ``improvement``) only when it is
-    also beyond ``2σ``; otherwise it is ``within_noise``, so a verdict does not flip on the
-    next run of the same code. Standard errors come from lm-eval's ``stderr`` for accuracy;
-    for a scenario's mean latencies from ``std / √completed`` (requests are the independent
-    unit, which is conservative for ITL) and for medians ``√(π/2) · std / √completed``
-    (normal approximation). Percentiles, throughputs, counts and energy carry no spread in
-    a record without repeats, so only their bound applies and the report says so.
-
-Repeats (performance)
-    Where both runs measured a point more than once (``repeats:`` in the suite), a change
-    beyond its bound counts only when it is also beyond the run-to-run noise: Welch's test
-    over the repeats at p < 0.05, or separate Student-t intervals
-    (:func:`harness.rigor.compare.noise_check`). With one repeat on either side the report
-    says it compared without a noise estimate.
+The rule (docs/statistics.md)
+    The 95 % interval of the worsening against the allowed worsening: all beyond it is a
+    ``regression``, all within it a ``pass`` (all better than its negative an ``improvement``),
+    straddling it, or without any noise estimate, ``inconclusive`` (with the repeats a side that
+    would resolve it). Each figure's noise: lm-eval's stderr (accuracy); per-document
+    differences with an exact McNemar or sign-flip test (accuracy with sample logs); the
+    spread of per-repeat values (performance with repeats); the run's batch-means error
+    (performance, one repeat); an exact binomial test with a tolerated share (``failed``).
+    Holm (default) or Benjamini–Hochberg over the run's checks keeps false alarms of a family
+    at α; the report names the rule.
 
 Paired accuracy
     Given the two runs' sample-log folders (the CLI finds them: ``samples/`` of a run, the
     ``<baseline>.samples/`` copy that ``harness baseline set`` keeps), a task is compared per
-    document: exact McNemar for 0/1 metrics, a paired bootstrap otherwise. The change is the
-    mean per-document difference; it regresses when beyond its bound and significant, and the
-    reason names the documents that flipped each way.
+    document; the reason names the documents that flipped each way.
 
 Validity
     A gated scenario point flagged invalid (``valid: false``) in either run makes the report
     refused (exit 2) with the reasons; ``--allow-mismatch`` does not wave it through.
 
-Verdicts (worst first): ``regression``, ``missing`` (fail); ``within_noise``,
-``improvement`` (beyond its bound: time to refresh the baseline), ``pass``, ``new`` (no
+Verdicts (worst first): ``regression``, ``missing`` (fail); ``inconclusive`` (fails unless
+``--inconclusive pass``); ``improvement`` (time to refresh the baseline), ``pass``, ``new`` (no
 baseline figure), ``unmeasured`` (in neither run, e.g. energy without a GPU) (do not fail).
 
 Thresholds come from the candidate's suite (``record.suite.spec['gates']``); a suite that
 declares none gets :func:`default_thresholds`.
 
 Layout: :mod:`~harness.gate.report` (value types), :mod:`~harness.gate.compare` (the pure
-comparison), :mod:`~harness.gate.render` (terminal, Markdown, JUnit) and
+comparison: thresholds, figures and their noise, like for like), :mod:`~harness.gate.rules`
+(the verdict rules), :mod:`~harness.gate.render` (terminal, Markdown, JUnit) and
 :mod:`~harness.gate.cli` (`harness gate`, `harness baseline`). Every public name is
 imported here, so ``from harness.gate import compare`` keeps working.
 """
@@ -82,6 +76,7 @@ from harness.gate.compare import (
     SCENARIO_FIELDS,
     SCENARIO_METRICS,
     allowed_worsening,
+    apply_family,
     compare,
     compare_metric,
     config_mismatches,
@@ -104,9 +99,12 @@ from harness.gate.render import (
     render_markdown,
     render_terminal,
     table_rows,
+    verdict_text,
 )
 from harness.gate.report import (
+    CONFIDENCE,
     DEFAULT_ACCURACY_MAX_ABS,
+    DEFAULT_FAILED_SHARE,
     DEFAULT_PERFORMANCE,
     FAILING,
     NOISE_SIGMAS,
@@ -121,7 +119,9 @@ from harness.gate.report import (
 )
 
 __all__ = [
+    "CONFIDENCE",
     "DEFAULT_ACCURACY_MAX_ABS",
+    "DEFAULT_FAILED_SHARE",
     "DEFAULT_PERFORMANCE",
     "FAILING",
     "NOISE_SIGMAS",
@@ -140,6 +140,7 @@ __all__ = [
     "Verdict",
     "allowed_text",
     "allowed_worsening",
+    "apply_family",
     "change_text",
     "compare",
     "compare_metric",
@@ -150,6 +151,7 @@ __all__ = [
     "judge",
     "known_direction",
     "noise_text",
+    "verdict_text",
     "render_error_junit",
     "render_error_markdown",
     "render_junit",

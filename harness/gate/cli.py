@@ -68,6 +68,8 @@ def gate_runs(
     baseline: str | Path | None = None,
     allow_mismatch: bool = False,
     candidate_dir: Path | None = None,
+    inconclusive: str = "fail",
+    family: str = "holm",
 ) -> GateReport:
     """Compare `candidate` with the baseline at `baseline` (a record file or run folder), or with
     the committed baseline of its (model, suite, hardware). Raises BaselineError, GateError or
@@ -76,7 +78,14 @@ def gate_runs(
     base_file = Path(baseline) if baseline is not None else baseline_path(results, candidate)
     cand_dir = candidate_dir or runs_dir(results) / candidate.run_id
     samples = (samples_dir_of(base_file), samples_dir_of(cand_dir))
-    return compare(base, candidate, allow_mismatch=allow_mismatch, samples=samples)
+    return compare(
+        base,
+        candidate,
+        allow_mismatch=allow_mismatch,
+        samples=samples,
+        inconclusive="pass" if inconclusive == "pass" else "fail",
+        family="bh" if family == "bh" else ("none" if family == "none" else "holm"),
+    )
 
 
 def _write_outputs(args: argparse.Namespace, junit: str, markdown: str) -> None:
@@ -92,7 +101,15 @@ def cmd_gate(args: argparse.Namespace) -> int:
     try:
         candidate = resolve_candidate(results, args.candidate, args.model, args.suite, warn=err)
         cand_dir = find_run(results, args.candidate) if args.candidate else None
-        report = gate_runs(results, candidate, args.baseline, args.allow_mismatch, cand_dir)
+        report = gate_runs(
+            results,
+            candidate,
+            args.baseline,
+            args.allow_mismatch,
+            cand_dir,
+            inconclusive=getattr(args, "inconclusive", "fail"),
+            family=getattr(args, "family", "holm"),
+        )
     except (GateError, BaselineError, ValueError, FileNotFoundError) as exc:
         message = str(exc)
         err.print(f"[bold yellow]REFUSED (exit 2):[/] {escape(message)}", highlight=False, soft_wrap=True)
@@ -218,6 +235,18 @@ def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--allow-mismatch", action="store_true", help="compare despite configuration differences (listed)"
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON (for jq and scripts)")
+    p.add_argument(
+        "--inconclusive",
+        choices=("fail", "pass"),
+        default="fail",
+        help="what a verdict the noise cannot settle does: fail (exit 1, default) or pass",
+    )
+    p.add_argument(
+        "--family",
+        choices=("holm", "bh", "none"),
+        default="holm",
+        help="control over the run's checks: holm (family-wise, default), bh (false discovery rate), none",
+    )
     p.set_defaults(func=cmd_gate)
 
     b = sub.add_parser("baseline", help="promote a run to the baseline of its model, suite and hardware")

@@ -5,7 +5,6 @@ The rule itself (direction, bounds, noise, verdicts) is described in :mod:`harne
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import math
 from collections.abc import Sequence
@@ -13,19 +12,31 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from harness.formatting import num
 from harness.gate.report import (
+    CONFIDENCE,
     DEFAULT_ACCURACY_MAX_ABS,
+    DEFAULT_FAMILY,
     DEFAULT_PERFORMANCE,
     NOISE_SIGMAS,
     VERDICT_ORDER,
     Check,
+    FamilyMethod,
     Figure,
     GateError,
     GateReport,
+    InconclusivePolicy,
     MetricComparison,
     MetricKind,
     Verdict,
+)
+from harness.gate.rules import (
+    allowed_worsening,
+    apply_family,
+    failed_share,
+    judge,
+    make_comparison,
+    paired,
+    worsening_of,
 )
 from harness.record.hardware import hardware_label
 from harness.record.metrics import higher_is_better as catalogue_direction
@@ -33,6 +44,13 @@ from harness.record.metrics import in_section
 from harness.record.run_record import RunRecord, ScenarioResult, scenario_energy_value
 from harness.rigor import compare as rigor
 from harness.spec.suite import GateThreshold
+from harness.stats import (
+    Estimate,
+    difference_interval,
+    one_sided_p,
+    repeats_estimate,
+    repeats_to_resolve,
+)
 
 # Settings written for the reader, not the workload: the peer command names the engine's URL (a
 # fresh port each run), so two like-for-like runs differ there.
@@ -159,83 +177,56 @@ def resolve_checks(
 
 
 def figure(record: RunRecord, check: Check) -> Figure:
-    """The check's metric as measured in `record` (value None where the record lacks it)."""
+    """The check's metric as measured in `record`, with the noise of its estimator.
+
+    Accuracy: lm-eval's stderr (normal). Performance: the spread of per-repeat values
+    (s/√n over n ≥ 2 repeats, centred on the pooled headline), else the run's batch-means
+    error (:func:`harness.rigor.summary.request_spreads`), else no noise (the verdict is then
+    inconclusive, said so). Value None where the record lacks the figure.
+    """
     if check.kind == "accuracy":
         task = record.accuracy.get(check.metric)
         if task is None:
             return Figure(None)
-        return Figure(task.value, task.stderr, "stderr" if task.stderr is not None else None)
+        if task.stderr is None:
+            return Figure(task.value, None, "lm-eval gave no stderr")
+        return Figure(task.value, task.stderr, "stderr")
     if check.kind == "run":
         res = record.resources
-        return Figure(None if res is None else res.engine_peak_rss_bytes)
+        return Figure(None if res is None else res.engine_peak_rss_bytes, None, "one value per run")
     sr = record.performance.get(check.scenario or "")
     if sr is None:
         return Figure(None)
     if check.metric in SCENARIO_DERIVED:
         # The one energy value of the record (measured interval), not a re-derivation.
         ev = scenario_energy_value(sr)
-        return Figure(None if ev is None else getattr(ev, check.metric))
-    value = getattr(sr, check.metric)
+        value = None if ev is None else getattr(ev, check.metric)
+    else:
+        value = getattr(sr, check.metric)
     if value is None:
         return Figure(None)
-    return Figure(float(value), *_latency_se(sr, check.metric))
+    return scenario_noise(sr, check.metric, float(value))
 
 
-def _latency_se(sr: ScenarioResult, metric: str) -> tuple[float | None, str | None]:
-    """Standard error of a mean or median latency from the scenario's per-request spread."""
-    for stat, factor, basis in (("mean_", 1.0, "std/√n"), ("median_", math.sqrt(math.pi / 2), "1.25·std/√n")):
-        if metric.startswith(stat) and metric.endswith("_ms"):
-            std = getattr(sr, "std_" + metric[len(stat) :], None)
-            if std is None or sr.completed < 2:
-                return None, None
-            return factor * std / math.sqrt(sr.completed), basis
-    return None, None
+def scenario_noise(sr: ScenarioResult, metric: str, value: float) -> Figure:
+    """`value` (the record's headline) with the standard error of its estimator in this point."""
+    reps = rigor.repeat_values(sr, metric) if sr.rigor is not None and len(sr.rigor.repeats) > 1 else []
+    if len(reps) >= 2:
+        est = repeats_estimate(reps, centre=value)
+        assert est.se is not None
+        return Figure(value, est.se, f"{len(reps)} repeats", est.df, est.se * math.sqrt(len(reps)))
+    spread = sr.rigor.request_spread.get(metric) if sr.rigor is not None else None
+    if spread is not None and spread.method == "batch_means" and spread.std is not None:
+        return Figure(value, spread.std, f"batch means of {spread.n}", float(spread.n - 1), spread.std)
+    why = (
+        "one repeat and no request-level noise in the record"
+        if sr.rigor is None or not sr.rigor.request_spread
+        else f"one repeat; no request-level noise for {metric}"
+    )
+    return Figure(value, None, why)
 
 
 # ---------------------------------------------------------------- verdicts
-
-
-def allowed_worsening(baseline: float, max_abs_change: float | None, max_rel_change: float | None) -> float:
-    """Allowed worsening in metric units: the larger of the absolute and relative allowance."""
-    allowances = [max_abs_change or 0.0]
-    if max_rel_change is not None:
-        allowances.append(max_rel_change * abs(baseline))
-    return max(allowances)
-
-
-def judge(
-    baseline: float,
-    candidate: float,
-    higher_is_better: bool,
-    allowed: float,
-    sigma: float | None,
-    noise_sigmas: float = NOISE_SIGMAS,
-) -> tuple[Verdict, str]:
-    """The verdict for one metric and a one-line reason (see the module docstring for the rule)."""
-    worsening = (baseline - candidate) if higher_is_better else (candidate - baseline)
-    size = abs(worsening)
-    word = "worse" if worsening > 0 else "better"
-    noise = noise_sigmas * sigma if sigma is not None else None
-    # A relative tolerance puts figures exactly on a bound (0.80 - 0.75 vs 0.05) on it, not past it.
-    if size <= allowed * (1 + 1e-9) + 1e-12:
-        moved = f"{word} by {num(size)}" if size else "unchanged"
-        return "pass", f"{moved}, within the allowed {num(allowed)}"
-    if noise is not None and size <= noise * (1 + 1e-9):
-        return "within_noise", (
-            f"{word} by {num(size)}, beyond the allowed {num(allowed)} but within "
-            f"{noise_sigmas:g}σ = {num(noise)} of noise"
-        )
-    beyond = (
-        f" and beyond {noise_sigmas:g}σ = {num(noise)}"
-        if noise is not None
-        else " (no spread known: bound only)"
-    )
-    if worsening > 0:
-        return "regression", f"worse by {num(size)}, beyond the allowed {num(allowed)}{beyond}"
-    return (
-        "improvement",
-        f"better by {num(size)}, beyond {num(allowed)}{beyond}: consider refreshing the baseline",
-    )
 
 
 def compare_metric(
@@ -244,13 +235,14 @@ def compare_metric(
     check: Check,
     noise_sigmas: float = NOISE_SIGMAS,
     samples: tuple[Path, Path] | None = None,
+    confidence: float = CONFIDENCE,
 ) -> MetricComparison:
     """One check. `samples`: the baseline's and candidate's sample-log folders, for the paired
-    accuracy comparison (without them accuracy compares means with their stderrs)."""
+    accuracy comparison (without them accuracy compares means with their stderrs).
+    `noise_sigmas` is kept for callers and unused (the rule uses `confidence` intervals)."""
+    del noise_sigmas
     fb, fc = figure(baseline, check), figure(candidate, check)
     b, c = fb.value, fc.value
-    sigma = basis = None
-    change_abs = change_rel = allowed = None
     if b is None or c is None:
         if b is None and c is None:
             verdict: Verdict = "unmeasured"
@@ -264,116 +256,56 @@ def compare_metric(
                 else "figure"
             )
             verdict, reason = "missing", f"the baseline has this {what}, the candidate does not"
-    else:
-        change_abs = c - b
-        change_rel = change_abs / abs(b) if b != 0 else None
-        allowed = allowed_worsening(b, check.max_abs_change, check.max_rel_change)
-        if fb.se is not None and fc.se is not None:
-            sigma = math.sqrt(fb.se**2 + fc.se**2)
-            basis = fb.basis if fb.basis == fc.basis else f"{fb.basis}/{fc.basis}"
-        verdict, reason = judge(b, c, check.higher_is_better, allowed, sigma, noise_sigmas)
-    result = MetricComparison(
-        metric=check.metric,
-        scenario=check.scenario,
-        kind=check.kind,
-        higher_is_better=check.higher_is_better,
-        baseline=b,
-        candidate=c,
-        change_abs=change_abs,
-        change_rel=change_rel,
-        max_abs_change=check.max_abs_change,
-        max_rel_change=check.max_rel_change,
-        allowed_abs=allowed,
-        sigma=sigma,
-        noise_basis=basis,
-        verdict=verdict,
-        reason=reason,
-    )
-    if result.change_abs is None or result.allowed_abs is None:
-        return result
-    if check.kind == "performance":
-        return over_repeats(baseline, candidate, check, result)
+        return make_comparison(check, b, c, None, None, verdict, reason)
+    allowed = allowed_worsening(b, check.max_abs_change, check.max_rel_change)
+    if check.kind == "performance" and check.metric == "failed":
+        return failed_share(baseline, candidate, check, allowed, confidence)
     if check.kind == "accuracy" and samples is not None:
-        return paired(baseline, candidate, check, result, samples)
-    return result
-
-
-def over_repeats(
-    baseline: RunRecord, candidate: RunRecord, check: Check, result: MetricComparison
-) -> MetricComparison:
-    """A performance change beyond its bound counts only beyond the run-to-run noise (Welch's test
-    or separate t-intervals over repeats); with one repeat on a side the bound decides, said so."""
-    sb, sc = baseline.performance.get(check.scenario or ""), candidate.performance.get(check.scenario or "")
-    if sb is None or sc is None:
-        return result
-    noise = rigor.noise_check(rigor.repeat_values(sb, check.metric), rigor.repeat_values(sc, check.metric))
-    if noise.beyond_noise is None:
-        return dataclasses.replace(result, reason=f"{result.reason}; {noise.note}")
-    basis = f"Welch p = {noise.p_value:.3g} over {noise.n_baseline} vs {noise.n_candidate} repeats"
-    if result.verdict in ("regression", "improvement", "within_noise"):  # beyond the bound
-        worse = _worse(result)
-        verdict: Verdict = (
-            ("regression" if worse else "improvement") if noise.beyond_noise else "within_noise"
-        )
-        word = "beyond" if noise.beyond_noise else "within"
-        return dataclasses.replace(
-            result,
-            verdict=verdict,
-            noise_basis=basis,
-            sigma=None,
-            reason=f"{'worse' if worse else 'better'} by {num(abs(result.change_abs or 0.0))}, beyond the "
-            f"allowed {num(result.allowed_abs)} and {word} the noise: {noise.note}",
-        )
-    return dataclasses.replace(result, sigma=None, noise_basis=basis, reason=f"{result.reason}; {noise.note}")
-
-
-def _worse(c: MetricComparison) -> bool:
-    change = c.change_abs or 0.0
-    return change < 0 if c.higher_is_better else change > 0
-
-
-def paired(
-    baseline: RunRecord,
-    candidate: RunRecord,
-    check: Check,
-    result: MetricComparison,
-    samples: tuple[Path, Path],
-) -> MetricComparison:
-    """Accuracy on the same documents: exact McNemar (0/1) or paired bootstrap per document;
-    a regression is a worsening beyond the bound that the paired test finds significant."""
-    tb, tc = baseline.accuracy.get(check.metric), candidate.accuracy.get(check.metric)
-    if tb is None or tc is None or not tb.samples_path or not tc.samples_path:
-        return dataclasses.replace(result, reason=f"{result.reason}; no sample logs: unpaired")
-    logs = (samples[0] / Path(tb.samples_path).name, samples[1] / Path(tc.samples_path).name)
-    if not (logs[0].is_file() and logs[1].is_file()):
-        missing = ", ".join(str(p) for p in logs if not p.is_file())
-        return dataclasses.replace(
-            result, reason=f"{result.reason}; sample log missing ({missing}): unpaired"
-        )
-    try:
-        p = rigor.paired_accuracy(tc, logs[0], logs[1])
-    except (rigor.SampleLogError, ValueError, OSError) as exc:
-        return dataclasses.replace(result, reason=f"{result.reason}; paired comparison impossible: {exc}")
-    change = p.result.mean_diff
-    worsening = -change if check.higher_is_better else change
-    allowed = result.allowed_abs or 0.0
-    if abs(change) <= allowed * (1 + 1e-9) + 1e-12:
-        verdict: Verdict = "pass"
-    elif p.result.p_value >= rigor.ALPHA:
-        verdict = "within_noise"
+        got = paired(baseline, candidate, check, samples, allowed, confidence)
+        if isinstance(got, MetricComparison):
+            return got
+        unpaired_note = got
     else:
-        verdict = "regression" if worsening > 0 else "improvement"
-    return dataclasses.replace(
-        result,
-        baseline=p.baseline_mean,
-        candidate=p.candidate_mean,
-        change_abs=change,
-        change_rel=change / abs(p.baseline_mean) if p.baseline_mean else None,
-        sigma=None,
-        noise_basis=("paired McNemar" if p.result.method == "mcnemar_exact" else "paired bootstrap")
-        + f" p = {p.result.p_value:.3g}",
-        verdict=verdict,
-        reason=f"{p.describe(with_task=False)}; allowed {num(allowed)}",
+        unpaired_note = None
+    est_b = Estimate(b, fb.se, fb.df, fb.basis)
+    est_c = Estimate(c, fc.se, fc.df, fc.basis)
+    iv = difference_interval(est_b, est_c, confidence)
+    sigma = iv.se if iv is not None else None
+    verdict, reason = judge(
+        b, c, check.higher_is_better, allowed, sigma, iv.df if iv else math.inf, confidence
+    )
+    if iv is None:
+        missing = fb.basis if fb.se is None else fc.basis
+        side = "baseline" if fb.se is None else "candidate"
+        reason = f"{reason} ({side}: {missing})"
+        basis = None
+    else:
+        basis = fb.basis if fb.basis == fc.basis else f"{fb.basis} / {fc.basis}"
+    if unpaired_note:
+        reason = f"{reason}; {unpaired_note}"
+    worsening = worsening_of(b, c, check.higher_is_better)
+    p = one_sided_p(worsening, iv.se, iv.df, allowed) if iv is not None else None
+    needed = None
+    if verdict == "inconclusive" and iv is not None and check.kind == "performance":
+        se_one = math.sqrt(((fb.se_one or 0.0) ** 2 + (fc.se_one or 0.0) ** 2) / 2.0)
+        needed = repeats_to_resolve(abs(worsening - allowed), se_one, confidence)
+        reason += (
+            f"; about {needed} repeats a side would resolve it at this noise"
+            if needed is not None
+            else "; the change sits on its bound: more repeats alone will not resolve it"
+        )
+    return make_comparison(
+        check,
+        b,
+        c,
+        allowed,
+        sigma,
+        verdict,
+        reason,
+        basis=basis,
+        ci=(iv.low, iv.high) if iv is not None else None,
+        p_value=p,
+        repeats_needed=needed,
     )
 
 
@@ -466,6 +398,9 @@ def compare(
     allow_mismatch: bool = False,
     noise_sigmas: float = NOISE_SIGMAS,
     samples: tuple[Path, Path] | None = None,
+    inconclusive: InconclusivePolicy = "fail",
+    family: FamilyMethod = DEFAULT_FAMILY,
+    confidence: float = CONFIDENCE,
 ) -> GateReport:
     """Gate `candidate` against `baseline`.
 
@@ -474,9 +409,12 @@ def compare(
             project defaults when it declares none.
         allow_mismatch: Compare even when the configurations differ (the differences stay
             in the report, to be printed above the table).
-        noise_sigmas: How many σ of the difference a change must exceed to count.
+        noise_sigmas: Kept for callers; unused (see `confidence`).
         samples: The baseline's and the candidate's sample-log folders: accuracy is then
             compared per document (paired), not by means.
+        inconclusive: What an inconclusive verdict does to the exit code: ``fail`` (1) or ``pass``.
+        family: The family rule over the run's checks: ``holm``, ``bh`` or ``none``.
+        confidence: Two-sided confidence of each change's interval.
 
     Raises:
         GateError: a failed baseline, or thresholds that name unknown metrics or scenarios.
@@ -494,7 +432,11 @@ def compare(
             thresholds = default_thresholds(baseline, candidate)
             source = "project defaults (the suite declares no gates)"
     checks = resolve_checks(thresholds, baseline, candidate)
-    results = [compare_metric(baseline, candidate, ch, noise_sigmas, samples) for ch in checks]
+    results = apply_family(
+        [compare_metric(baseline, candidate, ch, samples=samples, confidence=confidence) for ch in checks],
+        family,
+        confidence,
+    )
     gated = sorted({ch.scenario for ch in checks if ch.kind == "performance" and ch.scenario})
     results.sort(key=lambda r: VERDICT_ORDER.index(r.verdict))  # stable: threshold order within a verdict
     return GateReport(
@@ -511,4 +453,7 @@ def compare(
         thresholds_source=source,
         noise_sigmas=noise_sigmas,
         invalid=tuple(rigor.invalid_points(baseline, candidate, gated)),
+        inconclusive_policy=inconclusive,
+        family=family,
+        confidence=confidence,
     )

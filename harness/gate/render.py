@@ -34,13 +34,21 @@ def allowed_text(c: MetricComparison) -> str:
     return bound
 
 
-def noise_text(c: MetricComparison, noise_sigmas: float) -> str:
+def noise_text(c: MetricComparison, noise_sigmas: float | None = None) -> str:
+    """The change's interval half-width and where the noise comes from: `±4.1 (3 repeats)`."""
+    del noise_sigmas
     if c.baseline is None or c.candidate is None:
         return MISSING
-    if c.sigma is None:
-        # Repeats (Welch) and paired per-document tests carry their p-value instead of a σ.
-        return c.noise_basis or "no spread: bound only"
-    return f"{noise_sigmas:g}σ = {num(noise_sigmas * c.sigma)} ({c.noise_basis})"
+    if c.ci_low is not None and c.ci_high is not None:
+        return f"±{num((c.ci_high - c.ci_low) / 2.0)} ({c.noise_basis})"
+    return c.noise_basis or "no noise estimate"
+
+
+def verdict_text(c: MetricComparison) -> str:
+    """The verdict, with what would resolve an inconclusive one."""
+    if c.verdict == "inconclusive" and c.repeats_needed is not None:
+        return f"inconclusive (~{c.repeats_needed} repeats)"
+    return c.verdict
 
 
 TABLE_COLUMNS = ("metric", "baseline", "candidate", "change", "allowed", "noise", "verdict")
@@ -55,8 +63,8 @@ def table_rows(report: GateReport) -> list[tuple[str, ...]]:
             num(c.candidate),
             change_text(c),
             allowed_text(c),
-            noise_text(c, report.noise_sigmas),
-            c.verdict,
+            noise_text(c),
+            verdict_text(c),
         )
         for c in report.comparisons
     ]
@@ -75,7 +83,7 @@ def _preamble(report: GateReport) -> list[str]:
 _STYLE = {
     "regression": "bold red",
     "missing": "bold red",
-    "within_noise": "yellow",
+    "inconclusive": "bold yellow",
     "improvement": "bold green",
     "pass": "green",
     "new": "cyan",
@@ -110,6 +118,7 @@ def render_terminal(report: GateReport, console: Console) -> None:
         for row, c in zip(table_rows(report), report.comparisons, strict=True):
             table.add_row(*(escape(cell) for cell in row[:-1]), f"[{_STYLE[c.verdict]}]{c.verdict}[/]")
         console.print(table)
+        console.print(escape(f"family: {report.family_note}"), highlight=False, soft_wrap=True)
         for c in _explained(report):
             console.print(f"  • {escape(c.label)}: {escape(c.reason)}", highlight=False, soft_wrap=True)
     if report.invalid:
@@ -117,16 +126,18 @@ def render_terminal(report: GateReport, console: Console) -> None:
         for line in report.invalid:
             console.print(f"  • {escape(line)}", highlight=False, soft_wrap=True)
     style = {0: "bold green", 1: "bold red", 2: "bold yellow"}[report.exit_code]
+    if report.status == "INCONCLUSIVE":
+        style = "bold yellow"
     console.print(f"[{style}]{escape(report.headline())}[/]", highlight=False, soft_wrap=True)
 
 
 def _explained(report: GateReport) -> list[MetricComparison]:
-    """Comparisons whose reason is worth a line under the table: failures, changes within
-    noise, and paired accuracy (the documents that flipped)."""
+    """Comparisons whose reason is worth a line under the table: failures, inconclusive ones,
+    and paired accuracy (the documents that flipped)."""
     return [
         c
         for c in report.comparisons
-        if c.verdict in ("regression", "missing", "within_noise")
+        if c.verdict in ("regression", "missing", "inconclusive")
         or (c.noise_basis or "").startswith("paired")
     ]
 
@@ -155,11 +166,23 @@ def render_markdown(report: GateReport) -> str:
             + "|".join("---:" if c in ("baseline", "candidate", "change") else "---" for c in TABLE_COLUMNS)
             + "|"
         )
-        for row in table_rows(report):
+        for row, c in zip(table_rows(report), report.comparisons, strict=True):
             *cells, verdict = row
-            mark = f"**{verdict}**" if verdict in FAILING else verdict
+            mark = (
+                f"**{verdict}**"
+                if c.verdict in FAILING
+                else (f"_{verdict}_" if c.verdict == "inconclusive" else verdict)
+            )
             lines.append("| " + " | ".join(_md_cell(x) for x in [*cells, mark]) + " |")
         lines.append("")
+        lines += [f"Family: {_md_cell(report.family_note)}.", ""]
+        if report.inconclusive:
+            policy = (
+                "fails the gate (`--inconclusive fail`, the default)"
+                if report.inconclusive_policy == "fail"
+                else "does not fail the gate (`--inconclusive pass`)"
+            )
+            lines += [f"_inconclusive_: the interval straddles the bound or no noise is known; {policy}.", ""]
         lines += [f"- {_md_cell(c.label)}: {_md_cell(c.reason)}" for c in _explained(report)]
         lines += [""] if _explained(report) else []
     if report.invalid:
@@ -217,8 +240,11 @@ def render_junit(report: GateReport) -> str:
         group = "accuracy" if c.kind == "accuracy" else (c.scenario or "run")
         case = ET.SubElement(suite, "testcase", name=c.metric, classname=f"harness.gate.{group}")
         detail = "; ".join(f"{k}={v}" for k, v in zip(TABLE_COLUMNS, row, strict=True))
-        if c.failed:
+        if c.failed or (c.verdict == "inconclusive" and report.fails(c)):
             ET.SubElement(case, "failure", message=c.reason, type=c.verdict).text = detail
+        elif c.verdict == "inconclusive":
+            ET.SubElement(case, "skipped", message=f"inconclusive (--inconclusive pass): {c.reason}")
+            ET.SubElement(case, "system-out").text = f"inconclusive: {c.reason}; {detail}"
         elif c.verdict == "unmeasured":
             ET.SubElement(case, "skipped", message=c.reason)
         else:

@@ -5,20 +5,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Verdict = Literal["regression", "missing", "within_noise", "improvement", "pass", "new", "unmeasured"]
+Verdict = Literal["regression", "missing", "inconclusive", "improvement", "pass", "new", "unmeasured"]
 MetricKind = Literal["accuracy", "performance", "run"]
+InconclusivePolicy = Literal["fail", "pass"]
+FamilyMethod = Literal["holm", "bh", "none"]
 
 FAILING: frozenset[str] = frozenset({"regression", "missing"})
 VERDICT_ORDER: tuple[str, ...] = (
     "regression",
     "missing",
-    "within_noise",
+    "inconclusive",
     "improvement",
     "pass",
     "new",
     "unmeasured",
 )
-NOISE_SIGMAS = 2.0
+NOISE_SIGMAS = 2.0  # kept for importers; the rule now uses CONFIDENCE intervals
+CONFIDENCE = 0.95  # two-sided interval of each change; each one-sided decision is at (1 − CONFIDENCE) / 2
+DEFAULT_FAMILY: FamilyMethod = "holm"
+# The `failed` gate: the candidate may fail this share of its requests more than the baseline
+# did before a one-sided exact binomial test can call it a regression (a transient error or two
+# does not fail a release).
+DEFAULT_FAILED_SHARE = 0.01
 
 # Project defaults for suites that declare no `gates:`. Accuracy: 2 points of the task's
 # 0-1 metric (and, through the noise rule, more than 2σ). Performance: a tenth of throughput
@@ -60,7 +68,9 @@ class Figure:
 
     value: float | None
     se: float | None = None
-    basis: str | None = None  # where `se` comes from, e.g. "stderr" or "std/√n"
+    basis: str | None = None  # where `se` comes from ("stderr", "3 repeats"), or why there is none
+    df: float = float("inf")  # degrees of freedom of `se` (inf: normal theory)
+    se_one: float | None = None  # standard error of one repeat's figure (for "repeats needed")
 
 
 @dataclass(frozen=True)
@@ -78,10 +88,15 @@ class MetricComparison:
     max_abs_change: float | None
     max_rel_change: float | None
     allowed_abs: float | None  # effective allowed worsening in metric units
-    sigma: float | None  # σ of the difference; None: no spread known, bound only
+    sigma: float | None  # standard error of the difference; None: no noise known
     noise_basis: str | None
     verdict: Verdict
     reason: str
+    ci_low: float | None = None  # interval of change_abs at the report's confidence (metric units)
+    ci_high: float | None = None
+    p_value: float | None = None  # one-sided: H0 "worsening within the bound", before family control
+    p_adjusted: float | None = None  # the same after the family rule (Holm or BH over the run's checks)
+    repeats_needed: int | None = None  # inconclusive: repeats per side that would resolve it at this noise
 
     @property
     def label(self) -> str:
@@ -109,6 +124,9 @@ class GateReport:
     thresholds_source: str
     noise_sigmas: float = NOISE_SIGMAS
     invalid: tuple[str, ...] = ()  # gated points flagged invalid in either run: never compared
+    inconclusive_policy: InconclusivePolicy = "fail"  # what an inconclusive verdict does to the exit code
+    family: FamilyMethod = DEFAULT_FAMILY
+    confidence: float = CONFIDENCE
 
     @property
     def refused(self) -> bool:
@@ -121,16 +139,38 @@ class GateReport:
         return tuple(c for c in self.comparisons if c.failed)
 
     @property
+    def inconclusive(self) -> tuple[MetricComparison, ...]:
+        return tuple(c for c in self.comparisons if c.verdict == "inconclusive")
+
+    def fails(self, c: MetricComparison) -> bool:
+        """Whether this comparison fails the gate (inconclusive ones by the report's policy)."""
+        return c.failed or (c.verdict == "inconclusive" and self.inconclusive_policy == "fail")
+
+    @property
     def exit_code(self) -> int:
         if self.candidate_error is not None:
             return 1
         if self.refused:
             return 2
-        return 1 if self.failures else 0
+        return 1 if self.failures or (self.inconclusive and self.inconclusive_policy == "fail") else 0
 
     @property
     def status(self) -> str:
+        if self.exit_code == 1 and self.candidate_error is None and not self.failures:
+            return "INCONCLUSIVE"
         return {0: "PASS", 1: "REGRESSION", 2: "REFUSED"}[self.exit_code]
+
+    @property
+    def family_note(self) -> str:
+        """How the run's checks were controlled as a family, for the report."""
+        tested = sum(1 for c in self.comparisons if c.p_value is not None)
+        if self.family == "none":
+            return f"{tested} checks, each at one-sided α = {(1 - self.confidence) / 2:g} (no family control)"
+        name = {"holm": "Holm (family-wise error)", "bh": "Benjamini–Hochberg (false discovery rate)"}
+        return (
+            f"{name[self.family]} over {tested} checks at one-sided α = {(1 - self.confidence) / 2:g}; "
+            f"intervals at {self.confidence:.0%}"
+        )
 
     def count(self, verdict: str) -> int:
         return sum(1 for c in self.comparisons if c.verdict == verdict)
@@ -150,4 +190,12 @@ class GateReport:
         if self.failures:
             names = ", ".join(c.label for c in self.failures)
             return f"REGRESSION (exit 1): {names} ({counts})"
+        if self.inconclusive and self.inconclusive_policy == "fail":
+            names = ", ".join(c.label for c in self.inconclusive)
+            return (
+                f"INCONCLUSIVE (exit 1): {names} cannot be told from noise ({counts}); "
+                "run more repeats, or pass --inconclusive pass"
+            )
+        if self.inconclusive:
+            return f"PASS (exit 0, --inconclusive pass): nothing regressed ({counts})"
         return f"PASS (exit 0): nothing regressed ({counts or 'no metrics gated'})"

@@ -16,7 +16,7 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-SpreadMethod = Literal["student_t", "bootstrap", "none"]
+SpreadMethod = Literal["student_t", "bootstrap", "batch_means", "none"]
 
 
 class SpreadStat(_Frozen):
@@ -24,11 +24,12 @@ class SpreadStat(_Frozen):
 
     mean: float
     std: float | None = Field(description="Sample standard deviation (ddof=1); None for n = 1.")
-    n: int = Field(description="Repeats (student_t) or requests (bootstrap).")
+    n: int = Field(description="Repeats (student_t), requests (bootstrap) or batches (batch_means).")
     ci95_low: float | None
     ci95_high: float | None
     method: SpreadMethod = Field(
-        description="student_t: over repeats; bootstrap: resampling requests; none: one value."
+        description="student_t: over repeats; bootstrap: resampling requests; batch_means: over contiguous "
+        "batches of requests (std is then the standard error of the whole-run figure); none: one value."
     )
 
 
@@ -62,16 +63,29 @@ class RepeatAggregates(_Frozen):
     duration: float = Field(description="Seconds, first send to last completion.")
     request_throughput: float
     output_throughput: float
+    total_token_throughput: float | None = None
     mean_ttft_ms: float | None = None
     median_ttft_ms: float | None = None
+    p90_ttft_ms: float | None = None
     p99_ttft_ms: float | None = None
     mean_tpot_ms: float | None = None
     median_tpot_ms: float | None = None
+    p90_tpot_ms: float | None = None
     p99_tpot_ms: float | None = None
+    mean_itl_ms: float | None = None
     median_itl_ms: float | None = None
+    p90_itl_ms: float | None = None
+    p99_itl_ms: float | None = None
     mean_e2el_ms: float | None = None
+    median_e2el_ms: float | None = None
+    p90_e2el_ms: float | None = None
     p99_e2el_ms: float | None = None
+    energy_j: float | None = None
     energy_per_output_token_j: float | None = None
+    output_tokens_per_j: float | None = None
+    steady_state_energy_per_output_token_j: float | None = Field(
+        default=None, description="ML.ENERGY's steady-state J/token of this repeat (null: none measured)."
+    )
     request_goodput: float | None = None
     slo_attainment: float | None = None
     client_cpu_s: float | None = None
@@ -106,7 +120,7 @@ class CapacityProbe(_Frozen):
     point: str | None = Field(default=None, description="Scenario point that measured it.")
     slo_attainment: float
     measured_requests: int
-    passed: bool
+    passed: bool = Field(description="The Wilson 95 % lower bound of the attainment reaches the target.")
     resolved: bool = Field(description="Wilson interval of the attainment wholly on one side of the target.")
     valid: bool
 
@@ -122,6 +136,15 @@ class CapacityResult(_Frozen):
     capacity_point: str | None = None
     probes: list[CapacityProbe] = Field(default_factory=list)
     stop_reason: str
+    bound: Literal["lower", "resolved"] | None = Field(
+        default=None,
+        description="resolved: bracketed within the tolerance by a pass and a resolved fail; lower: the "
+        "search stopped otherwise (budget, highest load, unresolved probe), so the capacity is a lower "
+        "bound; null: nothing passed (or a record from before this field).",
+    )
+    min_requests_to_pass: int | None = Field(
+        default=None, description="Requests a probe needs for a pass to be possible at the target (Wilson)."
+    )
     tolerance: float
     output_throughput: float | None = Field(default=None, description="Output tok/s at the capacity load.")
     energy_per_output_token_j: float | None = Field(
@@ -138,6 +161,10 @@ class SweepOutcome(_Frozen):
     points: list[str]
     stopped_early: bool
     stop_reason: str | None = None
+    arrivals: Literal["constant", "poisson"] | None = Field(
+        default=None,
+        description="Arrivals of the rate points (null: a list sweep, or a record before the field).",
+    )
 
 
 class PointRigor(_Frozen):
@@ -152,6 +179,9 @@ class PointRigor(_Frozen):
         default_factory=dict, description="Per-request figures over the pooled requests (bootstrap)."
     )
     cooldown_s: float = 0.0
+    repeats_stop: str | None = Field(
+        default=None, description="Adaptive repeats: why they stopped (interval narrow enough, or the cap)."
+    )
     goodput: GoodputResult | None = None
     validity: ValidityFigures | None = None
     sweep: SweepOutcome | None = Field(default=None, description="On a sweep's last point.")

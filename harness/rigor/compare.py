@@ -1,16 +1,16 @@
 """The gate's noise-aware and paired comparisons (pure apart from reading sample logs).
 
 Performance, over repeats
-    A change counts as a regression only when it is beyond its threshold **and** beyond the
-    noise: Welch's test over the two runs' repeats at p < 0.05, or, equivalently reported, the
-    two Student-t intervals do not overlap. With one repeat on either side there is no noise
-    estimate; the verdict then rests on the threshold and says so.
+    :func:`noise_check` says whether two sets of repeats differ beyond their noise (Welch's
+    interval of the difference excludes zero). The gate itself does not use it as a filter any
+    more: it puts the interval of the change against the bound (:func:`harness.gate.compare.judge`).
 
 Accuracy, paired per document
     Both runs evaluated the same documents, so their per-sample scores (lm-eval's sample logs,
     ``samples/<task>.jsonl``) are compared pair by pair: an exact McNemar test for 0/1 metrics
-    (only flipped documents carry information), a paired bootstrap of the mean difference for
-    continuous ones. The result names how many documents flipped each way.
+    (only flipped documents carry information), a sign-flip permutation test (exact up to 16
+    moved documents) for continuous ones; both hold their level at any number of documents,
+    unlike a bootstrap. The result names how many documents flipped each way.
 
 Validity
     A point flagged invalid in either run cannot be compared: the gate refuses, naming why.
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from harness.stats import PairedResult, mcnemar_exact, paired_bootstrap, welch_test
+from harness.stats import PairedResult, binom_sf, mcnemar_exact, sign_flip_test, welch_interval, welch_test
 
 if TYPE_CHECKING:
     from harness.record.run_record import RunRecord, ScenarioResult, TaskResult
@@ -56,7 +56,8 @@ def repeat_values(sr: ScenarioResult, metric: str) -> list[float]:
 
 
 def noise_check(baseline: Sequence[float], candidate: Sequence[float], alpha: float = ALPHA) -> NoiseCheck:
-    """Welch's test and interval separation between two sets of repeats."""
+    """Whether two sets of repeats differ beyond their noise: Welch's (1 − alpha) interval of
+    the difference excludes zero (the same as Welch's test at `alpha`)."""
     nb, nc = len(baseline), len(candidate)
     if nb < 2 or nc < 2:
         return NoiseCheck(
@@ -65,21 +66,23 @@ def noise_check(baseline: Sequence[float], candidate: Sequence[float], alpha: fl
             None,
             nb,
             nc,
-            f"compared without a noise estimate ({nb} vs {nc} repeats): threshold only",
+            f"compared without a noise estimate ({nb} vs {nc} repeats)",
         )
     from harness.stats import intervals_overlap, t_interval
 
     test = welch_test(baseline, candidate)
+    iv = welch_interval(baseline, candidate, 1.0 - alpha)
     overlap = intervals_overlap(t_interval(baseline), t_interval(candidate))
     separate = None if overlap is None else not overlap
-    beyond = test.p_value < alpha or bool(separate)
+    beyond = iv.low > 0 or iv.high < 0 or test.p_value < alpha
     return NoiseCheck(
         beyond,
         test.p_value,
         separate,
         nb,
         nc,
-        f"Welch p = {test.p_value:.3g} over {nb} vs {nc} repeats"
+        f"Welch p = {test.p_value:.3g} over {nb} vs {nc} repeats; difference in "
+        f"[{iv.low:.4g}, {iv.high:.4g}] at {1 - alpha:.0%}"
         + ("; 95 % intervals separate" if separate else "; 95 % intervals overlap"),
     )
 
@@ -100,6 +103,8 @@ class PairedAccuracy:
     higher_is_better: bool
     baseline_mean: float = 0.0
     candidate_mean: float = 0.0
+    differences: tuple[float, ...] = ()  # per document, candidate − baseline, in document order
+    one_sided_worse_p: float = 1.0  # exact (McNemar) or permutation p of "the candidate is worse"
 
     @property
     def worse(self) -> int:
@@ -113,7 +118,9 @@ class PairedAccuracy:
     def describe(self, with_task: bool = True) -> str:
         r = self.result
         kind = "flipped" if r.method == "mcnemar_exact" else "moved"
-        test = "exact McNemar" if r.method == "mcnemar_exact" else "paired bootstrap"
+        test = {"mcnemar_exact": "exact McNemar", "sign_flip": "sign-flip permutation"}.get(
+            r.method, "paired bootstrap"
+        )
         return (
             (f"{self.task}: " if with_task else "")
             + f"{self.worse} documents {kind} worse, {self.better} better of {r.n} "
@@ -153,7 +160,11 @@ def read_sample_scores(path: Path, metric: str, filter_name: str | None) -> dict
             value = row[metric]
             if isinstance(value, list | tuple):  # some metrics log (prediction, reference) pairs
                 raise SampleLogError(f"{path}:{line_no}: {metric!r} is not a per-document score")
-            out[(int(row["doc_id"]), str(row.get("doc_hash", "")))] = float(value)
+            # A group's log (mmlu) holds every subtask's rows, whose doc ids repeat: key by subtask too.
+            doc = str(row.get("doc_hash", ""))
+            if row.get("subtask"):
+                doc = f"{row['subtask']}/{doc}"
+            out[(int(row["doc_id"]), doc)] = float(value)
     return out
 
 
@@ -173,15 +184,26 @@ def paired_accuracy(
     keys = sorted(b)
     xb, xc = [b[k] for k in keys], [c[k] for k in keys]
     binary = all(v in (0.0, 1.0) for v in xb + xc)
-    result = mcnemar_exact(xb, xc) if binary else paired_bootstrap(xb, xc, n_resamples=n_resamples)
+    hib = task.higher_is_better is not False  # lm-eval left it unset: accuracy-like, higher is better
+    if binary:
+        result = mcnemar_exact(xb, xc)
+        worse, better = (result.lost, result.gained) if hib else (result.gained, result.lost)
+        one_sided = binom_sf(worse, worse + better, 0.5) if worse + better else 1.0
+    else:
+        result = sign_flip_test(xb, xc, n_resamples=n_resamples)
+        one_sided = sign_flip_test(
+            xb, xc, n_resamples=n_resamples, alternative="less" if hib else "greater"
+        ).p_value
     return PairedAccuracy(
         task.name,
         metric_name(task),
         flt,
         result,
-        task.higher_is_better is not False,  # lm-eval left it unset: accuracy-like, higher is better
+        hib,
         baseline_mean=sum(xb) / len(xb) if xb else 0.0,
         candidate_mean=sum(xc) / len(xc) if xc else 0.0,
+        differences=tuple(c - b for b, c in zip(xb, xc, strict=True)),
+        one_sided_worse_p=one_sided,
     )
 
 

@@ -29,7 +29,7 @@ from harness.record.rigor import (
     ValidityFigures,
 )
 from harness.rigor.expand import point_name, sweep_rates
-from harness.rigor.search import CapacitySearch
+from harness.rigor.search import CapacitySearch, min_requests_to_pass
 from harness.rigor.summary import (
     goodput,
     pooled_aggregate,
@@ -39,10 +39,10 @@ from harness.rigor.summary import (
     spreads,
 )
 from harness.rigor.validity import PointTimeline, check_point, oversaturation
-from harness.spec.rigor import SloSpec
+from harness.spec.rigor import CONSTANT_BURSTINESS, RepeatsSpec, SloSpec, repeat_bounds
 
 if TYPE_CHECKING:
-    from harness.record.run_record import ScenarioResult
+    from harness.record.run_record import ScenarioEnergy, ScenarioResult, SteadyStateEnergy
     from harness.spec.suite import PerformanceSpec, PerfScenario
 
 RunOne = Callable[["PerfScenario", int], "ScenarioResult"]
@@ -119,14 +119,24 @@ class PointRunner:
 
     def point(self, s: PerfScenario, role: Role, extra_reasons: list[str] | None = None) -> ScenarioResult:
         """Run one point `repeats` times and fold the repeats into one result."""
-        repeats = s.repeats or 1
+        low, high, rule = repeat_bounds(s.repeats)
         per_repeat: list[tuple[ScenarioResult, list[RequestTiming]]] = []
-        for i in range(1, repeats + 1):
+        stop: str | None = None
+        for i in range(1, high + 1):
             self._cooldown()
             name = s.name if i == 1 else f"{s.name}#{i}"
             res = self.run_one(s.model_copy(update={"name": name}), i)
             per_repeat.append((res, self.read_rows(res)))
+            if rule is not None and i >= low:
+                stop = adaptive_stop(rule, [r for r, _ in per_repeat], final=i == high)
+                if stop is not None:
+                    break
         result = self.fold(s, role, per_repeat, extra_reasons or [])
+        if stop is not None:
+            assert result.rigor is not None
+            result = result.model_copy(
+                update={"rigor": result.rigor.model_copy(update={"repeats_stop": stop})}
+            )
         self.results[s.name] = result
         self.on_point(s.name, result)
         return result
@@ -154,6 +164,7 @@ class PointRunner:
                     good=good,
                     client_cpu_s=res.client_cpu_s,
                     requests_path=res.requests_path,
+                    energy=_repeat_energy(res),
                 )
             )
             v = check_point(
@@ -233,8 +244,10 @@ class PointRunner:
         stop: str | None = None
         for rate in sweep_rates(sync.request_throughput, thr.request_throughput, s.sweep.points):
             name = point_name(s.name, request_rate=rate)
+            arrivals = {"burstiness": CONSTANT_BURSTINESS} if s.sweep.arrivals == "constant" else {}
             res = self.point(
-                s.model_copy(update={"name": name, "concurrency": cap, "request_rate": rate}), "sweep_rate"
+                s.model_copy(update={"name": name, "concurrency": cap, "request_rate": rate, **arrivals}),
+                "sweep_rate",
             )
             names.append(name)
             curve.append((rate, res.output_throughput, res.median_ttft_ms))
@@ -247,7 +260,11 @@ class PointRunner:
         self._attach(
             names[-1],
             sweep=SweepOutcome(
-                scenario=s.name, points=names, stopped_early=stop is not None, stop_reason=stop
+                scenario=s.name,
+                points=names,
+                stopped_early=stop is not None,
+                stop_reason=stop,
+                arrivals=s.sweep.arrivals,
             ),
         )
 
@@ -300,6 +317,8 @@ class PointRunner:
                 for p in search.probes
             ],
             stop_reason=search.stop_reason or "converged",
+            bound=search.bound,
+            min_requests_to_pass=min_requests_to_pass(q.attainment),
             tolerance=q.tolerance,
             output_throughput=res_at.output_throughput if best is not None else None,
             energy_per_output_token_j=(
@@ -313,6 +332,30 @@ class PointRunner:
             unresolved_loads=search.unresolved,
         )
         self._attach(at, capacity=capacity)
+
+
+def adaptive_stop(rule: RepeatsSpec, results: Sequence[ScenarioResult], final: bool) -> str | None:
+    """Why adaptive repeats stop now (None: run another): the 95 % interval of `rule.metric` over
+    the repeats is within ± `ci_halfwidth` of its mean, or the cap is reached, or the figure is
+    missing."""
+    from harness.stats import t_interval
+
+    values = [float(v) for r in results if isinstance(v := getattr(r, rule.metric, None), int | float)]
+    n = len(results)
+    if len(values) < n:
+        return f"{rule.metric} missing in a repeat: stopped after {n}"
+    if n >= 2:
+        iv = t_interval(values)
+        if iv.ci95_low is not None and iv.ci95_high is not None and iv.mean:
+            half = (iv.ci95_high - iv.ci95_low) / 2.0 / abs(iv.mean)
+            if half <= rule.ci_halfwidth:
+                return (
+                    f"ci_halfwidth: ±{half:.1%} ≤ ±{rule.ci_halfwidth:.1%} of {rule.metric} after {n} repeats"
+                )
+            if final:
+                return f"max: {n} repeats, {rule.metric} still ±{half:.1%} (target ±{rule.ci_halfwidth:.1%})"
+            return None
+    return f"max: {n} repeat(s)" if final else None
 
 
 def _by_index(offsets: list[float] | None, rows: list[RequestTiming]) -> list[float] | None:
@@ -332,9 +375,9 @@ def _sum(values: list[float | None]) -> float | None:
 
 def combine_energy(results: list[ScenarioResult]) -> dict[str, object]:
     """`energy` and `resources` of a point over all its repeats, so that per-token figures divide
-    pooled energy by pooled tokens. The steady-state window and the GPU telemetry are per
-    repeat (the run's `resources.phases` keeps each repeat's window); with several repeats they
-    are left out here, the reason said."""
+    pooled energy by pooled tokens; the ML.ENERGY steady-state figure is pooled the same way
+    (:func:`pooled_steady_state`). The GPU telemetry is per repeat (the run's
+    `resources.phases` keeps each repeat's window) and left out here."""
     if len(results) == 1:
         return {}
     from harness.record.run_record import PhaseResources, ScenarioEnergy
@@ -360,8 +403,17 @@ def combine_energy(results: list[ScenarioResult]) -> dict[str, object]:
             output_tokens_per_j=tokens / joules if joules else None,
             energy_above_idle_j=above,
             energy_per_output_token_above_idle_j=above / tokens if above is not None and tokens else None,
-            steady_state=None,
-            steady_state_reason=f"per repeat ({len(results)} repeats): see resources.phases",
+            steady_state=pooled_steady_state(es),
+            steady_state_reason=(
+                None
+                if pooled_steady_state(es) is not None
+                else f"not every one of the {len(es)} repeats has a steady-state energy"
+                + "".join(
+                    f"; repeat {i}: {e.steady_state_reason}"
+                    for i, e in enumerate(es, 1)
+                    if e.steady_state is None and e.steady_state_reason
+                )
+            ),
         )
     phases = [r.resources for r in results]
     if all(p is not None for p in phases):
@@ -378,6 +430,70 @@ def combine_energy(results: list[ScenarioResult]) -> dict[str, object]:
             kv_cache=None,
         )
     return update
+
+
+def pooled_steady_state(energies: Sequence[ScenarioEnergy]) -> SteadyStateEnergy | None:
+    """ML.ENERGY's steady-state figure over repeats: the repeats' steady-state joules over their
+    steady-state tokens (each repeat's own window; start and end are repeat 1's, the duration
+    the sum). None unless every repeat has one with energy."""
+    from harness.record.energy import EnergyValue
+    from harness.record.run_record import SteadyStateEnergy
+
+    steadies = [e.steady_state for e in energies]
+    if not steadies or any(s is None or s.energy_j is None for s in steadies):
+        return None
+    ss = [s for s in steadies if s is not None]
+    joules = float(sum(s.energy_j or 0.0 for s in ss))
+    tokens = float(sum(s.output_tokens for s in ss))
+    duration = float(sum(s.duration_s for s in ss))
+    above = _sum([s.energy_above_idle_j for s in ss])
+    sources = {s.energy_source for s in ss}
+    low = [s.low_confidence_reason for s in ss if s.energy_low_confidence]
+    note = (
+        f"steady state pooled over {len(ss)} repeats: each repeat's window from its target batch "
+        "being full to the first completion it can no longer refill (ML.ENERGY's), joules and tokens summed"
+    )
+    first = ss[0]
+    value = EnergyValue.derive(
+        "steady_state",
+        joules,
+        duration,
+        source=first.energy_source if len(sources) == 1 else "mixed",
+        low_confidence_reason="; ".join(r for r in low if r) or ("low confidence" if low else None) or None,
+        start_s=first.start_s,
+        end_s=first.end_s,
+        output_tokens=tokens,
+    ).model_copy(update={"window_note": note, "energy_above_idle_j": above})
+    return SteadyStateEnergy(
+        start_s=first.start_s,
+        end_s=first.end_s,
+        duration_s=duration,
+        target_concurrency=first.target_concurrency,
+        output_tokens=tokens,
+        energy_j=joules,
+        energy_source=value.source,
+        energy_low_confidence=bool(low),
+        low_confidence_reason=value.low_confidence_reason,
+        avg_power_w=value.avg_power_w,
+        energy_per_output_token_j=value.energy_per_output_token_j,
+        output_tokens_per_j=value.output_tokens_per_j,
+        energy_above_idle_j=above,
+        energy_per_output_token_above_idle_j=above / tokens if above is not None and tokens else None,
+        value=value,
+    )
+
+
+def _repeat_energy(res: ScenarioResult) -> dict[str, float | None]:
+    """A repeat's energy figures beyond J/token: gross joules, tokens per joule, steady state."""
+    e = res.energy
+    if e is None:
+        return {}
+    steady = e.steady_state.energy_per_output_token_j if e.steady_state is not None else None
+    return {
+        "energy_j": e.energy_j,
+        "output_tokens_per_j": e.output_tokens_per_j,
+        "steady_state_energy_per_output_token_j": steady,
+    }
 
 
 def _energy_reason(res: ScenarioResult) -> str:

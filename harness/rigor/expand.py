@@ -68,10 +68,18 @@ def sweep_rates(synchronous_rate: float, throughput_rate: float, points: int) ->
 
 def describe_point(s: PerfScenario, cooldown_s: float) -> list[str]:
     """Plan lines for one expanded entry: its load shape, repeats, SLO, sweep or search."""
+    from harness.spec.rigor import repeat_bounds
+
     parts: list[str] = []
-    repeats = s.repeats or 1
-    if repeats > 1:
-        parts.append(f"× {repeats} repeats" + (f", {cooldown_s:g} s cool-down" if cooldown_s else ""))
+    low, high, rule = repeat_bounds(s.repeats)
+    cool = f", {cooldown_s:g} s cool-down" if cooldown_s else ""
+    if rule is not None:
+        parts.append(
+            f"× {low}–{high} repeats, until the 95 % interval of {rule.metric} is within ±{rule.ci_halfwidth:.0%}"
+            + cool
+        )
+    elif high > 1:
+        parts.append(f"× {high} repeats" + cool)
     if s.slo is not None:
         parts.append(f"SLO {s.slo.describe()}")
     lines = [f"           {'; '.join(parts)}"] if parts else []
@@ -79,16 +87,27 @@ def describe_point(s: PerfScenario, cooldown_s: float) -> list[str]:
         cap = s.sweep.throughput_concurrency or s.num_requests
         lines.append(
             f"           sweep ({s.sweep.points} points): {s.name}@sync (concurrency 1), {s.name}@throughput "
-            f"(all {s.num_requests} requests, max {cap} in flight), then {s.sweep.points - 2} Poisson rates "
+            f"(all {s.num_requests} requests, max {cap} in flight), then {s.sweep.points - 2} "
+            f"{'constant-arrival' if s.sweep.arrivals == 'constant' else 'Poisson'} rates "
             f"evenly spaced up to the throughput rate (measured at run time)"
             + ("; stops at over-saturation" if s.sweep.stop_on_oversaturation else "")
         )
     if s.search is not None:
         q = s.search
         slo = q.slo or s.slo
+        from harness.rigor.search import min_requests_to_pass
+
+        need = min_requests_to_pass(q.attainment)
+        budget = q.max_probes if q.max_probes is not None else q.probes_needed()
         lines.append(
             f"           capacity search over {q.over} in [{q.low:g}, {q.high:g}]: attainment ≥ {q.attainment:g} "
-            f"of {slo.describe() if slo else '(no SLO: refused at run time)'}, doubling then bisecting "
-            f"to within {q.tolerance:g}×, at most {q.max_probes} probes"
+            f"of {slo.describe() if slo else '(no SLO: refused at run time)'} (Wilson 95 % lower bound), "
+            f"doubling (halving below {q.low:g} if it fails) then bisecting to within {q.tolerance:g}×, "
+            f"at most {budget} probes"
         )
+        if need is not None and s.num_requests < need:
+            lines.append(
+                f"           warning: a probe of {s.num_requests} requests cannot pass attainment "
+                f"{q.attainment:g} (needs ≥ {need}); raise num_requests or lower the target"
+            )
     return lines

@@ -15,7 +15,7 @@ import numpy as np
 from harness.loadgen.metrics import RequestTiming, aggregate
 from harness.record.rigor import GoodputResult, RepeatAggregates, SloRecord, SpreadStat
 from harness.spec.rigor import SloSpec
-from harness.stats import Spread, bootstrap_interval, t_interval, wilson_interval
+from harness.stats import Spread, batch_spread, t_interval, wilson_interval
 
 # Figures that get a spread over repeats (vLLM key names, plus energy and goodput).
 HEADLINE: tuple[str, ...] = (
@@ -31,6 +31,7 @@ HEADLINE: tuple[str, ...] = (
     "mean_e2el_ms",
     "p99_e2el_ms",
     "energy_per_output_token_j",
+    "steady_state_energy_per_output_token_j",
     "request_goodput",
     "slo_attainment",
 )
@@ -75,8 +76,13 @@ def repeat_aggregates(
     good: GoodputResult | None,
     client_cpu_s: float | None,
     requests_path: str | None,
+    energy: Mapping[str, float | None] | None = None,
 ) -> RepeatAggregates:
+    """One repeat's figures: every aggregate of the catalogue it has (so the gate has per-repeat
+    values of any gated figure), its energy (`energy`: energy_j, output_tokens_per_j,
+    steady_state_energy_per_output_token_j) and goodput."""
     fields: dict[str, Any] = {k: agg.get(k) for k in RepeatAggregates.model_fields if k in agg}
+    fields |= {k: v for k, v in (energy or {}).items() if k in RepeatAggregates.model_fields}
     return RepeatAggregates.model_validate(
         fields
         | dict(
@@ -91,7 +97,7 @@ def repeat_aggregates(
 
 
 def spread_stat(s: Spread) -> SpreadStat:
-    method = s.method if s.method in ("student_t", "bootstrap") else "none"
+    method = s.method if s.method in ("student_t", "bootstrap", "batch_means") else "none"
     return SpreadStat(
         mean=s.mean,
         std=s.std,
@@ -137,20 +143,87 @@ def pooled_aggregate(
     return out
 
 
+REQUEST_BATCHES = 10  # contiguous batches of requests for the batch-means noise of one run
+_LATENCY_FIGURES = tuple(
+    f"{stat}_{m}_ms" for m in ("ttft", "tpot", "itl", "e2el") for stat in ("mean", "median", "p90", "p99")
+)
+
+
 def request_spreads(
-    requests: Sequence[RequestTiming], seed: int = 0, n_resamples: int = 1000
+    requests: Sequence[RequestTiming], seed: int = 0, n_resamples: int = 1000, batches: int = REQUEST_BATCHES
 ) -> dict[str, SpreadStat]:
-    """Bootstrap intervals (resampling requests) of the median per-request latencies."""
-    ok = [r for r in requests if r.ok]
-    series = {
-        "median_ttft_ms": [r.ttft_s * 1000.0 for r in ok if r.ttft_s is not None],
-        "median_tpot_ms": [t * 1000.0 for r in ok if (t := r.tpot_s) is not None],
-        "median_e2el_ms": [e * 1000.0 for r in ok if (e := r.e2el_s) is not None],
-    }
+    """Request-level noise of one run's figures by batch means, allowing for correlation.
+
+    Requests in send order are cut into `batches` contiguous batches (at most one per two
+    requests); each latency figure (mean, median, p90, p99 of TTFT, TPOT, ITL, E2EL) is
+    computed per batch and ``std`` is ``sd(batch figures) / √k``: the standard error of the
+    whole run's figure, centred on it. Throughputs cut the run's span into `batches` equal time
+    windows (tokens and requests counted where they completed) and take the same error of the
+    windows' rates. Neighbouring requests share a queue, so resampling them one by one (a
+    bootstrap) understates the run-to-run noise; contiguous batches keep that correlation
+    inside a batch. `seed` and `n_resamples` are kept for callers and unused.
+    """
+    del seed, n_resamples
     out: dict[str, SpreadStat] = {}
-    for key, values in series.items():
-        if len(values) >= 2:
-            out[key] = spread_stat(
-                bootstrap_interval(values, lambda x: float(np.median(x)), n_resamples=n_resamples, seed=seed)
-            )
+    ordered = sorted(requests, key=lambda r: r.send_s)
+    ok = [r for r in ordered if r.ok]
+    k = min(batches, len(ordered) // 2)
+    if k < 2 or len(ok) < 4:
+        return out
+    whole = aggregate(ordered)
+    parts = [aggregate(list(part)) for part in _split(ordered, k)]
+    for key in _LATENCY_FIGURES:
+        point = whole.get(key)
+        values = [p[key] for p in parts if p.get(key) is not None]
+        if point is None or len(values) < 2:
+            continue
+        got = batch_spread(float(point), values)
+        if got is not None:
+            out[key] = spread_stat(got)
+    out.update(_rate_spreads(ordered, k))
+    return out
+
+
+def _split(rows: Sequence[RequestTiming], k: int) -> list[list[RequestTiming]]:
+    n = len(rows)
+    bounds = [round(i * n / k) for i in range(k + 1)]
+    return [list(rows[bounds[i] : bounds[i + 1]]) for i in range(k)]
+
+
+def _rate_spreads(rows: Sequence[RequestTiming], k: int) -> dict[str, SpreadStat]:
+    """Batch means of the throughputs over `k` equal time windows of first send to last completion."""
+    ends = [r.end_s for r in rows if r.end_s is not None]
+    if not rows or not ends:
+        return {}
+    start, end = min(r.send_s for r in rows), max(ends)
+    span = end - start
+    if span <= 0:
+        return {}
+    width = span / k
+    tokens = np.zeros(k)
+    reqs = np.zeros(k)
+    total_tokens = np.zeros(k)
+    for r in rows:
+        if not r.ok or r.end_s is None:
+            continue
+        i = min(k - 1, int((r.end_s - start) / width))
+        reqs[i] += 1
+        total_tokens[i] += r.input_tokens
+        # Output tokens where they were streamed (chunk times), else at the completion.
+        times = r.chunk_s or [r.end_s]
+        per = r.output_tokens / len(times)
+        for t in times:
+            j = min(k - 1, max(0, int((t - start) / width)))
+            tokens[j] += per
+            total_tokens[j] += per
+    out: dict[str, SpreadStat] = {}
+    for key, series in (
+        ("output_throughput", tokens),
+        ("request_throughput", reqs),
+        ("total_token_throughput", total_tokens),
+    ):
+        rates = series / width
+        got = batch_spread(float(series.sum() / span), list(rates))
+        if got is not None:
+            out[key] = spread_stat(got)
     return out

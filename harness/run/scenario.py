@@ -133,7 +133,8 @@ def run_scenario(
     if poller is not None and t0 is not None:
         poller.poll_once()  # the counters as the scenario ends
         server = poller.server_window(
-            t0,
+            # From the measured dispatch (warm-up excluded) where the load generator says when it began.
+            result.first_send_s if result.first_send_s is not None else t0,
             poller.clock(),
             workload.implied_prefix_hit_rate if workload is not None else None,
             dispatch_s=result.first_send_s,

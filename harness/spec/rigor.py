@@ -7,6 +7,7 @@ the suite can import them.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -70,10 +71,52 @@ class SloSpec(_Spec):
         return ", ".join(parts) + (f" ({self.preset})" if self.preset else "")
 
 
+class RepeatsSpec(_Spec):
+    """Adaptive repeats (AIPerf stops on confidence width): run `min` repeats, then more until the
+    95 % Student-t interval of `metric` over the repeats is within ± `ci_halfwidth` of its mean
+    (a fraction), or `max` repeats ran. The point's record says why it stopped."""
+
+    min: int = Field(default=2, ge=1, description="Repeats always run (at least 2 for an interval).")
+    max: int = Field(default=10, ge=1, le=100, description="Repeats at most.")
+    ci_halfwidth: float = Field(
+        default=0.05, gt=0, description="Target half-width of the 95 % interval, as a fraction of the mean."
+    )
+    metric: str = Field(
+        default="output_throughput", description="Per-repeat figure whose interval is judged."
+    )
+
+    @model_validator(mode="after")
+    def _order(self) -> RepeatsSpec:
+        if self.max < self.min:
+            raise ValueError("repeats.max must be ≥ repeats.min")
+        return self
+
+
+def repeat_bounds(repeats: int | RepeatsSpec | None) -> tuple[int, int, RepeatsSpec | None]:
+    """(repeats always run, repeats at most, the adaptive rule or None) of a `repeats:` value."""
+    if repeats is None:
+        return 1, 1, None
+    if isinstance(repeats, RepeatsSpec):
+        return repeats.min, repeats.max, repeats
+    return repeats, repeats, None
+
+
+# Gamma shape of the inter-arrival gaps that stands for constant arrivals (gap CV 1e-6); a true
+# infinity would not survive a record's JSON.
+CONSTANT_BURSTINESS = 1e12
+
+
 class SweepSpec(_Spec):
     """GuideLLM's sweep profile: a synchronous point (concurrency 1), a throughput point (all
-    requests at once), then Poisson rates evenly spaced between the two measured request rates.
+    requests at once), then rates evenly spaced between the two measured request rates, with
+    constant arrivals by default as GuideLLM's sweep (``arrivals: poisson`` for Poisson ones).
     ``points`` counts all of them: ``points - 2`` rates, the last equal to the throughput rate."""
+
+    arrivals: Literal["constant", "poisson"] = Field(
+        default="constant",
+        description="Arrivals of the rate points: constant gaps (GuideLLM's sweep default) or Poisson "
+        "(the scenario's burstiness). Recorded in the sweep's outcome.",
+    )
 
     points: int = Field(
         default=8, ge=3, le=64, description="Points in all, synchronous and throughput included."
@@ -91,20 +134,37 @@ class SweepSpec(_Spec):
 class SearchSpec(_Spec):
     """Capacity search: the highest load whose SLO attainment still reaches `attainment`.
 
-    Probes `low` first, doubles until a probe fails (or `high` passes), then bisects between
-    the highest passing and the lowest failing load until they are within `tolerance`
-    (a fraction of the passing load for rates; one step for concurrency) or `max_probes` ran.
+    Over concurrency by default (an open-loop rate above capacity measures a growing backlog,
+    not the server; GuideLLM's goodput profile searches concurrency too). Probes `low` first,
+    doubles until a probe fails (or `high` passes), halves toward `floor` when the first probe
+    fails, then bisects between the highest passing and the lowest failing load until they are
+    within `tolerance` (a fraction of the passing load; at least one step for concurrency) or
+    the probe budget ran. A probe passes when the Wilson 95 % lower bound of its attainment
+    reaches `attainment` (see :mod:`harness.rigor.search`).
     """
 
     slo: SloSpec | None = Field(default=None, description="SLO to meet (default: the scenario's).")
     attainment: float = Field(default=0.99, gt=0, le=1, description="Fraction of requests meeting the SLO.")
-    over: Literal["request_rate", "concurrency"] = Field(default="request_rate", description="Load varied.")
-    low: float = Field(default=0.5, gt=0, description="First (lowest) load probed.")
-    high: float = Field(default=64.0, gt=0, description="Highest load probed.")
-    tolerance: float = Field(
-        default=0.1, gt=0, description="Stop when fail − pass ≤ tolerance × pass (rates)."
+    over: Literal["request_rate", "concurrency"] = Field(
+        default="concurrency", description="Load varied: concurrency (default) or request_rate (req/s)."
     )
-    max_probes: int = Field(default=8, ge=1, le=64, description="Probes at most.")
+    low: float = Field(default=1.0, gt=0, description="First load probed.")
+    high: float = Field(default=512.0, gt=0, description="Highest load probed.")
+    floor: float | None = Field(
+        default=None,
+        gt=0,
+        description="Lowest load the search halves down to when `low` fails (default: 1 for concurrency, "
+        "low/16 for rates).",
+    )
+    tolerance: float = Field(
+        default=0.1, gt=0, description="Stop when fail − pass ≤ tolerance × pass (one step for concurrency)."
+    )
+    max_probes: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Probes at most (default: enough to double to high, halve to floor and bisect to tolerance).",
+    )
 
     @model_validator(mode="after")
     def _order(self) -> SearchSpec:
@@ -112,7 +172,21 @@ class SearchSpec(_Spec):
             raise ValueError("search.high must be ≥ search.low")
         if self.over == "concurrency" and (self.low != int(self.low) or self.high != int(self.high)):
             raise ValueError("a concurrency search needs whole low and high")
+        if self.floor is not None and self.floor > self.low:
+            raise ValueError("search.floor must be ≤ search.low")
         return self
+
+    def probes_needed(self) -> int:
+        """Probes that resolve the tolerance from `low` in the worst case: doubling to `high`,
+        halving to the floor, then bisecting a factor-2 bracket down to `tolerance`."""
+        floor = (
+            self.floor if self.floor is not None else (1.0 if self.over == "concurrency" else self.low / 16.0)
+        )
+        up = math.ceil(math.log2(self.high / self.low)) if self.high > self.low else 0
+        down = math.ceil(math.log2(self.low / floor)) if self.low > floor else 0
+        bisect = math.ceil(math.log2(1.0 / self.tolerance)) if self.tolerance < 1 else 0
+        # + 2: room to narrow past a fail whose attainment sits on the target (unresolved).
+        return min(64, 1 + max(up, down) + bisect + 3)
 
 
 class ValiditySpec(_Spec):

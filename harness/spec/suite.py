@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from harness.spec.rigor import SearchSpec, SloSpec, SweepSpec, ValiditySpec
+from harness.spec.rigor import RepeatsSpec, SearchSpec, SloSpec, SweepSpec, ValiditySpec
 from harness.spec.variants import VariantSpec, check_variants
 from harness.spec.workload import ConversationSpec, PrefixSpec, PromptSource, TraceSpec
 
@@ -148,10 +148,10 @@ class PerfScenario(Spec):
         "a list sweeps it (points `NAME@rR`).",
     )
     warmup_requests: int = Field(default=1, ge=0, description="Unmeasured requests sent first.")
-    repeats: int | None = Field(
+    repeats: Annotated[int, Field(ge=1)] | RepeatsSpec | None = Field(
         default=None,
-        ge=1,
-        description="Times each point runs on the same engine (default: performance.repeats).",
+        description="Times each point runs on the same engine, or {min, max, ci_halfwidth} to repeat "
+        "until the interval is narrow enough (default: performance.repeats).",
     )
     sweep: SweepSpec | None = Field(
         default=None, description="GuideLLM-style sweep: synchronous, throughput, rates between."
@@ -269,7 +269,10 @@ class PerfScenario(Spec):
 
 class PerformanceSpec(Spec):
     scenarios: list[PerfScenario] = Field(default_factory=list)
-    repeats: int = Field(default=1, ge=1, description="Default times each point runs on the same engine.")
+    repeats: Annotated[int, Field(ge=1)] | RepeatsSpec = Field(
+        default=1,
+        description="Default times each point runs on the same engine, or {min, max, ci_halfwidth}.",
+    )
     cooldown_s: float = Field(default=0.0, ge=0, description="Idle seconds between repeats and points.")
     slo: SloSpec | None = Field(default=None, description="Default latency SLO of every scenario.")
     validity: ValiditySpec = Field(

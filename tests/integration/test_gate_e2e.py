@@ -34,7 +34,7 @@ accuracy:
     - {name: harness_capitals, num_fewshot: 0, limit: 20}
 performance:
   scenarios:
-    - {name: c1-32-8, input_tokens: 32, output_tokens: 8, num_requests: 4, concurrency: 1, warmup_requests: 1}
+    - {name: c1-32-8, input_tokens: 32, output_tokens: 8, num_requests: 8, concurrency: 1, warmup_requests: 1}
 gates:
   - {metric: harness_capitals, max_abs_change: 0.05}
   - {metric: output_throughput, scenario: c1-32-8, max_rel_change: 0.60}

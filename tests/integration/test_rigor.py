@@ -35,7 +35,7 @@ performance:
       num_requests: 4
       warmup_requests: 1
       repeats: 1
-      search: {attainment: 0.75, low: 0.5, high: 1, max_probes: 2}
+      search: {attainment: 0.75, over: request_rate, low: 0.5, high: 1, max_probes: 2}
 gates:
   - {metric: harness_capitals, max_abs_change: 0.02}
   - {metric: output_throughput, scenario: chat@c1, max_rel_change: 0.9}

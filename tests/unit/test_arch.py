@@ -594,3 +594,11 @@ def test_shipped_configs_cover_every_hub_preset() -> None:
         cfg, origin = load_config(get_preset(name))
         assert cfg["model_type"] and "shipped" in origin
     assert math.isclose(facts("deepseek-v2-lite").total_params / 1e9, 15.7, abs_tol=0.01)
+
+
+def test_vllm_032_defaults_and_the_sliding_window_note() -> None:
+    from harness.arch.report import DEFAULT_GPU_MEMORY_UTILIZATION, _notes
+
+    assert DEFAULT_GPU_MEMORY_UTILIZATION == 0.92  # vLLM 0.32 (harness arch used 0.9)
+    [note] = _notes(facts("mistral-7b"))  # no layer_types: vLLM windows every layer
+    assert "every layer when the config has no layer_types" in note and "32/32 layers" in note

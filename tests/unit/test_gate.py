@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import xml.etree.ElementTree as ET
@@ -18,11 +19,69 @@ from harness.gate import (
     render_junit,
     render_markdown,
 )
+from harness.record.rigor import PointInfo, PointRigor, RepeatAggregates, SpreadStat
+from harness.record.run_record import RunRecord, ScenarioResult
 from harness.spec.suite import GateThreshold
 from harness.storage.baseline import baseline_path, hardware_slug, set_baseline
 from tests.factories import environment, spec_dict, task_result, write_run
-from tests.factories import gate_record as make_record
-from tests.factories import gate_scenario as scenario
+from tests.factories import gate_record as _gate_record
+from tests.factories import gate_scenario as _gate_scenario
+
+# The gate needs a noise estimate for every figure it decides on (a verdict the data cannot
+# support is inconclusive). These records carry what a run of the harness writes: a batch-means
+# error of 1 % on each request-level figure and lm-eval stderrs of 0.01 (about 2,000 documents).
+NOISE_REL = 0.01
+_NOISY = ("output_throughput", "request_throughput", "p99_ttft_ms", "mean_tpot_ms", "median_tpot_ms")
+
+
+def scenario(**figures: object) -> ScenarioResult:
+    sr = _gate_scenario(**figures)  # type: ignore[arg-type]
+    spread = {}
+    for key in _NOISY:
+        value = getattr(sr, key)
+        se = NOISE_REL * value
+        spread[key] = SpreadStat(
+            mean=value,
+            std=se,
+            n=10,
+            ci95_low=value - 2.26 * se,
+            ci95_high=value + 2.26 * se,
+            method="batch_means",
+        )
+    rigor = PointRigor(point=PointInfo(scenario=sr.name, role="fixed", concurrency=1), request_spread=spread)
+    return sr.model_copy(update={"rigor": rigor})
+
+
+def with_repeats(sr: ScenarioResult, **per_repeat: list[float]) -> ScenarioResult:
+    """The point measured len(values) times, each repeat with these figures."""
+    n = len(next(iter(per_repeat.values())))
+    reps = [
+        RepeatAggregates(
+            repeat=i + 1,
+            completed=sr.completed,
+            failed=sr.failed,
+            duration=sr.duration,
+            request_throughput=sr.request_throughput,
+            output_throughput=sr.output_throughput,
+            **{k: v[i] for k, v in per_repeat.items()},
+        )
+        for i in range(n)
+    ]
+    assert sr.rigor is not None
+    return sr.model_copy(update={"rigor": sr.rigor.model_copy(update={"repeats": reps})})
+
+
+def make_record(run_id: str = "run-base", **kw: object) -> RunRecord:
+    kw.setdefault(
+        "accuracy",
+        {
+            "harness_capitals": task_result("harness_capitals", (0.80, 0.01)),
+            "harness_arithmetic": task_result("harness_arithmetic", (0.50, 0.01), num_fewshot=3),
+        },
+    )
+    kw.setdefault("performance", {"c1": scenario()})
+    return _gate_record(run_id, **kw)  # type: ignore[arg-type]
+
 
 # ---------------------------------------------------------------- the verdict rule
 
@@ -30,14 +89,20 @@ from tests.factories import gate_scenario as scenario
 @pytest.mark.parametrize(
     ("candidate", "sigma", "verdict"),
     [
-        (0.80, None, "pass"),
-        (0.75, None, "pass"),  # exactly the allowed drop
-        (0.7499, None, "regression"),  # just beyond it, no spread known: the bound decides
-        (0.70, 0.05, "within_noise"),  # beyond the bound, exactly 2σ: still noise
-        (0.6999, 0.05, "regression"),  # just beyond 2σ
-        (0.86, None, "improvement"),
-        (0.86, 0.05, "within_noise"),  # an improvement inside the noise is not claimed either
-        (0.92, 0.05, "improvement"),
+        # No noise known: the data cannot support a verdict (the old rule let the bound decide).
+        (0.80, None, "inconclusive"),
+        (0.7499, None, "inconclusive"),
+        # A noise of zero: the bound decides, exactly on it is on it.
+        (0.80, 0.0, "pass"),
+        (0.75, 0.0, "pass"),
+        (0.7499, 0.0, "regression"),
+        (0.86, 0.0, "improvement"),
+        # Worsening 0.10 in [0.002, 0.198]: straddles the allowed 0.05 (the old rule: within_noise, passed).
+        (0.70, 0.05, "inconclusive"),
+        (0.65, 0.05, "regression"),  # 0.15 in [0.052, 0.248]: all beyond 0.05
+        (0.80, 0.02, "pass"),  # 0 in [-0.039, 0.039]: all within 0.05
+        (0.86, 0.05, "pass"),  # better, but not surely beyond the bound
+        (0.95, 0.05, "improvement"),  # -0.15 in [-0.248, -0.052]
     ],
 )
 def test_judge_accuracy_boundaries(candidate: float, sigma: float | None, verdict: str) -> None:
@@ -46,9 +111,9 @@ def test_judge_accuracy_boundaries(candidate: float, sigma: float | None, verdic
 
 
 def test_judge_lower_is_better() -> None:
-    assert judge(100.0, 121.0, higher_is_better=False, allowed=20.0, sigma=None)[0] == "regression"
-    assert judge(100.0, 79.0, higher_is_better=False, allowed=20.0, sigma=None)[0] == "improvement"
-    assert judge(100.0, 119.0, higher_is_better=False, allowed=20.0, sigma=None)[0] == "pass"
+    assert judge(100.0, 121.0, higher_is_better=False, allowed=20.0, sigma=0.0)[0] == "regression"
+    assert judge(100.0, 79.0, higher_is_better=False, allowed=20.0, sigma=0.0)[0] == "improvement"
+    assert judge(100.0, 119.0, higher_is_better=False, allowed=20.0, sigma=0.0)[0] == "pass"
 
 
 # ---------------------------------------------------------------- compare
@@ -84,13 +149,17 @@ def test_accuracy_drop_beyond_bound_and_noise_regresses() -> None:
     c = report.comparisons[0]  # regressions first
     assert (c.label, c.verdict) == ("harness_capitals", "regression")
     assert c.change_abs == pytest.approx(-0.20)
-    assert c.sigma == pytest.approx(math.sqrt(2) * 0.04)
+    assert c.sigma == pytest.approx(math.sqrt(0.01**2 + 0.04**2))
     assert report.exit_code == 1
     assert report.headline().startswith("REGRESSION (exit 1): harness_capitals")
 
 
-def test_accuracy_drop_beyond_bound_within_noise_passes_as_noise() -> None:
-    # 0.08 > 0.05 allowed, but 2σ = 2·sqrt(0.04²+0.04²) = 0.113
+def test_accuracy_drop_straddling_the_bound_is_inconclusive() -> None:
+    # 0.08 worse against 0.05 allowed, but the interval ±1.96·sqrt(0.04²+0.04²) = ±0.111 reaches
+    # below the bound. The old rule called this within noise and passed it; now it is
+    # inconclusive, which fails by default and passes with --inconclusive pass.
+    noisy = {"harness_capitals": task_result("harness_capitals", (0.80, 0.04))}
+    base = make_record(accuracy={**make_record().accuracy, **noisy})
     cand = make_record(
         "b",
         accuracy={
@@ -98,20 +167,35 @@ def test_accuracy_drop_beyond_bound_within_noise_passes_as_noise() -> None:
             "harness_capitals": task_result("harness_capitals", (0.72, 0.04)),
         },
     )
-    report = compare(make_record(), cand)
-    assert by_label(report)["harness_capitals"] == "within_noise"
-    assert report.comparisons[0].verdict == "within_noise"  # sorted before passes
-    assert report.exit_code == 0
+    report = compare(base, cand)
+    assert by_label(report)["harness_capitals"] == "inconclusive"
+    assert report.comparisons[0].verdict == "inconclusive"  # sorted before passes
+    assert report.exit_code == 1 and report.status == "INCONCLUSIVE"
+    assert report.headline().startswith("INCONCLUSIVE (exit 1): harness_capitals")
+    lenient = compare(base, cand, inconclusive="pass")
+    assert lenient.exit_code == 0 and lenient.status == "PASS"
 
 
-def test_throughput_drop_without_spread_uses_bound_only() -> None:
-    cand = make_record("b", performance={"c1": scenario(output_throughput=170.0)})  # -15% vs 10%
-    report = compare(make_record(), cand)
+def test_throughput_drop_without_noise_is_inconclusive_not_bound_only() -> None:
+    # The old rule let the bound alone decide a figure without a noise estimate (a silent
+    # fallback); now the report says the data cannot support a verdict.
+    bare = {"c1": _gate_scenario()}
+    cand = make_record("b", performance={"c1": _gate_scenario(output_throughput=170.0)})  # -15% vs 10%
+    report = compare(make_record(performance=bare), cand)
     c = next(x for x in report.comparisons if x.metric == "output_throughput")
-    assert c.verdict == "regression"
+    assert c.verdict == "inconclusive"
     assert c.sigma is None
     assert c.change_rel == pytest.approx(-0.15)
-    assert "bound only" in c.reason
+    assert "no noise estimate" in c.reason and "one repeat and no request-level noise" in c.reason
+    assert report.exit_code == 1
+
+
+def test_throughput_drop_with_batch_means_noise_regresses() -> None:
+    cand = make_record("b", performance={"c1": scenario(output_throughput=170.0)})  # -15% vs 10%, ±2.8%
+    report = compare(make_record(), cand)
+    c = next(x for x in report.comparisons if x.metric == "output_throughput")
+    assert c.verdict == "regression", c.reason
+    assert c.noise_basis == "batch means of 10"
     assert report.exit_code == 1
 
 
@@ -125,16 +209,17 @@ def test_improvement_is_reported_and_does_not_fail() -> None:
     assert "refreshing the baseline" in report.comparisons[0].reason
 
 
-def test_latency_mean_uses_per_request_spread() -> None:
-    # baseline 5.0 ms, allowed 10% = 0.5 ms. std 0.2 over 16 requests: 2σ = 2·sqrt(2)·0.05 = 0.14 ms.
-    tight = compare(make_record(), make_record("b", performance={"c1": scenario(mean_tpot_ms=5.6)}))
-    assert by_label(tight)["mean_tpot_ms [c1]"] == "regression"
-    # std 2.0 ms: 2σ = 1.41 ms, so the same 0.6 ms is noise.
-    base = make_record(performance={"c1": scenario(std_tpot_ms=2.0)})
-    noisy = compare(base, make_record("b", performance={"c1": scenario(mean_tpot_ms=5.6, std_tpot_ms=2.0)}))
-    c = next(x for x in noisy.comparisons if x.metric == "mean_tpot_ms")
-    assert c.verdict == "within_noise"
-    assert c.sigma == pytest.approx(math.sqrt(2) * 2.0 / 4)
+def test_latency_noise_comes_from_batch_means_not_independent_requests() -> None:
+    # The old rule took std/√completed (requests as independent): std 0.2 ms over 16 requests
+    # gave 2σ = 0.14 ms and called a 0.6 ms rise (beyond 0.5 ms allowed) a regression. Requests
+    # of one run share a queue; the record's batch-means error (here 1 %) is what counts.
+    cand = make_record("b", performance={"c1": scenario(mean_tpot_ms=5.6)})
+    c = next(x for x in compare(make_record(), cand).comparisons if x.metric == "mean_tpot_ms")
+    assert c.sigma == pytest.approx(math.sqrt(0.05**2 + 0.056**2))
+    assert c.verdict == "inconclusive"  # 0.6 in [0.45, 0.75] straddles 0.5
+    assert c.repeats_needed is not None and c.repeats_needed >= 2
+    far = make_record("b", performance={"c1": scenario(mean_tpot_ms=6.0)})
+    assert by_label(compare(make_record(), far))["mean_tpot_ms [c1]"] == "regression"
 
 
 def test_missing_task_and_scenario_fail() -> None:
@@ -186,8 +271,32 @@ def test_energy_metrics_derived_from_phase_energy() -> None:
     unmeasured = compare(make_record(), make_record("b"), thresholds)
     assert by_label(unmeasured) == {"energy_per_output_token_j [c1]": "unmeasured"}
     assert unmeasured.exit_code == 0
-    base = make_record(performance={"c1": scenario(energy_j=512.0)})  # 1 J per token
-    cand = make_record("b", performance={"c1": scenario(energy_j=640.0)})  # 1.25 J per token
+    # Energy has no request-level noise: one repeat a side is inconclusive, repeats decide.
+    one = compare(
+        make_record(performance={"c1": scenario(energy_j=512.0)}),
+        make_record("b", performance={"c1": scenario(energy_j=640.0)}),
+        thresholds,
+    )
+    assert by_label(one) == {"energy_per_output_token_j [c1]": "inconclusive"}
+    base = make_record(
+        performance={
+            "c1": with_repeats(
+                scenario(energy_j=512.0),
+                energy_per_output_token_j=[0.99, 1.01],
+                output_tokens_per_j=[1 / 0.99, 1 / 1.01],
+            )
+        }
+    )  # 1 J per token
+    cand = make_record(
+        "b",
+        performance={
+            "c1": with_repeats(
+                scenario(energy_j=640.0),
+                energy_per_output_token_j=[1.24, 1.26],
+                output_tokens_per_j=[1 / 1.24, 1 / 1.26],
+            )
+        },
+    )  # 1.25 J per token
     c = compare(base, cand, thresholds).comparisons[0]
     assert (c.baseline, c.candidate, c.verdict) == (1.0, 1.25, "regression")
     up = compare(base, cand, [GateThreshold(metric="output_tokens_per_j", max_rel_change=0.1)]).comparisons[0]
@@ -210,7 +319,11 @@ def test_bad_thresholds_raise(threshold: GateThreshold, message: str) -> None:
 
 def test_explicit_direction_makes_any_field_gateable() -> None:
     th = [GateThreshold(metric="max_concurrency_reached", higher_is_better=True, max_abs_change=0)]
-    assert compare(make_record(), make_record("b"), th).exit_code == 0
+    # Gateable, but no noise is known for it in one repeat: inconclusive, said so (the old rule
+    # passed it on the bound alone); --inconclusive pass lets it through.
+    report = compare(make_record(), make_record("b"), th)
+    assert by_label(report) == {"max_concurrency_reached [c1]": "inconclusive"}
+    assert compare(make_record(), make_record("b"), th, inconclusive="pass").exit_code == 0
 
 
 # ---------------------------------------------------------------- like for like
@@ -319,7 +432,7 @@ def test_markdown_table_parses_with_regressions_first() -> None:
     assert rows[0]["allowed"] == "≥ -0.05"
     throughput = next(r for r in rows if r["metric"] == "output_throughput [c1]")
     assert throughput["allowed"] == "≥ -10% (-20)"
-    assert throughput["noise"] == "no spread: bound only"
+    assert throughput["noise"].endswith("(batch means of 10)") and throughput["noise"].startswith("±")
 
 
 def test_junit_has_one_case_per_metric_and_failures_for_regressions() -> None:
@@ -488,3 +601,88 @@ def test_cli_baseline_list(results: Path, capsys: pytest.CaptureFixture[str]) ->
     capsys.readouterr()
     assert main(["baseline", "list", "--results", str(results)]) == 0
     assert "tiny-llama__smoke__cpu-amd-epyc-7b13.json" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- inconclusive, families, failed
+
+
+def _straddling_pair() -> tuple[RunRecord, RunRecord]:
+    noisy = {"harness_capitals": task_result("harness_capitals", (0.80, 0.04))}
+    worse = {"harness_capitals": task_result("harness_capitals", (0.72, 0.04))}
+    return (
+        make_record(accuracy={**make_record().accuracy, **noisy}),
+        make_record("b", accuracy={**make_record().accuracy, **worse}),
+    )
+
+
+def test_inconclusive_renders_in_markdown_and_junit_by_policy() -> None:
+    base, cand = _straddling_pair()
+    strict = compare(base, cand)
+    text = render_markdown(strict)
+    assert text.splitlines()[0] == "## harness gate: INCONCLUSIVE"
+    row = next(r for r in markdown_rows(text) if r["metric"] == "harness_capitals")
+    assert row["verdict"] == "_inconclusive_"
+    assert "fails the gate (`--inconclusive fail`, the default)" in text
+    assert "Family: Holm (family-wise error) over" in text
+    case = ET.fromstring(render_junit(strict)).find("testsuite/testcase[@name='harness_capitals']")
+    assert case is not None
+    failure = case.find("failure")
+    assert failure is not None and failure.get("type") == "inconclusive"
+    lenient = compare(base, cand, inconclusive="pass")
+    case = ET.fromstring(render_junit(lenient)).find("testsuite/testcase[@name='harness_capitals']")
+    assert case is not None and case.find("failure") is None and case.find("skipped") is not None
+    assert "does not fail the gate (`--inconclusive pass`)" in render_markdown(lenient)
+
+
+def test_inconclusive_performance_says_how_many_repeats_resolve_it() -> None:
+    cand = make_record("b", performance={"c1": scenario(output_throughput=181.0)})  # -9.5 % vs 10 %
+    c = next(x for x in compare(make_record(), cand).comparisons if x.metric == "output_throughput")
+    assert c.verdict == "inconclusive" and c.repeats_needed is not None
+    assert f"about {c.repeats_needed} repeats a side would resolve it" in c.reason
+    row = next(
+        r for r in markdown_rows(render_markdown(compare(make_record(), cand))) if "throughput" in r["metric"]
+    )
+    assert row["verdict"] == f"_inconclusive (~{c.repeats_needed} repeats)_"
+
+
+def test_holm_turns_a_lone_marginal_regression_in_a_family_inconclusive() -> None:
+    from harness.gate import apply_family
+
+    report = compare(*_straddling_pair())
+    [acc] = [c for c in report.comparisons if c.metric == "harness_capitals"]
+    p = acc.p_value
+    assert p is not None and acc.p_adjusted is not None and acc.p_adjusted >= p
+    marginal = dataclasses.replace(acc, verdict="regression", p_value=0.02, p_adjusted=0.02)
+    quiet = [dataclasses.replace(acc, metric=f"q{i}", verdict="pass", p_value=0.9) for i in range(9)]
+    [first, *_] = apply_family([marginal, *quiet], "holm")
+    assert first.verdict == "inconclusive" and "not after Holm over 10 checks" in first.reason
+    assert first.p_adjusted == pytest.approx(0.2)
+    assert apply_family([marginal, *quiet], "none")[0].verdict == "regression"
+
+
+def test_failed_requests_are_judged_by_a_binomial_test_with_a_tolerated_share() -> None:
+    def failing(n_failed: int) -> RunRecord:
+        sr = scenario()
+        return make_record(
+            "b", performance={"c1": sr.model_copy(update={"failed": n_failed, "completed": 200})}
+        )
+
+    th = [GateThreshold(metric="failed", max_abs_change=0)]
+    base = make_record(performance={"c1": scenario().model_copy(update={"completed": 200})})
+    one = compare(base, failing(1), th).comparisons[0]  # the old rule failed a run on one error
+    assert one.verdict == "pass" and "exact binomial p" in one.reason
+    many = compare(base, failing(12), th).comparisons[0]  # 12 of 212 ≫ 1 %
+    assert many.verdict == "regression", many.reason
+
+
+def test_cli_inconclusive_policy(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base, cand = _straddling_pair()
+    write_run(results, base.model_copy(update={"run_id": "20250101-noisy"}))
+    main(["baseline", "set", "20250101-noisy", "--results", str(results)])
+    write_run(results, cand.model_copy(update={"run_id": "20250101-cand"}))
+    args = ["gate", "--candidate", "20250101-cand", "--results", str(results)]
+    assert main(args) == 1
+    assert "INCONCLUSIVE (exit 1): harness_capitals" in capsys.readouterr().out
+    assert main([*args, "--inconclusive", "pass"]) == 0
+    assert main([*args, "--family", "bh", "--inconclusive", "pass"]) == 0
+    assert "Benjamini–Hochberg" in capsys.readouterr().out

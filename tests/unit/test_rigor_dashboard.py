@@ -19,7 +19,7 @@ def _record():  # type: ignore[no-untyped-def]
       output_tokens: 11
       num_requests: 40
       repeats: 1
-      search: {attainment: 0.9, low: 2, high: 64, tolerance: 0.2, max_probes: 6}
+      search: {attainment: 0.9, over: request_rate, low: 2, high: 64, tolerance: 0.2, max_probes: 6}
   validity: {min_requests: 10}
 """
     )
@@ -70,3 +70,21 @@ def test_leaderboard_and_run_page_show_capacity_and_curves(tmp_path) -> None:  #
     run_pages = list((out / "runs").glob("*.html"))
     page = run_pages[0].read_text()
     assert "chart-latency-load" in page and "chart-goodput-load" in page
+
+
+def test_capacity_cells_say_whether_the_capacity_is_only_a_lower_bound() -> None:
+    rec = _record()
+    [sr] = [s for s in rec.performance.values() if s.rigor and s.rigor.capacity]
+    assert sr.rigor is not None and sr.rigor.capacity is not None
+    lower = sr.rigor.capacity.model_copy(update={"bound": "lower", "stop_reason": "max_probes"})
+    cells = capacity_cells(
+        rec.model_copy(
+            update={
+                "scenarios": [
+                    sr.model_copy(update={"rigor": sr.rigor.model_copy(update={"capacity": lower})}),
+                ]
+            }
+        )
+    )
+    assert cells["capacity at SLO"].startswith("≥ ")
+    assert cells["capacity bound"] == "lower bound: max_probes"

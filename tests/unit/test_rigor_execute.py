@@ -134,6 +134,8 @@ def test_sweep_runs_sync_throughput_then_rates_and_stops_at_oversaturation() -> 
     # The throughput point queues 40 requests on 4 slots, so the upper rates over-saturate.
     assert last.rigor.sweep.stopped_early and len(names) < 8
     assert last.valid is False and "over-saturated" in last.validity_reasons[-1]
+    # Rate points arrive at constant gaps by default (GuideLLM's sweep), recorded as such.
+    assert last.rigor.sweep.arrivals == "constant" and res[names[2]].settings.burstiness == 1e12
 
 
 def test_capacity_search_brackets_the_synthetic_capacity() -> None:
@@ -144,7 +146,7 @@ def test_capacity_search_brackets_the_synthetic_capacity() -> None:
       output_tokens: 11
       num_requests: 40
       slo: {ttft_ms: 80}
-      search: {attainment: 0.9, low: 2, high: 256, tolerance: 0.1, max_probes: 12}
+      search: {attainment: 0.9, over: request_rate, low: 2, high: 256, tolerance: 0.1, max_probes: 12}
 """
     )
     found = [r.rigor.capacity for r in res.values() if r.rigor and r.rigor.capacity]
@@ -251,3 +253,85 @@ def test_the_generator_schedule_reaches_the_validity_rules() -> None:
     assert late["p"].valid is False
     assert any("p99 send lag" in r for r in late["p"].validity_reasons)
     assert any("delivered 2 req/s < offered 4 req/s" in r for r in late["p"].validity_reasons)
+
+
+def test_steady_state_energy_survives_repeats() -> None:
+    """ML.ENERGY's steady-state J/token is kept through repeats (it used to be dropped)."""
+    from harness.record.run_record import SteadyStateEnergy
+    from harness.rigor.execute import combine_energy
+
+    server = FakeServer()
+    s = PerfScenario(name="e", input_tokens=16, output_tokens=11, num_requests=4, concurrency=1)
+    parts = []
+    for joules, steady_j, steady_tokens in ((100.0, 60.0, 30.0), (300.0, 90.0, 30.0)):
+        r = server.run_one(s, 1)
+        steady = SteadyStateEnergy(
+            start_s=0.1,
+            end_s=1.1,
+            duration_s=1.0,
+            target_concurrency=1,
+            output_tokens=steady_tokens,
+            energy_j=steady_j,
+        )
+        parts.append(
+            r.model_copy(
+                update={
+                    "energy": ScenarioEnergy(
+                        energy_j=joules,
+                        energy_source="counter",
+                        duration_s=2.0,
+                        output_tokens=r.total_output_tokens,
+                        steady_state=steady,
+                    )
+                }
+            )
+        )
+    energy = combine_energy(parts)["energy"]
+    assert isinstance(energy, ScenarioEnergy) and energy.steady_state is not None
+    assert energy.steady_state.energy_per_output_token_j == pytest.approx(150.0 / 60.0)
+    assert energy.steady_state.duration_s == 2.0 and energy.steady_state_reason is None
+    value = energy.steady_state.value
+    assert (
+        value is not None
+        and value.window == "steady_state"
+        and "pooled over 2 repeats" in (value.window_note or "")
+    )
+    assert energy.energy_per_output_token_j == pytest.approx(
+        400.0 / energy.output_tokens
+    )  # the headline, beside it
+
+
+def test_adaptive_repeats_stop_on_interval_width_or_the_cap() -> None:
+    wide = """  repeats: {min: 2, max: 5, ci_halfwidth: 0.5}
+  scenarios:
+    - {name: chat, input_tokens: 16, output_tokens: 11, num_requests: 8, concurrency: 1}
+"""
+    server, res, _ = _run(wide)
+    p = res["chat"]
+    assert p.rigor is not None and len(p.rigor.repeats) == 2
+    assert (p.rigor.repeats_stop or "").startswith("ci_halfwidth: ±") and "after 2 repeats" in (
+        p.rigor.repeats_stop or ""
+    )
+    narrow = wide.replace("max: 5, ci_halfwidth: 0.5", "max: 3, ci_halfwidth: 0.000001")
+    _, res, _ = _run(narrow)
+    p = res["chat"]
+    assert p.rigor is not None and len(p.rigor.repeats) == 3
+    assert (p.rigor.repeats_stop or "").startswith("max: 3 repeats, output_throughput still ±")
+
+
+def test_adaptive_repeats_are_validated_and_planned() -> None:
+    from harness.rigor.expand import describe_point
+
+    with pytest.raises(ValueError, match="repeats.max must be"):
+        _perf("""  repeats: {min: 4, max: 2}
+  scenarios:
+    - {name: chat, input_tokens: 16, output_tokens: 11, num_requests: 8, concurrency: 1}
+""")
+    perf = _perf("""  repeats: {min: 2, max: 8, ci_halfwidth: 0.03}
+  scenarios:
+    - {name: chat, input_tokens: 16, output_tokens: 11, num_requests: 8, concurrency: 1}
+""")
+    [s] = expand_scenarios(perf)
+    assert (
+        "× 2–8 repeats, until the 95 % interval of output_throughput is within ±3%" in describe_point(s, 0)[0]
+    )

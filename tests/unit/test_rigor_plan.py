@@ -72,8 +72,13 @@ def test_harness_plan_prints_the_points() -> None:
     assert "chat@c16: 8 requests" in text and "concurrency 16" in text
     assert "× 3 repeats, 2 s cool-down" in text
     assert "SLO ttft_ms ≤ 2000, tpot_ms ≤ 100 (mlperf-llama3.1-8b)" in text
-    assert "sweep (5 points): sweep@sync" in text and "3 Poisson rates" in text
-    assert "capacity search over request_rate in [1, 16]" in text and "at most 6 probes" in text
+    assert (
+        "sweep (5 points): sweep@sync" in text and "3 constant-arrival rates" in text
+    )  # GuideLLM's sweep default (was Poisson)
+    # Concurrency is the default load of a search now (issue #21), and the plan warns when a
+    # probe is too small to pass at the target.
+    assert "capacity search over concurrency in [1, 16]" in text and "at most 6 probes" in text
+    assert "cannot pass attainment 0.9 (needs ≥ 35)" in text
 
 
 @pytest.mark.parametrize(
@@ -142,8 +147,8 @@ def _run_search(spec: SearchSpec, capacity: float, n: int = 200) -> CapacitySear
 
 
 def test_bisection_finds_capacity_within_tolerance() -> None:
-    spec = SearchSpec(attainment=0.99, low=0.5, high=64, tolerance=0.05, max_probes=20)
-    s = _run_search(spec, capacity=7.3)
+    spec = SearchSpec(attainment=0.99, over="request_rate", low=0.5, high=64, tolerance=0.05, max_probes=20)
+    s = _run_search(spec, capacity=7.3, n=400)  # 200 requests cannot show 0.99 (Wilson needs 381)
     assert s.stop_reason == "converged"
     assert s.best_pass is not None and s.lowest_fail is not None
     assert s.best_pass <= 7.3 * 1.0101 and s.lowest_fail - s.best_pass <= 0.05 * s.best_pass
@@ -153,18 +158,25 @@ def test_bisection_finds_capacity_within_tolerance() -> None:
 
 
 def test_bisection_stops_on_budget_and_edges() -> None:
-    s = _run_search(SearchSpec(low=0.5, high=64, max_probes=4), capacity=7.3)
-    assert s.stop_reason == "max_probes" and len(s.probes) == 4
-    s = _run_search(SearchSpec(low=1, high=8), capacity=100)
-    assert s.stop_reason == "passes at the highest load" and s.best_pass == 8
-    s = _run_search(SearchSpec(low=4, high=8), capacity=1)
-    assert s.stop_reason == "fails at the lowest load" and s.best_pass is None
+    rate = {"over": "request_rate"}
+    s = _run_search(SearchSpec(low=0.5, high=64, max_probes=4, **rate), capacity=7.3, n=400)
+    assert s.stop_reason == "max_probes" and len(s.probes) == 4 and s.bound == "lower"
+    s = _run_search(SearchSpec(low=1, high=8, **rate), capacity=100, n=400)
+    assert s.stop_reason == "passes at the highest load" and s.best_pass == 8 and s.bound == "lower"
+    # A failing start halves toward the floor (the old search stopped with no capacity here).
+    s = _run_search(SearchSpec(low=4, high=8, **rate), capacity=1, n=400)
+    assert [p.load for p in s.probes][:3] == [4, 2, 1] and s.best_pass == 1
+    s = _run_search(SearchSpec(low=4, high=8, floor=2, **rate), capacity=1, n=400)
+    assert s.stop_reason == "fails at the lowest load" and s.best_pass is None and s.bound is None
+    s = _run_search(SearchSpec(low=4, high=8, **rate), capacity=100, n=200)
+    assert s.stop_reason.startswith("probes of 200 requests cannot show attainment ≥ 0.99")
 
 
 def test_concurrency_search_stays_on_integers() -> None:
-    s = _run_search(SearchSpec(over="concurrency", low=1, high=64, max_probes=20), capacity=11)
+    s = _run_search(SearchSpec(over="concurrency", low=1, high=64, max_probes=20), capacity=11, n=400)
     assert all(p.load == int(p.load) for p in s.probes)
     assert s.best_pass == 11 and s.lowest_fail == 12 and s.stop_reason == "converged"
+    assert s.bound == "resolved"
 
 
 def test_probe_resolution_by_wilson_interval() -> None:
@@ -172,3 +184,5 @@ def test_probe_resolution_by_wilson_interval() -> None:
     assert s.record(1, 10, 10).resolved is False  # 10/10: Wilson low 0.72 < 0.9
     assert s.record(1, 300, 300).resolved is True
     assert s.record(2, 5, 10).resolved is True and s.probes[-1].passed is False
+    # A point estimate at the target does not pass: the Wilson lower bound must reach it.
+    assert s.record(3, 95, 100).passed is False and s.probes[-1].resolved is False
