@@ -137,7 +137,10 @@ def run_scenario(
     agg = aggregate(result.requests, duration_s=result.duration_s)
     if agg["completed"] == 0 and not result.aborted:
         raise EngineError(f"scenario {scenario.name}: every request failed: {'; '.join(agg['errors'][:3])}")
-    rel = Path("requests") / f"{scenario.name}.parquet"
+    from harness.safety.names import child
+
+    # the name may be anything the suite said (`../x`, `/abs`): one safe component, kept inside run_dir
+    rel = child(run_dir / "requests", scenario.name, suffix=".parquet").relative_to(run_dir)
     (run_dir / rel.parent).mkdir(parents=True, exist_ok=True)
     write_requests_parquet(str(run_dir / rel), result.requests)
     out_tokens = agg["total_output_tokens"]

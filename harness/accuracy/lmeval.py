@@ -33,6 +33,7 @@ from typing import Any
 
 from harness.accuracy.settings import TaskInvocation, resolve_invocation
 from harness.records import TaskResult
+from harness.safety.names import child
 from harness.suite import AccuracySpec, TaskSpec
 
 TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
@@ -242,7 +243,7 @@ def task_results(
     assert value is not None  # _headline picks only reported values
     samples_path = None
     if samples_dir is not None and run_dir is not None and out.get("samples", {}).get(name):
-        samples_path = samples_dir / f"{name}.jsonl"
+        samples_path = child(samples_dir, name, suffix=".jsonl")  # a safe name inside samples/
         with samples_path.open("w") as fh:
             for s in out["samples"][name]:
                 fh.write(json.dumps(s, default=str) + "\n")

@@ -1,0 +1,1 @@
+"""Safety rules shared by every stage: names that reach the file system, bounded YAML, signals."""
