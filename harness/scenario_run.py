@@ -27,6 +27,7 @@ from harness.records import (
     TaskResult,
 )
 from harness.rigor.expand import RIGOR_FIELDS
+from harness.safety.signals import polled as polled_signals
 from harness.suite import PerfScenario
 from harness.telemetry import TelemetrySession
 
@@ -99,7 +100,11 @@ def run_scenario(
     t0 = poller.clock() if poller is not None else None
     telemetry.begin_window(window)
     try:
-        with watchdog.suspended() if watchdog is not None else nullcontext():  # aborts by itself
+        # a Ctrl-C/SIGTERM now ends the scenario as a watchdog trip does: its completed requests are kept
+        with (
+            watchdog.suspended() if watchdog is not None else nullcontext(),
+            polled_signals(watchdog) as abort,
+        ):
             if workload is not None and workload.is_conversation:
                 assert scenario.conversation is not None
                 result = run_sessions(
@@ -110,7 +115,7 @@ def run_scenario(
                     think_time_s=scenario.conversation.think_time_s,
                     on_done=hooks.on_request_done,
                     count_tokens=count_tokens,
-                    abort=watchdog,
+                    abort=abort,
                 )
             else:
                 result = run_load(
@@ -120,7 +125,7 @@ def run_scenario(
                     token_ids,
                     on_done=hooks.on_request_done,
                     count_tokens=count_tokens,
-                    abort=watchdog,
+                    abort=abort,
                     items=workload.items if workload is not None else None,
                 )
     finally:

@@ -7,6 +7,7 @@ sees half a record, and a crash leaves the previous version intact.
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import os
 import stat
@@ -20,7 +21,7 @@ from pydantic import ValidationError
 
 from harness.migrate import RecordVersionError, parse_record
 from harness.records import RunRecord
-from harness.safety.names import child
+from harness.safety.names import child, path_component
 
 RECORD_FILE = "record.json"
 
@@ -138,12 +139,21 @@ def load_records(results: Path) -> LoadResult:
 def find_run(results: Path, run: str) -> Path:
     """A run folder from a run id, an id prefix, a folder or a record path."""
     p = Path(run)
-    if p.is_file():
-        return p.parent
-    if (p / RECORD_FILE).is_file():
-        return p
+    try:
+        if p.is_file():
+            return p.parent
+        if (p / RECORD_FILE).is_file():
+            return p
+    except OSError:  # a 5,000-character id is no path (ENAMETOOLONG): look it up as an id
+        pass
     base = runs_dir(results)
-    matches = sorted(base.glob(f"{run}*")) if base.is_dir() else []
+    folder = path_component(run)  # the folder a run id is stored under (a long id: slug + hash)
+    if folder != run and (base / folder / RECORD_FILE).is_file():
+        return base / folder
+    try:
+        matches = sorted(base.glob(f"{glob.escape(run)}*")) if base.is_dir() and run else []
+    except (OSError, ValueError):
+        matches = []
     # a glob pattern from the command line (`../x`) must not reach outside runs/
     matches = [m for m in matches if m.parent == base and (m / RECORD_FILE).is_file()]
     if len(matches) == 1:
