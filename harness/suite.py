@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.rigor.spec import SearchSpec, SloSpec, SweepSpec, ValiditySpec
+from harness.safety.datasets import check_workload_files
 from harness.safety.suite_load import SuiteInputError, check_suite, decode_suite, load_suite_yaml
 from harness.variants import VariantSpec, check_variants
 from harness.workloads.spec import ConversationSpec, PrefixSpec, PromptSource, TraceSpec
@@ -424,6 +425,9 @@ def load_suite(name_or_path: str | Path) -> LoadedSuite:
     except SuiteInputError as exc:
         raise SuiteError(str(exc)) from None
     spec = parse_suite(text, source=str(path))
+    files = check_workload_files(spec, path.parent)  # before `plan` prints or an engine starts
+    if files:
+        raise SuiteError("\n".join(f"{path}: {p}" for p in files))
     return LoadedSuite(spec=spec, path=path, sha256=hashlib.sha256(raw).hexdigest())
 
 
