@@ -83,6 +83,12 @@ def set_baseline(results: Path, record: RunRecord) -> tuple[Path, RunRecord | No
             previous = read_record(path)
         except ValueError:
             previous = None  # an unreadable old baseline is simply replaced
+    if previous is not None and not _same_key(previous, record):
+        # a legacy file of another name that slugged alike: moved to its own name, not replaced
+        own = baseline_path(results, previous)
+        if own != path and not own.exists():
+            atomic_write_text(own, previous.model_dump_json(indent=2) + "\n")
+        previous = None
     atomic_write_text(path, record.model_dump_json(indent=2) + "\n")
     return path, previous
 
@@ -114,7 +120,10 @@ def find_baseline(results: Path, candidate: RunRecord) -> RunRecord:
     """
     path = baseline_path(results, candidate)
     if path.is_file():
-        return read_record(path)
+        found = read_record(path)
+        if _same_key(found, candidate):
+            return found
+        # else a legacy file of a name that slugged alike (My_Model's `my-model__...`): not ours
     legacy = _legacy_path(results, candidate)
     if legacy.is_file():
         old = read_record(legacy)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import gc
 import math
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -205,17 +204,18 @@ def check_suite(spec: Any, line_of: LineOf) -> list[tuple[int, str, str]]:
     tasks = spec.accuracy.tasks
     for i, t in enumerate(tasks):
         name("task", ("accuracy", "tasks", i, "name"), t.name)
-    counts = Counter(t.name for t in tasks)
+    first: dict[str, int] = {}
     for i, t in enumerate(tasks):
-        if counts[t.name] > 1:
+        if t.name in first:
             problems.append(
                 (
                     line_of(("accuracy", "tasks", i)),
                     f"accuracy.tasks.{i}.name",
-                    f"duplicate task name {t.name!r}: lm-eval keys results by name, so one would be lost",
+                    f"duplicate task name {t.name!r} (also accuracy.tasks.{first[t.name]}): lm-eval keys "
+                    "results by name, so one result and one samples file would be lost",
                 )
             )
-            counts[t.name] = 0  # reported once
+        first.setdefault(t.name, i)
     for i, s in enumerate(spec.performance.scenarios):
         name("scenario", ("performance", "scenarios", i, "name"), s.name)
         rates = s.request_rate if isinstance(s.request_rate, list) else [s.request_rate]

@@ -115,7 +115,9 @@ def test_merge_keeps_a_hostile_run_id_inside_the_store(tmp_path: Path) -> None:
         assert len(d.name) <= 120 and "/" not in d.name
 
 
-def test_a_5000_character_run_id_is_found_and_shown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_5000_character_run_id_is_found_and_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rid = "r" * 5000
     merge_results([_one(tmp_path / "src", rid)], tmp_path / "store")
     assert read_record(find_run(tmp_path / "store", rid)).run_id == rid
