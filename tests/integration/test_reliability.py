@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -84,15 +84,16 @@ def test_sigint_mid_scenario_keeps_its_completed_requests(
     fake_engine: FakeEngine, results: Path, tmp_path: Path
 ) -> None:
     fake_engine("--fake-token-delay-ms", "20")
-    suite = _suite(tmp_path, ["long"], n=200, out=10)
+    suite = _suite(tmp_path, ["long"], n=400, out=10)  # ~80 s if it ran to its end
+    # 6 s: the load generator builds its prompts first (seconds on a busy 2-core machine)
     with pytest.raises(KeyboardInterrupt):
-        _run(suite, results, RunHooks(on_scenario_start=_signal_after(2.0, signal.SIGINT)))
+        _run(suite, results, RunHooks(on_scenario_start=_signal_after(6.0, signal.SIGINT)))
     [rec] = load_records(results).records
     assert rec.status == "failed" and rec.error and "interrupted" in rec.error
     [s] = rec.scenarios  # before: `scenarios: []` and no requests/ folder
     assert s.incomplete and "interrupted (signal SIGINT)" in s.incomplete
     assert s.completed > 0
-    assert s.requests_path and pq.read_table(runs_dir(results) / rec.run_id / s.requests_path).num_rows == 200
+    assert s.requests_path and pq.read_table(runs_dir(results) / rec.run_id / s.requests_path).num_rows == 400
 
 
 def test_a_second_and_third_signal_do_not_lose_the_record(
@@ -177,7 +178,7 @@ def test_error_txt_on_a_full_disk_never_masks_the_cause(
 
 
 @pytest.fixture
-def full_tmpfs(tmp_path: Path) -> Path:
+def full_tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 256 KiB tmpfs, filled; skipped where this process may not mount one (not root)."""
     mnt = tmp_path / "full"
     mnt.mkdir()

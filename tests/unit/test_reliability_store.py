@@ -18,7 +18,7 @@ from harness.results import UnreadableRecordWarning
 from harness.store import find_run, load_records, read_record, runs_dir, write_record
 from tests.factories import T0, make_record
 
-BAD = {
+BAD: dict[str, str | bytes] = {
     "list-accuracy": '{"schema_version":1,"accuracy":[1,2]}',
     "int-result": '{"schema_version":1,"accuracy":{"t":5}}',
     "list-performance": '{"schema_version":1,"performance":"x"}',
