@@ -97,7 +97,7 @@ def run_campaign(
     if not cells:
         return Campaign(cells=[], records=[], skipped=skipped)
     if executor == "local":
-        runner = get_executor("local", hooks=lambda plan: _hooks(plan, progress))
+        runner = get_executor("local", hooks=lambda plan: _hooks(plan, progress), resume=resume)
     else:
         if endpoint is not None:
             raise ExecutorError("--endpoint measures one server from this machine: use --executor local")

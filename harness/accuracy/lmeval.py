@@ -33,6 +33,7 @@ from typing import Any
 
 from harness.accuracy.settings import TaskInvocation, resolve_invocation
 from harness.record.run_record import TaskResult
+from harness.safety.names import child
 from harness.spec.suite import AccuracySpec, TaskSpec
 
 TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
@@ -243,7 +244,7 @@ def task_results(
     samples_path = None
     rows = group_samples(out, name)
     if samples_dir is not None and run_dir is not None and rows:
-        samples_path = samples_dir / f"{name}.jsonl"
+        samples_path = child(samples_dir, name, suffix=".jsonl")  # a safe name inside samples/
         with samples_path.open("w") as fh:
             for s in rows:
                 fh.write(json.dumps(s, default=str) + "\n")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import json
 import os
 import threading
 import time
@@ -49,6 +50,7 @@ from harness.dashboard.data import (
 )
 from harness.dashboard.fragments import data_file, data_src, shard_fragments
 from harness.dashboard.manifest import (
+    MANIFEST,
     Manifest,
     RunEntry,
     ShardEntry,
@@ -272,6 +274,7 @@ def _build(
     if not results.is_dir():
         raise FileNotFoundError(f"no results folder {results}")
     old = Manifest(builder=builder_hash()) if full else Manifest.load(out)
+    owned = owned_pages(out)  # read before this build's manifest replaces the last one
     new = Manifest(builder=builder_hash())
     t_manifest = time.perf_counter()
     found = scan(results, old)
@@ -405,7 +408,8 @@ def _build(
             rebuilt.append(out / name)
     new.pages["*"] = h
     t_top = time.perf_counter()
-    removed = _remove_stale(out, existing - written - set(top_names))
+    # only pages a build of ours wrote: a hand-written runs/notes.html in --out is not ours to delete
+    removed = _remove_stale(out, (existing - written - set(top_names)) & owned)
     if (
         rebuilt
         or removed
@@ -457,6 +461,18 @@ def _existing_pages(out: Path) -> set[str]:
         with contextlib.suppress(FileNotFoundError):
             found.update(sub + e.name for e in os.scandir(out / sub) if e.name.endswith(".html"))
     return found
+
+
+def owned_pages(out: Path) -> set[str]:
+    """The run and model pages the last build's manifest says it wrote (whichever harness
+    version wrote it; an unreadable or missing manifest owns nothing)."""
+    try:
+        data = json.loads((out / MANIFEST).read_bytes())
+        owned = {RunEntry.from_json(k, v).page for k, v in data["runs"].items()}
+        owned.update(str(p) for p in data["pages"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+    return owned
 
 
 def _remove_stale(out: Path, stale: set[str]) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from harness.dashboard.tables import (
     read_columns,
     safe_relative,
 )
-from harness.storage.store import RECORD_FILE, read_record
+from harness.storage.store import RECORD_FILE, read_record, read_regular
 
 _GPU_SAMPLES = GPU_SAMPLES.as_posix()
 
@@ -59,6 +60,9 @@ def scan(results: Path, old: Manifest) -> Scan:
             st = os.stat(name)
         except OSError:  # a run folder without a record (yet): not a run
             continue
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would hang the read: skipped, said so
+            s.problems.append(f"{name}: not a regular file (skipped)")
+            continue
         s.stat[key] = sig = [st.st_size, st.st_mtime_ns]
         entry = old.runs.get(key)
         if entry is not None and entry.stat == sig:
@@ -72,9 +76,9 @@ def read_one(key: str, name: str, entry: RunEntry | None, s: Scan) -> None:
     """Read one record file into ``s``: kept when its bytes are those of ``entry``, else parsed."""
     path = Path(name)
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
     except OSError as exc:
-        s.problems.append(f"{path}: cannot read: {exc.strerror}")
+        s.problems.append(f"{path}: cannot read: {exc.strerror or exc}")
         return
     sha = hashlib.sha256(data).hexdigest()[:32]
     if entry is not None and entry.sha256 == sha:  # touched, not changed

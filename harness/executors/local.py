@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 
 from harness.executors.base import CellEvent, CellState, EventSink
+from harness.executors.claims import Claim, claimed
 from harness.planning.cells import Cell
 from harness.planning.plan import RunPlan
 from harness.record.run_record import RunRecord
 from harness.run.runner import RunHooks, execute
+from harness.storage.store import RECORD_FILE, read_record, runs_dir
 
 HooksFactory = Callable[[RunPlan], ContextManager[RunHooks]]
 
@@ -26,16 +29,45 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, hooks: HooksFactory | None = None) -> None:
+    def __init__(self, hooks: HooksFactory | None = None, resume: bool = False) -> None:
         self.hooks = hooks or _no_hooks
+        self.resume = resume  # claim each cell first (harness.executors.claims)
 
     def run(self, cells: list[Cell], results: Path, on_event: EventSink) -> list[RunRecord]:
         records = []
+        since = time.time()
         for cell in cells:
-            on_event(CellEvent(cell, "running", node="local"))
-            with self.hooks(cell.plan) as hooks:
-                record = execute(cell.plan, Path(results), hooks, fingerprint=cell.fingerprint)
+            with claimed(results, cell.fingerprint) if self.resume else _unclaimed() as claim:
+                if not claim.ours:
+                    on_event(CellEvent(cell, "skipped", detail=f"claimed by another run ({claim.holder})"))
+                    continue
+                if self.resume and done_since(results, cell.fingerprint, since):
+                    on_event(CellEvent(cell, "skipped", detail="an ok record with this fingerprint appeared"))
+                    continue
+                on_event(CellEvent(cell, "running", node="local"))
+                with self.hooks(cell.plan) as hooks:
+                    record = execute(cell.plan, Path(results), hooks, fingerprint=cell.fingerprint)
             state: CellState = "done" if record.status == "ok" else "failed"
             on_event(CellEvent(cell, state, detail=record.error or record.run_id))
             records.append(record)
         return records
+
+
+@contextlib.contextmanager
+def _unclaimed() -> Iterator[Claim]:
+    yield Claim(True)
+
+
+def done_since(results: Path, fingerprint: str, since: float) -> bool:
+    """An ok record of `fingerprint` written since `since` (epoch s): another campaign ran the
+    cell after this one listed the pending cells. Reads only the records written since."""
+    for path in runs_dir(Path(results)).glob(f"*/{RECORD_FILE}"):
+        try:
+            if path.stat().st_mtime < since:
+                continue
+            rec = read_record(path)
+        except (OSError, ValueError):
+            continue
+        if rec.fingerprint == fingerprint and rec.status == "ok":
+            return True
+    return False

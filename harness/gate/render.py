@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
@@ -142,17 +144,22 @@ def _explained(report: GateReport) -> list[MetricComparison]:
     ]
 
 
+_MD_ESCAPE = re.compile(r"([\\`|]|(?<=\])\()")
+
+
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Record text made inert in Markdown: no HTML (``<script>``, ``<img onerror>`` become
+    entities), no links or images (``](`` broken), no code spans, no table breaks; one line."""
+    return _MD_ESCAPE.sub(r"\\\1", html.escape(str(text), quote=False)).replace("\r", " ").replace("\n", " ")
 
 
 def render_markdown(report: GateReport) -> str:
     """The report as GitHub-flavoured Markdown, for a CI job summary."""
     lines = [f"## harness gate: {report.status}", ""]
-    lines += [f"{line}  " for line in _preamble(report)]
+    lines += [f"{_md_cell(line)}  " for line in _preamble(report)]
     lines.append("")
     if report.candidate_error is not None:
-        lines += [f"**Candidate run failed:** `{_md_cell(report.candidate_error)}`", ""]
+        lines += [f"**Candidate run failed:** {_md_cell(report.candidate_error)}", ""]
     if report.mismatches:
         lines.append(
             "**Configuration differs" + (" (--allow-mismatch):**" if report.allow_mismatch else ":**")

@@ -45,11 +45,12 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     """
     out = dict(data)
     tasks = []
-    for key, result in (out.pop("accuracy", None) or {}).items():
-        entry = {k: v for k, v in dict(result).items() if k != "task"}
+    for key, result in _v1_map(out.pop("accuracy", None), "accuracy").items():
+        entry = {k: v for k, v in result.items() if k != "task"}
         tasks.append({"name": key, **entry})
     scenarios = [
-        {"name": key, **dict(result)} for key, result in (out.pop("performance", None) or {}).items()
+        {"name": key, **result}
+        for key, result in _v1_map(out.pop("performance", None), "performance").items()
     ]
     for entry in scenarios:
         if isinstance(entry.get("energy"), dict):
@@ -64,6 +65,19 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
             out["analytics"] = None
     out["schema_version"] = 2
     return out
+
+
+def _v1_map(value: Any, field: str) -> dict[str, dict[str, Any]]:
+    """A v1 section (name -> result object), checked: a record of the wrong shape is refused with
+    the field named, never a TypeError from deep inside the migration."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RecordVersionError(f"{field}: a v1 record keeps an object here, not {type(value).__name__}")
+    for key, result in value.items():
+        if not isinstance(result, dict):
+            raise RecordVersionError(f"{field}.{key}: a v1 result is an object, not {type(result).__name__}")
+    return value
 
 
 MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
@@ -112,4 +126,12 @@ def parse_record(raw: str | bytes) -> RunRecord:
     data = json.loads(raw)
     if not isinstance(data, dict):
         raise RecordVersionError("not a run record: the JSON is not an object")
-    return RunRecord.model_validate(migrate(data), extra="ignore")
+    try:
+        migrated = migrate(data)
+    except RecordVersionError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a migration meets data of any shape; never crash a reader
+        raise RecordVersionError(
+            f"cannot migrate from schema v{version}: {type(exc).__name__}: {exc}"[:300]
+        ) from exc
+    return RunRecord.model_validate(migrated, extra="ignore")

@@ -11,8 +11,6 @@ import os
 import re
 import secrets
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -37,8 +35,11 @@ from harness.record.run_record import (
 from harness.run.environment import collect_environment
 from harness.run.scenario import Partial as _Partial
 from harness.run.scenario import RunHooks, run_scenario, write_server_series
+from harness.run.signals import as_interrupt as signals_as_interrupt
+from harness.run.signals import deferred as deferred_signals
 from harness.spec.suite import PerfScenario
-from harness.storage.store import runs_dir, write_record
+from harness.storage.fallback import make_run_dir, save_traceback, write_record_or_fallback
+from harness.storage.store import runs_dir
 from harness.telemetry import TelemetrySession
 
 
@@ -86,37 +87,20 @@ def _make_engine(plan: RunPlan, model: ResolvedModel, run_dir: Path) -> Engine:
     )
 
 
-@contextmanager
-def _signals_as_interrupt() -> Iterator[list[int]]:
-    """SIGTERM and SIGINT unwind as KeyboardInterrupt, so `finally` blocks stop the engine and
-    write the record. The signals received are also noted in the yielded list, because library
-    code (lm-eval's async HTTP client) may swallow the KeyboardInterrupt and raise something else.
-    """
-    import signal
-    import threading
-
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        received.append(signum)
-        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield received
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
 def execute(
     plan: RunPlan, results: Path, hooks: RunHooks | None = None, fingerprint: str | None = None
 ) -> RunRecord:
     """Run one plan to a record on disk. Never raises for run failures; KeyboardInterrupt is re-raised
-    after the failed record is written. `fingerprint` names the cell (computed from the plan if None)."""
+    after the failed record is written. `fingerprint` names the cell (computed from the plan if None).
+
+    Signals that come while the record is built and written wait until it is on disk
+    (:mod:`harness.run.signals`); a record the results folder cannot take (full, read-only)
+    goes to the fallback folder (:mod:`harness.storage.fallback`) and the campaign goes on."""
+    with deferred_signals():
+        return _execute(plan, results, hooks, fingerprint)
+
+
+def _execute(plan: RunPlan, results: Path, hooks: RunHooks | None, fingerprint: str | None) -> RunRecord:
     hooks = hooks or RunHooks()
     if fingerprint is None:
         from harness.planning.cells import fingerprint as cell_fingerprint
@@ -125,8 +109,7 @@ def execute(
     started = datetime.now(timezone.utc)
     tag = f"{plan.model.name}-{plan.variant.name}" if plan.variant is not None else plan.model.name
     run_id = new_run_id(tag, plan.suite.spec.name, started)
-    run_dir = runs_dir(results) / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = make_run_dir(runs_dir(results), run_id)  # the fallback folder if results/ takes nothing
     partial = _Partial()
     error: str | None = None
     interrupted: BaseException | None = None
@@ -137,7 +120,7 @@ def execute(
     watchdog: EngineWatchdog | None = None
     phases: dict[str, PhaseResources] = {}
     gpu_fields: dict[str, Any] = {}
-    with _signals_as_interrupt() as signals:
+    with signals_as_interrupt() as signals:
         try:
             # Before the engine, weights and datasets together: what is missing fails the run in
             # seconds, all of it in one message (not the weights only on the next attempt).
@@ -208,8 +191,9 @@ def execute(
             error = _describe_failure(exc, engine)
             if watchdog is not None and watchdog.cause:
                 error = f"EngineError: {watchdog.cause} (the watchdog ended the run; then: {error[:500]})"
-            (run_dir / "error.txt").write_text(traceback.format_exc())
+            error = save_traceback(run_dir, traceback.format_exc(), error)  # never masks `error`
         finally:
+            signals.hold()  # cleanup runs to its end: later signals are noted, not raised
             try:
                 if watchdog is not None:
                     watchdog.stop()
@@ -262,7 +246,7 @@ def execute(
         analytics=analytics,
         fingerprint=fingerprint,
     )
-    write_record(run_dir, record)
+    write_record_or_fallback(run_dir, record)
     if interrupted is not None:
         raise interrupted
     return record

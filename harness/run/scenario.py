@@ -28,6 +28,7 @@ from harness.record.run_record import (
     TaskResult,
 )
 from harness.rigor.expand import RIGOR_FIELDS
+from harness.run.signals import polled as polled_signals
 from harness.spec.suite import PerfScenario
 from harness.telemetry import TelemetrySession
 
@@ -103,7 +104,11 @@ def run_scenario(
     t0 = poller.clock() if poller is not None else None
     telemetry.begin_window(window)
     try:
-        with watchdog.suspended() if watchdog is not None else nullcontext():  # aborts by itself
+        # a Ctrl-C/SIGTERM now ends the scenario as a watchdog trip does: its completed requests are kept
+        with (
+            watchdog.suspended() if watchdog is not None else nullcontext(),
+            polled_signals(watchdog) as abort,
+        ):
             if workload is not None and workload.is_conversation:
                 assert scenario.conversation is not None
                 result = run_sessions(
@@ -114,7 +119,7 @@ def run_scenario(
                     think_time_s=scenario.conversation.think_time_s,
                     on_done=hooks.on_request_done,
                     count_tokens=count_tokens,
-                    abort=watchdog,
+                    abort=abort,
                 )
             else:
                 result = run_load(
@@ -124,7 +129,7 @@ def run_scenario(
                     token_ids,
                     on_done=hooks.on_request_done,
                     count_tokens=count_tokens,
-                    abort=watchdog,
+                    abort=abort,
                     items=workload.items if workload is not None else None,
                 )
     finally:
@@ -142,7 +147,10 @@ def run_scenario(
     agg = aggregate(result.requests, duration_s=result.duration_s)
     if agg["completed"] == 0 and not result.aborted:
         raise EngineError(f"scenario {scenario.name}: every request failed: {'; '.join(agg['errors'][:3])}")
-    rel = Path("requests") / f"{scenario.name}.parquet"
+    from harness.safety.names import child
+
+    # the name may be anything the suite said (`../x`, `/abs`): one safe component, kept inside run_dir
+    rel = child(run_dir / "requests", scenario.name, suffix=".parquet").relative_to(run_dir)
     (run_dir / rel.parent).mkdir(parents=True, exist_ok=True)
     write_requests_parquet(str(run_dir / rel), result.requests)
     out_tokens = agg["total_output_tokens"]

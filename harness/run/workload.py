@@ -17,7 +17,8 @@ import numpy as np
 
 from harness.loadgen.metrics import RequestTiming
 from harness.record.run_record import TurnStats, WorkloadInfo
-from harness.workloads.build import BUILTIN, Workload, WorkloadShape, build_workload, resolve_path
+from harness.spec.workload import BUILTIN, resolve_path
+from harness.workloads.build import Workload, WorkloadShape, build_workload
 
 WORKLOAD_FIELDS = frozenset({"prompts", "prefix", "conversation", "trace"})
 

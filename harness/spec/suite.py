@@ -9,15 +9,18 @@ load time with the file, line and dotted field path, e.g.::
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from harness.spec.datasets import check_workload_files
 from harness.spec.rigor import RepeatsSpec, SearchSpec, SloSpec, SweepSpec, ValiditySpec
 from harness.spec.variants import VariantSpec, check_variants
 from harness.spec.workload import ConversationSpec, PrefixSpec, PromptSource, TraceSpec
+from harness.spec.yaml_load import SuiteInputError, check_suite, decode_suite, load_suite_yaml
 
 # The suites harness ships (package data, so `pip install harness` users can `harness run smoke`).
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
@@ -285,7 +288,7 @@ class PerformanceSpec(Spec):
         names = [s.name for s in value]
         if any("@" in n for n in names):
             raise ValueError("`@` is reserved for point names (NAME@c16); pick another scenario name")
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = sorted(n for n, k in Counter(names).items() if k > 1)  # linear: 100k scenarios
         if dupes:
             raise ValueError(f"duplicate scenario names: {', '.join(dupes)}")
         return value
@@ -430,15 +433,21 @@ def load_suite(name_or_path: str | Path) -> LoadedSuite:
         raw = path.read_bytes()
     except OSError as exc:
         raise SuiteError(f"{path}: cannot read suite file: {exc.strerror}") from exc
-    spec = parse_suite(raw.decode("utf-8"), source=str(path))
+    try:
+        text = decode_suite(raw, str(path))
+    except SuiteInputError as exc:
+        raise SuiteError(str(exc)) from None
+    spec = parse_suite(text, source=str(path))
+    files = check_workload_files(spec, path.parent)  # before `plan` prints or an engine starts
+    if files:
+        raise SuiteError("\n".join(f"{path}: {p}" for p in files))
     return LoadedSuite(spec=spec, path=path, sha256=hashlib.sha256(raw).hexdigest())
 
 
 def parse_suite(text: str, source: str = "<suite>") -> SuiteSpec:
     """Validate YAML text as a suite; errors name `source:line: field.path: problem`."""
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        node, data = load_suite_yaml(text)  # budgets: size, depth, aliases, duplicate keys
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -446,7 +455,7 @@ def parse_suite(text: str, source: str = "<suite>") -> SuiteSpec:
     if not isinstance(data, dict):
         raise SuiteError(f"{source}:1: a suite must be a mapping of fields, got {type(data).__name__}")
     try:
-        return SuiteSpec.model_validate(data)
+        spec = SuiteSpec.model_validate(data)
     except ValidationError as exc:
         lines: list[str] = []
         for err in exc.errors():
@@ -456,6 +465,10 @@ def parse_suite(text: str, source: str = "<suite>") -> SuiteSpec:
             msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
             lines.append(f"{source}:{line_no}: {field}: {msg}")
         raise SuiteError("\n".join(lines)) from None
+    problems = check_suite(spec, lambda loc: _line_of(node, loc))
+    if problems:
+        raise SuiteError("\n".join(f"{source}:{line}: {field}: {msg}" for line, field, msg in problems))
+    return spec
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int:

@@ -7,6 +7,7 @@ them into concrete requests (pure, seeded), so ``harness plan`` can say what wil
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -152,3 +153,27 @@ def describe_workload(scenario: object) -> str | None:
     if conv is not None:
         parts.append(f"{conv.turns}-turn sessions, {conv.think_time_s} s think time (counts are sessions)")
     return "; ".join(parts) or None
+
+
+# Bundled workload files (the workloads package's data), by the name a suite gives them.
+DATA_DIR = Path(__file__).resolve().parents[1] / "workloads" / "data"
+BUILTIN = {
+    "builtin:sharegpt-mini": DATA_DIR / "sharegpt_mini.jsonl",
+    "builtin:trace-mini": DATA_DIR / "trace_mini.jsonl",
+}
+
+
+class WorkloadError(ValueError):
+    """A workload that cannot be built (missing file, bad rows); the message says which."""
+
+
+def resolve_path(path: str, base_dir: Path | None) -> Path:
+    """A builtin name, an absolute path, or a path relative to the suite file's folder."""
+    if path in BUILTIN:
+        return BUILTIN[path]
+    p = Path(path)
+    if not p.is_absolute() and base_dir is not None:
+        p = base_dir / p
+    if not p.exists():
+        raise WorkloadError(f"workload file {path!r} not found (looked at {p})")
+    return p

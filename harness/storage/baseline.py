@@ -9,12 +9,14 @@ file can also be passed where a baseline is expected.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.record.hardware import file_slug as _slug
+from harness.record.hardware import file_slug as _legacy_slug
 from harness.record.hardware import hardware_label, hardware_slug
 from harness.record.run_record import RunRecord
+from harness.safety.names import inside, path_component
 from harness.storage.store import atomic_write_text, read_record
 
 BASELINES_DIR = "baselines"
@@ -24,21 +26,46 @@ class BaselineError(ValueError):
     """A baseline that cannot be set or found; the message says which and what to do."""
 
 
-def model_key(record: RunRecord) -> str:
+def model_key(record: RunRecord, slug: Callable[[str], str] = path_component) -> str:
     """The model part of a baseline name: the preset, or `local-<dir>` for checkpoint folders, and
-    ``@variant`` for a variant's run."""
+    ``@variant`` for a variant's run. Each part goes through the one file-name rule
+    (:func:`harness.safety.names.path_component`): ``my-model`` and ``My_Model`` stay apart."""
     if record.model.preset == "local":
-        key = "local-" + _slug(Path(record.model.source).name)
+        key = "local-" + slug(Path(record.model.source).name)
     else:
-        key = _slug(record.model.preset)
+        key = slug(record.model.preset)
     # Each variant of a model has its own baseline: a technique is never gated against another.
-    return f"{key}@{_slug(record.variant.name)}" if record.variant is not None else key
+    return f"{key}@{slug(record.variant.name)}" if record.variant is not None else key
 
 
 def baseline_path(results: Path, record: RunRecord) -> Path:
-    """Where the baseline for this record's (model, suite, hardware) lives."""
-    name = f"{model_key(record)}__{_slug(record.suite.name)}__{hardware_slug(record.environment)}.json"
+    """Where the baseline for this record's (model, suite, hardware) lives (checked to stay
+    inside ``results/baselines/``)."""
+    folder = Path(results) / BASELINES_DIR
+    name = f"{model_key(record)}__{path_component(record.suite.name)}__{hardware_slug(record.environment)}"
+    path = folder / (path_component(name, max_chars=200) + ".json")
+    inside(folder, path)
+    return path
+
+
+def _legacy_path(results: Path, record: RunRecord) -> Path:
+    """Where baselines were named before the one rule (lower-cased slugs that could collide)."""
+    name = (
+        f"{model_key(record, _legacy_slug)}__{_legacy_slug(record.suite.name)}__"
+        f"{hardware_slug(record.environment)}.json"
+    )
     return Path(results) / BASELINES_DIR / name
+
+
+def _same_key(a: RunRecord, b: RunRecord) -> bool:
+    """Same model (preset or local source), variant and suite, as written: a legacy file is used
+    only for the run it was really set from, never for a name that merely slugs alike."""
+    return (
+        a.model.preset == b.model.preset
+        and (a.model.preset != "local" or Path(a.model.source).name == Path(b.model.source).name)
+        and (a.variant.name if a.variant else None) == (b.variant.name if b.variant else None)
+        and a.suite.name == b.suite.name
+    )
 
 
 def set_baseline(results: Path, record: RunRecord) -> tuple[Path, RunRecord | None]:
@@ -56,6 +83,12 @@ def set_baseline(results: Path, record: RunRecord) -> tuple[Path, RunRecord | No
             previous = read_record(path)
         except ValueError:
             previous = None  # an unreadable old baseline is simply replaced
+    if previous is not None and not _same_key(previous, record):
+        # a legacy file of another name that slugged alike: moved to its own name, not replaced
+        own = baseline_path(results, previous)
+        if own != path and not own.exists():
+            atomic_write_text(own, previous.model_dump_json(indent=2) + "\n")
+        previous = None
     atomic_write_text(path, record.model_dump_json(indent=2) + "\n")
     return path, previous
 
@@ -87,8 +120,16 @@ def find_baseline(results: Path, candidate: RunRecord) -> RunRecord:
     """
     path = baseline_path(results, candidate)
     if path.is_file():
-        return read_record(path)
-    prefix = f"{model_key(candidate)}__{_slug(candidate.suite.name)}__"
+        found = read_record(path)
+        if _same_key(found, candidate):
+            return found
+        # else a legacy file of a name that slugged alike (My_Model's `my-model__...`): not ours
+    legacy = _legacy_path(results, candidate)
+    if legacy.is_file():
+        old = read_record(legacy)
+        if _same_key(old, candidate):
+            return old
+    prefix = f"{model_key(candidate)}__{path_component(candidate.suite.name)}__"
     others = [e.path.name for e in list_baselines(results) if e.path.name.startswith(prefix)]
     hint = (
         f"; baselines of this model and suite exist for other hardware: {', '.join(others)}" if others else ""

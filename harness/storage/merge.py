@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from harness.record.run_record import RunRecord
+from harness.safety.names import UnsafePathError, child, path_component
 from harness.storage.store import RECORD_FILE, read_record, runs_dir
 
 Outcome = Literal["added", "identical", "conflict", "invalid"]
@@ -83,7 +84,10 @@ def add_run_folder(run_dir: Path, results: Path, record: RunRecord | None = None
         return MergeItem(run_dir, None, "invalid", str(exc))
     base = runs_dir(results)
     base.mkdir(parents=True, exist_ok=True)
-    target = base / record.run_id
+    try:  # a run id is data from another machine: one safe folder name, inside runs/
+        target = child(base, record.run_id)
+    except UnsafePathError as exc:
+        return MergeItem(run_dir, record.run_id, "invalid", str(exc))
     if target.resolve() == run_dir.resolve():
         return MergeItem(run_dir, record.run_id, "identical", "already in this store")
     if target.exists():
@@ -91,7 +95,7 @@ def add_run_folder(run_dir: Path, results: Path, record: RunRecord | None = None
     # Staged outside runs/ (readers glob runs/*/record.json), on the same filesystem for the rename.
     staging = Path(results) / ".incoming"
     staging.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{record.run_id}.", dir=staging))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{path_component(record.run_id, 60)}.", dir=staging))
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -132,5 +136,8 @@ def merge_results(sources: Iterable[Path], results: Path) -> MergeReport:
     report = MergeReport()
     for source in sources:
         for run_dir in run_folders(Path(source)):
-            report.items.append(add_run_folder(run_dir, results))
+            try:
+                report.items.append(add_run_folder(run_dir, results))
+            except OSError as exc:  # one unreadable or uncopyable folder does not stop the merge
+                report.items.append(MergeItem(run_dir, None, "invalid", f"{run_dir}: {exc}"))
     return report

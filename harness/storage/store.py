@@ -6,8 +6,11 @@ sees half a record, and a crash leaves the previous version intact.
 
 from __future__ import annotations
 
+import errno
+import glob
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ from pydantic import ValidationError
 
 from harness.record.migrate import RecordVersionError, parse_record
 from harness.record.run_record import RunRecord
+from harness.safety.names import child, path_component
 
 RECORD_FILE = "record.json"
 
@@ -69,7 +73,7 @@ def read_record(path: Path) -> RunRecord:
     if path.is_dir():
         path = path / RECORD_FILE
     try:
-        return parse_record(path.read_bytes())
+        return parse_record(read_regular(path))
     except RecordVersionError as exc:
         raise ValueError(f"{path}: {exc}") from exc
     except ValidationError as exc:
@@ -78,7 +82,34 @@ def read_record(path: Path) -> RunRecord:
             f"{'.'.join(map(str, exc.errors()[0]['loc']))}: {exc.errors()[0]['msg']}"
         ) from exc
     except OSError as exc:
-        raise ValueError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise ValueError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except (ValueError, TypeError, RecursionError) as exc:  # bad JSON, or a shape no check foresaw
+        raise ValueError(f"{path}: not a valid run record: {type(exc).__name__}: {exc}"[:500]) from exc
+
+
+MAX_RECORD_BYTES = 256 * 1024 * 1024
+"""A record larger than this is refused unread (real ones are kilobytes to a few megabytes)."""
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of a regular file. A FIFO, device or socket named ``record.json`` is refused
+    without opening it for a blocking read (a FIFO would hang the reader forever)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        if st.st_size > MAX_RECORD_BYTES:
+            raise OSError(errno.EFBIG, f"{st.st_size} bytes, more than a record can be ({MAX_RECORD_BYTES})")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
+
+
+def run_dir_of(results: Path, run_id: str) -> Path:
+    """The folder of run `run_id`: one safe folder name (:mod:`harness.safety.names`) inside runs/."""
+    return child(runs_dir(results), run_id)
 
 
 @dataclass(frozen=True)
@@ -108,13 +139,23 @@ def load_records(results: Path) -> LoadResult:
 def find_run(results: Path, run: str) -> Path:
     """A run folder from a run id, an id prefix, a folder or a record path."""
     p = Path(run)
-    if p.is_file():
-        return p.parent
-    if (p / RECORD_FILE).is_file():
-        return p
+    try:
+        if p.is_file():
+            return p.parent
+        if (p / RECORD_FILE).is_file():
+            return p
+    except OSError:  # a 5,000-character id is no path (ENAMETOOLONG): look it up as an id
+        pass
     base = runs_dir(results)
-    matches = sorted(base.glob(f"{run}*")) if base.is_dir() else []
-    matches = [m for m in matches if (m / RECORD_FILE).is_file()]
+    folder = path_component(run)  # the folder a run id is stored under (a long id: slug + hash)
+    if folder != run and (base / folder / RECORD_FILE).is_file():
+        return base / folder
+    try:
+        matches = sorted(base.glob(f"{glob.escape(run)}*")) if base.is_dir() and run else []
+    except (OSError, ValueError):
+        matches = []
+    # a glob pattern from the command line (`../x`) must not reach outside runs/
+    matches = [m for m in matches if m.parent == base and (m / RECORD_FILE).is_file()]
     if len(matches) == 1:
         return matches[0]
     if not matches:

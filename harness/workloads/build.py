@@ -18,21 +18,20 @@ from typing import Any
 
 import numpy as np
 
-from harness.spec.workload import ConversationSpec, LengthDist, PrefixSpec, PromptSource, TraceSpec
+from harness.spec.workload import (
+    ConversationSpec,
+    LengthDist,
+    PrefixSpec,
+    PromptSource,
+    TraceSpec,
+    WorkloadError,
+    resolve_path,
+)
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
 TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"  # the bundled lm-eval tasks
-BUILTIN = {
-    "builtin:sharegpt-mini": DATA_DIR / "sharegpt_mini.jsonl",
-    "builtin:trace-mini": DATA_DIR / "trace_mini.jsonl",
-}
 MOONCAKE_BLOCK_TOKENS = 512  # tokens per hash id in Mooncake's traces
 
 Prompt = list[int] | str
-
-
-class WorkloadError(ValueError):
-    """A workload that cannot be built (missing file, bad rows); the message says which."""
 
 
 @dataclass(frozen=True)
@@ -105,18 +104,6 @@ def sample_lengths(dist: LengthDist, mean_tokens: int, count: int, rng: np.rando
 
 # ---------------------------------------------------------------------------------------------
 # Sources
-
-
-def resolve_path(path: str, base_dir: Path | None) -> Path:
-    """A builtin name, an absolute path, or a path relative to the suite file's folder."""
-    if path in BUILTIN:
-        return BUILTIN[path]
-    p = Path(path)
-    if not p.is_absolute() and base_dir is not None:
-        p = base_dir / p
-    if not p.exists():
-        raise WorkloadError(f"workload file {path!r} not found (looked at {p})")
-    return p
 
 
 def read_dataset(path: Path) -> list[dict[str, Any]]:
