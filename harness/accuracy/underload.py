@@ -122,7 +122,7 @@ def measure_under_load(
                 pass  # lm-eval loads its tasks first: start the load when its requests flow
         probe = (
             ProbeBesideLoad(relay.base_url, ctx.served_name, prompts, probe_spec.output_tokens)
-            if prompts
+            if prompts and probe_spec is not None
             else None
         )
         if probe is not None:

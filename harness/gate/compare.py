@@ -27,6 +27,7 @@ from harness.gate.report import (
     MetricKind,
     Verdict,
 )
+from harness.gate.underload import UNDER_LOAD_METRICS, under_load_value
 from harness.hardware import hardware_label
 from harness.records import RunRecord, ScenarioResult, scenario_energy_value
 from harness.rigor import compare as rigor
@@ -40,7 +41,7 @@ _NOT_METRICS = frozenset(
 _DERIVED_SETTINGS = frozenset({"vllm_bench_command"})
 SCENARIO_FIELDS: tuple[str, ...] = tuple(f for f in ScenarioResult.model_fields if f not in _NOT_METRICS)
 SCENARIO_DERIVED: tuple[str, ...] = ("energy_j", "energy_per_output_token_j", "output_tokens_per_j")
-SCENARIO_METRICS: tuple[str, ...] = SCENARIO_FIELDS + SCENARIO_DERIVED
+SCENARIO_METRICS: tuple[str, ...] = SCENARIO_FIELDS + SCENARIO_DERIVED + UNDER_LOAD_METRICS
 RUN_METRICS: tuple[str, ...] = ("engine_peak_rss_bytes",)
 
 _ENGINE_KEYS = (
@@ -95,9 +96,12 @@ def known_direction(metric: str) -> bool | None:
         or metric in ("completed", "request_goodput", "slo_attainment")
     ):
         return True
-    if metric in ("failed", "duration", "client_cpu_us_per_output_token") or metric.endswith(
-        ("_ms", "_s", "_j", "_bytes")
-    ):
+    if metric in (
+        "failed",
+        "duration",
+        "client_cpu_us_per_output_token",
+        *UNDER_LOAD_METRICS,
+    ) or metric.endswith(("_ms", "_s", "_j", "_bytes")):
         return False
     return None
 
@@ -181,6 +185,8 @@ def figure(record: RunRecord, check: Check) -> Figure:
     sr = record.performance.get(check.scenario or "")
     if sr is None:
         return Figure(None)
+    if check.metric in UNDER_LOAD_METRICS:
+        return Figure(under_load_value(sr, check.metric))
     if check.metric in SCENARIO_DERIVED:
         # The one energy value of the record (measured interval), not a re-derivation.
         ev = scenario_energy_value(sr)
