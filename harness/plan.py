@@ -182,6 +182,13 @@ def describe(plan: RunPlan) -> list[str]:
         shots = "task's default shots" if t.num_fewshot is None else f"{t.num_fewshot}-shot"
         limit = f", limit {t.limit:g}" if t.limit else ""
         lines.append(f"  accuracy: {t.name} ({shots}{limit})")
+    if plan.suite.spec.accuracy.under_load is not None:
+        from harness.accuracy.underload_plan import describe_under_load
+
+        lines += [
+            f"  {line}"
+            for line in describe_under_load(plan.suite.spec.accuracy.under_load, list(plan.scenarios))
+        ]
     for s in plan.scenarios:
         process = "Poisson" if s.burstiness == 1.0 else f"gamma (burstiness {s.burstiness:g})"
         if s.ramp_up_strategy is None and s.request_rate is None and s.concurrency is None:
