@@ -31,6 +31,11 @@ What it models (and what it does not):
   streaming request arrives: an OOM kill mid-benchmark), ``--fake-ignore-sigterm`` (server and
   workers ignore SIGTERM, so only SIGKILL stops them), each limited to one served model with
   ``--fake-only NAME``.
+* Load-dependent answers: ``--fake-corrupt-above-inflight K`` answers with other tokens and other
+  log-probabilities (a second deterministic function of the prompt) while more than K HTTP
+  requests are in flight, counted as the request's answer is computed (after its TTFT wait):
+  ground truth for accuracy-under-load tests, modelling an engine whose outputs change with batch
+  composition (not batch invariant) or a race at high concurrency.
 
 Fake options may also come from ``HARNESS_FAKESERVER_ARGS`` (shell syntax), so tests can configure
 a server that the harness starts in a subprocess. Other arguments (vLLM's engine args) are
@@ -84,6 +89,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--fake-fail-startup", default=None, metavar="MSG")
     p.add_argument("--fake-die-after-streams", type=int, default=None, metavar="N")
     p.add_argument("--fake-ignore-sigterm", action="store_true")
+    p.add_argument(
+        "--fake-corrupt-above-inflight",
+        type=int,
+        default=None,
+        metavar="K",
+        help="answer differently (other tokens, other log-probabilities) when more than K requests are in flight",
+    )
     args, _engine_args = p.parse_known_args(argv + shlex.split(os.environ.get(ENV_ARGS, "")))
     if args.host not in ("127.0.0.1", "localhost"):
         p.error("the fake server binds 127.0.0.1 only")
@@ -91,6 +103,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.fake_only is not None and args.fake_only != args.served_model_name:
         args.fake_startup_delay_s, args.fake_never_healthy, args.fake_fail_startup = 0.0, False, None
         args.fake_die_after_streams, args.fake_ignore_sigterm = None, False
+        args.fake_corrupt_above_inflight = None
     return args
 
 
@@ -114,8 +127,8 @@ def next_token(prompt_key: int, step: int) -> int:
     return _h(prompt_key, step) % VOCAB
 
 
-def token_logprob(prev: int, tok: int) -> float:
-    return -0.01 - (_h("lp", prev, tok) % 1000) / 100.0
+def token_logprob(prev: int, tok: int, salt: str = "") -> float:
+    return -0.01 - (_h("lp", prev, tok, *((salt,) if salt else ())) % 1000) / 100.0
 
 
 def _prompts(raw: Any) -> list[list[int]]:
@@ -128,7 +141,7 @@ def _prompts(raw: Any) -> list[list[int]]:
     raise ValueError("prompt must be a string, a list of strings, a list of token ids or a list of those")
 
 
-def _logprobs(tokens: list[int], first: int) -> dict[str, Any]:
+def _logprobs(tokens: list[int], first: int, salt: str = "") -> dict[str, Any]:
     """vLLM's CompletionLogProbs for `tokens`, the first `first` of which have no predecessor."""
     out: dict[str, Any] = {"text_offset": [], "token_logprobs": [], "tokens": [], "top_logprobs": []}
     offset = 0
@@ -141,7 +154,7 @@ def _logprobs(tokens: list[int], first: int) -> dict[str, Any]:
             out["token_logprobs"].append(None)
             out["top_logprobs"].append(None)
             continue
-        lp = token_logprob(tokens[i - 1], tok)
+        lp = token_logprob(tokens[i - 1], tok, salt)
         top = {text: lp}
         if _h("alt", tokens[i - 1], tok) % 2:  # a likelier token exists: not greedy
             top[" <alt>"] = lp / 2
@@ -270,13 +283,18 @@ class FakeServer:
                 )
         return prompts, max_tokens
 
+    def corrupting(self) -> bool:
+        """Whether answers are corrupted now: more than --fake-corrupt-above-inflight K in flight."""
+        k = self.args.fake_corrupt_above_inflight
+        return k is not None and len(self.stats.running) > k
+
     def generate(
-        self, prompt: list[int], body: dict[str, Any], max_tokens: int
+        self, prompt: list[int], body: dict[str, Any], max_tokens: int, corrupt: bool = False
     ) -> tuple[list[int], str, str]:
         """(tokens, text, finish reason) for one prompt; `stop` strings end it early (excluded)."""
         stops = body.get("stop") or []
         stops = [stops] if isinstance(stops, str) else list(stops)
-        key = _h(tuple(prompt), body.get("seed"))
+        key = _h(tuple(prompt), body.get("seed"), *(("corrupt",) if corrupt else ()))
         tokens: list[int] = []
         text = ""
         for step in range(max_tokens):
@@ -289,15 +307,18 @@ class FakeServer:
             text += piece
         return tokens, text, "length"
 
-    def choice(self, index: int, prompt: list[int], body: dict[str, Any], max_tokens: int) -> dict[str, Any]:
-        tokens, text, reason = self.generate(prompt, body, max_tokens)
+    def choice(
+        self, index: int, prompt: list[int], body: dict[str, Any], max_tokens: int, corrupt: bool = False
+    ) -> dict[str, Any]:
+        tokens, text, reason = self.generate(prompt, body, max_tokens, corrupt)
         echo = bool(body.get("echo"))
         shown = (prompt if echo else []) + tokens
         logprobs = None
+        salt = "corrupt" if corrupt else ""
         if body.get("logprobs") is not None:
-            logprobs = _logprobs(shown, first=1 if echo else 0)
+            logprobs = _logprobs(shown, first=1 if echo else 0, salt=salt)
             if not echo and tokens:  # the first generated token follows the prompt's last
-                logprobs["token_logprobs"][0] = token_logprob(prompt[-1], tokens[0])
+                logprobs["token_logprobs"][0] = token_logprob(prompt[-1], tokens[0], salt)
                 logprobs["top_logprobs"][0] = {token_text(tokens[0]): logprobs["token_logprobs"][0]}
         if echo:
             text = "".join(token_text(t) for t in prompt) + text
@@ -367,7 +388,8 @@ def build_app(server: FakeServer) -> Any:
             t0 = time.perf_counter()
             await asyncio.sleep(args.fake_ttft_ms / 1000.0)
             server.stats.ttft_s.append(time.perf_counter() - t0)
-            choices = [server.choice(i, p, body, max_tokens) for i, p in enumerate(prompts)]
+            corrupt = server.corrupting()
+            choices = [server.choice(i, p, body, max_tokens, corrupt) for i, p in enumerate(prompts)]
             n_out = sum(c.pop("_completion_tokens") for c in choices)
             await asyncio.sleep(args.fake_token_delay_ms * max(0, max_tokens - 1) / 1000.0)
         finally:
@@ -404,8 +426,9 @@ def build_app(server: FakeServer) -> Any:
                 chunk["system_fingerprint"] = "vllm-0.32.0-fake"
             await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
-        outs = [server.generate(p, body, max_tokens) for p in prompts]
         server.stats.running[rid] = sum(len(p) for p in prompts)
+        corrupt = server.corrupting()
+        outs = [server.generate(p, body, max_tokens, corrupt) for p in prompts]
         t0 = time.perf_counter()
         try:
             await asyncio.sleep(args.fake_ttft_ms / 1000.0)

@@ -165,12 +165,28 @@ def scenario_rows(record: RunRecord) -> Iterator[dict[str, Any]]:
 
 
 def task_rows(record: RunRecord) -> Iterator[dict[str, Any]]:
-    """One row per accuracy task of ``record``."""
+    """One row per accuracy task of ``record`` (``load_point`` empty: idle), then one per task and
+    load point evaluated under load (``load_point`` named, the paired figures as ``paired.*``)."""
     base = run_columns(record)
     for t in record.tasks:
         flat = flatten(TaskResult, t.model_dump(mode="json"))
         del flat["name"]
-        yield {**base, "task": t.name, **flat}
+        yield {**base, "task": t.name, "load_point": None, **flat}
+    from harness.record.underload import TaskUnderLoad
+
+    for s in record.scenarios:
+        if s.accuracy_under_load is None:
+            continue
+        for u in s.accuracy_under_load.tasks:
+            flat = flatten(TaskUnderLoad, u.model_dump(mode="json"))
+            del flat["task"]
+            yield {
+                **base,
+                "task": u.task,
+                "load_point": s.name,
+                "concurrency": s.settings.concurrency,
+                **flat,
+            }
 
 
 def _frame(rows: Iterable[dict[str, Any]], first: tuple[str, ...]) -> pd.DataFrame:
@@ -217,7 +233,9 @@ def load_tasks(
     status: str | None = None,
 ) -> pd.DataFrame:
     """One row per run × accuracy task: the headline ``value`` and ``stderr``, ``metric``,
-    shots, samples and every metric lm-eval reported (``metrics.<name>,<filter>``).
+    shots, samples and every metric lm-eval reported (``metrics.<name>,<filter>``); tasks
+    evaluated under load add one row per load point (``load_point``, ``concurrency`` and the
+    paired comparison with the idle run, ``paired.flips_worse`` ...).
 
     Unreadable records are skipped with an :class:`UnreadableRecordWarning`.
     """

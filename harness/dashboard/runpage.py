@@ -23,6 +23,7 @@ from harness.dashboard.layout import (
     when,
 )
 from harness.dashboard.serverview import read_server_series, server_section
+from harness.dashboard.underload import under_load_section
 from harness.formatting import MISSING, finite, fmt, human_bytes, human_count
 from harness.record.run_record import RunRecord
 
@@ -69,6 +70,7 @@ def run_page(
         )
     )
     parts.append(_accuracy_section(rec))
+    parts.append(under_load_section(rec))
     parts.append(reported_section(reported_view(view)))
     parts.append(_perf_section(view))
     server_series, server_warnings = read_server_series(view)

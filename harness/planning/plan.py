@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.model.presets import EngineArgs, ModelPreset, check_extra_args, get_preset
-from harness.rigor.expand import describe_point, expand_scenarios
+from harness.spec.expand import describe_point, expand_scenarios
 from harness.spec.suite import LoadedSuite, PerfScenario, SuiteError, TaskSpec
 from harness.spec.variants import VariantSpec, baseline_name
 from harness.spec.workload import describe_workload
@@ -192,6 +192,13 @@ def describe(plan: RunPlan) -> list[str]:
         shots = "task's default shots" if t.num_fewshot is None else f"{t.num_fewshot}-shot"
         limit = f", limit {t.limit:g}" if t.limit else ""
         lines.append(f"  accuracy: {t.name} ({shots}{limit})")
+    if plan.suite.spec.accuracy.under_load is not None:
+        from harness.spec.underload import describe_under_load
+
+        lines += [
+            f"  {line}"
+            for line in describe_under_load(plan.suite.spec.accuracy.under_load, list(plan.scenarios))
+        ]
     for s in plan.scenarios:
         process = "Poisson" if s.burstiness == 1.0 else f"gamma (burstiness {s.burstiness:g})"
         if s.ramp_up_strategy is None and s.request_rate is None and s.concurrency is None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Direction = Literal["higher", "lower", "none"]
-Section = Literal["scenario", "energy", "run", "task", "setting"]
+Section = Literal["scenario", "energy", "run", "task", "setting", "under_load"]
 
 # Where a definition comes from; a figure of our own says "harness".
 VLLM_BENCH = "vllm bench serve (vllm/benchmarks/serve.py, calculate_metrics; vLLM 0.32)"
@@ -40,7 +40,8 @@ class Metric:
         fmt: the :mod:`harness.formatting` kind it is printed with.
         section: which record part holds it: ``scenario`` (``ScenarioResult``), ``energy``
             (the scenario's one energy value, :func:`scenario_energy_value`), ``run``, ``task``,
-            ``setting`` (the load a scenario offered).
+            ``setting`` (the load a scenario offered), ``under_load`` (a load point's accuracy
+            paired against the idle run, ``accuracy_under_load``).
         source: the peer whose definition the figure follows.
         description: one sentence on what it measures.
     """
@@ -259,6 +260,26 @@ _ENTRIES: tuple[Metric, ...] = (
         "task",
         LM_EVAL,
         "A task's headline metric (its direction is the task's own higher_is_better).",
+    ),
+    Metric(
+        "flips_worse",
+        "documents",
+        "lower",
+        "flips worse",
+        "int",
+        "under_load",
+        HARNESS,
+        "Documents answered correctly idle and wrongly at the load point (summed over its tasks).",
+    ),
+    Metric(
+        "answers_changed_share",
+        "1",
+        "lower",
+        "answers changed",
+        "acc",
+        "under_load",
+        HARNESS,
+        "Share of documents whose answer changed at the load point against the idle run (largest task).",
     ),
     Metric("concurrency", "requests", "none", "concurrency", "int", "setting", VLLM_BENCH, "Most in flight."),
     Metric(

@@ -66,6 +66,7 @@ __all__ = [
 ]
 
 from harness.record.rigor import PointRigor
+from harness.record.underload import AccuracyUnderLoad, InvarianceProbe
 
 SCHEMA_VERSION: Literal[2] = 2
 
@@ -450,6 +451,14 @@ class ScenarioResult(Frozen):
         default=None, description="The server's /metrics over the scenario (queues, KV use, caches)."
     )
     workload: WorkloadInfo | None = Field(default=None, description="What was sent, beyond the settings.")
+    accuracy_under_load: AccuracyUnderLoad | None = Field(
+        default=None,
+        description="Tasks evaluated beside this point's load, paired with the idle run (the latency "
+        "figures above cover the load generator's requests only).",
+    )
+    invariance: InvarianceProbe | None = Field(
+        default=None, description="Greedy outputs alone vs beside this point's load, token for token."
+    )
 
 
 class VariantInfo(Frozen):

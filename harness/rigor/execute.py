@@ -28,7 +28,6 @@ from harness.record.rigor import (
     SweepOutcome,
     ValidityFigures,
 )
-from harness.rigor.expand import point_name, sweep_rates
 from harness.rigor.search import CapacitySearch, min_requests_to_pass
 from harness.rigor.summary import (
     goodput,
@@ -39,6 +38,7 @@ from harness.rigor.summary import (
     spreads,
 )
 from harness.rigor.validity import PointTimeline, check_point, oversaturation
+from harness.spec.expand import point_name, sweep_rates
 from harness.spec.rigor import CONSTANT_BURSTINESS, RepeatsSpec, SloSpec, repeat_bounds
 
 if TYPE_CHECKING:

@@ -24,26 +24,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from harness.spec.rigor import SearchSpec
+from harness.spec.rigor import SearchSpec, min_requests_to_pass
 from harness.stats import wilson_interval
 
 Bound = Literal["lower", "resolved"]
-
-
-def min_requests_to_pass(target: float, confidence: float = 0.95, cap: int = 1_000_000) -> int | None:
-    """Fewest requests a probe needs for its Wilson lower bound to reach `target` with every
-    request good (0.99 → 381; 0.9 → 35). None above `cap`."""
-    n = 1
-    while n <= cap:
-        if wilson_interval(n, n, confidence)[0] >= target:
-            # bisect back between n/2 and n for the exact figure
-            lo, hi = n // 2, n
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                lo, hi = (lo, mid) if wilson_interval(mid, mid, confidence)[0] >= target else (mid, hi)
-            return hi
-        n *= 2
-    return None
 
 
 @dataclass(frozen=True)

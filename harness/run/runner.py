@@ -393,23 +393,38 @@ def _measure(
 
         token_ids = usable_token_ids(model.tokenizer)
         count_tokens = token_counter(model.tokenizer)
+        under_load = _under_load_context(plan, model, engine, run_dir, partial, token_ids)
 
         def run_one(point: PerfScenario, repeat: int) -> ScenarioResult:
             # Each repeat is its own point name (`chat@c4#2`), so it draws its own prompts and
             # never hits another repeat's prefix cache.
             hooks.on_scenario_start(point.name, point.num_requests)
-            run_scenario(
-                point,
-                plan.seed,
-                engine,
-                (token_ids, count_tokens, model.tokenizer),
-                telemetry,
-                run_dir,
-                hooks,
-                partial,
-                watchdog,
-                base_dir=plan.suite.path.parent if plan.suite.path else None,
-            )
+
+            def load(on_done: Any = None) -> None:
+                run_scenario(
+                    point,
+                    plan.seed,
+                    engine,
+                    (token_ids, count_tokens, model.tokenizer),
+                    telemetry,
+                    run_dir,
+                    hooks if on_done is None else _chained(hooks, on_done),
+                    partial,
+                    watchdog,
+                    base_dir=plan.suite.path.parent if plan.suite.path else None,
+                )
+
+            if under_load is not None and _measures_point(under_load, point.name):
+                from harness.accuracy.underload import measure_under_load
+
+                hooks.on_phase(f"accuracy under load: {point.name}")
+                acc, probe = measure_under_load(under_load, point.name, point.concurrency, load)  # type: ignore[arg-type]
+                res = partial.performance[point.name]
+                partial.performance[point.name] = res.model_copy(
+                    update={"accuracy_under_load": acc, "invariance": probe}
+                )
+            else:
+                load()
             engine.check_alive()
             # The folded point replaces its repeats in the record (each repeat's rows stay on disk);
             # a failure before this line leaves the repeat itself in the record.
@@ -436,6 +451,54 @@ def _measure(
             on_point=lambda name, result: partial.performance.__setitem__(name, result),
             schedule=schedule,
         )
+
+
+def _under_load_context(
+    plan: RunPlan,
+    model: ResolvedModel,
+    engine: Engine,
+    run_dir: Path,
+    partial: _Partial,
+    token_ids: list[int],
+) -> Any:
+    """What `accuracy.under_load` needs at each point (None: the suite asks for none)."""
+    spec = plan.suite.spec.accuracy
+    if spec.under_load is None:
+        return None
+    from harness.accuracy.underload import UnderLoadContext
+    from harness.engine.endpoint import served_max_model_len
+
+    return UnderLoadContext(
+        spec=spec.under_load,
+        accuracy=spec,
+        tasks=list(plan.tasks),
+        idle=dict(partial.accuracy),
+        engine_url=engine.base_url,
+        served_name=engine.served_name,
+        tokenizer=model.tokenizer,
+        token_ids=list(token_ids),
+        run_dir=run_dir,
+        max_length=spec.max_length or served_max_model_len(engine.base_url, engine.served_name),
+        include_paths=plan.task_include_paths,
+        seed=plan.seed,
+    )
+
+
+def _measures_point(ctx: Any, name: str) -> bool:
+    from harness.spec.underload import measures_point
+
+    return measures_point(ctx.spec, name)
+
+
+def _chained(hooks: RunHooks, also: Any) -> RunHooks:
+    """The hooks, with `also` called after each finished request (the probe waits for the load)."""
+    import dataclasses
+
+    def done() -> None:
+        hooks.on_request_done()
+        also()
+
+    return dataclasses.replace(hooks, on_request_done=done)
 
 
 def _analytics(plan: RunPlan, partial: _Partial, environment: Any) -> RecordAnalytics | None:

@@ -27,8 +27,8 @@ from harness.record.run_record import (
     ScenarioSettings,
     TaskResult,
 )
-from harness.rigor.expand import RIGOR_FIELDS
 from harness.run.signals import polled as polled_signals
+from harness.spec.expand import RIGOR_FIELDS
 from harness.spec.suite import PerfScenario
 from harness.telemetry import TelemetrySession
 

@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from harness.stats import wilson_interval
+
 PRESETS_FILE = Path(__file__).resolve().parent / "slo_presets.yaml"
 
 
@@ -217,3 +219,19 @@ class ValiditySpec(_Spec):
     oversaturation_ttft_rise: float = Field(
         default=0.5, ge=0, description="TTFT growth above this share counts as rising (sweeps)."
     )
+
+
+def min_requests_to_pass(target: float, confidence: float = 0.95, cap: int = 1_000_000) -> int | None:
+    """Fewest requests a probe needs for its Wilson lower bound to reach `target` with every
+    request good (0.99 → 381; 0.9 → 35). None above `cap`."""
+    n = 1
+    while n <= cap:
+        if wilson_interval(n, n, confidence)[0] >= target:
+            # bisect back between n/2 and n for the exact figure
+            lo, hi = n // 2, n
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if wilson_interval(mid, mid, confidence)[0] >= target else (mid, hi)
+            return hi
+        n *= 2
+    return None

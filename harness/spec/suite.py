@@ -65,6 +65,37 @@ class TaskSpec(Spec):
         return value
 
 
+class InvarianceProbeSpec(Spec):
+    """Batch-invariance probe: the same greedy prompts alone (concurrency 1) and under a point's load."""
+
+    prompts: int = Field(default=8, ge=1, description="Distinct greedy prompts sent each way.")
+    input_tokens: int = Field(default=64, ge=1, description="Prompt length in the model's tokens.")
+    output_tokens: int = Field(default=32, ge=1, description="Greedy tokens generated per prompt.")
+
+
+class UnderLoadSpec(Spec):
+    """Accuracy at load: the chosen tasks evaluated while load points run, paired with the idle run."""
+
+    points: list[str] | Literal["all"] = Field(
+        description="Load points (names as the sweep expansion gives them: `chat@c8`) or `all`.",
+        examples=[["chat@c8", "chat@c32"], "all"],
+    )
+    tasks: list[str] | None = Field(
+        default=None,
+        description="Tasks of `accuracy.tasks` evaluated at each point, with the same arguments and "
+        "documents as idle; unset: every task; `[]`: none (the probe alone).",
+    )
+    limit: float | None = Field(
+        default=None,
+        gt=0,
+        description="Documents per task at load (the first N, or a fraction below 1), at most the "
+        "idle run's; unset: the idle run's own limit.",
+    )
+    probe: InvarianceProbeSpec | None = Field(
+        default=None, description="Batch-invariance probe at every chosen point (needs no task)."
+    )
+
+
 class AccuracySpec(Spec):
     """How lm-eval runs; every unset field takes the `lm_eval` CLI's default (lm-eval 0.4.13)."""
 
@@ -109,6 +140,9 @@ class AccuracySpec(Spec):
     gen_kwargs: dict[str, Any] | None = Field(
         default=None, description="Generation settings over each task's own, as --gen_kwargs."
     )
+    under_load: UnderLoadSpec | None = Field(
+        default=None, description="Accuracy measured at load points, paired against the idle run."
+    )
 
     @field_validator("tasks", mode="before")
     @classmethod
@@ -133,6 +167,10 @@ class AccuracySpec(Spec):
                 turns = self.fewshot_as_multiturn
             if turns and not chat:
                 raise ValueError(f"task {task.name}: fewshot_as_multiturn needs apply_chat_template")
+        if self.under_load is not None:
+            from harness.spec.underload import check_under_load_tasks
+
+            check_under_load_tasks(self.under_load, self.tasks)
         return self
 
 
@@ -384,6 +422,14 @@ class SuiteSpec(Spec):
     resources: ResourcesSpec = Field(
         default_factory=ResourcesSpec, description="What each cell asks a cluster scheduler for."
     )
+
+    @model_validator(mode="after")
+    def _under_load_points_exist(self) -> SuiteSpec:
+        if self.accuracy.under_load is not None:
+            from harness.spec.underload import check_under_load_points
+
+            check_under_load_points(self.accuracy.under_load, self.performance)
+        return self
 
     @field_validator("variants")
     @classmethod

@@ -7,8 +7,8 @@ import pytest
 from harness.loadgen.metrics import RequestTiming, aggregate
 from harness.record.run_record import ScenarioEnergy, ScenarioResult, ScenarioSettings
 from harness.rigor.execute import run_points
-from harness.rigor.expand import RIGOR_FIELDS, expand_scenarios
 from harness.run.workload import WORKLOAD_FIELDS
+from harness.spec.expand import RIGOR_FIELDS, expand_scenarios
 from harness.spec.suite import PerfScenario, parse_suite
 
 SLOTS = 4  # the synthetic server decodes 4 requests at once
@@ -320,7 +320,7 @@ def test_adaptive_repeats_stop_on_interval_width_or_the_cap() -> None:
 
 
 def test_adaptive_repeats_are_validated_and_planned() -> None:
-    from harness.rigor.expand import describe_point
+    from harness.spec.expand import describe_point
 
     with pytest.raises(ValueError, match="repeats.max must be"):
         _perf("""  repeats: {min: 4, max: 2}

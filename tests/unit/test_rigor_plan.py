@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.rigor.expand import base_name, expand_scenarios, point_name, sweep_rates
 from harness.rigor.search import CapacitySearch
+from harness.spec.expand import base_name, expand_scenarios, point_name, sweep_rates
 from harness.spec.rigor import SearchSpec, SloSpec, slo_presets
 from harness.spec.suite import SuiteError, parse_suite
 

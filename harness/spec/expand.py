@@ -95,7 +95,7 @@ def describe_point(s: PerfScenario, cooldown_s: float) -> list[str]:
     if s.search is not None:
         q = s.search
         slo = q.slo or s.slo
-        from harness.rigor.search import min_requests_to_pass
+        from harness.spec.rigor import min_requests_to_pass
 
         need = min_requests_to_pass(q.attainment)
         budget = q.max_probes if q.max_probes is not None else q.probes_needed()
