@@ -188,3 +188,30 @@ def test_served_model_name_needs_an_endpoint(capsys: pytest.CaptureFixture[str])
     [a] = plan_cells(load_suite("smoke"), endpoint="http://127.0.0.1:1")
     [b] = plan_cells(load_suite("smoke"), endpoint="http://127.0.0.1:1", served_model_name="foo")
     assert b.plan.endpoint_served_name == "foo" and a.fingerprint != b.fingerprint
+
+
+def test_the_github_actions_example_runs_valid_commands() -> None:
+    import re
+    import shlex
+
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / "examples" / "github-actions.yml").read_text())
+    steps = workflow["jobs"]["eval"]["steps"]
+    runs = [s["run"] for s in steps if "run" in s]
+    assert any(r.strip() == "make eval" for r in runs)
+    harness_lines = [
+        line.strip().rstrip("\\").strip()
+        for r in runs
+        for line in r.replace("\\\n", " ").splitlines()
+        if ".venv/bin/harness" in line
+    ]
+    assert len(harness_lines) == 2  # gate, baseline set
+    for line in harness_lines:
+        argv = shlex.split(re.sub(r'"\$\{args\[@\]\}"', "", line.split(".venv/bin/harness", 1)[1]))
+        args = build_parser().parse_args(argv)
+        assert args.command in ("gate", "baseline")
+        if args.command == "gate":
+            assert args.junit == "gate.xml" and args.summary == "$GITHUB_STEP_SUMMARY" and args.latest
+    names = " ".join(s.get("uses", "") for s in steps)
+    assert "actions/cache/restore" in names and "actions/cache/save" in names
