@@ -215,3 +215,16 @@ def test_the_github_actions_example_runs_valid_commands() -> None:
             assert args.junit == "gate.xml" and args.summary == "$GITHUB_STEP_SUMMARY" and args.latest
     names = " ".join(s.get("uses", "") for s in steps)
     assert "actions/cache/restore" in names and "actions/cache/save" in names
+
+
+def test_models_keeps_hub_ids_whole_at_80_columns(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rich.console import Console
+
+    import harness.console
+
+    monkeypatch.setattr(harness.console, "consoles", lambda: (Console(width=80), Console(stderr=True)))
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "mistralai/Mixtral-8x7B-v0.1" in out and "microsoft/Phi-3-mini-4k-instruct" in out
