@@ -168,3 +168,23 @@ def test_techniques_empty_state_names_the_shipped_suite(browser: BrowserContext,
     page = _open(browser, site / "techniques.html")
     assert "harness run techniques-cpu" in page.inner_text("main")
     page.close()
+
+
+def test_heatmap_task_labels_do_not_overlap(browser: BrowserContext, site: Path) -> None:
+    page = _open(browser, site / "index.html")
+    heatmaps = page.locator("div.chart[id^='chart-heatmap']").all()
+    assert heatmaps
+    for chart in heatmaps:
+        boxes = [b for t in chart.locator(".xtick text").all() if (b := t.bounding_box()) is not None]
+        assert len(boxes) >= 3
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                # Slanted labels' boxes may touch at a corner; their text must not overlap by more.
+                ix = min(a["x"] + a["width"], b["x"] + b["width"]) - max(a["x"], b["x"])
+                iy = min(a["y"] + a["height"], b["y"] + b["height"]) - max(a["y"], b["y"])
+                assert (
+                    ix <= 0
+                    or iy <= 0
+                    or ix * iy < 0.25 * min(a["width"] * a["height"], b["width"] * b["height"])
+                )
+    page.close()
