@@ -228,3 +228,13 @@ def test_models_keeps_hub_ids_whole_at_80_columns(
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "mistralai/Mixtral-8x7B-v0.1" in out and "microsoft/Phi-3-mini-4k-instruct" in out
+
+
+def test_gate_takes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results, ids = _two_runs(tmp_path)
+    assert main(["baseline", "set", ids[0], "--results", str(results)]) == 0
+    capsys.readouterr()
+    code = main(["gate", "--candidate", ids[1], "--results", str(results), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["exit_code"] == code and report["status"] in ("PASS", "REGRESSION")
+    assert report["baseline_run"] == ids[0] and report["comparisons"]
