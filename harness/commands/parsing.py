@@ -23,11 +23,37 @@ def suggest(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean {' or '.join(close)}?)"
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Wraps prose to the terminal, keeps indented lines (examples) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        out: list[str] = []
+        prose: list[str] = []
+
+        def flush() -> None:
+            if prose:
+                out.append(
+                    textwrap.fill(" ".join(prose), width, initial_indent=indent, subsequent_indent=indent)
+                )
+                prose.clear()
+
+        for line in text.splitlines():
+            if not line.strip() or line.startswith(" "):
+                flush()
+                out.append(indent + line)
+            else:
+                prose.append(line.strip())
+        flush()
+        return "\n".join(out)
+
+
 class SuggestingParser(argparse.ArgumentParser):
     """argparse, plus "did you mean" for an unknown flag or command, and examples kept as written."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
 
     def _all_flags(self) -> list[str]:
