@@ -6,8 +6,6 @@ Kept free of heavy imports: `harness --help` imports this module and nothing els
 from __future__ import annotations
 
 import argparse
-import difflib
-import json
 import os
 import sys
 from collections.abc import Iterable
@@ -17,6 +15,8 @@ from typing import Any, NoReturn
 
 def suggest(word: str, choices: Iterable[str]) -> str:
     """' (did you mean X?)' for the closest of `choices` to `word`, else ''."""
+    import difflib
+
     close = difflib.get_close_matches(word, list(dict.fromkeys(choices)), n=2, cutoff=0.6)
     if not close:
         return ""
@@ -89,6 +89,8 @@ def add_json_flag(p: argparse.ArgumentParser, what: str = "the same content") ->
 
 def print_json(data: Any) -> None:
     """Indented JSON on stdout; dates, paths and other objects as strings."""
+    import json
+
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
 
