@@ -94,11 +94,35 @@ def cmd_plan(args: argparse.Namespace) -> int:
         lines = describe(cell.plan)
         lines.insert(1, f"  cell:    {cell.index} (fingerprint {cell.fingerprint})")
         lines += describe_assessment(a)
+        lines += _measured_before(Path(args.results), cell.plan.model.name, suite.spec.name)
         console.print("\n".join(lines), highlight=False, markup=False, soft_wrap=True)
     console.print(f"{len(cells)} run(s) planned; nothing was started.", highlight=False)
     for reason in refused:
         err.print(f"[bold red]will not fit:[/] {reason}", highlight=False, soft_wrap=True)
     return 3 if refused else 0
+
+
+def _measured_before(results: Path, model: str, suite: str) -> list[str]:
+    """What earlier ok runs of this model and suite took (measured, unlike the estimate)."""
+    if not (results / "runs").is_dir():
+        return []
+    import statistics
+    import warnings
+
+    from harness.hardware import hardware_label
+    from harness.results import select_runs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = select_runs(results, model=model, suite=suite, status="ok")
+    if not runs:
+        return []
+    last = runs[-1]
+    median = statistics.median(r.duration_s for r in runs)
+    return [
+        f"  measured: {len(runs)} earlier ok run(s) in {results} took a median {median:,.0f} s "
+        f"(the last: {last.duration_s:,.0f} s on {hardware_label(last.environment)}, {last.run_id})"
+    ]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -194,6 +218,11 @@ def register(sub: Any) -> None:
     _endpoint_args(p, "measure an already-running OpenAI-compatible server at URL")
     p.add_argument(
         "--gpu", help="check fit against this GPU (e.g. H100-SXM, L4; see `harness arch`); default: detected"
+    )
+    p.add_argument(
+        "--results",
+        default="results",
+        help="where earlier runs are, for their measured durations (default: results)",
     )
     add_json_flag(p, "the cells, their fingerprints and fit")
     p.set_defaults(func=cmd_plan)

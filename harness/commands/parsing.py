@@ -6,8 +6,6 @@ Kept free of heavy imports: `harness --help` imports this module and nothing els
 from __future__ import annotations
 
 import argparse
-import difflib
-import json
 import os
 import sys
 from collections.abc import Iterable
@@ -17,17 +15,45 @@ from typing import Any, NoReturn
 
 def suggest(word: str, choices: Iterable[str]) -> str:
     """' (did you mean X?)' for the closest of `choices` to `word`, else ''."""
+    import difflib
+
     close = difflib.get_close_matches(word, list(dict.fromkeys(choices)), n=2, cutoff=0.6)
     if not close:
         return ""
     return f" (did you mean {' or '.join(close)}?)"
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Wraps prose to the terminal, keeps indented lines (examples) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        out: list[str] = []
+        prose: list[str] = []
+
+        def flush() -> None:
+            if prose:
+                out.append(
+                    textwrap.fill(" ".join(prose), width, initial_indent=indent, subsequent_indent=indent)
+                )
+                prose.clear()
+
+        for line in text.splitlines():
+            if not line.strip() or line.startswith(" "):
+                flush()
+                out.append(indent + line)
+            else:
+                prose.append(line.strip())
+        flush()
+        return "\n".join(out)
+
+
 class SuggestingParser(argparse.ArgumentParser):
     """argparse, plus "did you mean" for an unknown flag or command, and examples kept as written."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
 
     def _all_flags(self) -> list[str]:
@@ -63,6 +89,8 @@ def add_json_flag(p: argparse.ArgumentParser, what: str = "the same content") ->
 
 def print_json(data: Any) -> None:
     """Indented JSON on stdout; dates, paths and other objects as strings."""
+    import json
+
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
 

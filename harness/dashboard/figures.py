@@ -351,11 +351,12 @@ def history(
     lay["xaxis"]["type"] = "date"
     bound_axis(lay["yaxis"], *bounds)  # every history metric is >= 0; accuracy also <= 1
     shapes: list[dict[str, Any]] = []
-    notes: list[str] = []
-    for _label, colour, value, band, text in marks:  # (line label, colour, baseline value, gate band, note)
+    banded = False
+    for _label, colour, value, band, _text in marks:  # (line label, colour, baseline value, gate band, note)
         if value is None:
             continue
         if band is not None:
+            banded = True
             shapes.append(
                 {"type": "rect", "xref": "paper", "x0": 0, "x1": 1, "y0": band[0], "y1": band[1],
                  "fillcolor": colour, "opacity": 0.12, "line": {"width": 0}, "layer": "below"}
@@ -364,12 +365,10 @@ def history(
             {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": value, "y1": value,
              "line": {"color": colour, "dash": "dash", "width": 1.5}}
         )  # fmt: skip
-        notes.append(text)
     if shapes:
         lay["shapes"] = shapes
-        corner_note(
-            lay, esc(" · ".join(notes)) if len(notes) < 3 else "dashed: baseline · band: what the gate allows"
-        )
+        # Short, so it stays clear of the toolbar; the card's caption names each baseline.
+        corner_note(lay, "dashed: baseline" + (" · band: what its gates allow" if banded else ""))
     if t_min == t_max:
         # A single moment: plotly would zoom to milliseconds; show the day around it instead.
         t = started_of(t_min)

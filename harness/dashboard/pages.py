@@ -261,13 +261,15 @@ def history_page(
             spec = figures.history(
                 lines, title, bounds=(0.0, 1.0) if key == "acc" else (0.0, None), marks=drawn
             )
+            baselines = "".join(f" {esc(label)}: {esc(text)}." for label, _c, _v, _b, text in drawn)
             if spec is not None:
                 cards.append(
                     chart_card(
                         f"chart-history-{key}-{sid}",
                         title,
                         "One point per successful run; "
-                        "performance from the suite's first load scenario. Click a point for its run.",
+                        "performance from the suite's first load scenario. Click a point for its run."
+                        + baselines,
                         spec,
                     )
                 )

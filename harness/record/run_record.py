@@ -5,7 +5,7 @@ else. Field names carry their units (``_ms``, ``_s``, ``_bytes``, ``_j``); the p
 aggregates use the exact key names of vLLM's ``vllm bench serve`` so that figures can be
 compared with that tool's output line by line.
 
-The record is a public contract (see "Records as a contract" in the README):
+The record is a public contract (see "Records as a contract" in docs/results.md):
 
 * write strictly: every part is ``extra="forbid"``, so a typo in the code that builds a
   record fails at once;

@@ -188,3 +188,53 @@ def test_served_model_name_needs_an_endpoint(capsys: pytest.CaptureFixture[str])
     [a] = plan_cells(load_suite("smoke"), endpoint="http://127.0.0.1:1")
     [b] = plan_cells(load_suite("smoke"), endpoint="http://127.0.0.1:1", served_model_name="foo")
     assert b.plan.endpoint_served_name == "foo" and a.fingerprint != b.fingerprint
+
+
+def test_the_github_actions_example_runs_valid_commands() -> None:
+    import re
+    import shlex
+
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / "examples" / "github-actions.yml").read_text())
+    steps = workflow["jobs"]["eval"]["steps"]
+    runs = [s["run"] for s in steps if "run" in s]
+    assert any(r.strip() == "make eval" for r in runs)
+    harness_lines = [
+        line.strip().rstrip("\\").strip()
+        for r in runs
+        for line in r.replace("\\\n", " ").splitlines()
+        if ".venv/bin/harness" in line
+    ]
+    assert len(harness_lines) == 2  # gate, baseline set
+    for line in harness_lines:
+        argv = shlex.split(re.sub(r'"\$\{args\[@\]\}"', "", line.split(".venv/bin/harness", 1)[1]))
+        args = build_parser().parse_args(argv)
+        assert args.command in ("gate", "baseline")
+        if args.command == "gate":
+            assert args.junit == "gate.xml" and args.summary == "$GITHUB_STEP_SUMMARY" and args.latest
+    names = " ".join(s.get("uses", "") for s in steps)
+    assert "actions/cache/restore" in names and "actions/cache/save" in names
+
+
+def test_models_keeps_hub_ids_whole_at_80_columns(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rich.console import Console
+
+    import harness.console
+
+    monkeypatch.setattr(harness.console, "consoles", lambda: (Console(width=80), Console(stderr=True)))
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "mistralai/Mixtral-8x7B-v0.1" in out and "microsoft/Phi-3-mini-4k-instruct" in out
+
+
+def test_gate_takes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results, ids = _two_runs(tmp_path)
+    assert main(["baseline", "set", ids[0], "--results", str(results)]) == 0
+    capsys.readouterr()
+    code = main(["gate", "--candidate", ids[1], "--results", str(results), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["exit_code"] == code and report["status"] in ("PASS", "REGRESSION")
+    assert report["baseline_run"] == ids[0] and report["comparisons"]

@@ -194,7 +194,7 @@ def test_the_committed_schema_matches_the_models(capsys: pytest.CaptureFixture[s
     committed = ROOT / "schema" / f"run_record.v{SCHEMA_VERSION}.json"
     assert committed.read_text() == record_json_schema_text(), (
         f"{committed} is stale: run `harness schema --out {committed.relative_to(ROOT)}` and decide "
-        "whether the change needs a schema version bump (README, 'Records as a contract')"
+        "whether the change needs a schema version bump (docs/results.md, 'Records as a contract')"
     )
     assert main(["schema", "--check", str(committed)]) == 0
     schema = json.loads(committed.read_text())
