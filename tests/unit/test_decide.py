@@ -163,3 +163,76 @@ def test_the_json_and_markdown_carry_every_row(tmp_path: Path) -> None:
     assert any("no price given" in n for n in data[0]["notes"])
     md = render_markdown(decs)
     assert "| ship | mistral-7b@a [ref]" in md and "tiny-llama [random weights]" in md
+
+
+def _tech_row(
+    variant: str,
+    rels: dict[str, float],
+    *,
+    paired: tuple[int, int, float] | None = (0, 0, 1.0),
+    delta: float = 0.0,
+    ci: tuple[float, float] | None = None,
+) -> Any:
+    from harness.techniques import PairedOutcome, ScenarioDelta, TaskDelta, TechniqueRow
+
+    row = TechniqueRow("smollm2-135m", "techniques-cpu", variant, "base", [], "r1", "r0")
+    outcome = PairedOutcome("mcnemar_exact", paired[2], paired[0], paired[1]) if paired else None
+    row.tasks = [TaskDelta("harness_capitals", "acc", 0.5, 0.5 + delta, delta, 0.05, outcome)]
+    for name, rel in rels.items():
+        row.scenarios.append(
+            ScenarioDelta(
+                name,
+                100.0,
+                100.0 * (1 + rel),
+                rel,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                tps_ci95=ci,
+            )
+        )
+    return row
+
+
+def test_technique_verdicts_use_the_decision_words() -> None:
+    from harness.decide.techniques import technique_verdict
+
+    mixed = technique_verdict(_tech_row("ngram-k3", {"c1": 0.36, "prefix-c4": -0.17}))
+    assert mixed.verdict == "trade-off"
+    assert mixed.sentence == (
+        "ngram-k3: +36 % tok/s at c1, −17 % at prefix-c4 (no repeats: under 5 % is noise), "
+        "answers unchanged (McNemar p = 1): ship for c1 traffic only (slower at prefix-c4)"
+    )
+    assert technique_verdict(_tech_row("a", {"c1": 0.2, "c4": 0.1})).verdict == "ship"
+    assert technique_verdict(_tech_row("b", {"c1": -0.2})).verdict == "dominated"
+    assert technique_verdict(_tech_row("c", {"c1": 0.02})).verdict == "inconclusive"
+    # Within the repeats' interval: no change, however large the point estimate.
+    assert technique_verdict(_tech_row("d", {"c1": 0.3}, ci=(-0.1, 0.7))).verdict == "inconclusive"
+    # Significantly fewer right answers: faster is a trade-off at best.
+    worse = technique_verdict(_tech_row("e", {"c1": 0.3}, paired=(0, 12, 0.0005), delta=-0.12))
+    assert worse.verdict == "trade-off" and "accuracy worse" in worse.reason
+    assert (
+        technique_verdict(_tech_row("f", {"c1": -0.3}, paired=(0, 12, 0.0005), delta=-0.12)).verdict
+        == "dominated"
+    )
+    assert technique_verdict(_tech_row("g", {})).verdict == "not comparable"
+    assert technique_verdict(_tech_row("base", {"c1": 0.0})).verdict == "baseline"
+
+
+def test_random_weights_is_recorded_and_read_back() -> None:
+    from harness.models import PRESETS
+    from harness.records import RunRecord
+
+    assert PRESETS["tiny-llama"].random_weights and not PRESETS["smollm2-135m"].random_weights
+    rec = cap_record("x", 0.5, 10.0, model_info={"random_weights": True})
+    again = RunRecord.model_validate_json(rec.model_dump_json())
+    assert again.model.random_weights is True
+    assert cap_record("smollm2-135m", 0.5, 10.0).model.random_weights is None  # older records: unknown
