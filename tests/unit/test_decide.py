@@ -236,3 +236,12 @@ def test_random_weights_is_recorded_and_read_back() -> None:
     again = RunRecord.model_validate_json(rec.model_dump_json())
     assert again.model.random_weights is True
     assert cap_record("smollm2-135m", 0.5, 10.0).model.random_weights is None  # older records: unknown
+
+
+def test_two_rows_within_the_noise_tie_and_say_what_would_separate_them() -> None:
+    a = decision_row(cap_record("smollm2-135m", 0.6, 100.0, variant="base"))
+    b = decision_row(cap_record("smollm2-135m", 0.6, 102.0, variant="ngram-k3"))
+    dec = decide([a, b])
+    v = {d.row.key: d for d in dec.rows}
+    assert v["smollm2-135m@ngram-k3"].verdict == "ship"
+    assert v["smollm2-135m@base"].verdict == "inconclusive" and "ties with" in v["smollm2-135m@base"].reason
