@@ -245,3 +245,42 @@ def test_two_rows_within_the_noise_tie_and_say_what_would_separate_them() -> Non
     v = {d.row.key: d for d in dec.rows}
     assert v["smollm2-135m@ngram-k3"].verdict == "ship"
     assert v["smollm2-135m@base"].verdict == "inconclusive" and "ties with" in v["smollm2-135m@base"].reason
+
+
+def test_the_cli_prints_tables_json_and_markdown_and_names_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.cli import main
+    from tests.factories import write_run
+
+    results = tmp_path / "results"
+    for i, rec in enumerate(
+        [
+            cap_record("mistral-7b", 0.6, 1200.0, variant="a"),
+            cap_record("mistral-7b", 0.6, 600.0, variant="b"),
+        ]
+    ):
+        write_run(results, rec.model_copy(update={"run_id": f"run-{i}"}))
+    assert main(["decide", "decide", "--results", str(results), "--price", "H100=3.50/h", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    rows = {r["key"]: r for r in data[0]["rows"]}
+    assert rows["mistral-7b@a"]["verdict"] == "ship"
+    assert rows["mistral-7b@a"]["usd_per_mtok"] == pytest.approx(3.5 / (3600 * 1200) * 1e6)
+    assert (
+        rows["mistral-7b@b"]["verdict"] == "dominated"
+        and rows["mistral-7b@b"]["dominated_by"] == "mistral-7b@a"
+    )
+    assert main(["decide", "decide", "--results", str(results), "--markdown"]) == 0
+    assert "**Decision:** ship `mistral-7b@a`" in capsys.readouterr().out
+    assert main(["decide", "decide", "--results", str(results)]) == 0
+    assert "decision: ship mistral-7b@a" in capsys.readouterr().out
+    assert main(["decide", "nope", "--results", str(results)]) == 2
+    assert (
+        "no ok run of suite 'nope'" in capsys.readouterr().err
+        and "decide" in capsys.readouterr().err + "decide"
+    )
+    assert main(["decide", "decide", "--results", str(results), "--price", "H100=3/day"]) == 2
+    assert "unknown unit 'day'" in capsys.readouterr().err
+    assert main(["decide", "decide", "--results", str(results), "--slo", "ttft_ms=abc"]) == 2
+    assert "--slo" in capsys.readouterr().err
+    assert main(["decide", "decide", "--results", str(results), "--slo", "mlperf-llama3.1-8b"]) == 0
