@@ -284,3 +284,24 @@ def test_the_cli_prints_tables_json_and_markdown_and_names_bad_input(
     assert main(["decide", "decide", "--results", str(results), "--slo", "ttft_ms=abc"]) == 2
     assert "--slo" in capsys.readouterr().err
     assert main(["decide", "decide", "--results", str(results), "--slo", "mlperf-llama3.1-8b"]) == 0
+
+
+def test_compare_suite_and_the_techniques_page_end_in_verdicts() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from harness.dashboard.techpage import verdict_list
+    from harness.techniques import technique_rows
+    from harness.techniques_cli import render
+
+    base = cap_record("smollm2-135m", 0.6, 100.0, variant="base", hardware="cpu")
+    fast = cap_record("smollm2-135m", 0.6, 150.0, variant="ngram-k3", hardware="cpu")
+    fast = fast.model_copy(update={"run_id": fast.run_id + "-fast"})
+    rows = technique_rows([base, fast], "decide", "smollm2-135m")
+    buf = StringIO()
+    render(rows, Console(file=buf, width=200))
+    out = buf.getvalue()
+    assert "ship: ngram-k3: +50 % tok/s at cap@r4 (no repeats: under 5 % is noise)" in out
+    html = verdict_list(rows)
+    assert "<b>ship</b> ngram-k3: +50 % tok/s at cap@r4" in html and "base:" not in html
