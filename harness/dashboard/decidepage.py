@@ -133,6 +133,7 @@ def decision_chart(
             "y": [r4(r.accuracy)],
             "text": [esc(r.key)],
             "textposition": "top center",
+            "cliponaxis": False,
             "name": esc(f"{r.key} ({d.verdict})"),
             "marker": {
                 "size": 14 if frontier_of(d) else 10,
@@ -174,10 +175,16 @@ def decision_section(dec: Decision, out: Path, index: int) -> str:
         else "Nothing to ship: see each row's reason."
     )
     priced = dec.cost_axis == "usd_per_mtok"
+    bases = {d.row.basis for d in dec.rows}
+    at = (
+        "at the SLO"
+        if bases == {"capacity"}
+        else "at " + ", ".join(sorted(b.removeprefix("scenario ") for b in bases))
+    )
     cost_chart = decision_chart(
         dec,
         (lambda d: d.row.usd_per_mtok) if priced else (lambda d: d.row.tok_s),
-        "$ per million output tokens at the SLO" if priced else "output tok/s at the SLO (no price given)",
+        f"$ per million output tokens {at}" if priced else f"output tok/s {at} (no price given)",
         links,
         lambda d: d.on_cost_frontier,
     )
