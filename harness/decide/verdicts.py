@@ -346,6 +346,10 @@ def decide(
             verdicts[r.key] = Decided(r, "inconclusive", blocked[r.key], t)
         elif r is ship:
             scope = "" if r.basis == "capacity" else f" (at {r.basis}: not a capacity at an SLO)"
+            if r.bound == "lower":
+                scope += (
+                    f"; its capacity is only a lower bound ({r.stop_reason}), so its cost is at most this"
+                )
             verdicts[r.key] = Decided(
                 r,
                 "ship",

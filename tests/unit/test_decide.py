@@ -305,3 +305,36 @@ def test_compare_suite_and_the_techniques_page_end_in_verdicts() -> None:
     assert "ship: ngram-k3: +50 % tok/s at cap@r4 (no repeats: under 5 % is noise)" in out
     html = verdict_list(rows)
     assert "<b>ship</b> ngram-k3: +50 % tok/s at cap@r4" in html and "base:" not in html
+
+
+def test_a_capacity_no_probe_failed_above_is_read_as_a_lower_bound() -> None:
+    from harness.rigor.records import CapacityProbe
+
+    rec = cap_record("mistral-7b", 0.6, 1000.0)
+    sr = rec.scenarios[0]
+    assert sr.rigor is not None and sr.rigor.capacity is not None
+    probes = [
+        CapacityProbe(
+            load=x, slo_attainment=1.0, measured_requests=6, passed=True, resolved=False, valid=True
+        )
+        for x in (1.0, 4.0)
+    ]
+    cap = sr.rigor.capacity.model_copy(update={"probes": probes, "stop_reason": "max_probes"})
+    rec = rec.model_copy(
+        update={"scenarios": [sr.model_copy(update={"rigor": sr.rigor.model_copy(update={"capacity": cap})})]}
+    )
+    row = decision_row(rec)
+    assert row.bound == "lower" and row.bound_note
+    failed = [
+        *probes,
+        CapacityProbe(
+            load=8.0, slo_attainment=0.5, measured_requests=6, passed=False, resolved=True, valid=True
+        ),
+    ]
+    cap2 = cap.model_copy(update={"probes": failed})
+    rec2 = rec.model_copy(
+        update={
+            "scenarios": [sr.model_copy(update={"rigor": sr.rigor.model_copy(update={"capacity": cap2})})]
+        }
+    )
+    assert decision_row(rec2).bound == "unknown"  # bracketed, but whether resolved is the record's to say
