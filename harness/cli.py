@@ -47,7 +47,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "prove NVML energy readings on this GPU (~2 min)",
     ),
     "decide": (
-        "harness.decide.cli:register_cli",
+        "harness.commands.decide:register_cli",
         "which model and technique to ship at your SLO, and what each answer costs",
     ),
     "import": (

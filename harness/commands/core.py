@@ -109,8 +109,8 @@ def _measured_before(results: Path, model: str, suite: str) -> list[str]:
     import statistics
     import warnings
 
-    from harness.hardware import hardware_label
-    from harness.results import select_runs
+    from harness.analysis.tables import select_runs
+    from harness.record.hardware import hardware_label
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -46,16 +46,23 @@ def suite_charts(suite: str, latest: Sequence[RunView], palette: Palette) -> str
     """The comparison charts of one suite: accuracy vs efficiency, per-task heatmap, latency under load."""
     labels = row_labels(latest)
     sid = slug(suite)
+    # Random-weight models are never ranked: they stay off the accuracy charts and their frontiers.
+    real = [i for i, v in enumerate(latest) if not is_random_weights(v.record)]
+    left_out = len(latest) - len(real)
+    ranked, ranked_labels = [latest[i] for i in real], [labels[i] for i in real]
+    random_note = (
+        f" {left_out} random-weight model{'s are' if left_out != 1 else ' is'} left out." if left_out else ""
+    )
     cards = [
         chart_card(
             f"chart-acc-tps-{sid}",
             "Accuracy vs throughput",
             "Average accuracy against output tokens/s in the suite's first load scenario. The dotted line is the "
             "Pareto frontier: no other model is both more accurate and faster. Marker shape is the hardware; "
-            "click a point for its run.",
+            "click a point for its run." + random_note,
             figures.accuracy_scatter(
-                latest,
-                labels,
+                ranked,
+                ranked_labels,
                 palette,
                 lambda v: v.headline.output_tps if v.headline else None,
                 "Output tokens/s",
@@ -65,8 +72,8 @@ def suite_charts(suite: str, latest: Sequence[RunView], palette: Palette) -> str
         )
     ]
     energy = figures.accuracy_scatter(
-        latest,
-        labels,
+        ranked,
+        ranked_labels,
         palette,
         lambda v: v.headline.energy_per_token_j if v.headline else None,
         "Energy per output token (J)",

@@ -78,14 +78,14 @@ def table_rows(dec: Decision) -> list[list[str]]:
 HEADERS = (
     "verdict",
     "model@variant",
-    "accuracy [95 % CI] n",
+    "accuracy [95% CI] n",
     "vs reference",
-    "capacity at SLO (bound)",
-    "out tok/s per GPU (CPU: whole run)",
-    "J/token",
+    "capacity@SLO (bound)",
+    "tok/s/GPU (CPU: run)",
+    "J/tok",
     "J/correct",
     "$/Mtok",
-    "frontier",
+    "front.",
     "reason",
 )
 
@@ -119,11 +119,13 @@ def render_rich(decisions: Sequence[Decision], console: Any) -> None:
 
     for dec in decisions:
         t = Table(title=_title(dec), show_lines=False)
-        for h in HEADERS:
-            t.add_column(h, overflow="fold")
+        for h in HEADERS[:-1]:  # the reasons follow the table, one line each: they need the width
+            t.add_column(h, overflow="fold", no_wrap=h == "model@variant")
         for cells in table_rows(dec):
-            t.add_row(*cells)
+            t.add_row(*cells[:-1])
         console.print(t)
+        for d in dec.rows:
+            console.print(f"  {d.row.key}: {_verdict(d)}: {d.reason}", highlight=False, markup=False)
         ship = dec.ship
         console.print(
             f"decision: ship {ship.row.key}: {ship.reason}"

@@ -62,6 +62,7 @@ class DecisionRow:
     capacity_over: str | None = None
     capacity_reason: str | None = None
     bound: Bound = "unknown"
+    bound_note: str | None = None  # where the bound was inferred rather than recorded
     stop_reason: str | None = None
     slo: dict[str, float | str | None] | None = None
     point: str | None = None  # the scenario point the figures at the SLO come from
@@ -155,6 +156,17 @@ def _at_capacity(row: DecisionRow, rec: RunRecord) -> ScenarioResult | None:
     row.stop_reason = c.stop_reason
     bound = getattr(c, "bound", None)
     row.bound = bound if bound in ("lower", "resolved") else "unknown"
+    # Records without `bound`: where no probe above the capacity failed, the search never
+    # bracketed it, so the capacity is at least this (inferred from the probes, said so).
+    cap = c.capacity
+    if (
+        row.bound == "unknown"
+        and cap is not None
+        and c.probes
+        and not any(not p.passed and p.load > cap for p in c.probes)
+    ):
+        row.bound = "lower"
+        row.bound_note = "inferred: no probe above it failed"
     row.slo = {k: v for k, v in c.slo.model_dump().items() if v is not None}
     if c.capacity is None:
         row.capacity_reason = f"no load met the SLO ({c.stop_reason})"

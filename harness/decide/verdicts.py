@@ -346,6 +346,10 @@ def decide(
             verdicts[r.key] = Decided(r, "inconclusive", blocked[r.key], t)
         elif r is ship:
             scope = "" if r.basis == "capacity" else f" (at {r.basis}: not a capacity at an SLO)"
+            if r.bound == "lower":
+                scope += (
+                    f"; its capacity is only a lower bound ({r.stop_reason}), so its cost is at most this"
+                )
             verdicts[r.key] = Decided(
                 r,
                 "ship",
@@ -360,8 +364,16 @@ def decide(
             elif miss:
                 why = f"cheaper than {ship.key} ({_cost_text(r, axis)}), but {miss}"
             else:
-                gain = (r.accuracy or 0.0) - (ship.accuracy or 0.0)
+                vs_ship, _ = accuracy_test(r, ship, scores)
                 rel = (_cost(r, axis) or 0.0) / (_cost(ship, axis) or 1.0) - 1
+                if abs(rel) < c.min_effect and not (vs_ship is not None and vs_ship.significant(c.alpha)):
+                    why = (
+                        f"ties with {ship.key}: cost within {100 * c.min_effect:.0f} % ({100 * rel:+.1f} %) and "
+                        "accuracy not significantly different; repeats or a finer capacity search would separate them"
+                    )
+                    verdicts[r.key] = Decided(r, "inconclusive", why, t, True)
+                    continue
+                gain = (r.accuracy or 0.0) - (ship.accuracy or 0.0)
                 why = f"{gain:+.3f} accuracy over {ship.key} for {100 * rel:+.0f} % cost"
             verdicts[r.key] = Decided(r, "trade-off", why, t, True)
     for key in on_energy:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
-from harness.baseline import set_baseline
 from harness.dashboard import build_dashboard
+from harness.storage.baseline import set_baseline
 from tests.factories import T0, generate_results, make_record, write_run
 from tests.integration.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
 

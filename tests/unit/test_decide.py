@@ -11,64 +11,7 @@ import pytest
 from harness.decide.prices import PriceError, load_prices, parse_price, price_for, usd_per_mtok
 from harness.decide.rows import decision_row
 from harness.decide.verdicts import Constraints, decide, decide_all, pareto
-from harness.record.rigor import CapacityResult, PointInfo, PointRigor, SloRecord
-from harness.record.run_record import RunRecord, VariantInfo
-from tests.factories import make_record, make_scenario, task_result
-
-SLO = SloRecord(ttft_ms=2000, tpot_ms=100, preset="mlperf-llama3.1-8b")
-
-
-def cap_record(
-    model: str,
-    acc: float,
-    tok_s: float,
-    *,
-    variant: str | None = None,
-    suite: str = "decide",
-    hardware: str = "h100",
-    n: int = 500,
-    se: float = 0.01,
-    capacity: float | None = 4.0,
-    j_per_token: float | None = 0.3,
-    **kw: Any,
-) -> RunRecord:
-    """A record with one task and a capacity search whose capacity point runs at ``tok_s``."""
-    point = make_scenario(
-        "cap@r4", concurrency=None, request_rate=capacity or 1.0, output_throughput=tok_s, num_requests=100
-    )
-    result = CapacityResult(
-        scenario="cap",
-        over="request_rate",
-        slo=SLO,
-        attainment_target=0.99,
-        capacity=capacity,
-        capacity_point="cap@r4" if capacity is not None else None,
-        stop_reason="bracketed within tolerance",
-        tolerance=1.0,
-        output_throughput=tok_s if capacity is not None else None,
-        energy_per_output_token_j=j_per_token if hardware != "cpu" else None,
-        energy_reason=None if hardware != "cpu" else "no NVIDIA GPU visible",
-    )
-    point = point.model_copy(
-        update={
-            "rigor": PointRigor(
-                point=PointInfo(scenario="cap", role="probe", request_rate=4.0), capacity=result
-            )
-        }
-    )
-    rec = make_record(
-        model,
-        suite,
-        accuracy={"arc_challenge": task_result("arc_challenge", (acc, se), n_samples=n, samples_path=None)},
-        scenarios={"cap@r4": point},
-        hardware=hardware,
-        **kw,
-    )
-    if variant is not None:
-        rec = rec.model_copy(
-            update={"variant": VariantInfo(name=variant, baseline="base", is_baseline=variant == "base")}
-        )
-    return rec
+from tests.decidedata import cap_record
 
 
 def verdicts(dec: Any) -> dict[str, str]:
@@ -220,3 +163,178 @@ def test_the_json_and_markdown_carry_every_row(tmp_path: Path) -> None:
     assert any("no price given" in n for n in data[0]["notes"])
     md = render_markdown(decs)
     assert "| ship | mistral-7b@a [ref]" in md and "tiny-llama [random weights]" in md
+
+
+def _tech_row(
+    variant: str,
+    rels: dict[str, float],
+    *,
+    paired: tuple[int, int, float] | None = (0, 0, 1.0),
+    delta: float = 0.0,
+    ci: tuple[float, float] | None = None,
+) -> Any:
+    from harness.analysis.techniques import PairedOutcome, ScenarioDelta, TaskDelta, TechniqueRow
+
+    row = TechniqueRow("smollm2-135m", "techniques-cpu", variant, "base", [], "r1", "r0")
+    outcome = PairedOutcome("mcnemar_exact", paired[2], paired[0], paired[1]) if paired else None
+    row.tasks = [TaskDelta("harness_capitals", "acc", 0.5, 0.5 + delta, delta, 0.05, outcome)]
+    for name, rel in rels.items():
+        row.scenarios.append(
+            ScenarioDelta(
+                name,
+                100.0,
+                100.0 * (1 + rel),
+                rel,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                tps_ci95=ci,
+            )
+        )
+    return row
+
+
+def test_technique_verdicts_use_the_decision_words() -> None:
+    from harness.decide.techniques import technique_verdict
+
+    mixed = technique_verdict(_tech_row("ngram-k3", {"c1": 0.36, "prefix-c4": -0.17}))
+    assert mixed.verdict == "trade-off"
+    assert mixed.sentence == (
+        "ngram-k3: +36 % tok/s at c1, −17 % at prefix-c4 (no repeats: under 5 % is noise), "
+        "answers unchanged (McNemar p = 1): ship for c1 traffic only (slower at prefix-c4)"
+    )
+    assert technique_verdict(_tech_row("a", {"c1": 0.2, "c4": 0.1})).verdict == "ship"
+    assert technique_verdict(_tech_row("b", {"c1": -0.2})).verdict == "dominated"
+    assert technique_verdict(_tech_row("c", {"c1": 0.02})).verdict == "inconclusive"
+    # Within the repeats' interval: no change, however large the point estimate.
+    assert technique_verdict(_tech_row("d", {"c1": 0.3}, ci=(-0.1, 0.7))).verdict == "inconclusive"
+    # Significantly fewer right answers: faster is a trade-off at best.
+    worse = technique_verdict(_tech_row("e", {"c1": 0.3}, paired=(0, 12, 0.0005), delta=-0.12))
+    assert worse.verdict == "trade-off" and "accuracy worse" in worse.reason
+    assert (
+        technique_verdict(_tech_row("f", {"c1": -0.3}, paired=(0, 12, 0.0005), delta=-0.12)).verdict
+        == "dominated"
+    )
+    assert technique_verdict(_tech_row("g", {})).verdict == "not comparable"
+    assert technique_verdict(_tech_row("base", {"c1": 0.0})).verdict == "baseline"
+
+
+def test_random_weights_is_recorded_and_read_back() -> None:
+    from harness.model.presets import PRESETS
+    from harness.record.run_record import RunRecord
+
+    assert PRESETS["tiny-llama"].random_weights and not PRESETS["smollm2-135m"].random_weights
+    rec = cap_record("x", 0.5, 10.0, model_info={"random_weights": True})
+    again = RunRecord.model_validate_json(rec.model_dump_json())
+    assert again.model.random_weights is True
+    assert cap_record("smollm2-135m", 0.5, 10.0).model.random_weights is None  # older records: unknown
+
+
+def test_two_rows_within_the_noise_tie_and_say_what_would_separate_them() -> None:
+    a = decision_row(cap_record("smollm2-135m", 0.6, 100.0, variant="base"))
+    b = decision_row(cap_record("smollm2-135m", 0.6, 102.0, variant="ngram-k3"))
+    dec = decide([a, b])
+    v = {d.row.key: d for d in dec.rows}
+    assert v["smollm2-135m@ngram-k3"].verdict == "ship"
+    assert v["smollm2-135m@base"].verdict == "inconclusive" and "ties with" in v["smollm2-135m@base"].reason
+
+
+def test_the_cli_prints_tables_json_and_markdown_and_names_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.cli import main
+    from tests.factories import write_run
+
+    results = tmp_path / "results"
+    for i, rec in enumerate(
+        [
+            cap_record("mistral-7b", 0.6, 1200.0, variant="a"),
+            cap_record("mistral-7b", 0.6, 600.0, variant="b"),
+        ]
+    ):
+        write_run(results, rec.model_copy(update={"run_id": f"run-{i}"}))
+    assert main(["decide", "decide", "--results", str(results), "--price", "H100=3.50/h", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    rows = {r["key"]: r for r in data[0]["rows"]}
+    assert rows["mistral-7b@a"]["verdict"] == "ship"
+    assert rows["mistral-7b@a"]["usd_per_mtok"] == pytest.approx(3.5 / (3600 * 1200) * 1e6)
+    assert (
+        rows["mistral-7b@b"]["verdict"] == "dominated"
+        and rows["mistral-7b@b"]["dominated_by"] == "mistral-7b@a"
+    )
+    assert main(["decide", "decide", "--results", str(results), "--markdown"]) == 0
+    assert "**Decision:** ship `mistral-7b@a`" in capsys.readouterr().out
+    assert main(["decide", "decide", "--results", str(results)]) == 0
+    assert "decision: ship mistral-7b@a" in capsys.readouterr().out
+    assert main(["decide", "nope", "--results", str(results)]) == 2
+    assert (
+        "no ok run of suite 'nope'" in capsys.readouterr().err
+        and "decide" in capsys.readouterr().err + "decide"
+    )
+    assert main(["decide", "decide", "--results", str(results), "--price", "H100=3/day"]) == 2
+    assert "unknown unit 'day'" in capsys.readouterr().err
+    assert main(["decide", "decide", "--results", str(results), "--slo", "ttft_ms=abc"]) == 2
+    assert "--slo" in capsys.readouterr().err
+    assert main(["decide", "decide", "--results", str(results), "--slo", "mlperf-llama3.1-8b"]) == 0
+
+
+def test_compare_suite_and_the_techniques_page_end_in_verdicts() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from harness.analysis.techniques import technique_rows
+    from harness.commands.techniques import render
+    from harness.dashboard.techpage import verdict_list
+
+    base = cap_record("smollm2-135m", 0.6, 100.0, variant="base", hardware="cpu")
+    fast = cap_record("smollm2-135m", 0.6, 150.0, variant="ngram-k3", hardware="cpu")
+    fast = fast.model_copy(update={"run_id": fast.run_id + "-fast"})
+    rows = technique_rows([base, fast], "decide", "smollm2-135m")
+    buf = StringIO()
+    render(rows, Console(file=buf, width=200))
+    out = buf.getvalue()
+    assert "ship: ngram-k3: +50 % tok/s at cap@r4 (no repeats: under 5 % is noise)" in out
+    html = verdict_list(rows)
+    assert "<b>ship</b> ngram-k3: +50 % tok/s at cap@r4" in html and "base:" not in html
+
+
+def test_a_capacity_no_probe_failed_above_is_read_as_a_lower_bound() -> None:
+    from harness.record.rigor import CapacityProbe
+
+    rec = cap_record("mistral-7b", 0.6, 1000.0)
+    sr = rec.scenarios[0]
+    assert sr.rigor is not None and sr.rigor.capacity is not None
+    probes = [
+        CapacityProbe(
+            load=x, slo_attainment=1.0, measured_requests=6, passed=True, resolved=False, valid=True
+        )
+        for x in (1.0, 4.0)
+    ]
+    cap = sr.rigor.capacity.model_copy(update={"probes": probes, "stop_reason": "max_probes"})
+    rec = rec.model_copy(
+        update={"scenarios": [sr.model_copy(update={"rigor": sr.rigor.model_copy(update={"capacity": cap})})]}
+    )
+    row = decision_row(rec)
+    assert row.bound == "lower" and row.bound_note
+    failed = [
+        *probes,
+        CapacityProbe(
+            load=8.0, slo_attainment=0.5, measured_requests=6, passed=False, resolved=True, valid=True
+        ),
+    ]
+    cap2 = cap.model_copy(update={"probes": failed})
+    rec2 = rec.model_copy(
+        update={
+            "scenarios": [sr.model_copy(update={"rigor": sr.rigor.model_copy(update={"capacity": cap2})})]
+        }
+    )
+    assert decision_row(rec2).bound == "unknown"  # bracketed, but whether resolved is the record's to say

@@ -18,7 +18,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         help="for one suite and hardware: accuracy, capacity, J and $ per token at the SLO, Pareto sets "
         "and a verdict per (model, variant)",
     )
-    p.add_argument("suite", help="suite name as its records carry it (e.g. decide-cpu)")
+    p.add_argument("suite", help="suite name as its records carry it (e.g. decide-cpu), or its YAML file")
     p.add_argument("--results", default="results", help="results folder (default: results)")
     p.add_argument(
         "--price",
@@ -113,9 +113,16 @@ def _cmd_decide(args: argparse.Namespace) -> int:
             min_samples=args.min_samples,
             min_effect=args.min_effect,
         )
+        suite = args.suite
+        if (
+            suite.endswith((".yaml", ".yml")) and Path(suite).is_file()
+        ):  # a suite file: its records carry its name
+            from harness.spec.suite import load_suite
+
+            suite = load_suite(suite).spec.name
         decisions, problems = decisions_from_results(
             Path(args.results),
-            args.suite,
+            suite,
             prices=prices,
             constraints=constraints,
             reference=args.reference,
