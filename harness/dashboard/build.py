@@ -373,7 +373,14 @@ def _build(
     t_models = time.perf_counter()
     o = merge([new.shards[s].summary for s in sids], view_of)
     problems = found.problems + o.warnings
-    top_names = ("index.html", "history.html", "runs.html", "architecture.html", "techniques.html", "claims.html")
+    top_names = (
+        "index.html",
+        "history.html",
+        "runs.html",
+        "architecture.html",
+        "techniques.html",
+        "claims.html",
+    )
     h = digest(problems, [(s, new.shards[s].digest) for s in sids])
     if old.pages.get("*") != h or not all(name in existing for name in top_names):
         data = [f"{data_src(s, 'top')}?v={new.shards[s].digest[:12]}" for s in sids]
