@@ -16,7 +16,9 @@ from typing import Any
 
 from harness.claims import evidence as ev
 from harness.claims.rules import (
+    INCONCLUSIVE,
     NOT_MEASURED,
+    KvPoint,
     Outcome,
     PairedCounts,
     TaskComparison,
@@ -134,15 +136,16 @@ def _missing_reason(check: Check, missing: list[RunRef], has_gpu: bool) -> str:
 def evaluate_check(check: Check, store: Store) -> tuple[Outcome, list[str]]:
     """One check on the store's records (all its sides must be present): its outcome and run ids."""
     rule = check.rule
-    recs = [store.latest(check.suite, s) for s in _sides(check)]
-    assert all(r is not None for r in recs)
-    runs = [r.run_id for r in recs if r is not None]
+    found = [store.latest(check.suite, s) for s in _sides(check)]
+    recs = [r for r in found if r is not None]
+    if len(recs) != len(found):
+        raise ValueError(f"check on suite {check.suite}: a run is missing (evaluate_claim says which)")
+    runs = [r.run_id for r in recs]
     if isinstance(rule, KvWindowBounded):
-        return _window(rule, recs[0], recs[1], store), runs  # type: ignore[arg-type]
+        return _window(rule, recs[0], recs[1], store), runs
     if isinstance(rule, KvBytesRatio):
-        return _kv_ratio(rule, recs), runs  # type: ignore[arg-type]
+        return _kv_ratio(rule, recs), runs
     cand, ref = recs[0], recs[1]
-    assert cand is not None and ref is not None
     if isinstance(rule, AccuracyNotWorse):
         return decide_accuracy_not_worse(_task_comparisons(rule, cand, ref, store), rule.margin), runs
     if isinstance(rule, AnswersUnchanged):
@@ -161,8 +164,8 @@ def _window(rule: KvWindowBounded, w: RunRecord, c: RunRecord, store: Store) -> 
     out = decide_window_bounded(
         arch.get("sliding_window"),
         mem.kv_cache_block_size if mem is not None else None,
-        [ev_point(p) for p in wp],
-        [ev_point(p) for p in cp],
+        [KvPoint(p.context_tokens, p.measured_kv_tokens) for p in wp],
+        [KvPoint(p.context_tokens, p.measured_kv_tokens) for p in cp],
         rule.slack_blocks,
         rule.min_points_past,
     )
@@ -173,15 +176,8 @@ def _window(rule: KvWindowBounded, w: RunRecord, c: RunRecord, store: Store) -> 
     return Outcome(out.verdict, out.evidence, figures)
 
 
-def ev_point(p: ev.SweepPoint) -> Any:
-    from harness.claims.rules import KvPoint
-
-    return KvPoint(p.context_tokens, p.measured_kv_tokens)
-
-
-def _kv_ratio(rule: KvBytesRatio, recs: list[RunRecord | None]) -> Outcome:
+def _kv_ratio(rule: KvBytesRatio, recs: list[RunRecord]) -> Outcome:
     cand = recs[0]
-    assert cand is not None
     kc = ev.kv_bytes(cand)
     figs: dict[str, Any] = {"candidate": asdict(kc)}
     if kc.capacity_tokens:
@@ -194,9 +190,7 @@ def _kv_ratio(rule: KvBytesRatio, recs: list[RunRecord | None]) -> Outcome:
             kc.measured, kc.mha, rule.at_most, "MHA of the same shape, architecture arithmetic", kc.reason
         )
     else:
-        ref = recs[1]
-        assert ref is not None
-        kr = ev.kv_bytes(ref)
+        kr = ev.kv_bytes(recs[1])
         figs["reference"] = asdict(kr)
         out = decide_kv_ratio(
             kc.measured,
@@ -269,7 +263,9 @@ def _paired_counts(cand: RunRecord, ref: RunRecord, store: Store) -> list[Paired
 def _speed(rule: SpeedRatio, cand: RunRecord, ref: RunRecord, store: Store) -> Outcome:
     sc, sr = cand.performance.get(rule.scenario), ref.performance.get(rule.scenario)
     if sc is None or sr is None:
-        return decide_point_ratio(None, None, f"scenario {rule.scenario}")
+        return Outcome(
+            INCONCLUSIVE, f"scenario {rule.scenario} is not in both runs: run the suite's scenario on both"
+        )
     if rule.figure == "tpot_ms":
         return decide_tpot_ratio(
             ev.request_tpot_ms(cand, store.run_dir(cand), rule.scenario),

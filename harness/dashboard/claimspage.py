@@ -44,7 +44,8 @@ def _row(result: Any, run_page: Callable[[str], str | None]) -> str:
     cls = _CLASS.get(result.verdict, "")
     return (
         f'<tr id="{esc(result.id)}"><td class=wrap><b>{esc(result.id)}</b><br>{esc(result.statement)}<br>'
-        f'<a href="{esc(result.source_url)}">{esc(result.source_title)}</a></td>'
+        # The source's address as text: the dashboard works offline and links nowhere outside itself.
+        f"<span class=se>{esc(result.source_title)} · {esc(result.source_url)}</span></td>"
         f'<td class="{cls}">{esc(verdict_label(result))}</td>'
         f"<td class=wrap>{'<hr>'.join(parts)}</td><td>{_runs(runs, run_page)}</td>"
         f"<td class=why>{'<br>'.join(esc(w) for w in rest) or '—'}</td></tr>"

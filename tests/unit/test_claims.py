@@ -276,3 +276,25 @@ def test_the_claims_page_renders_verdicts_and_links(tmp_path: Path) -> None:
     html = claims_page(results, lambda rid: None, "2026-01-01 00:00 UTC")
     assert html.count('class="verdict na"') == 7 and "https://arxiv.org/abs/2310.06825" in html
     assert "accuracy means nothing" in html
+
+
+@pytest.mark.parametrize(
+    ("mistral", "verdict"),
+    [((0.60, 0.01), HOLDS), ((0.50, 0.01), FAILS), ((0.55, 0.02), INCONCLUSIVE)],
+)
+def test_accuracy_claim_from_records_without_sample_logs(
+    tmp_path: Path, mistral: tuple[float, float], verdict: str
+) -> None:
+    a = make_record(
+        "mistral-7b", "claims", accuracy={"arc_challenge": mistral}, hardware="h100", family="mistral"
+    )
+    b = make_record(
+        "llama2-13b", "claims", accuracy={"arc_challenge": (0.56, 0.01)}, hardware="h100", family="llama"
+    )
+    results = {r.id: r for r in evaluate_claims(tmp_path, has_gpu=True, store=Store([a, b]))}
+    part = results["mistral-7b-beats-llama2-13b"].parts[0]
+    assert part.verdict == verdict and part.scope == "real" and "unpaired (stderr)" in part.evidence
+    cost = results["mistral-7b-beats-llama2-13b"].parts[1]
+    # make_record gives the smoke suite's scenarios, not the claim's c1-512-128.
+    assert cost.verdict == INCONCLUSIVE and "not in both runs" in cost.evidence
+    assert results["mistral-7b-beats-llama2-13b"].verdict == (FAILS if verdict == FAILS else INCONCLUSIVE)
