@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol
 from harness.planning.cells import Cell
 from harness.record.run_record import Environment, ModelInfo, RunRecord
 from harness.run.runner import new_run_id, suite_info
-from harness.storage.store import runs_dir, write_record
+from harness.storage.store import run_dir_of, write_record
 
 
 class ExecutorError(RuntimeError):
@@ -91,5 +91,5 @@ def failed_cell_record(
         finished_at=finished,
         fingerprint=cell.fingerprint,
     )
-    write_record(runs_dir(results) / record.run_id, record)
+    write_record(run_dir_of(results, record.run_id), record)
     return record

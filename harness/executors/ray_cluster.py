@@ -43,7 +43,7 @@ from harness.executors.base import CellEvent, CellState, EventSink, ExecutorErro
 from harness.planning.cells import Cell, CellResources
 from harness.record.run_record import RunRecord
 from harness.storage.merge import add_run_folder
-from harness.storage.store import read_record, runs_dir
+from harness.storage.store import read_record, run_dir_of
 
 RAY_MISSING = "the Ray executor needs Ray on this machine and on every node: pip install 'harness[ray]'"
 FORWARDED_ENV_PREFIXES = ("HARNESS_",)  # the harness's own settings travel with each task
@@ -142,7 +142,7 @@ def run_cell_on_worker(
             )
         else:
             record = execute(cell.plan, scratch, fingerprint=cell.fingerprint)
-        return {"run_id": record.run_id, "node": node, "tar": _pack(runs_dir(scratch) / record.run_id)}
+        return {"run_id": record.run_id, "node": node, "tar": _pack(run_dir_of(scratch, record.run_id))}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
