@@ -108,7 +108,7 @@ async def _worker_run(
     (blocking: nothing else runs yet), then send this worker's requests on the schedule."""
     import aiohttp
 
-    from harness.loadgen.client import StreamingClient
+    from harness.loadgen.stream import StreamingClient
 
     client = StreamingClient(job.url_base, job.model, temperature=job.temperature, top_p=job.top_p)
     limit = job.concurrency or 0
