@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from harness.engine.server_metrics import server_sample, summarize_window
-from harness.engine.vllm_metrics import MetricsPoller, cache_config_from_metrics
+from harness.engine.poller import MetricsPoller
+from harness.engine.vllm_metrics import cache_config_from_metrics
 from harness.engine.vllm_server import VllmServer
 from harness.loadgen.client import LoadSpec, run_load
 from harness.loadgen.prompts import usable_token_ids
