@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.engine.server_metrics import server_sample, summarize_window
 from harness.engine.poller import MetricsPoller
+from harness.engine.server_metrics import server_sample, summarize_window
 from harness.engine.vllm_metrics import cache_config_from_metrics
 from harness.engine.vllm_server import VllmServer
 from harness.loadgen.client import LoadSpec, run_load
