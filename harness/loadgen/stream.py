@@ -96,12 +96,13 @@ class StreamingClient:
                 sse = SseChunks()
                 done = False
                 async for raw in resp.content.iter_any():
-                    now = time.perf_counter()  # when this read arrived: one stamp for its events
                     for data in sse.feed(raw):
                         if data == b"[DONE]":
                             done = True
                             break
-                        self._on_event(r, data, now)
+                        # One stamp per event, when it is handled, as vllm bench serve stamps each
+                        # chunk: events that share a read still come out in order, never equal.
+                        self._on_event(r, data, time.perf_counter())
                     if done:
                         break
                 r.end_s = r.chunk_s[-1] if r.chunk_s else time.perf_counter()
