@@ -106,7 +106,7 @@ def _energy_per_token(s: ScenarioResult) -> float | None:
 def _spread_ci(a: ScenarioResult, b: ScenarioResult) -> tuple[float, float] | None:
     """95 % interval of the relative change in output tok/s over the two points' repeats
     (Welch's interval of the difference over the baseline mean, :func:`relative_change_interval`)."""
-    from harness.stats import relative_change_interval
+    from harness.stats_bounds import relative_change_interval
 
     def reps(s: ScenarioResult) -> list[float]:
         return [r.output_throughput for r in s.rigor.repeats] if s.rigor is not None else []

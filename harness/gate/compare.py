@@ -45,7 +45,7 @@ from harness.record.metrics import in_section
 from harness.record.run_record import RunRecord, ScenarioResult, scenario_energy_value
 from harness.rigor import compare as rigor
 from harness.spec.suite import GateThreshold
-from harness.stats import (
+from harness.stats_bounds import (
     Estimate,
     difference_interval,
     one_sided_p,

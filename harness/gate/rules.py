@@ -20,7 +20,7 @@ from harness.gate.report import (
     Verdict,
 )
 from harness.rigor import compare as rigor
-from harness.stats import benjamini_hochberg, binom_sf, holm, one_sided_p, t_quantile
+from harness.stats_bounds import benjamini_hochberg, binom_sf, holm, one_sided_p, t_quantile
 
 if TYPE_CHECKING:
     from harness.record.run_record import RunRecord

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from harness.stats import PairedResult, binom_sf, mcnemar_exact, sign_flip_test, welch_interval, welch_test
+from harness.stats import PairedResult, mcnemar_exact, welch_test
+from harness.stats_bounds import binom_sf, sign_flip_test, welch_interval
 
 if TYPE_CHECKING:
     from harness.record.run_record import RunRecord, ScenarioResult, TaskResult

@@ -15,7 +15,8 @@ import numpy as np
 from harness.loadgen.metrics import RequestTiming, aggregate
 from harness.record.rigor import GoodputResult, RepeatAggregates, SloRecord, SpreadStat
 from harness.spec.rigor import SloSpec
-from harness.stats import Spread, batch_spread, t_interval, wilson_interval
+from harness.stats import Spread, t_interval, wilson_interval
+from harness.stats_bounds import batch_spread
 
 # Figures that get a spread over repeats (vLLM key names, plus energy and goodput).
 HEADLINE: tuple[str, ...] = (

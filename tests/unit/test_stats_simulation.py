@@ -2,7 +2,7 @@
 
 Each trial builds two sets of repeats of a figure with a known run-to-run CV and a known true
 change, then asks the same functions the gate uses (:func:`harness.gate.compare.judge` on the
-interval of :func:`harness.stats.difference_interval`, and :func:`harness.gate.compare.apply_family`
+interval of :func:`harness.stats_bounds.difference_interval`, and :func:`harness.gate.compare.apply_family`
 over a family of checks) for a verdict.
 """
 
@@ -15,7 +15,7 @@ import pytest
 
 from harness.gate.compare import apply_family, judge
 from harness.gate.report import MetricComparison
-from harness.stats import difference_interval, one_sided_p, relative_change_interval, repeats_estimate
+from harness.stats_bounds import difference_interval, one_sided_p, relative_change_interval, repeats_estimate
 
 TRIALS = 2000
 CV = 0.05
@@ -202,7 +202,8 @@ def test_default_search_reaches_a_capacity_of_63_instead_of_stopping_at_32() -> 
 def test_sign_flip_test_holds_its_level_at_small_n(n: int) -> None:
     """No true change: the paired bootstrap rejected in 10.4 % (n = 10) and 7.1 % (n = 20) of
     trials at α = 0.05; the sign-flip permutation test stays at or below α."""
-    from harness.stats import paired_bootstrap, sign_flip_test
+    from harness.stats import paired_bootstrap
+    from harness.stats_bounds import sign_flip_test
 
     rng = np.random.default_rng(n)
     trials = 600
