@@ -17,7 +17,7 @@ from typing import Literal
 
 from harness.decide.prices import Price, price_for, usd_per_mtok
 from harness.record.hardware import hardware_label
-from harness.record.run_record import RunRecord, ScenarioResult
+from harness.record.run_record import RunRecord, ScenarioResult, scenario_energy_value
 
 Bound = Literal["resolved", "lower", "unknown"]
 Z95 = 1.959963984540054
@@ -194,7 +194,7 @@ def _at_scenario(row: DecisionRow, rec: RunRecord, name: str) -> ScenarioResult 
     row.point = name
     row.capacity_reason = f"fixed load ({name}), not a capacity at an SLO"
     row.tok_s = sr.output_throughput
-    e = sr.energy
+    e = scenario_energy_value(sr)
     row.j_per_token = e.energy_per_output_token_j if e is not None else None
     row.j_per_token_reason = None if row.j_per_token is not None else "no GPU energy meter for this scenario"
     if sr.valid is False:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from harness.interop.common import ImportedRun, ImportedScenario
 from harness.loadgen.metrics import aggregate
+from harness.record.migrate import IMPORT_CPU_REASON
 from harness.record.run_record import (
     EngineInfo,
     Environment,
@@ -34,7 +35,7 @@ COMMON_UNMEASURED = {
     "engine.args": "the file does not record the server's engine arguments",
     "scenarios.energy": "the file has no energy measurement",
     "scenarios.resources": "the file has no telemetry of the server",
-    "scenarios.client_cpu_s": "the file does not say how much CPU its load generator used (0.0 stands in)",
+    "scenarios.client_cpu_s": IMPORT_CPU_REASON,
     "model.checksum_sha256": "the weights the server loaded cannot be verified from the file",
 }
 
@@ -123,7 +124,7 @@ def _scenario(s: ImportedScenario, index: int) -> ScenarioResult:
     return ScenarioResult(
         name=s.name,
         settings=settings,
-        client_cpu_s=0.0,
+        client_cpu_s=None,
         client_cpu_us_per_output_token=None,
         requests_path=f"requests/{index:02d}-{_slug(s.name)}.parquet" if s.requests else None,
         workload=WorkloadInfo(
