@@ -91,7 +91,7 @@ def run_scenario(
         token_ids,
         tokenizer_path,
         base_dir,
-        partial.memory.kv_cache_block_size if partial.memory is not None else None,
+        _hit_alignment(partial.memory),
     )
     command = (
         None
@@ -181,6 +181,13 @@ def run_scenario(
     )
     if result.aborted:
         raise EngineError(f"scenario {scenario.name}: {result.aborted}")
+
+
+def _hit_alignment(memory: EngineMemory | None) -> int | None:
+    """Tokens prefix-cache hits land on (vLLM's cache_hit_alignment_tokens), else the KV block size."""
+    if memory is None:
+        return None
+    return memory.prefix_cache_hit_alignment_tokens or memory.kv_cache_block_size
 
 
 def client_timing(health: ClientHealth | None) -> ClientTiming | None:
