@@ -153,7 +153,7 @@ def decision_chart(
         data.append(trace)
     layout = {
         "xaxis": {"title": {"text": esc(xtitle)}, "zeroline": False},
-        "yaxis": {"title": {"text": f"average accuracy {_at_text(dec)} (95 % interval)"}},
+        "yaxis": {"title": {"text": "average accuracy (95 % interval)"}},
         "margin": {"l": 60, "r": 20, "t": 20, "b": 50},
         "height": 380,
         "showlegend": True,
@@ -163,11 +163,13 @@ def decision_chart(
 
 
 def _at_text(dec: Decision) -> str:
-    """Where the charted accuracies were measured, for the axis title."""
+    """Where the charted accuracies were measured, for the chart's description."""
     kinds = {d.row.accuracy_at == "idle" for d in dec.rows if d.row.accuracy is not None}
     if kinds == {True}:
-        return "idle"
-    return "at the operating point" if kinds == {False} else "at the operating point or idle"
+        return "measured idle (no accuracy under load at the operating points)"
+    if kinds == {False}:
+        return "at each row's operating point, measured under load"
+    return "at the operating point where it was measured under load, else idle (see the notes)"
 
 
 def decision_section(dec: Decision, out: Path, index: int) -> str:
@@ -223,7 +225,7 @@ def decision_section(dec: Decision, out: Path, index: int) -> str:
             f"chart-decide-cost-{index}",
             "Accuracy against cost" if priced else "Accuracy against throughput at the SLO",
             "Each (model, variant); error bars are the 95 % accuracy interval; the dotted line joins the "
-            "rows on the cost frontier. "
+            f"rows on the cost frontier. Accuracy {_at_text(dec)}. "
             + (
                 ""
                 if priced

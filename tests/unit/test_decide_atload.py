@@ -218,4 +218,4 @@ def test_the_decision_page_shows_where_each_accuracy_was_measured(tmp_path: Path
     assert 'class="se acc-at acc-load"' in html and ">at load point cap@r4</span>" in html
     assert 'class="se acc-at acc-idle"' in html and ">idle</span>" in html
     assert "qwen2.5-7b@base: accuracy at load point cap@r4: arc_challenge" in html
-    assert "average accuracy at the operating point or idle" in html
+    assert "Accuracy at the operating point where it was measured under load, else idle" in html
