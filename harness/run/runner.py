@@ -412,6 +412,7 @@ def _measure(
                     partial,
                     watchdog,
                     base_dir=plan.suite.path.parent if plan.suite.path else None,
+                    lag_limit_ms=spec.performance.validity.max_loop_lag_ms,
                 )
 
             if under_load is not None and _measures_point(under_load, point.name):

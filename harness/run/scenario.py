@@ -71,8 +71,10 @@ def run_scenario(
     partial: Partial,
     watchdog: EngineWatchdog | None = None,
     base_dir: Path | None = None,
+    lag_limit_ms: float | None = None,
 ) -> None:
-    """Run one scenario into ``partial.performance`` (also what it measured before a hung engine)."""
+    """Run one scenario into ``partial.performance`` (also what it measured before a hung engine).
+    ``lag_limit_ms``: the suite's ``validity.max_loop_lag_ms`` (None: the load generator's own)."""
     from harness.loadgen.client import LoadSpec, run_load, write_requests_parquet
     from harness.loadgen.metrics import aggregate
     from harness.loadgen.peer_command import vllm_bench_command
@@ -162,6 +164,10 @@ def run_scenario(
         first_send_s=result.first_send_s,
     )
     health = result.health
+    if health is not None and lag_limit_ms is not None:
+        import dataclasses
+
+        health = dataclasses.replace(health, lag_limit_ms=lag_limit_ms)
     client_bound = health.client_bound if health is not None else None
     partial.performance[scenario.name] = ScenarioResult(
         name=scenario.name,
