@@ -29,31 +29,29 @@ def resolve_candidate(
     suite: str | None = None,
     warn: Console | None = None,
 ) -> RunRecord:
-    """The record of `run` (id, id prefix, folder or record file), else the latest matching run.
+    """The record of `run` (id, id prefix, folder or record file), else the latest matching run
+    of the run index (:mod:`harness.storage.index`): only that record is read.
 
     Raises FileNotFoundError when no run matches and ValueError for an unreadable record.
     """
     from rich.markup import escape
 
-    from harness.storage.store import find_run, load_records, read_record
+    from harness.storage.index import run_index
+    from harness.storage.store import find_run, latest_run, read_record
 
     if run is not None:
         return read_record(find_run(results, run))
-    loaded = load_records(results)
+    idx = run_index(results)
     if warn is not None:
-        for problem in loaded.problems:
+        for problem in idx.problems:
             warn.print(f"[yellow]warning:[/] skipped {escape(problem)}", highlight=False, soft_wrap=True)
-    recs = [
-        r
-        for r in loaded.records
-        if (model is None or r.model.preset == model) and (suite is None or r.suite.name == suite)
-    ]
-    if not recs:
+    record = latest_run(idx, model, suite)
+    if record is None:
         which = " and ".join(x for x in (model and f"model {model!r}", suite and f"suite {suite!r}") if x)
         raise FileNotFoundError(
             f"no runs under {Path(results) / 'runs'}" + (f" for {which}" if which else "")
         )
-    return recs[-1]
+    return record
 
 
 def gate_runs(
