@@ -1,15 +1,15 @@
 """One load scenario on a running engine: its workload sent, its window metered, its result kept.
 
-:func:`run_scenario` is the runner's per-point step (rigor's repeats, sweeps and capacity probes
-call it too); :class:`Partial` is what a run has measured so far, which becomes its record
-whatever happens, and :class:`RunHooks` the progress callbacks the CLI passes.
+:func:`run_scenario` is the runner's per-point phase (rigor's repeats, sweeps and capacity probes
+call it too) and returns the point's frozen :class:`ScenarioResult`; :class:`RunHooks` are the
+progress callbacks the CLI passes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,16 +17,7 @@ from harness.engine.base import Engine, EngineError
 from harness.engine.poller import MetricsPoller
 from harness.engine.watchdog import EngineWatchdog
 from harness.loadgen.metrics import RequestTiming
-from harness.record.run_record import (
-    AccuracyEnergy,
-    ClientTiming,
-    EngineInfo,
-    EngineMemory,
-    IdleBaseline,
-    ScenarioResult,
-    ScenarioSettings,
-    TaskResult,
-)
+from harness.record.run_record import ClientTiming, ScenarioResult, ScenarioSettings
 from harness.run.signals import polled as polled_signals
 from harness.spec.expand import RIGOR_FIELDS
 from harness.spec.suite import PerfScenario
@@ -45,21 +36,6 @@ class RunHooks:
     on_request_done: Callable[[], None] = lambda: None
 
 
-@dataclass
-class Partial:
-    """What a run has measured so far; becomes the record whatever happens."""
-
-    accuracy: dict[str, TaskResult] = field(default_factory=dict)
-    performance: dict[str, ScenarioResult] = field(default_factory=dict)
-    engine_info: EngineInfo | None = None
-    idle: IdleBaseline | None = None
-    accuracy_energy: AccuracyEnergy | None = None
-    memory: EngineMemory | None = None
-    gpu_samples_path: str | None = None
-    server_metrics_path: str | None = None
-    poller: MetricsPoller | None = None  # the engine's /metrics series, read by each scenario
-
-
 def run_scenario(
     scenario: PerfScenario,
     seed: int,
@@ -68,11 +44,16 @@ def run_scenario(
     telemetry: TelemetrySession,
     run_dir: Path,
     hooks: RunHooks,
-    partial: Partial,
     watchdog: EngineWatchdog | None = None,
     base_dir: Path | None = None,
-) -> None:
-    """Run one scenario into ``partial.performance`` (also what it measured before a hung engine)."""
+    poller: MetricsPoller | None = None,
+    kv_block_size: int | None = None,
+) -> ScenarioResult:
+    """Run one scenario; its result. A result with ``incomplete`` set was cut short (a hung
+    engine, a signal) and holds what was measured before: the caller keeps it and fails the run.
+
+    `poller` is the engine's /metrics series (the scenario's server window is read from it),
+    `kv_block_size` the engine's KV cache block size (the workload's implied prefix hits)."""
     from harness.loadgen.client import LoadSpec, run_load, write_requests_parquet
     from harness.loadgen.metrics import aggregate
     from harness.loadgen.peer_command import vllm_bench_command
@@ -91,7 +72,7 @@ def run_scenario(
         token_ids,
         tokenizer_path,
         base_dir,
-        partial.memory.kv_cache_block_size if partial.memory is not None else None,
+        kv_block_size,
     )
     command = (
         None
@@ -100,7 +81,6 @@ def run_scenario(
     )
     settings = ScenarioSettings(**fields, seed=seed, scenario_seed=load.seed, vllm_bench_command=command)
     window = f"scenario:{scenario.name}"
-    poller = partial.poller
     t0 = poller.clock() if poller is not None else None
     telemetry.begin_window(window)
     try:
@@ -163,7 +143,7 @@ def run_scenario(
     )
     health = result.health
     client_bound = health.client_bound if health is not None else None
-    partial.performance[scenario.name] = ScenarioResult(
+    return ScenarioResult(
         name=scenario.name,
         settings=settings,
         client_cpu_s=result.client_cpu_s,
@@ -179,8 +159,6 @@ def run_scenario(
         validity_reasons=[client_bound] if client_bound else [],
         **agg,
     )
-    if result.aborted:
-        raise EngineError(f"scenario {scenario.name}: {result.aborted}")
 
 
 def client_timing(health: ClientHealth | None) -> ClientTiming | None:
