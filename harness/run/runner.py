@@ -228,6 +228,7 @@ class _Run:
                 hooks if on_done is None else _chained(hooks, on_done),
                 self.watchdog,
                 base_dir=plan.suite.path.parent if plan.suite.path else None,
+                lag_limit_ms=plan.suite.spec.performance.validity.max_loop_lag_ms,
                 poller=poller,
                 kv_block_size=kv_block_size,
             )

@@ -46,12 +46,14 @@ def run_scenario(
     hooks: RunHooks,
     watchdog: EngineWatchdog | None = None,
     base_dir: Path | None = None,
+    lag_limit_ms: float | None = None,
     poller: MetricsPoller | None = None,
     kv_block_size: int | None = None,
 ) -> ScenarioResult:
     """Run one scenario; its result. A result with ``incomplete`` set was cut short (a hung
     engine, a signal) and holds what was measured before: the caller keeps it and fails the run.
 
+    ``lag_limit_ms``: the suite's ``validity.max_loop_lag_ms`` (None: the load generator's own);
     `poller` is the engine's /metrics series (the scenario's server window is read from it),
     `kv_block_size` the engine's KV cache block size (the workload's implied prefix hits)."""
     from harness.loadgen.client import LoadSpec, run_load, write_requests_parquet
@@ -142,6 +144,10 @@ def run_scenario(
         first_send_s=result.first_send_s,
     )
     health = result.health
+    if health is not None and lag_limit_ms is not None:
+        import dataclasses
+
+        health = dataclasses.replace(health, lag_limit_ms=lag_limit_ms)
     client_bound = health.client_bound if health is not None else None
     return ScenarioResult(
         name=scenario.name,

@@ -318,3 +318,17 @@ def test_a_guidellm_yaml_report_reads_like_its_json(tmp_path: Path) -> None:
         ImportFormatError, match=r"cut\.yaml: line \d+ column \d+: expected a complete YAML document"
     ):
         import_files("guidellm", [tmp_path / "cut.yaml"], tmp_path / "r2")
+
+
+def test_given_hardware_names_gpus_as_gpus_and_the_rest_as_given(tmp_path: Path) -> None:
+    from harness.interop.writer import given_gpus
+    from harness.record.hardware import hardware_label
+
+    _, rec = _imported("vllm-bench", VLLM, tmp_path, hardware="1x H100 80GB")
+    assert hardware_label(rec.environment) == "1× H100 80GB"  # type: ignore[attr-defined]
+    _, rec2 = _imported("vllm-bench", VLLM, tmp_path / "b", hardware="2 x NVIDIA L4")
+    assert hardware_label(rec2.environment) == "2× NVIDIA L4"  # type: ignore[attr-defined]
+    assert [g.name for g in given_gpus("H200")] == ["H200"]  # known to the roofline table
+    assert given_gpus("CPU: AMD EPYC 7B13") == [] and given_gpus("my box") == []
+    _, rec3 = _imported("vllm-bench", VLLM, tmp_path / "c", hardware="my box")
+    assert hardware_label(rec3.environment) == "CPU: my box"  # type: ignore[attr-defined]
