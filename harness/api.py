@@ -101,7 +101,7 @@ def run_campaign(
     else:
         if endpoint is not None:
             raise ExecutorError("--endpoint measures one server from this machine: use --executor local")
-        runner = get_executor(executor, address=ray_address)
+        runner = get_executor(executor, address=ray_address, resume=resume)
     return Campaign(cells=cells, records=runner.run(cells, Path(results), sink), skipped=skipped)
 
 

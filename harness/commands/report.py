@@ -11,14 +11,18 @@ from rich.table import Table
 from harness.analysis.compare import Comparison, FigureRow, provenance
 from harness.formatting import MISSING, show
 from harness.record.run_record import RunRecord
-from harness.storage.store import runs_dir
 
 
 def print_summary(records: list[RunRecord], results: Path, console: Console) -> None:
-    """What each run measured, and where its record is (after `harness run`)."""
+    """What each run measured, and where its record really is (after `harness run`): in the
+    results folder, or the fallback folder where that one could not take it."""
+    from harness.storage.fallback import record_location
+
     for rec in records:
         print_results(rec, console)
-        console.print(f"record: {runs_dir(results) / rec.run_id / 'record.json'}", highlight=False)
+        path = record_location(results, rec.run_id)
+        where = escape(str(path)) if path else "[red]written nowhere[/] (see the error above)"
+        console.print(f"record: {where}", highlight=False)
 
 
 def print_results(rec: RunRecord, console: Console) -> None:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from harness.planning.cells import Cell
-from harness.record.run_record import Environment, ModelInfo, RunRecord
-from harness.run.runner import new_run_id, suite_info
-from harness.storage.store import run_dir_of, write_record
+from harness.record.run_record import Environment, RunRecord
+from harness.run.record_builder import Measured, build_record, identify
+from harness.storage.fallback import make_run_dir, write_record_or_fallback
+from harness.storage.store import runs_dir
 
 
 class ExecutorError(RuntimeError):
@@ -62,34 +63,20 @@ def failed_cell_record(
 ) -> RunRecord:
     """The record a driver writes for a cell that produced none itself (its worker or node died).
 
-    `environment` is the one the worker reported when the cell started; without it, the driver's
-    own is recorded and the reason says so.
+    Built by the runner's own :func:`~harness.run.record_builder.build_record` with nothing
+    measured, so it names the suite, model and variant, and its run id carries the variant tag,
+    as the runner's record would. `environment` is the one the worker reported when the cell
+    started; without it, the driver's own is recorded and the reason says so. Written like the
+    runner's (the fallback folder if the results folder takes nothing).
     """
     from harness.run.environment import collect_environment
 
-    plan = cell.plan
     if environment is not None:
         env = Environment.model_validate(environment)
     else:
         env = collect_environment({})
         reason += " (the worker never reported: the environment recorded is the driver's)"
-    finished = datetime.now(timezone.utc)
-    record = RunRecord(
-        run_id=new_run_id(plan.model.name, plan.suite.spec.name, started),
-        status="failed",
-        error=reason[:4000],
-        suite=suite_info(plan),
-        model=ModelInfo(
-            preset=plan.model.name if plan.model.source != "local" else "local",
-            family=plan.model.family,
-            source=plan.model.hub_id or plan.model.local_path or plan.model.name,
-            served_name=plan.model.name,
-            random_weights=plan.model.random_weights,
-        ),
-        environment=env,
-        started_at=started,
-        finished_at=finished,
-        fingerprint=cell.fingerprint,
-    )
-    write_record(run_dir_of(results, record.run_id), record)
+    identity = identify(cell.plan, cell.fingerprint, started)
+    record = build_record(cell.plan, identity, Measured(), reason[:4000], env)
+    write_record_or_fallback(make_run_dir(runs_dir(results), record.run_id), record)
     return record

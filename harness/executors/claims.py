@@ -69,23 +69,37 @@ def _create(path: Path) -> bool:
     return True
 
 
+def try_claim(results: Path, fingerprint: str) -> Claim:
+    """Claim the cell now (a stale claim is taken over); ``Claim.ours`` False: someone else has it.
+    A claim that is ours must be given back with :func:`release`."""
+    path = claim_path(results, fingerprint)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if _create(path):
+        return Claim(True)
+    data = _holder(path)
+    if _stale(data):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        if _create(path):
+            return Claim(True)
+        data = _holder(path)
+    return Claim(False, f"{data.get('host', '?')} pid {data.get('pid', '?')}")
+
+
+def release(results: Path, fingerprint: str) -> None:
+    """Give back a claim of ours (a missing one is no error)."""
+    with contextlib.suppress(OSError):
+        claim_path(results, fingerprint).unlink()
+
+
 @contextlib.contextmanager
 def claimed(results: Path, fingerprint: str) -> Iterator[Claim]:
     """Claim the cell for the block (released at its end); ``Claim.ours`` False: someone else has it."""
-    path = claim_path(results, fingerprint)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ours = _create(path)
-    if not ours:
-        data = _holder(path)
-        if _stale(data):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            ours = _create(path)
-        if not ours:
-            yield Claim(False, f"{data.get('host', '?')} pid {data.get('pid', '?')}")
-            return
+    claim = try_claim(results, fingerprint)
+    if not claim.ours:
+        yield claim
+        return
     try:
-        yield Claim(True)
+        yield claim
     finally:
-        with contextlib.suppress(OSError):
-            path.unlink()
+        release(results, fingerprint)

@@ -9,6 +9,11 @@ Scheduling: a cell asks for ``num_gpus`` = tensor × pipeline parallel size on a
 GPUs (and ``accelerator_type`` when the suite names one); on a CPU-only cluster for its CPU
 cores and host memory. Ray runs as many cells at once as the nodes have room for.
 
+Resume: with ``--resume`` the driver claims each cell before it submits it
+(:mod:`harness.executors.claims`, the local executor's O_EXCL claim files in the driver's
+results folder), skips a cell another live campaign has claimed or has meanwhile finished, and
+gives the claim back when the cell's record is stored (ok or failed) or the campaign ends.
+
 Faults: a task whose worker process or node dies is retried once (Ray's ``max_retries=1``,
 which counts system failures only); if that fails too, the driver writes a ``failed`` record
 with the reason. A cell that fails on its own is not retried: `execute()` turns every run
@@ -39,6 +44,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from harness.executors import claims
 from harness.executors.base import CellEvent, CellState, EventSink, ExecutorError, failed_cell_record
 from harness.planning.cells import Cell, CellResources
 from harness.record.run_record import RunRecord
@@ -189,8 +195,9 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: str | None = None) -> None:
+    def __init__(self, address: str | None = None, resume: bool = False) -> None:
         self.address = address or os.environ.get("RAY_ADDRESS") or "auto"
+        self.resume = resume  # claim each cell before it is submitted (harness.executors.claims)
 
     def _connect(self, ray: Any) -> None:
         import logging
@@ -213,7 +220,7 @@ class RayExecutor:
         ray = _ray()
         self._connect(ray)
         try:
-            return _Campaign(ray, cells, Path(results), on_event).run()
+            return _Campaign(ray, cells, Path(results), on_event, resume=self.resume).run()
         finally:
             ray.shutdown()
 
@@ -221,15 +228,26 @@ class RayExecutor:
 class _Campaign:
     """One driver loop: submit, watch progress, collect run folders, turn deaths into records."""
 
-    def __init__(self, ray: Any, cells: list[Cell], results: Path, on_event: EventSink) -> None:
-        from ray.util.queue import Queue
-
+    def __init__(
+        self,
+        ray: Any,
+        cells: list[Cell],
+        results: Path,
+        on_event: EventSink,
+        resume: bool = False,
+        events: Any = None,
+    ) -> None:
         from harness.version import __version__
 
         self.ray, self.cells, self.results, self.on_event = ray, cells, results, on_event
+        self.resume = resume
         self.version = __version__
         self.gpu_cluster = ray.cluster_resources().get("GPU", 0) > 0
-        self.events = Queue(actor_options={"num_cpus": 0})
+        if events is None:  # the workers' "started on node N" reports
+            from ray.util.queue import Queue
+
+            events = Queue(actor_options={"num_cpus": 0})
+        self.events = events
         self.remote = ray.remote(run_cell_on_worker)
         self.refs: dict[Any, Cell] = {}
         self.reserving: dict[int, Any] = {}  # cell index -> placement group (multi-node cells)
@@ -237,9 +255,42 @@ class _Campaign:
         self.attempts: dict[int, int] = {}
         self.environment: dict[int, dict[str, Any]] = {}
         self.records: dict[int, RunRecord] = {}
+        self.claimed: set[int] = set()  # cells whose claim file is ours (with --resume)
+        self.since = time.time()
 
     def run(self) -> list[RunRecord]:
+        try:
+            return self._run()
+        finally:  # whatever happened, no claim of ours outlives the campaign
+            for cell in self.cells:
+                self._release(cell)
+
+    def _claim(self, cell: Cell) -> bool:
+        """With --resume: whether this campaign may run `cell` (claimed now, not done meanwhile)."""
+        if not self.resume:
+            return True
+        from harness.executors.local import done_since
+
+        claim = claims.try_claim(self.results, cell.fingerprint)
+        if not claim.ours:
+            self.on_event(CellEvent(cell, "skipped", detail=f"claimed by another run ({claim.holder})"))
+            return False
+        self.claimed.add(cell.index)
+        if done_since(self.results, cell.fingerprint, self.since):
+            self._release(cell)
+            self.on_event(CellEvent(cell, "skipped", detail="an ok record with this fingerprint appeared"))
+            return False
+        return True
+
+    def _release(self, cell: Cell) -> None:
+        if cell.index in self.claimed:
+            self.claimed.discard(cell.index)
+            claims.release(self.results, cell.fingerprint)
+
+    def _run(self) -> list[RunRecord]:
         for cell in self.cells:
+            if not self._claim(cell):
+                continue
             self.started[cell.index] = datetime.now(timezone.utc)
             if cell.resources.multi_node and self.gpu_cluster:
                 self._reserve(cell)
@@ -331,6 +382,7 @@ class _Campaign:
         except (ExecutorError, ValueError, tarfile.TarError) as exc:
             record = self._failed(cell, f"the cell's run folder could not be stored: {exc}")
         self.records[cell.index] = record
+        self._release(cell)  # its record is stored: another campaign's --resume sees it done
         state: CellState = "done" if record.status == "ok" else "failed"
         self.on_event(
             CellEvent(

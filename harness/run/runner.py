@@ -1,52 +1,51 @@
 """Executes one RunPlan: engine up, accuracy, performance, engine down, record written.
 
-Every failure (model unavailable, engine that never becomes healthy or dies mid-run, an
-lm-eval error, Ctrl-C or SIGTERM) ends the run as a ``failed`` record that keeps whatever
-was measured before it, and the engine's process tree is always stopped.
+A run is a sequence of phases, each returning a frozen part (:mod:`harness.run.record_builder`):
+the model resolved, the engine's facts, its idle baseline, the accuracy part, one
+:class:`ScenarioResult` per point, the meters' part at teardown. What a live phase started
+(engine, GPU meter, watchdog, metrics poller) is stopped by one :class:`contextlib.ExitStack`,
+in reverse order, whatever happened. Every failure (model unavailable, engine that never
+becomes healthy or dies mid-run, an lm-eval error, Ctrl-C or SIGTERM) ends the run as a
+``failed`` record built from the parts returned so far, by the same builder every executor uses.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import re
-import secrets
 import traceback
-from datetime import datetime, timezone
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from harness.engine.base import Engine, EngineError
+from harness.engine.poller import MetricsPoller
 from harness.engine.watchdog import EngineWatchdog
 from harness.loadgen.metrics import RequestTiming
 from harness.model.weights import ResolvedModel, hub_reachable, resolve_model
 from harness.planning.plan import RunPlan
-from harness.record.analytics import RecordAnalytics
-from harness.record.run_record import (
-    EngineInfo,
-    ModelInfo,
-    PhaseResources,
-    Resources,
-    RunRecord,
-    ScenarioResult,
-    SuiteInfo,
-    Unmeasured,
-    VariantInfo,
-)
+from harness.record.run_record import EngineInfo, RunRecord, ScenarioResult, TaskResult
 from harness.run.environment import collect_environment
-from harness.run.scenario import Partial as _Partial
-from harness.run.scenario import RunHooks, run_scenario, write_server_series
+from harness.run.record_builder import ENDPOINT_UNVERIFIED as ENDPOINT_UNVERIFIED
+from harness.run.record_builder import (
+    AccuracyPart,
+    Baseline,
+    EngineFacts,
+    Measured,
+    MeterPart,
+    build_record,
+    identify,
+)
+from harness.run.record_builder import new_run_id as new_run_id
+from harness.run.record_builder import suite_info as suite_info
+from harness.run.scenario import RunHooks, hit_alignment, run_scenario, write_server_series
 from harness.run.signals import as_interrupt as signals_as_interrupt
 from harness.run.signals import deferred as deferred_signals
 from harness.spec.suite import PerfScenario
 from harness.storage.fallback import make_run_dir, save_traceback, write_record_or_fallback
 from harness.storage.store import runs_dir
 from harness.telemetry import TelemetrySession
-
-
-def new_run_id(model: str, suite: str, now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{model}-{suite}").strip("-")[:80]
-    return f"{now:%Y%m%dT%H%M%SZ}-{slug}-{secrets.token_hex(2)}"
 
 
 def _endpoint_model(plan: RunPlan) -> ResolvedModel:
@@ -59,9 +58,6 @@ def _endpoint_model(plan: RunPlan) -> ResolvedModel:
     else:
         path = m.local_path or m.hub_id or m.name
     return ResolvedModel(path, path, None, None, "external endpoint")
-
-
-ENDPOINT_UNVERIFIED = "external endpoint: the served weights cannot be checksummed from here (unverified)"
 
 
 def _make_engine(plan: RunPlan, model: ResolvedModel, run_dir: Path) -> Engine:
@@ -97,159 +93,324 @@ def execute(
     (:mod:`harness.run.signals`); a record the results folder cannot take (full, read-only)
     goes to the fallback folder (:mod:`harness.storage.fallback`) and the campaign goes on."""
     with deferred_signals():
-        return _execute(plan, results, hooks, fingerprint)
+        return _execute(plan, results, hooks or RunHooks(), fingerprint)
 
 
-def _execute(plan: RunPlan, results: Path, hooks: RunHooks | None, fingerprint: str | None) -> RunRecord:
-    hooks = hooks or RunHooks()
-    if fingerprint is None:
-        from harness.planning.cells import fingerprint as cell_fingerprint
-
-        fingerprint = cell_fingerprint(plan)
-    started = datetime.now(timezone.utc)
-    tag = f"{plan.model.name}-{plan.variant.name}" if plan.variant is not None else plan.model.name
-    run_id = new_run_id(tag, plan.suite.spec.name, started)
-    run_dir = make_run_dir(runs_dir(results), run_id)  # the fallback folder if results/ takes nothing
-    partial = _Partial()
-    error: str | None = None
-    interrupted: BaseException | None = None
-    model: ResolvedModel | None = None
-    engine: Engine | None = None
-    telemetry: TelemetrySession | None = None
-    poller = None
-    watchdog: EngineWatchdog | None = None
-    phases: dict[str, PhaseResources] = {}
-    gpu_fields: dict[str, Any] = {}
-    with signals_as_interrupt() as signals:
-        try:
-            # Before the engine, weights and datasets together: what is missing fails the run in
-            # seconds, all of it in one message (not the weights only on the next attempt).
-            from harness.accuracy.preflight import DatasetUnavailableError, missing_inputs
-
-            datasets_error: Exception | None = None
-            if plan.tasks:
-                from harness.accuracy import preflight_datasets
-
-                hooks.on_phase("checking task datasets")
-                try:
-                    preflight_datasets(
-                        list(plan.tasks),
-                        run_dir / "tasks",
-                        plan.task_include_paths,
-                        hub_reachable=hub_reachable,
-                    )
-                except DatasetUnavailableError as exc:
-                    datasets_error = exc
-            hooks.on_phase("resolving model")
-            try:
-                model = (
-                    _endpoint_model(plan)
-                    if plan.endpoint
-                    else resolve_model(plan.model, plan.engine.revision)
-                )
-            except Exception as exc:
-                if datasets_error is None:
-                    raise
-                raise missing_inputs(exc, datasets_error) from exc
-            if datasets_error is not None:
-                raise datasets_error
-            engine = _make_engine(plan, model, run_dir)
-            hooks.on_phase("starting engine")
-            telemetry = _telemetry_session(plan)
-            gpu_fields = telemetry.environment_fields()
-            telemetry.start()
-            telemetry.begin_window("engine_start")
-            try:
-                engine.start()
-            finally:
-                partial.engine_info = _engine_info(plan, engine, run_dir)
-                telemetry.attach(engine.pid)
-                telemetry.end_window("engine_start")
-            watchdog = _start_watchdog(plan, engine)
-            from harness.engine.poller import MetricsPoller, measure_engine_memory
-
-            poller = partial.poller = MetricsPoller(engine.base_url)
-            telemetry.kv_cache = poller
-            poller.start()
-            hooks.on_phase("idle baseline")
-            partial.idle = telemetry.measure_idle(5.0)
-            partial.memory = measure_engine_memory(
-                run_dir / "engine.log",
-                poller,
-                Path(model.path),
-                getattr(partial.idle, "memory_used_bytes", None),
-                getattr(partial.idle, "memory_total_bytes", None),
-                getattr(partial.idle, "reason", None),
-            )
-            telemetry.kv_capacity_tokens = partial.memory.kv_cache_capacity_tokens
-            with watchdog.guard():  # a hung engine interrupts lm-eval; the load generator polls it
-                _measure(plan, model, engine, telemetry, run_dir, partial, hooks, watchdog)
-        except KeyboardInterrupt as exc:
-            interrupted = exc
-            error = f"interrupted ({exc or 'Ctrl-C'})"
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a failed record
-            error = _describe_failure(exc, engine)
-            if watchdog is not None and watchdog.cause:
-                error = f"EngineError: {watchdog.cause} (the watchdog ended the run; then: {error[:500]})"
-            error = save_traceback(run_dir, traceback.format_exc(), error)  # never masks `error`
-        finally:
-            signals.hold()  # cleanup runs to its end: later signals are noted, not raised
-            try:
-                if watchdog is not None:
-                    watchdog.stop()
-                if poller is not None:
-                    poller.stop()
-                    partial.server_metrics_path = write_server_series(run_dir, poller)
-                if telemetry is not None:
-                    telemetry.stop()
-                    phases = dict(telemetry.phases)
-                    # again: start() measured the counters' update periods and attach() the GPU identity
-                    gpu_fields = telemetry.environment_fields()
-                    try:
-                        partial.gpu_samples_path = telemetry.write_gpu_samples(run_dir)
-                    except OSError as exc:
-                        error = error or f"could not write GPU samples: {exc}"
-            finally:  # whatever happened above, the engine's process tree goes
-                if engine is not None:
-                    hooks.on_phase("stopping engine")
-                    engine.stop()
-        if signals and interrupted is None:
-            interrupted = KeyboardInterrupt(f"signal {signals[0]}")
-            error = f"interrupted (signal {signals[0]}); the run then failed with: {error}"
-    finished = datetime.now(timezone.utc)
-    environment = collect_environment(gpu_fields)
-    performance = partial.performance
-    analytics = _analytics(plan, partial, environment)
-    record = RunRecord(
-        run_id=run_id,
-        status="failed" if error else "ok",
-        error=error,
-        suite=suite_info(plan),
-        model=ModelInfo(
-            preset=plan.model.name if plan.model.source != "local" else "local",
-            family=plan.model.family,
-            source=model.path if model else (plan.model.hub_id or plan.model.local_path or plan.model.name),
-            revision=model.revision if model else None,
-            checksum_sha256=model.checksum if model else None,
-            served_name=engine.served_name if engine and engine.served_name else plan.model.name,
-            checksum=Unmeasured(reason=ENDPOINT_UNVERIFIED) if plan.endpoint else None,
-            random_weights=plan.model.random_weights,
-        ),
-        engine=partial.engine_info,
-        variant=_variant_info(plan),
-        environment=environment,
-        started_at=started,
-        finished_at=finished,
-        tasks=list(partial.accuracy.values()),
-        scenarios=list(performance.values()),
-        resources=_resources(phases, partial),
-        analytics=analytics,
-        fingerprint=fingerprint,
-    )
+def _execute(plan: RunPlan, results: Path, hooks: RunHooks, fingerprint: str | None) -> RunRecord:
+    identity = identify(plan, fingerprint)
+    # the fallback folder if results/ takes nothing
+    run_dir = make_run_dir(runs_dir(results), identity.run_id)
+    run = _Run(plan, run_dir, hooks)
+    error, interrupted = run.run()
+    measured = run.measured
+    # the GPU provenance as the teardown read it: start() measured the counters' update periods
+    # and attach() the GPU identity
+    environment = collect_environment(dict(measured.meter.gpu_fields) if measured.meter else {})
+    record = build_record(plan, identity, measured, error, environment)
     write_record_or_fallback(run_dir, record)
     if interrupted is not None:
         raise interrupted
     return record
+
+
+class _Run:
+    """One run's phases in order, and the frozen parts they returned so far (:attr:`measured`).
+
+    Phases get what they need as arguments and return their part; only :meth:`_keep` adds a
+    part, so a failure at any point leaves exactly the parts of the phases before it (and the
+    scenario it cut short)."""
+
+    def __init__(self, plan: RunPlan, run_dir: Path, hooks: RunHooks) -> None:
+        self.plan, self.run_dir, self.hooks = plan, run_dir, hooks
+        self.measured = Measured()
+        self.engine: Engine | None = None  # live handles, for the failure's description
+        self.watchdog: EngineWatchdog | None = None
+        self.teardown_error: str | None = None
+
+    def _keep(self, **parts: Any) -> None:
+        self.measured = dataclasses.replace(self.measured, **parts)
+
+    def _keep_scenario(self, result: ScenarioResult) -> None:
+        self.measured = self.measured.with_scenario(result)
+
+    def run(self) -> tuple[str | None, BaseException | None]:
+        """Every phase, then the teardown; the run's error (None: ok) and the interrupt to re-raise."""
+        error: str | None = None
+        interrupted: BaseException | None = None
+        with signals_as_interrupt() as signals:
+            try:
+                with ExitStack() as teardown:
+                    try:
+                        self._phases(teardown)
+                    except KeyboardInterrupt as exc:
+                        interrupted = exc
+                        error = f"interrupted ({exc or 'Ctrl-C'})"
+                    except Exception as exc:  # noqa: BLE001 - every failure becomes a failed record
+                        # described before the teardown: whether the engine is still alive is part of it
+                        error = _describe_failure(exc, self.engine)
+                        if self.watchdog is not None and self.watchdog.cause:
+                            error = (
+                                f"EngineError: {self.watchdog.cause} "
+                                f"(the watchdog ended the run; then: {error[:500]})"
+                            )
+                        # never masks `error`, even when error.txt cannot be written
+                        error = save_traceback(self.run_dir, traceback.format_exc(), error)
+                    finally:
+                        signals.hold()  # the teardown runs to its end: later signals are noted, not raised
+            except Exception as exc:  # noqa: BLE001 - the teardown's own failure never masks the run's
+                note = f"the teardown failed: {type(exc).__name__}: {exc}"
+                error = f"{error}; then {note}" if error else note
+            error = error or self.teardown_error
+            if signals and interrupted is None:
+                interrupted = KeyboardInterrupt(f"signal {signals[0]}")
+                error = f"interrupted (signal {signals[0]}); the run then failed with: {error}"
+        return error, interrupted
+
+    def _phases(self, teardown: ExitStack) -> None:
+        plan, hooks, run_dir = self.plan, self.hooks, self.run_dir
+        model = _resolve_inputs(plan, run_dir, hooks)
+        self._keep(model=model)
+        engine = self.engine = _make_engine(plan, model, run_dir)
+        teardown.callback(_stop_engine, engine, hooks)
+        hooks.on_phase("starting engine")
+        telemetry = _telemetry_session(plan)
+        self._keep(meter=MeterPart(gpu_fields=telemetry.environment_fields()))
+        teardown.callback(self._close_meter, telemetry)
+        try:
+            _start_engine(engine, telemetry)
+        finally:  # also when it never became healthy: its command, log and start time
+            self._keep(engine=EngineFacts(_engine_info(plan, engine, run_dir), engine.served_name))
+        watchdog = self.watchdog = _start_watchdog(plan, engine)
+        teardown.callback(watchdog.stop)
+        poller = MetricsPoller(engine.base_url)
+        telemetry.kv_cache = poller
+        teardown.callback(self._close_poller, poller)
+        poller.start()
+        baseline = _idle_baseline(telemetry, poller, model, run_dir, hooks)
+        self._keep(baseline=baseline)
+        telemetry.kv_capacity_tokens = baseline.memory.kv_cache_capacity_tokens if baseline.memory else None
+        with watchdog.guard():  # a hung engine interrupts lm-eval; the load generator polls it
+            if plan.tasks:
+                self._keep(accuracy=_accuracy(plan, model, engine, telemetry, run_dir, hooks))
+                engine.check_alive()
+            if plan.scenarios:
+                self._performance(model, engine, telemetry, poller, baseline)
+
+    def _performance(
+        self,
+        model: ResolvedModel,
+        engine: Engine,
+        telemetry: TelemetrySession,
+        poller: MetricsPoller,
+        baseline: Baseline,
+    ) -> None:
+        """Every point of the suite's scenarios (rigor's repeats, sweeps, probes), each kept as folded."""
+        from harness.loadgen.client import requests_from_parquet, token_counter, usable_token_ids
+        from harness.rigor.execute import run_points
+
+        plan, hooks, run_dir = self.plan, self.hooks, self.run_dir
+        token_ids = usable_token_ids(model.tokenizer)
+        count_tokens = token_counter(model.tokenizer)
+        accuracy = self.measured.accuracy
+        under_load = _under_load_context(
+            plan, model, engine, run_dir, dict(accuracy.tasks) if accuracy else {}, token_ids
+        )
+        kv_block_size = hit_alignment(baseline.memory)
+
+        def load(point: PerfScenario, on_done: Any = None) -> ScenarioResult:
+            result = run_scenario(
+                point,
+                plan.seed,
+                engine,
+                (token_ids, count_tokens, model.tokenizer),
+                telemetry,
+                run_dir,
+                hooks if on_done is None else _chained(hooks, on_done),
+                self.watchdog,
+                base_dir=plan.suite.path.parent if plan.suite.path else None,
+                lag_limit_ms=plan.suite.spec.performance.validity.max_loop_lag_ms,
+                poller=poller,
+                kv_block_size=kv_block_size,
+            )
+            if result.incomplete:  # cut short: what it measured stays in the record
+                self._keep_scenario(result)
+                raise EngineError(f"scenario {point.name}: {result.incomplete}")
+            return result
+
+        def run_one(point: PerfScenario, repeat: int) -> ScenarioResult:
+            # Each repeat is its own point name (`chat@c4#2`), so it draws its own prompts and
+            # never hits another repeat's prefix cache.
+            hooks.on_scenario_start(point.name, point.num_requests)
+            if under_load is not None and _measures_point(under_load, point.name):
+                from harness.accuracy.underload import measure_under_load
+
+                hooks.on_phase(f"accuracy under load: {point.name}")
+                loaded: list[ScenarioResult] = []
+
+                def measured_load(on_done: Callable[[], None]) -> None:
+                    loaded.append(load(point, on_done))
+
+                concurrency = point.concurrency
+                acc, probe = measure_under_load(under_load, point.name, concurrency, measured_load)  # type: ignore[arg-type]
+                result = loaded[0].model_copy(update={"accuracy_under_load": acc, "invariance": probe})
+            else:
+                result = load(point)
+            try:
+                engine.check_alive()
+            except EngineError:  # the repeat itself stays in the record
+                self._keep_scenario(result)
+                raise
+            # The folded point replaces its repeats in the record (each repeat's rows stay on disk).
+            return result
+
+        def read_rows(result: ScenarioResult) -> list[RequestTiming]:
+            assert result.requests_path is not None
+            return requests_from_parquet(run_dir / result.requests_path)
+
+        def schedule(result: ScenarioResult) -> list[float] | None:
+            from harness.loadgen.client import LoadSpec
+
+            st = result.settings
+            if st.request_rate is None and st.ramp_up_strategy is None or st.scenario_seed is None:
+                return None
+            load = {k: v for k, v in st.model_dump().items() if k in LoadSpec.__dataclass_fields__}
+            return LoadSpec(**{**load, "seed": st.scenario_seed}).offsets_s()
+
+        run_points(
+            plan.scenarios,
+            plan.suite.spec.performance,
+            run_one,
+            read_rows,
+            on_point=lambda name, result: self._keep_scenario(result),
+            schedule=schedule,
+        )
+
+    # ------------------------------------------------------------ teardown steps (ExitStack)
+
+    def _close_poller(self, poller: MetricsPoller) -> None:
+        poller.stop()
+        self._keep(server_metrics_path=write_server_series(self.run_dir, poller))
+
+    def _close_meter(self, telemetry: TelemetrySession) -> None:
+        telemetry.stop()
+        # again: start() measured the counters' update periods and attach() the GPU identity
+        phases, gpu_fields = dict(telemetry.phases), telemetry.environment_fields()
+        samples = None
+        try:
+            samples = telemetry.write_gpu_samples(self.run_dir)
+        except OSError as exc:
+            self.teardown_error = f"could not write GPU samples: {exc}"
+        self._keep(meter=MeterPart(phases=phases, gpu_fields=gpu_fields, gpu_samples_path=samples))
+
+
+def _stop_engine(engine: Engine, hooks: RunHooks) -> None:
+    hooks.on_phase("stopping engine")
+    engine.stop()
+
+
+# ---------------------------------------------------------------- the phases
+
+
+def _resolve_inputs(plan: RunPlan, run_dir: Path, hooks: RunHooks) -> ResolvedModel:
+    """Weights and datasets, before the engine: what is missing fails the run in seconds, all of
+    it in one message (not the weights only on the next attempt)."""
+    from harness.accuracy.preflight import DatasetUnavailableError, missing_inputs
+
+    datasets_error: Exception | None = None
+    if plan.tasks:
+        from harness.accuracy import preflight_datasets
+
+        hooks.on_phase("checking task datasets")
+        try:
+            preflight_datasets(
+                list(plan.tasks),
+                run_dir / "tasks",
+                plan.task_include_paths,
+                hub_reachable=hub_reachable,
+            )
+        except DatasetUnavailableError as exc:
+            datasets_error = exc
+    hooks.on_phase("resolving model")
+    try:
+        model = _endpoint_model(plan) if plan.endpoint else resolve_model(plan.model, plan.engine.revision)
+    except Exception as exc:
+        if datasets_error is None:
+            raise
+        raise missing_inputs(exc, datasets_error) from exc
+    if datasets_error is not None:
+        raise datasets_error
+    return model
+
+
+def _start_engine(engine: Engine, telemetry: TelemetrySession) -> None:
+    """The GPU meter, then the engine, inside the ``engine_start`` window (loading is metered too)."""
+    telemetry.start()
+    telemetry.begin_window("engine_start")
+    try:
+        engine.start()
+    finally:
+        telemetry.attach(engine.pid)
+        telemetry.end_window("engine_start")
+
+
+def _idle_baseline(
+    telemetry: TelemetrySession, poller: MetricsPoller, model: ResolvedModel, run_dir: Path, hooks: RunHooks
+) -> Baseline:
+    """The idle engine: its draw for 5 s, and its memory (weights, KV cache) from log and /metrics."""
+    from harness.engine.poller import measure_engine_memory
+
+    hooks.on_phase("idle baseline")
+    idle = telemetry.measure_idle(5.0)
+    memory = measure_engine_memory(
+        run_dir / "engine.log",
+        poller,
+        Path(model.path),
+        getattr(idle, "memory_used_bytes", None),
+        getattr(idle, "memory_total_bytes", None),
+        getattr(idle, "reason", None),
+    )
+    return Baseline(idle=idle, memory=memory)
+
+
+def _accuracy(
+    plan: RunPlan,
+    model: ResolvedModel,
+    engine: Engine,
+    telemetry: TelemetrySession,
+    run_dir: Path,
+    hooks: RunHooks,
+) -> AccuracyPart:
+    """lm-eval's tasks against the engine, inside the ``accuracy`` window; their results and energy."""
+    from harness.accuracy import AccuracyError, evaluate_tasks
+    from harness.engine.endpoint import served_max_model_len
+
+    spec = plan.suite.spec
+    max_length = spec.accuracy.max_length or served_max_model_len(engine.base_url, engine.served_name)
+    if max_length is None:
+        raise AccuracyError(
+            f"the server at {engine.base_url} does not report max_model_len for {engine.served_name!r} "
+            "in /v1/models: set accuracy.max_length in the suite to its context length"
+        )
+    hooks.on_phase("accuracy")
+    telemetry.begin_window("accuracy")
+    try:
+        tasks = evaluate_tasks(
+            list(plan.tasks),
+            spec.accuracy,
+            base_url=engine.base_url,
+            served_name=engine.served_name,
+            tokenizer=model.tokenizer,
+            run_dir=run_dir,
+            max_length=max_length,
+            include_paths=plan.task_include_paths,
+            on_task=lambda t: hooks.on_phase(f"accuracy: {t}"),
+        )
+    finally:
+        telemetry.end_window("accuracy")
+    energy = telemetry.accuracy_energy(
+        "accuracy", sum(t.n_samples or 0 for t in tasks.values()), list(tasks.values())
+    )
+    return AccuracyPart(tasks=dict(tasks), energy=energy)
 
 
 def _telemetry_session(plan: RunPlan) -> TelemetrySession:
@@ -295,30 +456,6 @@ def _start_watchdog(plan: RunPlan, engine: Engine) -> EngineWatchdog:
     return watchdog
 
 
-def suite_info(plan: RunPlan) -> SuiteInfo:
-    """The record's suite section: the suite as run, kept as data."""
-    return SuiteInfo(
-        name=plan.suite.spec.name,
-        path=str(plan.suite.path) if plan.suite.path else None,
-        sha256=plan.suite.sha256,
-        spec=plan.suite.spec.model_dump(mode="json"),
-    )
-
-
-def _variant_info(plan: RunPlan) -> VariantInfo | None:
-    v = plan.variant
-    if v is None:
-        return None
-    base = plan.baseline_variant or v.name
-    return VariantInfo(
-        name=v.name,
-        baseline=base,
-        is_baseline=v.name == base,
-        changes=v.changes(),
-        spec=v.model_dump(mode="json"),
-    )
-
-
 def _engine_info(plan: RunPlan, engine: Engine, run_dir: Path) -> EngineInfo:
     command = getattr(engine, "command", None)
     log = run_dir / "engine.log"
@@ -342,124 +479,12 @@ def _describe_failure(exc: BaseException, engine: Engine | None) -> str:
     return msg[:4000]
 
 
-def _measure(
-    plan: RunPlan,
-    model: ResolvedModel,
-    engine: Engine,
-    telemetry: TelemetrySession,
-    run_dir: Path,
-    partial: _Partial,
-    hooks: RunHooks,
-    watchdog: EngineWatchdog | None = None,
-) -> None:
-    spec = plan.suite.spec
-    if plan.tasks:
-        from harness.accuracy import AccuracyError, evaluate_tasks
-        from harness.engine.endpoint import served_max_model_len
-
-        max_length = spec.accuracy.max_length or served_max_model_len(engine.base_url, engine.served_name)
-        if max_length is None:
-            raise AccuracyError(
-                f"the server at {engine.base_url} does not report max_model_len for {engine.served_name!r} "
-                "in /v1/models: set accuracy.max_length in the suite to its context length"
-            )
-        hooks.on_phase("accuracy")
-        telemetry.begin_window("accuracy")
-        try:
-            partial.accuracy.update(
-                evaluate_tasks(
-                    list(plan.tasks),
-                    spec.accuracy,
-                    base_url=engine.base_url,
-                    served_name=engine.served_name,
-                    tokenizer=model.tokenizer,
-                    run_dir=run_dir,
-                    max_length=max_length,
-                    include_paths=plan.task_include_paths,
-                    on_task=lambda t: hooks.on_phase(f"accuracy: {t}"),
-                )
-            )
-        finally:
-            telemetry.end_window("accuracy")
-        partial.accuracy_energy = telemetry.accuracy_energy(
-            "accuracy",
-            sum(t.n_samples or 0 for t in partial.accuracy.values()),
-            list(partial.accuracy.values()),
-        )
-        engine.check_alive()
-    if plan.scenarios:
-        from harness.loadgen.client import requests_from_parquet, token_counter, usable_token_ids
-        from harness.rigor.execute import run_points
-
-        token_ids = usable_token_ids(model.tokenizer)
-        count_tokens = token_counter(model.tokenizer)
-        under_load = _under_load_context(plan, model, engine, run_dir, partial, token_ids)
-
-        def run_one(point: PerfScenario, repeat: int) -> ScenarioResult:
-            # Each repeat is its own point name (`chat@c4#2`), so it draws its own prompts and
-            # never hits another repeat's prefix cache.
-            hooks.on_scenario_start(point.name, point.num_requests)
-
-            def load(on_done: Any = None) -> None:
-                run_scenario(
-                    point,
-                    plan.seed,
-                    engine,
-                    (token_ids, count_tokens, model.tokenizer),
-                    telemetry,
-                    run_dir,
-                    hooks if on_done is None else _chained(hooks, on_done),
-                    partial,
-                    watchdog,
-                    base_dir=plan.suite.path.parent if plan.suite.path else None,
-                    lag_limit_ms=spec.performance.validity.max_loop_lag_ms,
-                )
-
-            if under_load is not None and _measures_point(under_load, point.name):
-                from harness.accuracy.underload import measure_under_load
-
-                hooks.on_phase(f"accuracy under load: {point.name}")
-                acc, probe = measure_under_load(under_load, point.name, point.concurrency, load)  # type: ignore[arg-type]
-                res = partial.performance[point.name]
-                partial.performance[point.name] = res.model_copy(
-                    update={"accuracy_under_load": acc, "invariance": probe}
-                )
-            else:
-                load()
-            engine.check_alive()
-            # The folded point replaces its repeats in the record (each repeat's rows stay on disk);
-            # a failure before this line leaves the repeat itself in the record.
-            return partial.performance.pop(point.name)
-
-        def read_rows(result: ScenarioResult) -> list[RequestTiming]:
-            assert result.requests_path is not None
-            return requests_from_parquet(run_dir / result.requests_path)
-
-        def schedule(result: ScenarioResult) -> list[float] | None:
-            from harness.loadgen.client import LoadSpec
-
-            st = result.settings
-            if st.request_rate is None and st.ramp_up_strategy is None or st.scenario_seed is None:
-                return None
-            load = {k: v for k, v in st.model_dump().items() if k in LoadSpec.__dataclass_fields__}
-            return LoadSpec(**{**load, "seed": st.scenario_seed}).offsets_s()
-
-        run_points(
-            plan.scenarios,
-            spec.performance,
-            run_one,
-            read_rows,
-            on_point=lambda name, result: partial.performance.__setitem__(name, result),
-            schedule=schedule,
-        )
-
-
 def _under_load_context(
     plan: RunPlan,
     model: ResolvedModel,
     engine: Engine,
     run_dir: Path,
-    partial: _Partial,
+    idle: dict[str, TaskResult],
     token_ids: list[int],
 ) -> Any:
     """What `accuracy.under_load` needs at each point (None: the suite asks for none)."""
@@ -473,7 +498,7 @@ def _under_load_context(
         spec=spec.under_load,
         accuracy=spec,
         tasks=list(plan.tasks),
-        idle=dict(partial.accuracy),
+        idle=idle,
         engine_url=engine.base_url,
         served_name=engine.served_name,
         tokenizer=model.tokenizer,
@@ -500,40 +525,3 @@ def _chained(hooks: RunHooks, also: Any) -> RunHooks:
         also()
 
     return dataclasses.replace(hooks, on_request_done=done)
-
-
-def _analytics(plan: RunPlan, partial: _Partial, environment: Any) -> RecordAnalytics | None:
-    from harness.arch import record_analytics
-
-    return record_analytics(
-        plan.model,
-        performance=partial.performance,
-        accuracy=partial.accuracy,
-        environment=environment,
-        engine_args=partial.engine_info.args if partial.engine_info else None,
-    )
-
-
-def _kept_on_scenario(window: str, phase: PhaseResources, partial: _Partial) -> bool:
-    s = partial.performance.get(window[len("scenario:") :]) if window.startswith("scenario:") else None
-    return s is not None and s.resources == phase
-
-
-def _resources(phases: dict[str, PhaseResources], partial: _Partial) -> Resources:
-    peaks = [p.engine_peak_rss_bytes for p in phases.values() if p.engine_peak_rss_bytes is not None]
-    energies = [p.energy_j for p in phases.values()]
-    measured = bool(energies) and all(e is not None for e in energies)
-    reasons = [p.energy.reason for p in phases.values() if p.energy is not None]
-    return Resources(
-        engine_peak_rss_bytes=max(peaks) if peaks else None,
-        # a scenario's window is stored once, on the scenario (schema v3); the sums above include it.
-        # A point folded over repeats keeps pooled resources, so its repeats' windows stay here.
-        phases={k: p for k, p in phases.items() if not _kept_on_scenario(k, p, partial)},
-        energy_j=sum(e for e in energies if e is not None) if measured else None,
-        energy=None if measured else Unmeasured(reason=reasons[0] if reasons else "no phase was measured"),
-        idle=partial.idle,
-        accuracy_energy=partial.accuracy_energy,
-        memory=partial.memory,
-        gpu_samples_path=partial.gpu_samples_path,
-        server_metrics_path=partial.server_metrics_path,
-    )

@@ -1,15 +1,15 @@
 """One load scenario on a running engine: its workload sent, its window metered, its result kept.
 
-:func:`run_scenario` is the runner's per-point step (rigor's repeats, sweeps and capacity probes
-call it too); :class:`Partial` is what a run has measured so far, which becomes its record
-whatever happens, and :class:`RunHooks` the progress callbacks the CLI passes.
+:func:`run_scenario` is the runner's per-point phase (rigor's repeats, sweeps and capacity probes
+call it too) and returns the point's frozen :class:`ScenarioResult`; :class:`RunHooks` are the
+progress callbacks the CLI passes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,16 +17,7 @@ from harness.engine.base import Engine, EngineError
 from harness.engine.poller import MetricsPoller
 from harness.engine.watchdog import EngineWatchdog
 from harness.loadgen.metrics import RequestTiming
-from harness.record.run_record import (
-    AccuracyEnergy,
-    ClientTiming,
-    EngineInfo,
-    EngineMemory,
-    IdleBaseline,
-    ScenarioResult,
-    ScenarioSettings,
-    TaskResult,
-)
+from harness.record.run_record import ClientTiming, EngineMemory, ScenarioResult, ScenarioSettings
 from harness.run.signals import polled as polled_signals
 from harness.spec.expand import RIGOR_FIELDS
 from harness.spec.suite import PerfScenario
@@ -45,21 +36,6 @@ class RunHooks:
     on_request_done: Callable[[], None] = lambda: None
 
 
-@dataclass
-class Partial:
-    """What a run has measured so far; becomes the record whatever happens."""
-
-    accuracy: dict[str, TaskResult] = field(default_factory=dict)
-    performance: dict[str, ScenarioResult] = field(default_factory=dict)
-    engine_info: EngineInfo | None = None
-    idle: IdleBaseline | None = None
-    accuracy_energy: AccuracyEnergy | None = None
-    memory: EngineMemory | None = None
-    gpu_samples_path: str | None = None
-    server_metrics_path: str | None = None
-    poller: MetricsPoller | None = None  # the engine's /metrics series, read by each scenario
-
-
 def run_scenario(
     scenario: PerfScenario,
     seed: int,
@@ -68,13 +44,19 @@ def run_scenario(
     telemetry: TelemetrySession,
     run_dir: Path,
     hooks: RunHooks,
-    partial: Partial,
     watchdog: EngineWatchdog | None = None,
     base_dir: Path | None = None,
     lag_limit_ms: float | None = None,
-) -> None:
-    """Run one scenario into ``partial.performance`` (also what it measured before a hung engine).
-    ``lag_limit_ms``: the suite's ``validity.max_loop_lag_ms`` (None: the load generator's own)."""
+    poller: MetricsPoller | None = None,
+    kv_block_size: int | None = None,
+) -> ScenarioResult:
+    """Run one scenario; its result. A result with ``incomplete`` set was cut short (a hung
+    engine, a signal) and holds what was measured before: the caller keeps it and fails the run.
+
+    ``lag_limit_ms``: the suite's ``validity.max_loop_lag_ms`` (None: the load generator's own);
+    `poller` is the engine's /metrics series (the scenario's server window is read from it),
+    `kv_block_size` the tokens the engine's prefix-cache hits land on (:func:`hit_alignment`; the
+    workload's implied prefix hits)."""
     from harness.loadgen.client import LoadSpec, run_load, write_requests_parquet
     from harness.loadgen.metrics import aggregate
     from harness.loadgen.peer_command import vllm_bench_command
@@ -93,7 +75,7 @@ def run_scenario(
         token_ids,
         tokenizer_path,
         base_dir,
-        _hit_alignment(partial.memory),
+        kv_block_size,
     )
     command = (
         None
@@ -102,7 +84,6 @@ def run_scenario(
     )
     settings = ScenarioSettings(**fields, seed=seed, scenario_seed=load.seed, vllm_bench_command=command)
     window = f"scenario:{scenario.name}"
-    poller = partial.poller
     t0 = poller.clock() if poller is not None else None
     telemetry.begin_window(window)
     try:
@@ -169,7 +150,7 @@ def run_scenario(
 
         health = dataclasses.replace(health, lag_limit_ms=lag_limit_ms)
     client_bound = health.client_bound if health is not None else None
-    partial.performance[scenario.name] = ScenarioResult(
+    return ScenarioResult(
         name=scenario.name,
         settings=settings,
         client_cpu_s=result.client_cpu_s,
@@ -185,11 +166,9 @@ def run_scenario(
         validity_reasons=[client_bound] if client_bound else [],
         **agg,
     )
-    if result.aborted:
-        raise EngineError(f"scenario {scenario.name}: {result.aborted}")
 
 
-def _hit_alignment(memory: EngineMemory | None) -> int | None:
+def hit_alignment(memory: EngineMemory | None) -> int | None:
     """Tokens prefix-cache hits land on (vLLM's cache_hit_alignment_tokens), else the KV block size."""
     if memory is None:
         return None

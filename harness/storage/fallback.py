@@ -111,3 +111,13 @@ def write_record_or_fallback(run_dir: Path, record: RunRecord) -> Path | None:
         f"`harness merge {fallback_root()}`"
     )
     return path
+
+
+def record_location(results: Path, run_id: str) -> Path | None:
+    """Where run `run_id`'s record is: its run folder in `results`, else the fallback folder's
+    copy (:func:`write_record_or_fallback`), else None (it could be written nowhere)."""
+    for root in (Path(results), fallback_root()):
+        path = child(root / "runs", run_id) / RECORD_FILE
+        if path.is_file():
+            return path
+    return None

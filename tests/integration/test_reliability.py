@@ -10,6 +10,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -177,31 +178,82 @@ def test_error_txt_on_a_full_disk_never_masks_the_cause(
     )
 
 
-@pytest.fixture
-def full_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A 256 KiB tmpfs, filled; skipped where this process may not mount one (not root)."""
+def _refuse_writes(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file write under `root` fails with ENOSPC, as on a full disk: ``os.open`` (which
+    ``tempfile`` and the atomic record writes use), ``open``/``Path.open`` and pyarrow's Parquet
+    writes (C++, past Python's ``open``). Folders can still be made, as on a full tmpfs."""
+    import builtins
+    import io
+
+    import pyarrow.parquet as parquet
+
+    def under(path: object) -> bool:
+        if not isinstance(path, (str, bytes, os.PathLike)):
+            return False  # a file descriptor or a buffer
+        return Path(os.path.abspath(os.fsdecode(path))).is_relative_to(root)
+
+    def refuse(path: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", os.fsdecode(path))  # type: ignore[call-overload]
+
+    real_os_open, real_open, real_write_table = os.open, io.open, parquet.write_table
+    writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND
+
+    def os_open(path: Any, flags: int, *a: Any, **kw: Any) -> int:
+        if flags & writing and under(path):
+            refuse(path)
+        return real_os_open(path, flags, *a, **kw)
+
+    def open_(file: Any, mode: str = "r", *a: Any, **kw: Any) -> Any:
+        if set(mode) & set("wax+") and under(file):
+            refuse(file)
+        return real_open(file, mode, *a, **kw)
+
+    def write_table(table: Any, where: Any, *a: Any, **kw: Any) -> None:
+        if under(where):
+            refuse(where)
+        real_write_table(table, where, *a, **kw)
+
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(io, "open", open_)
+    monkeypatch.setattr(builtins, "open", open_)
+    monkeypatch.setattr(parquet, "write_table", write_table)
+
+
+@pytest.fixture(params=["tmpfs", "refused writes"])
+def full_disk(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A full disk: a 256 KiB tmpfs, filled, where this process may mount one (root); where it
+    may not, and in the second case everywhere, a folder whose every file write raises ENOSPC."""
     mnt = tmp_path / "full"
     mnt.mkdir()
-    if subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True
-    ).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        with (mnt / "filler").open("wb") as fh:
-            fh.write(b"x" * 1_000_000)
-    except OSError:
-        pass
+    mounted = (
+        request.param == "tmpfs"
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True
+        ).returncode
+        == 0
+    )
+    if mounted:
+        try:
+            with (mnt / "filler").open("wb") as fh:
+                fh.write(b"x" * 1_000_000)
+        except OSError:
+            pass
+    else:
+        _refuse_writes(mnt, monkeypatch)
     yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    if mounted:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_a_full_disk_from_the_start(
-    fake_engine: FakeEngine, full_tmpfs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake_engine: FakeEngine, full_disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake_engine("--fake-token-delay-ms", "1")
     spare = tmp_path / "spare"
     monkeypatch.setenv("HARNESS_FALLBACK_DIR", str(spare))
-    results = full_tmpfs / "results"
+    results = full_disk / "results"
     rec = _run(_suite(tmp_path, ["c1"]), results)
     [kept] = load_records(spare).records
     assert kept.run_id == rec.run_id

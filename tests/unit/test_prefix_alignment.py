@@ -8,7 +8,7 @@ from pathlib import Path
 from harness.engine.prefix_alignment import log_group_block_sizes, prefix_alignment
 from harness.engine.vllm_metrics import cache_config_from_metrics, engine_memory
 from harness.record.run_record import EngineMemory
-from harness.run.scenario import _hit_alignment
+from harness.run.scenario import hit_alignment
 
 SAVED = Path(__file__).resolve().parents[1] / "data" / "vllm032_metrics_ngram.txt"
 
@@ -56,6 +56,6 @@ def test_no_metric_is_null_with_the_reason() -> None:
 
 def test_the_implied_hit_rate_uses_the_hit_alignment_not_the_block_size() -> None:
     memory = EngineMemory(kv_cache_block_size=16, prefix_cache_hit_alignment_tokens=64)
-    assert _hit_alignment(memory) == 64
-    assert _hit_alignment(EngineMemory(kv_cache_block_size=16)) == 16
-    assert _hit_alignment(None) is None
+    assert hit_alignment(memory) == 64
+    assert hit_alignment(EngineMemory(kv_cache_block_size=16)) == 16
+    assert hit_alignment(None) is None

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import shutil
 from pathlib import Path
+
+import pytest
 
 from harness.dashboard.build import build_dashboard
 from harness.gate import compare, render_markdown
 from harness.record.hardware import file_slug
+from harness.record.run_record import RunRecord
 from harness.storage.baseline import baseline_path, find_baseline, list_baselines, set_baseline
 from harness.storage.store import runs_dir, write_record
 from tests.factories import T0, gate_record, make_record
@@ -80,3 +84,39 @@ def test_setting_a_baseline_moves_a_legacy_file_of_another_name_aside(tmp_path: 
     path, replaced = set_baseline(tmp_path, new)
     assert path == legacy and replaced is None
     assert find_baseline(tmp_path, new).run_id == "new" and find_baseline(tmp_path, old).run_id == "old"
+
+
+def test_the_record_line_after_a_run_names_where_the_record_really_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A record the results folder could not take is shown in the fallback folder (issue 28, item 6)."""
+    from rich.console import Console
+
+    from harness.commands.report import print_summary
+    from harness.storage import fallback
+
+    results, spare = tmp_path / "results", tmp_path / "spare"
+    monkeypatch.setenv("HARNESS_FALLBACK_DIR", str(spare))
+    home = make_record(run_id="20260101T000000Z-home-0001")
+    fallback.write_record_or_fallback(fallback.make_run_dir(runs_dir(results), home.run_id), home)
+    real = fallback.write_record
+
+    def full(run_dir: Path, record: RunRecord) -> Path:
+        if Path(run_dir).is_relative_to(results):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(run_dir, record)
+
+    monkeypatch.setattr(fallback, "write_record", full)
+    away = make_record(run_id="20260101T000000Z-away-0002")
+    fallback.write_record_or_fallback(fallback.make_run_dir(runs_dir(results), away.run_id), away)
+    lost = make_record(run_id="20260101T000000Z-lost-0003")  # written nowhere (never written here)
+    console = Console(width=400, no_color=True)
+    print_summary([home, away, lost], results, console)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("record: ")]
+    assert lines == [
+        f"record: {runs_dir(results) / home.run_id / 'record.json'}",
+        f"record: {runs_dir(spare) / away.run_id / 'record.json'}",  # before: the results path
+        "record: written nowhere (see the error above)",
+    ]
+    assert (runs_dir(spare) / away.run_id / "record.json").is_file()
+    assert not (runs_dir(results) / away.run_id / "record.json").exists()
