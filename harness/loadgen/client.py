@@ -15,8 +15,8 @@ It reproduces ``vllm bench serve`` (vLLM 0.32, ``benchmarks/serve.py`` and
   timeout (default 6 h, as vLLM); any exception of one request becomes that request's error.
 * The garbage collector is frozen (after a full collection) during measurement, as vLLM does.
 
-The event loop runs in a thread of its own so that ``time.thread_time()`` measures the
-generator's own CPU cost, which goes in the record: the load generator must never be the
+The event loop runs in a thread of its own so that ``time.thread_time()`` (plus the lag
+probe's thread) measures the generator's own CPU cost, which goes in the record: the load generator must never be the
 bottleneck, and this is how we show it. With ``client_workers`` other than 1 the measured
 requests may instead go out from several worker processes (:mod:`harness.loadgen.workers`);
 ``None`` sizes them from the warm-up (its CPU per chunk and chunk rate predict the busy share at
@@ -164,6 +164,7 @@ async def _run(
         )
         # The generator's own cost and the benchmark's duration are charged from here.
         marks["cpu0"] = time.thread_time()
+        marks["probe_cpu0"] = marks["probe"].thread_cpu_s() if "probe" in marks else 0.0
         origin = time.perf_counter()
         marks["origin"] = origin
         await _abortable(dispatch(), abort, marks)
@@ -364,6 +365,7 @@ def drive(
     box: dict[str, Any] = {}
     marks: dict[str, Any] = {}
     probe = LagProbe()
+    marks["probe"] = probe
 
     async def probed() -> list[RequestTiming]:
         probe.start(asyncio.get_running_loop())
@@ -386,7 +388,9 @@ def drive(
         finally:
             if frozen:
                 gc.unfreeze()
-        box["cpu"] = time.thread_time() - marks.get("cpu0", 0.0)
+        # the loop thread's CPU and the lag probe's thread's, from the start of measurement
+        probe_cpu = probe.thread_cpu_s() - marks.get("probe_cpu0", 0.0)
+        box["cpu"] = time.thread_time() - marks.get("cpu0", 0.0) + probe_cpu
         box["wall"] = time.perf_counter() - t0
 
     th = threading.Thread(target=target, name="harness-loadgen", daemon=True)

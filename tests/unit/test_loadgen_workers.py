@@ -5,6 +5,7 @@ Runs against the ground-truth server (``tests/truthserver.py``) in a subprocess 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -141,3 +142,18 @@ def test_one_loop_runs_on_uvloop_and_says_so(truth: tuple[str, Path]) -> None:
         res = run_load(spec, url, "truth", list(range(100, 200)))
         assert res.health is not None and res.health.event_loop == loop and res.health.workers == 1
         assert all(r.ok and len(r.chunk_s) == 6 for r in res.requests)
+
+
+def test_the_lag_probe_knows_its_own_cpu() -> None:
+    from harness.loadgen.lag import LagProbe
+
+    async def go() -> tuple[float, float]:
+        probe = LagProbe(interval_s=0.001)
+        probe.start(asyncio.get_running_loop())
+        await asyncio.sleep(0.2)
+        during = probe.thread_cpu_s()
+        probe.stop()
+        return during, probe.thread_cpu_s()
+
+    during, after = asyncio.run(go())
+    assert 0.0 < during <= after < 0.2  # it costs something, and less than the wall time
