@@ -86,6 +86,8 @@ def child_harness(cfg: dict[str, Any]) -> dict[str, Any]:
         "lag_p99_ms": h.lag_p99_ms,
         "busy": h.busy_share_max,
         "client_bound": h.client_bound,
+        "event_loop": h.event_loop,
+        "send_abs_s": [r.send_s + (res.first_send_s or 0.0) for r in ok],  # perf_counter, absolute
     }
 
 
@@ -136,9 +138,130 @@ def child_vllm(cfg: dict[str, Any]) -> dict[str, Any]:
         "completed": r["completed"],
         "duration_s": r["duration"],
         "reported_tok_s": r["output_throughput"],
+        "send_abs_s": [r["start_times"][i] for i in ok],  # perf_counter before session.post
         "cpu_s": box["cpu1"] - box["cpu0"],
         "cpu_all_s": None,
         "workers": 1,
+        "lag_p99_ms": None,
+        "busy": None,
+        "client_bound": None,
+    }
+
+
+def peer_command(tool: str, cfg: dict[str, Any], out: Path) -> list[str]:
+    """GuideLLM's or AIPerf's command line for the workload (as in benchmarks/peer_definitions.py)."""
+    bin_dir = Path(cfg["peers_bin"])
+    if tool == "guidellm":
+        backend = f"kind=openai_http,target={cfg['url']},model=truth,request_format=/v1/completions"
+        return [
+            str(bin_dir / "guidellm"),
+            "run",
+            "--backend",
+            backend,
+            "--profile",
+            f"kind=concurrent,streams={cfg['concurrency']}",
+            "--constraint",
+            f"kind=max_requests,count={cfg['num_requests']}",
+            "--tokenizer",
+            f"kind=huggingface_auto,model={cfg['tokenizer']}",
+            "--data",
+            f"kind=synthetic_text,prompt_tokens={cfg['input_tokens']},output_tokens={cfg['output_tokens']}",
+            "--seed",
+            f"kind=static,value={cfg['seed']}",
+            "--output",
+            f"kind=json,path={out / 'benchmarks.json'}",
+            "--disable-console-interactive",
+        ]
+    return [
+        str(bin_dir / "aiperf"),
+        "profile",
+        "--model-names",
+        "truth",
+        "--endpoint-type",
+        "completions",
+        "--streaming",
+        "--url",
+        cfg["url"],
+        "--tokenizer",
+        cfg["tokenizer"],
+        "--use-server-token-count",
+        "--prompt-input-tokens-mean",
+        str(cfg["input_tokens"]),
+        "--prompt-input-tokens-stddev",
+        "0",
+        "--prompt-output-tokens-mean",
+        str(cfg["output_tokens"]),
+        "--prompt-output-tokens-stddev",
+        "0",
+        "--extra-inputs",
+        "ignore_eos:true",
+        "--concurrency",
+        str(cfg["concurrency"]),
+        "--request-count",
+        str(cfg["num_requests"]),
+        "--random-seed",
+        str(cfg["seed"]),
+        "--export-level",
+        "records",
+        "--output-artifact-dir",
+        str(out),
+        "--ui-type",
+        "none",
+    ]
+
+
+def run_peer(tool: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Run GuideLLM or AIPerf (their own virtual environment) and read back their request rows.
+
+    CPU: the whole tool, every process it started and waited for, start-up and imports included
+    (``start s`` is its wall time before the first request was read, printed apart).
+    GuideLLM keeps each request's first and last token time, not every chunk's: its ITLs here are
+    per-request means (``itl_kind``), and bunching cannot be seen in them.
+    """
+    from harness.interop.aiperf import read_aiperf
+    from harness.interop.guidellm import read_guidellm
+
+    out = Path(tempfile.mkdtemp(prefix=f"truth-{tool}-"))
+    log = out / "log.txt"
+    ch0, t0 = _children_cpu(), time.monotonic()
+    with log.open("w") as fh:
+        p = subprocess.run(
+            peer_command(tool, cfg, out), stdout=fh, stderr=subprocess.STDOUT, timeout=900, check=False
+        )
+    t1, cpu = time.monotonic(), _children_cpu() - ch0
+    if p.returncode != 0:
+        raise RuntimeError(f"{tool} exit {p.returncode}; {log}:\n{log.read_text()[-1500:]}")
+    if tool == "guidellm":
+        run = read_guidellm(out / "benchmarks.json")
+        m = json.loads((out / "benchmarks.json").read_text())["benchmarks"][0]["metrics"]
+        reported = m["output_tokens_per_second"]["successful"]["mean"]
+    else:
+        run = read_aiperf(out)
+        reported = json.loads((out / "profile_export_aiperf.json").read_text())["output_token_throughput"][
+            "avg"
+        ]
+    [sc] = run.scenarios
+    ok = [r for r in sc.requests if r.ok and r.first_token_s is not None]
+    if tool == "guidellm":
+        itl = [
+            1000 * (r.end_s - r.first_token_s) / (r.output_tokens - 1)
+            for r in ok
+            if r.end_s is not None and r.first_token_s is not None and r.output_tokens > 1
+        ]
+    else:
+        itl = [1000 * g for r in ok for g in r.itl_s]
+    return {
+        "window": [t0, t1],
+        "ttft_ms": [1000 * (r.first_token_s - r.send_s) for r in ok if r.first_token_s is not None],
+        "itl_ms": itl,
+        "itl_kind": "request-mean" if tool == "guidellm" else "gap",
+        "tokens": sum(r.output_tokens for r in ok),
+        "completed": len(ok),
+        "duration_s": sc.duration_s,
+        "reported_tok_s": reported,
+        "cpu_s": cpu,
+        "cpu_all_s": cpu,
+        "workers": None,
         "lag_p99_ms": None,
         "busy": None,
         "client_bound": None,
@@ -160,7 +283,13 @@ def truth_rows(truth_dir: Path, window: list[float], n: int) -> list[dict[str, A
 
 def compare(run: dict[str, Any], truth: list[dict[str, Any]], min_gap_ms: float) -> dict[str, Any]:
     true_ttft = np.array([1000 * (r["sent_s"][0] - r["recv_s"]) for r in truth])
-    true_itl = np.array([1000 * g for r in truth for g in np.diff(r["sent_s"])])
+    gaps_ms = np.array([1000 * g for r in truth for g in np.diff(r["sent_s"])])
+    if run.get("itl_kind") == "request-mean":  # GuideLLM: one mean ITL per request
+        true_itl = np.array(
+            [1000 * float(np.mean(np.diff(r["sent_s"]))) for r in truth if len(r["sent_s"]) > 1]
+        )
+    else:
+        true_itl = gaps_ms
     true_tok = sum(len(r["sent_s"]) for r in truth)
     span = max(r["sent_s"][-1] for r in truth) - min(r["recv_s"] for r in truth)
     ttft, itl = np.array(run["ttft_ms"]), np.array(run["itl_ms"])
@@ -170,14 +299,74 @@ def compare(run: dict[str, Any], truth: list[dict[str, Any]], min_gap_ms: float)
         "tok_s": reported,
         "itl_p50_err": float(np.median(itl) - np.median(true_itl)),
         "itl_p99_err": float(np.percentile(itl, 99) - np.percentile(true_itl, 99)),
-        "bunched": float(np.mean(itl < 0.5 * min_gap_ms)),
-        "true_bunched": float(np.mean(true_itl < 0.5 * min_gap_ms)),
+        "bunched": float(np.mean(itl < 0.5 * min_gap_ms)) if run.get("itl_kind") != "request-mean" else None,
+        "true_bunched": float(np.mean(gaps_ms < 0.5 * min_gap_ms)),
         "ttft_mean_err": float(ttft.mean() - true_ttft.mean()),
         "ttft_p99_err": float(np.percentile(ttft, 99) - np.percentile(true_ttft, 99)),
         "us_per_tok": 1e6 * run["cpu_s"] / run["tokens"] if run["tokens"] else float("nan"),
         "true_itl_p99": float(np.percentile(true_itl, 99)),
+        # mean(server read the request) - mean(client stamped the send): the send side's share of
+        # the TTFT error (same requests, same clock); the rest is the receive side's
+        "send_read_ms": 1000
+        * (float(np.mean([r["recv_s"] for r in truth])) - float(np.mean(run["send_abs_s"])))
+        if run.get("send_abs_s")
+        else None,
         "buffered": sum(r["buffered"] for r in truth),
     }
+
+
+PEERS = ("guidellm", "aiperf")
+
+
+def harness_options(tool: str) -> dict[str, Any]:
+    """``harness1`` one loop, ``harness`` automatic, ``harnessN`` N workers; ``-uv``: on uvloop."""
+    if not tool.startswith("harness"):
+        return {"workers": None, "uvloop": False}
+    name, uv = tool.removesuffix("-uv"), tool.endswith("-uv")
+    count = name.removeprefix("harness")
+    return {"workers": int(count) if count else None, "uvloop": uv}
+
+
+def report(
+    c: int,
+    tool: str,
+    n: int,
+    run: dict[str, Any],
+    truth_dir: Path,
+    min_gap: float,
+    rows: list[dict[str, Any]],
+    startup_cpu_s: float | None,
+) -> None:
+    """Compare one client's run with the truth, print its row and keep it."""
+    time.sleep(0.3)  # the server's last line is written after [DONE]
+    fig = compare(run, truth_rows(truth_dir, run["window"], n), min_gap)
+    net = fig["us_per_tok"]
+    if startup_cpu_s is not None and run["tokens"]:  # a peer: its start-up CPU taken off
+        net = 1e6 * (run["cpu_s"] - startup_cpu_s) / run["tokens"]
+    fig["us_per_tok_net"] = net
+    flag = "bound" if run["client_bound"] else ("ok" if run["lag_p99_ms"] is not None else "-")
+    lag = f"{run['lag_p99_ms']:.2f}" if run["lag_p99_ms"] is not None else "-"
+    bunched = "n/a" if fig["bunched"] is None else f"{fig['bunched']:.2%}"
+    wk = "-" if run["workers"] is None else str(run["workers"])
+    send = "" if fig["send_read_ms"] is None else f", send->read {fig['send_read_ms']:.3f} ms"
+    print(
+        f"{c:>4} {tool:>11} {wk:>2} {fig['true_tok_s']:>10.0f} {fig['tok_s']:>8.0f} "
+        f"{fig['itl_p50_err']:>11.3f} {fig['itl_p99_err']:>11.3f} {bunched:>8} "
+        f"{fig['ttft_mean_err']:>13.3f} {fig['ttft_p99_err']:>12.3f} {fig['us_per_tok']:>7.1f} {net:>7.1f} "
+        f"{lag:>7} {flag:>6}   (truth bunched {fig['true_bunched']:.2%}, "
+        f"true ITL p99 {fig['true_itl_p99']:.2f} ms, buffered {fig['buffered']}{send})",
+        flush=True,
+    )
+    rows.append({"concurrency": c, "client": tool, "requests": n, **fig, **run})
+
+
+def peer_startup(tool: str, cfg: dict[str, Any]) -> float | None:
+    """The peer's CPU for one request at concurrency 1: its start-up and imports, near enough."""
+    try:
+        return float(run_peer(tool, {**cfg, "concurrency": 1, "num_requests": 1})["cpu_s"])
+    except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
+        print(f"{tool}: start-up run failed: {exc}", flush=True)
+        return None
 
 
 def main() -> None:
@@ -192,11 +381,15 @@ def main() -> None:
     ap.add_argument("--itl-ms", type=float, default=10.0)
     ap.add_argument("--itl-jitter-ms", type=float, default=2.0)
     ap.add_argument("--server-processes", type=int, default=1)
+    ap.add_argument("--server-uvloop", action="store_true", help="run the truth server on uvloop")
     ap.add_argument(
         "--clients",
         default="harness1,harness,vllm",
         help="harness1 (one loop), harness (workers sized from the warm-up), harnessN (N workers), "
-        "harness-uv (uvloop, automatic workers), vllm",
+        "any of them with -uv (on uvloop), vllm, guidellm, aiperf",
+    )
+    ap.add_argument(
+        "--peers-bin", type=Path, default=Path("/work/peers/bin"), help="GuideLLM's and AIPerf's bin"
     )
     ap.add_argument("--json", type=Path, help="also write every figure here")
     args = ap.parse_args()
@@ -222,7 +415,7 @@ def main() -> None:
     ]
     server_cmd += ["--ttft-ms", str(args.ttft_ms), "--ttft-jitter-ms", str(args.ttft_jitter_ms)]
     server_cmd += ["--itl-ms", str(args.itl_ms), "--itl-jitter-ms", str(args.itl_jitter_ms)]
-    server_cmd += ["--processes", str(args.server_processes)]
+    server_cmd += ["--processes", str(args.server_processes)] + (["--uvloop"] if args.server_uvloop else [])
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     server = subprocess.Popen(server_cmd, env=env, cwd=ROOT)
     min_gap = args.itl_ms - args.itl_jitter_ms
@@ -237,25 +430,22 @@ def main() -> None:
             flush=True,
         )
         head = (
-            f"{'c':>4} {'client':>9} {'wk':>2} {'true tok/s':>10} {'tok/s':>8} {'ITL p50 err':>11} "
+            f"{'c':>4} {'client':>11} {'wk':>2} {'true tok/s':>10} {'tok/s':>8} {'ITL p50 err':>11} "
             f"{'ITL p99 err':>11} {'bunched':>8} {'TTFT mean err':>13} {'TTFT p99 err':>12} "
-            f"{'us/tok':>7} {'lag p99':>7} {'flag':>6}"
+            f"{'us/tok':>7} {'net':>7} {'lag p99':>7} {'flag':>6}"
         )
+        base = {"url": f"http://127.0.0.1:{port}", "tokenizer": tokenizer, "seed": 1}
+        base |= {"input_tokens": args.input_tokens, "output_tokens": args.output_tokens}
+        base["peers_bin"] = str(args.peers_bin)
+        startup = {t: peer_startup(t, base) for t in args.clients.split(",") if t in PEERS}
+        for t, cpu in startup.items():
+            print(f"{t}: start-up CPU {cpu if cpu is None else round(cpu, 2)} s (one request at c1)")
         print(head, flush=True)
         for c in [int(x) for x in args.concurrency.split(",")]:
             n = max(2 * c, int(round(args.seconds * c / per_request_s)))
             for i, tool in enumerate(args.clients.split(",")):
-                workers: int | None
-                if tool == "harness1":
-                    workers = 1
-                elif tool in ("harness", "harness-uv"):
-                    workers = None
-                elif tool.startswith("harness"):
-                    workers = int(tool.removeprefix("harness"))
-                else:
-                    workers = None
                 cfg = {
-                    "tool": "vllm" if tool == "vllm" else "harness",
+                    "tool": tool,
                     "url": f"http://127.0.0.1:{port}",
                     "tokenizer": tokenizer,
                     "input_tokens": args.input_tokens,
@@ -264,9 +454,17 @@ def main() -> None:
                     "concurrency": c,
                     "warmup": min(c, 8),
                     "seed": 100 + c + i,
-                    "workers": workers,
-                    "uvloop": tool == "harness-uv",
+                    "peers_bin": str(args.peers_bin),
+                    **harness_options(tool),
                 }
+                if tool in PEERS:
+                    try:
+                        run = run_peer(tool, cfg)
+                    except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
+                        print(f"{c:>4} {tool:>11} failed: {exc}", flush=True)
+                        continue
+                    report(c, tool, n, run, truth_dir, min_gap, rows, startup.get(tool))
+                    continue
                 p = subprocess.run(
                     [sys.executable, __file__, "--child", json.dumps(cfg)],
                     env=env,
@@ -281,26 +479,14 @@ def main() -> None:
                     print(f"{c:>4} {tool:>9} failed: {(p.stdout + p.stderr)[-1500:]}", flush=True)
                     continue
                 run = json.loads(line.removeprefix("RESULT "))
-                time.sleep(0.3)  # the server's last line is written after [DONE]
-                fig = compare(run, truth_rows(truth_dir, run["window"], n), min_gap)
-                flag = "bound" if run["client_bound"] else ("ok" if run["lag_p99_ms"] is not None else "-")
-                lag = f"{run['lag_p99_ms']:.2f}" if run["lag_p99_ms"] is not None else "-"
-                print(
-                    f"{c:>4} {tool:>9} {run['workers']:>2} {fig['true_tok_s']:>10.0f} {fig['tok_s']:>8.0f} "
-                    f"{fig['itl_p50_err']:>11.3f} {fig['itl_p99_err']:>11.3f} {fig['bunched']:>8.2%} "
-                    f"{fig['ttft_mean_err']:>13.3f} {fig['ttft_p99_err']:>12.3f} {fig['us_per_tok']:>7.1f} "
-                    f"{lag:>7} {flag:>6}   (truth bunched {fig['true_bunched']:.2%}, "
-                    f"true ITL p99 {fig['true_itl_p99']:.2f} ms, buffered {fig['buffered']})",
-                    flush=True,
-                )
-                rows.append({"concurrency": c, "client": tool, "requests": n, **fig, **run})
+                report(c, tool, n, run, truth_dir, min_gap, rows, None)
     finally:
         server.terminate()
         server.wait(timeout=10)
     if args.json:
         for r in rows:
-            r.pop("ttft_ms", None)
-            r.pop("itl_ms", None)
+            for key in ("ttft_ms", "itl_ms", "send_abs_s"):
+                r.pop(key, None)
         args.json.write_text(json.dumps(rows, indent=1))
 
 

@@ -15,8 +15,8 @@ It reproduces ``vllm bench serve`` (vLLM 0.32, ``benchmarks/serve.py`` and
   timeout (default 6 h, as vLLM); any exception of one request becomes that request's error.
 * The garbage collector is frozen (after a full collection) during measurement, as vLLM does.
 
-The event loop runs in a thread of its own so that ``time.thread_time()`` measures the
-generator's own CPU cost, which goes in the record: the load generator must never be the
+The event loop runs in a thread of its own so that ``time.thread_time()`` (plus the lag
+probe's thread) measures the generator's own CPU cost, which goes in the record: the load generator must never be the
 bottleneck, and this is how we show it. With ``client_workers`` other than 1 the measured
 requests may instead go out from several worker processes (:mod:`harness.loadgen.workers`);
 ``None`` sizes them from the warm-up (its CPU per chunk and chunk rate predict the busy share at
@@ -83,7 +83,9 @@ class LoadSpec:
     top_p: float | None = None
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     client_workers: int | None = 1  # load generator processes; None: sized from the warm-up
-    client_uvloop: bool = False  # run each worker's loop on uvloop
+    # Each loop on uvloop: None (default) when it is importable (the `loadgen` extra), True
+    # always (an error without it), False never. See docs/timing.md for the figures.
+    client_uvloop: bool | None = None
 
     def offsets_s(self) -> list[float]:
         """Send offsets of the measured requests after the start of dispatch."""
@@ -149,8 +151,8 @@ async def _run(
         async def dispatch() -> None:
             tasks = []
             for r, p, offset in zip(timings, measured, offsets, strict=True):
-                wait = origin + offset - time.perf_counter()
-                if offset > 0 and wait > 0:
+                # uvloop's timers have millisecond resolution and may fire early: sleep again
+                while offset > 0 and (wait := origin + offset - time.perf_counter()) > 0:
                     await asyncio.sleep(wait)
                 tasks.append(asyncio.create_task(measured_one(r, p)))
             await asyncio.gather(*tasks)
@@ -162,6 +164,7 @@ async def _run(
         )
         # The generator's own cost and the benchmark's duration are charged from here.
         marks["cpu0"] = time.thread_time()
+        marks["probe_cpu0"] = marks["probe"].thread_cpu_s() if "probe" in marks else 0.0
         origin = time.perf_counter()
         marks["origin"] = origin
         await _abortable(dispatch(), abort, marks)
@@ -219,10 +222,13 @@ def run_load(
         items = [WorkItem(prompt=p, input_tokens=len(p), output_tokens=spec.output_tokens) for p in prompts]
     client = StreamingClient(base_url, model, temperature=spec.temperature, top_p=spec.top_p)
     work = list(items)
+    loop = event_loop_for(spec.client_uvloop)
     if spec.client_workers == 1:
-        return drive(lambda marks: _run(spec, client, work, on_done, marks, abort), count_tokens, "set: 1")
+        return drive(
+            lambda marks: _run(spec, client, work, on_done, marks, abort), count_tokens, "set: 1", loop
+        )
     warm, measured = work[: spec.warmup_requests], work[spec.warmup_requests :]
-    warm_cpu_s, chunks, stream_s = _warm_up(spec, client, warm, abort)
+    warm_cpu_s, chunks, stream_s = _warm_up(spec, client, warm, abort, loop)
     traced = [w.at_s for w in measured]
     offsets = [t for t in traced if t is not None] if all(t is not None for t in traced) else spec.offsets_s()
     if spec.client_workers is not None:
@@ -247,12 +253,18 @@ def run_load(
     n = max(1, min(n, len(measured) or 1, spec.concurrency or n))
     rest = dataclasses.replace(spec, warmup_requests=0)
     if n == 1:
-        return drive(lambda marks: _run(rest, client, measured, on_done, marks, abort), count_tokens, reason)
-    return _run_on_workers(rest, client, measured, offsets, n, reason, on_done, count_tokens, abort)
+        return drive(
+            lambda marks: _run(rest, client, measured, on_done, marks, abort), count_tokens, reason, loop
+        )
+    return _run_on_workers(rest, client, measured, offsets, n, reason, on_done, count_tokens, abort, loop)
 
 
 def _warm_up(
-    spec: LoadSpec, client: StreamingClient, warm: Sequence[WorkItem], abort: Callable[[], str | None] | None
+    spec: LoadSpec,
+    client: StreamingClient,
+    warm: Sequence[WorkItem],
+    abort: Callable[[], str | None] | None,
+    event_loop: str = "asyncio",
 ) -> tuple[float, int, float]:
     """Send the warm-up requests on this thread; its CPU seconds, chunks received, stream seconds."""
     if not warm:
@@ -276,7 +288,8 @@ def _warm_up(
             cpu["1"] = time.thread_time()
 
     cpu: dict[str, float] = {}
-    asyncio.run(go())
+    with asyncio.Runner(loop_factory=loop_factory(event_loop)) as runner:  # the measured loop's kind
+        runner.run(go())
     chunks = sum(len(r.chunk_s) for r in rows)
     stream_s = sum(r.chunk_s[-1] - r.chunk_s[0] for r in rows if len(r.chunk_s) > 1)
     return cpu.get("1", 0.0) - cpu.get("0", 0.0), chunks, stream_s
@@ -292,6 +305,7 @@ def _run_on_workers(
     on_done: Callable[[], None] | None,
     count_tokens: Callable[[str], int] | None,
     abort: Callable[[], str | None] | None,
+    event_loop: str = "asyncio",
 ) -> LoadResult:
     """The measured requests on ``n`` worker processes (:mod:`harness.loadgen.workers`)."""
     from harness.loadgen.workers import WorkerJob, deal, run_workers, split_concurrency
@@ -309,7 +323,7 @@ def _run_on_workers(
             items=[measured[i] for i in idx],
             offsets_s=[float(offsets[i]) for i in idx],
             concurrency=shares[w],
-            use_uvloop=spec.client_uvloop,
+            use_uvloop=event_loop == "uvloop",
         )
         for w, idx in enumerate(deal(len(measured), n))
     ]
@@ -323,7 +337,6 @@ def _run_on_workers(
             r.end_s = r.end_s if r.end_s is not None else out.end_s
             r.error = f"cancelled: {out.aborted}"
     to_origin(out.requests, out.origin_s, count_tokens)
-    loop = "uvloop" if spec.client_uvloop else "asyncio"
     return LoadResult(
         requests=out.requests,
         client_cpu_s=sum(h.cpu_s for h in out.health) + out.parent_cpu_s,
@@ -331,7 +344,7 @@ def _run_on_workers(
         first_send_s=out.origin_s,
         duration_s=out.end_s - out.origin_s,
         aborted=out.aborted,
-        health=summarize(out.health, reason, loop),
+        health=summarize(out.health, reason, event_loop),
     )
 
 
@@ -339,8 +352,10 @@ def drive(
     make: Callable[[dict[str, Any]], Coroutine[Any, Any, list[RequestTiming]]],
     count_tokens: Callable[[str], int] | None,
     workers_reason: str = "set: 1",
+    event_loop: str = "asyncio",
 ) -> LoadResult:
-    """Run a load coroutine on a thread of its own with the garbage collector frozen.
+    """Run a load coroutine on a thread of its own with the garbage collector frozen, on
+    ``event_loop`` (``asyncio`` or ``uvloop``).
 
     The coroutine notes in ``marks`` when measurement starts (``cpu0``: the thread's CPU clock;
     ``origin``: the start of dispatch), the scenario's ``duration`` and an ``aborted`` reason.
@@ -350,6 +365,7 @@ def drive(
     box: dict[str, Any] = {}
     marks: dict[str, Any] = {}
     probe = LagProbe()
+    marks["probe"] = probe
 
     async def probed() -> list[RequestTiming]:
         probe.start(asyncio.get_running_loop())
@@ -365,13 +381,16 @@ def drive(
             gc.collect()
             gc.freeze()
             frozen = True
-            box["requests"] = asyncio.run(probed())
+            with asyncio.Runner(loop_factory=loop_factory(event_loop)) as runner:
+                box["requests"] = runner.run(probed())
         except BaseException as exc:  # surfaced in the caller's thread
             box["error"] = exc
         finally:
             if frozen:
                 gc.unfreeze()
-        box["cpu"] = time.thread_time() - marks.get("cpu0", 0.0)
+        # the loop thread's CPU and the lag probe's thread's, from the start of measurement
+        probe_cpu = probe.thread_cpu_s() - marks.get("probe_cpu0", 0.0)
+        box["cpu"] = time.thread_time() - marks.get("cpu0", 0.0) + probe_cpu
         box["wall"] = time.perf_counter() - t0
 
     th = threading.Thread(target=target, name="harness-loadgen", daemon=True)
@@ -386,7 +405,7 @@ def drive(
     health = summarize(
         [WorkerHealth(probe.lags_s, float(box["cpu"]), duration or float(box["wall"]))],
         workers_reason,
-        "asyncio",
+        event_loop,
     )
     return LoadResult(
         requests=requests,
@@ -397,6 +416,32 @@ def drive(
         aborted=marks.get("aborted"),
         health=health,
     )
+
+
+def event_loop_for(client_uvloop: bool | None) -> str:
+    """``uvloop`` or ``asyncio`` for :attr:`LoadSpec.client_uvloop` (None: uvloop if importable)."""
+    if client_uvloop is False:
+        return "asyncio"
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        if client_uvloop:
+            raise RuntimeError(
+                "client_uvloop is set but uvloop is not installed (the loadgen extra)"
+            ) from None
+        return "asyncio"
+    return "uvloop"
+
+
+def loop_factory(event_loop: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The loop constructor for ``event_loop`` (None: asyncio's default)."""
+    if event_loop == "asyncio":
+        return None
+    if event_loop == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    raise ValueError(f"event_loop: expected asyncio or uvloop, got {event_loop!r}")
 
 
 def to_origin(

@@ -142,8 +142,8 @@ async def _worker_run(
         async def dispatch() -> None:
             tasks = []
             for r, w, offset in zip(timings, job.items, job.offsets_s, strict=True):
-                wait_s = origin + offset - time.perf_counter()
-                if wait_s > 0:
+                # uvloop's timers have millisecond resolution and may fire early: sleep again
+                while (wait_s := origin + offset - time.perf_counter()) > 0:
                     await asyncio.sleep(wait_s)
                 tasks.append(asyncio.create_task(one(r, w)))
             await asyncio.gather(*tasks)

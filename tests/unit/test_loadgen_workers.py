@@ -5,6 +5,7 @@ Runs against the ground-truth server (``tests/truthserver.py``) in a subprocess 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -115,3 +116,44 @@ def test_client_bound_rules_and_the_automatic_worker_count() -> None:
     lagging = ClientHealth(1, "x", "asyncio", 10, 1.0, 7.5, 9.0, 0.2)
     assert lagging.client_bound == "client-bound: event-loop lag p99 7.50 ms > 5 ms"
     assert workers_needed(0.2, 8) == 1 and workers_needed(1.2, 8) == 3 and workers_needed(9.0, 2) == 2
+
+
+def test_the_event_loop_is_uvloop_when_importable_unless_switched_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from harness.loadgen.client import event_loop_for, loop_factory
+
+    assert event_loop_for(False) == "asyncio" and loop_factory("asyncio") is None
+    pytest.importorskip("uvloop")
+    assert event_loop_for(None) == "uvloop" and event_loop_for(True) == "uvloop"
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if not installed
+    assert event_loop_for(None) == "asyncio"
+    with pytest.raises(RuntimeError, match="uvloop is not installed"):
+        event_loop_for(True)
+    with pytest.raises(ValueError, match="event_loop"):
+        loop_factory("trio")
+
+
+def test_one_loop_runs_on_uvloop_and_says_so(truth: tuple[str, Path]) -> None:
+    pytest.importorskip("uvloop")
+    url, _ = truth
+    for want, loop in ((True, "uvloop"), (False, "asyncio")):
+        spec = LoadSpec(8, 6, 8, 4, None, 2, seed=7, client_workers=1, client_uvloop=want)
+        res = run_load(spec, url, "truth", list(range(100, 200)))
+        assert res.health is not None and res.health.event_loop == loop and res.health.workers == 1
+        assert all(r.ok and len(r.chunk_s) == 6 for r in res.requests)
+
+
+def test_the_lag_probe_knows_its_own_cpu() -> None:
+    from harness.loadgen.lag import LagProbe
+
+    async def go() -> tuple[float, float]:
+        probe = LagProbe(interval_s=0.001)
+        probe.start(asyncio.get_running_loop())
+        await asyncio.sleep(0.2)
+        during = probe.thread_cpu_s()
+        probe.stop()
+        return during, probe.thread_cpu_s()
+
+    during, after = asyncio.run(go())
+    assert 0.0 < during <= after < 0.2  # it costs something, and less than the wall time
