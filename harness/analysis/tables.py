@@ -3,7 +3,7 @@
 :func:`load_runs` gives one row per run × scenario point and :func:`load_tasks` one row per
 run × task, each row carrying the run's identity (model, variant, suite, hardware, status)
 beside every figure of its scenario or task. Nested parts are flattened the way
-``pandas.json_normalize`` does it (``energy.energy_per_output_token_j``,
+``pandas.json_normalize`` does it (``energy.measured.energy_per_output_token_j``,
 ``resources.gpu.peak_power_w``), except the scenario's settings (``concurrency``,
 ``input_tokens`` ...), which are the point's coordinates and stand at the top level. Lists
 (``errors``, per-GPU ``devices``) are JSON text.

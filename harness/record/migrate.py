@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.record.analytics import RecordAnalytics
-from harness.record.energy import migrate_v1_scenario_energy
+from harness.record.energy import migrate_v1_scenario_energy, migrate_v2_scenario_energy
 from harness.record.run_record import SCHEMA_VERSION, RunRecord
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
@@ -80,7 +80,46 @@ def _v1_map(value: Any, field: str) -> dict[str, dict[str, Any]]:
     return value
 
 
-MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
+IMPORT_CPU_REASON = "the file does not say how much CPU its load generator used"
+
+
+def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema v2 -> v3: each energy value stored once per scenario; no placeholder CPU figure.
+
+    * a scenario's ``energy`` keeps one value per window (``measured``, ``gross``,
+      ``steady_state``); v2's flat copies of the headline and of the steady state go
+      (:func:`~harness.record.energy.migrate_v2_scenario_energy`);
+    * ``resources.phases`` no longer repeats a scenario's window (``scenario:<name>``) where the
+      scenario keeps the same one as its own ``resources``; other windows (a pooled point's
+      repeats) stay;
+    * an imported run's ``client_cpu_s`` was 0.0 standing in for "not stated": it becomes null,
+      with the reason in ``source.unmeasured``.
+    """
+    out = dict(data)
+    scenarios = []
+    for entry in out.get("scenarios") or []:
+        entry = dict(entry)
+        if isinstance(entry.get("energy"), dict):
+            entry["energy"] = migrate_v2_scenario_energy(entry["energy"])
+        scenarios.append(entry)
+    out["scenarios"] = scenarios
+    resources = out.get("resources")
+    if isinstance(resources, dict) and isinstance(resources.get("phases"), dict):
+        kept = {f"scenario:{s.get('name')}": s.get("resources") for s in scenarios}
+        phases = {k: v for k, v in resources["phases"].items() if not (k in kept and kept[k] == v)}
+        out["resources"] = {**resources, "phases": phases}
+    source = out.get("source")
+    if isinstance(source, dict) and "scenarios.client_cpu_s" in (source.get("unmeasured") or {}):
+        for entry in scenarios:
+            if entry.get("client_cpu_s") == 0.0:
+                entry["client_cpu_s"] = None
+        unmeasured = {**source["unmeasured"], "scenarios.client_cpu_s": IMPORT_CPU_REASON}
+        out["source"] = {**source, "unmeasured": unmeasured}
+    out["schema_version"] = 3
+    return out
+
+
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3}
 """Version N -> the function that turns a version-N record (plain JSON data) into version N+1."""
 
 
