@@ -37,7 +37,7 @@ from harness.run.scenario import Partial as _Partial
 from harness.run.scenario import RunHooks, run_scenario, write_server_series
 from harness.run.signals import as_interrupt as signals_as_interrupt
 from harness.run.signals import deferred as deferred_signals
-from harness.spec.suite import PerfScenario
+from harness.spec.scenario import ScenarioPoint
 from harness.storage.fallback import make_run_dir, save_traceback, write_record_or_fallback
 from harness.storage.store import runs_dir
 from harness.telemetry import TelemetrySession
@@ -395,10 +395,10 @@ def _measure(
         count_tokens = token_counter(model.tokenizer)
         under_load = _under_load_context(plan, model, engine, run_dir, partial, token_ids)
 
-        def run_one(point: PerfScenario, repeat: int) -> ScenarioResult:
+        def run_one(point: ScenarioPoint, repeat: int) -> ScenarioResult:
             # Each repeat is its own point name (`chat@c4#2`), so it draws its own prompts and
             # never hits another repeat's prefix cache.
-            hooks.on_scenario_start(point.name, point.num_requests)
+            hooks.on_scenario_start(point.name, point.load.num_requests)
 
             def load(on_done: Any = None) -> None:
                 run_scenario(
@@ -418,7 +418,7 @@ def _measure(
                 from harness.accuracy.underload import measure_under_load
 
                 hooks.on_phase(f"accuracy under load: {point.name}")
-                acc, probe = measure_under_load(under_load, point.name, point.concurrency, load)  # type: ignore[arg-type]
+                acc, probe = measure_under_load(under_load, point.name, point.load.concurrency, load)
                 res = partial.performance[point.name]
                 partial.performance[point.name] = res.model_copy(
                     update={"accuracy_under_load": acc, "invariance": probe}
@@ -438,10 +438,9 @@ def _measure(
             from harness.loadgen.client import LoadSpec
 
             st = result.settings
-            if st.request_rate is None and st.ramp_up_strategy is None or st.scenario_seed is None:
+            if st.load.request_rate is None and st.load.ramp_up_strategy is None or st.scenario_seed is None:
                 return None
-            load = {k: v for k, v in st.model_dump().items() if k in LoadSpec.__dataclass_fields__}
-            return LoadSpec(**{**load, "seed": st.scenario_seed}).offsets_s()
+            return LoadSpec(load=st.load, seed=st.scenario_seed).offsets_s()
 
         run_points(
             plan.scenarios,

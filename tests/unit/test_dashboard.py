@@ -34,6 +34,7 @@ from harness.dashboard.runpage import run_page
 from harness.dashboard.shards import Overview
 from harness.model.presets import get_preset
 from harness.record.analytics import RecordAnalytics
+from harness.record.run_record import SCHEMA_VERSION
 from tests.factories import (
     T0,
     environment,
@@ -257,10 +258,10 @@ def test_bad_files_are_warned_about_and_failed_runs_listed(tmp_path: Path) -> No
     (results / "runs" / "garbage" / "record.json").write_text("{not json")
     (results / "runs" / "future").mkdir()
     bad = json.loads(make_record("x").model_dump_json())
-    bad["schema_version"] = 3  # written by a newer harness with a breaking change
+    bad["schema_version"] = SCHEMA_VERSION + 1  # written by a newer harness with a breaking change
     (results / "runs" / "future" / "record.json").write_text(json.dumps(bad))
     (results / "runs" / "nostatus").mkdir()
-    bad["schema_version"] = 2
+    bad["schema_version"] = SCHEMA_VERSION
     del bad["status"]
     (results / "runs" / "nostatus" / "record.json").write_text(json.dumps(bad))
     # A per-request table that is not parquet.

@@ -75,7 +75,7 @@ def test_an_imported_record_says_where_it_came_from_and_what_it_lacks(tmp_path: 
     assert "environment" not in src.unmeasured  # hardware was given
     assert rec.engine.args == {}  # type: ignore[attr-defined]
     assert rec.scenarios[0].energy is None  # type: ignore[attr-defined]
-    schema = json.loads((ROOT / "schema" / "run_record.v2.json").read_text())
+    schema = json.loads((ROOT / "schema" / "run_record.v3.json").read_text())
     jsonschema.validate(json.loads(rec.model_dump_json()), schema)  # type: ignore[attr-defined]
     _, rec2 = _imported("vllm-bench", VLLM, tmp_path / "b")
     assert "environment" in rec2.source.unmeasured  # type: ignore[attr-defined]
