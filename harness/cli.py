@@ -28,11 +28,11 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("harness.commands.results:register_cli", "two or more runs side by side, with deltas"),
     "dashboard": ("harness.dashboard.cli:register_cli", "write the HTML pages (open dashboards/index.html)"),
     "gate": (
-        "harness.gate.cli:register_cli",
+        "harness.commands.gate:register_cli",
         "compare a run with its baseline: exit 0 pass, 1 regression, 2 cannot compare",
     ),
     "baseline": (
-        "harness.gate.cli:register_cli",
+        "harness.commands.gate:register_cli",
         "promote a run to the baseline of its model, suite, hardware",
     ),
     "arch": (

@@ -62,3 +62,22 @@ def cap_record(
             update={"variant": VariantInfo(name=variant, baseline="base", is_baseline=variant == "base")}
         )
     return rec
+
+
+def with_accuracy_at_load(rec: RunRecord, point: str, value: float, se: float = 0.01) -> RunRecord:
+    """``rec`` with its first task evaluated again beside ``point``'s load (no sample log)."""
+    from harness.record.underload import AccuracyUnderLoad, TaskUnderLoad
+
+    t = rec.tasks[0]
+    acc = AccuracyUnderLoad(
+        point=point,
+        tasks=[
+            TaskUnderLoad(
+                task=t.name, metric=t.metric, value=value, stderr=se, n_samples=t.n_samples, samples_path=None
+            )
+        ],
+    )
+    scenarios = [
+        s.model_copy(update={"accuracy_under_load": acc}) if s.name == point else s for s in rec.scenarios
+    ]
+    return rec.model_copy(update={"scenarios": scenarios})

@@ -238,9 +238,6 @@ def task_results(
         if key in ("alias", "sample_len") or isinstance(value, bool) or not isinstance(value, int | float):
             continue
         metrics[key] = None if isinstance(value, float) and math.isnan(value) else float(value)
-    headline = _headline(name, metrics)
-    value = metrics[headline]
-    assert value is not None  # _headline picks only reported values
     samples_path = None
     rows = group_samples(out, name)
     if samples_dir is not None and run_dir is not None and rows:
@@ -248,11 +245,34 @@ def task_results(
         with samples_path.open("w") as fh:
             for s in rows:
                 fh.write(json.dumps(s, default=str) + "\n")
+    res[name] = task_result(
+        out,
+        name,
+        metrics,
+        samples_path=str(samples_path.relative_to(run_dir)) if samples_path and run_dir else None,
+        lm_eval_command=inv.command(),
+    )
+    return res
+
+
+def task_result(
+    out: dict[str, Any],
+    name: str,
+    metrics: dict[str, float | None],
+    *,
+    samples_path: str | None,
+    lm_eval_command: str | None = None,
+) -> TaskResult:
+    """The TaskResult of task ``name`` in lm-eval's output ``out`` (a run's or a saved results
+    file's), given its numeric ``metrics``: the headline, its stderr, direction, shots, version."""
+    headline = _headline(name, metrics)
+    value = metrics[headline]
+    assert value is not None  # _headline picks only reported values
     metric_name = headline.split(",")[0]
-    hib = out.get("higher_is_better", {}).get(name, {}).get(metric_name)
-    shots = out.get("n-shot", {}).get(name)
-    version = out.get("versions", {}).get(name)
-    res[name] = TaskResult(
+    hib = (out.get("higher_is_better") or {}).get(name, {}).get(metric_name)
+    shots = (out.get("n-shot") or {}).get(name)
+    version = (out.get("versions") or {}).get(name)
+    return TaskResult(
         name=name,
         metric=headline,
         value=value,
@@ -262,10 +282,9 @@ def task_results(
         num_fewshot=int(shots) if isinstance(shots, int) else None,
         version=None if version is None else str(version),
         metrics=metrics,
-        samples_path=str(samples_path.relative_to(run_dir)) if samples_path and run_dir else None,
-        lm_eval_command=inv.command(),
+        samples_path=samples_path,
+        lm_eval_command=lm_eval_command,
     )
-    return res
 
 
 def group_samples(out: dict[str, Any], name: str) -> list[dict[str, Any]]:

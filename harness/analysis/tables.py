@@ -3,7 +3,7 @@
 :func:`load_runs` gives one row per run × scenario point and :func:`load_tasks` one row per
 run × task, each row carrying the run's identity (model, variant, suite, hardware, status)
 beside every figure of its scenario or task. Nested parts are flattened the way
-``pandas.json_normalize`` does it (``energy.energy_per_output_token_j``,
+``pandas.json_normalize`` does it (``energy.measured.energy_per_output_token_j``,
 ``resources.gpu.peak_power_w``), except the scenario's settings (``concurrency``,
 ``input_tokens`` ...), which are the point's coordinates and stand at the top level. Lists
 (``errors``, per-GPU ``devices``) are JSON text.
@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from harness.record.hardware import hardware_label
 from harness.record.run_record import RunRecord, ScenarioResult, TaskResult
+from harness.storage.index import model_label
 from harness.storage.store import load_records
 
 if TYPE_CHECKING:
@@ -58,13 +59,6 @@ class UnreadableRecordWarning(UserWarning):
     """A record file under the results folder that could not be read (it is skipped)."""
 
 
-def model_label(record: RunRecord) -> str:
-    """The preset name, or the served name of a local checkpoint."""
-    if record.model.preset and record.model.preset != "local":
-        return record.model.preset
-    return record.model.served_name or record.model.source
-
-
 def select_runs(
     results: str | Path = "results",
     *,
@@ -74,19 +68,14 @@ def select_runs(
 ) -> list[RunRecord]:
     """The records under ``results`` (oldest first) that match every filter given.
 
-    ``model`` matches the preset name, the label of a local checkpoint or its source path;
-    unreadable records are skipped with a warning.
+    ``model`` matches the preset name, the label of a local checkpoint or its source path.
+    The runs are chosen from the run index (:mod:`harness.storage.index`) and only those are
+    read; unreadable records are skipped with a warning.
     """
-    loaded = load_records(Path(results))
+    loaded = load_records(Path(results), model=model, suite=suite, status=status)
     for problem in loaded.problems:
         warnings.warn(f"skipped {problem}", UnreadableRecordWarning, stacklevel=3)
-    return [
-        r
-        for r in loaded.records
-        if (model is None or model in (r.model.preset, model_label(r), r.model.source))
-        and (suite is None or r.suite.name == suite)
-        and (status is None or r.status == status)
-    ]
+    return loaded.records
 
 
 def run_columns(record: RunRecord) -> dict[str, Any]:

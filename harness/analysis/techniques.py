@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.record.run_record import RunRecord, ScenarioResult, TaskResult
+from harness.record.run_record import RunRecord, ScenarioResult, TaskResult, scenario_energy_value
 
 PairedTest = Callable[[TaskResult, RunRecord, RunRecord], "PairedOutcome | None"]
 
@@ -99,7 +99,7 @@ def _rel(new: float | None, old: float | None) -> float | None:
 
 
 def _energy_per_token(s: ScenarioResult) -> float | None:
-    e = s.energy
+    e = scenario_energy_value(s)  # the one accessor: the measured interval's J/token
     return None if e is None else e.energy_per_output_token_j
 
 

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.arch.gpus import GPUS, GpuSpec, UnknownGpuError, get_gpu, match_nvml_name
-from harness.arch.report import (
-    DEFAULT_CONTEXT_TOKENS,
-    DEFAULT_GPU_MEMORY_UTILIZATION,
-    ArchReport,
-    build_report,
-)
+# The GPU table, the report and the model facts (pydantic) load with the command, not its --help.
+from harness.arch.defaults import DEFAULT_CONTEXT_TOKENS, DEFAULT_GPU_MEMORY_UTILIZATION
 from harness.formatting import human_bytes, human_count
-from harness.model.facts import ArchError, ArchFacts
+
+if TYPE_CHECKING:
+    from harness.arch.gpus import GpuSpec
+    from harness.arch.report import ArchReport
+    from harness.model.facts import ArchFacts
 
 
 def register_cli(subparsers: Any) -> None:
@@ -66,6 +65,8 @@ def detected_gpu_names() -> list[str]:
 
 
 def _pick_gpus(args: argparse.Namespace) -> tuple[list[GpuSpec], str]:
+    from harness.arch.gpus import GPUS, get_gpu, match_nvml_name
+
     if args.gpu:
         return [get_gpu(g) for g in args.gpu], "as asked"
     if not args.all_gpus:
@@ -79,7 +80,10 @@ def _pick_gpus(args: argparse.Namespace) -> tuple[list[GpuSpec], str]:
 
 
 def _cmd_arch(args: argparse.Namespace) -> int:
+    from harness.arch.gpus import UnknownGpuError
+    from harness.arch.report import build_report
     from harness.console import consoles
+    from harness.model.facts import ArchError
     from harness.model.presets import get_preset
 
     console, err_console = consoles()

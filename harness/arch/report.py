@@ -26,13 +26,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.arch.defaults import DEFAULT_CONTEXT_TOKENS, DEFAULT_GPU_MEMORY_UTILIZATION
 from harness.arch.gpus import GpuSpec
 from harness.model.facts import ArchError, ArchFacts, arch_facts
 from harness.model.presets import ModelPreset
 from harness.record.analytics import GpuEstimate
 
-DEFAULT_GPU_MEMORY_UTILIZATION = 0.92  # vLLM 0.32's default --gpu-memory-utilization (0.9 before)
-DEFAULT_CONTEXT_TOKENS = 4096
 CACHE_CONTEXTS = (4096, 32768)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.record.run_record import RunRecord, ScenarioResult
+from harness.record.run_record import RunRecord, ScenarioResult, scenario_energy_value
 
 
 @dataclass(frozen=True)
@@ -227,7 +227,7 @@ def point_figure(s: ScenarioResult, figure: str) -> float | None:
     if figure == "output_throughput":
         return s.output_throughput or None
     if figure == "energy_per_token_j":
-        e = s.energy
-        value = getattr(e, "energy_per_output_token_j", None) if e is not None else None
+        e = scenario_energy_value(s)
+        value = e.energy_per_output_token_j if e is not None else None
         return float(value) if value is not None else None
     raise KeyError(figure)

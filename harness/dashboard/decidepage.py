@@ -21,7 +21,7 @@ from harness.dashboard.data import slug
 from harness.dashboard.figures import SYMBOLS, r4
 from harness.dashboard.html import esc
 from harness.dashboard.layout import chart_card, frame, plain_table
-from harness.decide.render import MISSING, missing_reasons
+from harness.decide.render import MISSING, accuracy_sources, missing_reasons
 from harness.decide.verdicts import Decided, Decision
 
 Spec = dict[str, Any]
@@ -69,6 +69,9 @@ def _row_html(d: Decided, dec: Decision, href: str) -> str:
         ci = r.accuracy_ci95
         spread = f"95% [{ci[0]:.3f}, {ci[1]:.3f}] · " if ci else ""
         acc = f'{_a(f"{r.accuracy:.3f}", href)}<span class="se">{esc(spread)}n = {r.n_samples if r.n_samples is not None else "?"}</span>'
+        at = "idle" if r.accuracy_at == "idle" else f"at load point {r.accuracy_at}"
+        cls = "acc-at acc-idle" if r.accuracy_at == "idle" else "acc-at acc-load"
+        acc += f'<span class="se {cls}" title="{esc(r.accuracy_source)}">{esc(at)}</span>'
     vs = esc(d.vs_reference.describe()) if d.vs_reference else MISSING
     cap = MISSING
     if r.capacity is not None:
@@ -143,7 +146,7 @@ def decision_chart(
             },
             "customdata": [[links[r.key]]],
             "hovertemplate": f"<b>{esc(r.key)}</b><br>{esc(d.verdict)}<br>{esc(xtitle)}: %{{x:.4g}}"
-            f"<br>accuracy: %{{y:.3f}} (n = {r.n_samples})<br>run {esc(r.run_id)}<extra></extra>",
+            f"<br>accuracy: %{{y:.3f}} (n = {r.n_samples}, {esc(r.accuracy_at)})<br>run {esc(r.run_id)}<extra></extra>",
         }
         if err:
             trace["error_y"] = {**err, "color": "#52606d", "thickness": 1}
@@ -157,6 +160,16 @@ def decision_chart(
         "legend": {"font": {"size": 10}},
     }
     return {"data": data, "layout": layout}
+
+
+def _at_text(dec: Decision) -> str:
+    """Where the charted accuracies were measured, for the chart's description."""
+    kinds = {d.row.accuracy_at == "idle" for d in dec.rows if d.row.accuracy is not None}
+    if kinds == {True}:
+        return "measured idle (no accuracy under load at the operating points)"
+    if kinds == {False}:
+        return "at each row's operating point, measured under load"
+    return "at the operating point where it was measured under load, else idle (see the notes)"
 
 
 def decision_section(dec: Decision, out: Path, index: int) -> str:
@@ -198,7 +211,7 @@ def decision_section(dec: Decision, out: Path, index: int) -> str:
     j_why = next(
         (d.row.j_per_token_reason for d in dec.rows if d.row.j_per_token_reason), "no energy figures"
     )
-    notes = "".join(f"<li>{esc(n)}</li>" for n in dec.notes + missing_reasons(dec))
+    notes = "".join(f"<li>{esc(n)}</li>" for n in accuracy_sources(dec) + dec.notes + missing_reasons(dec))
     return (
         f'<section class="card decision" id="decision-{index}"><h2>{esc(dec.suite)} · {esc(dec.hardware)}</h2>'
         f'<p class="note">SLO {esc(slo_text)} · reference <code>{esc(dec.reference or "none")}</code> · '
@@ -212,7 +225,7 @@ def decision_section(dec: Decision, out: Path, index: int) -> str:
             f"chart-decide-cost-{index}",
             "Accuracy against cost" if priced else "Accuracy against throughput at the SLO",
             "Each (model, variant); error bars are the 95 % accuracy interval; the dotted line joins the "
-            "rows on the cost frontier. "
+            f"rows on the cost frontier. Accuracy {_at_text(dec)}. "
             + (
                 ""
                 if priced

@@ -38,10 +38,12 @@ def energy_section(rec: RunRecord) -> str:
         energy = s.energy
         head = scenario_energy_value(s)
         rows.append(_row(f"{name}: measured interval (headline)", head))
-        if energy is not None and energy.gross is not None:
-            rows.append(_row(f"{name}: whole window, with warm-up", energy.gross))
-        if energy is not None and energy.steady_state is not None and energy.steady_state.value is not None:
-            rows.append(_row(f"{name}: steady state", energy.steady_state.value))
+        gross = scenario_energy_value(s, "scenario_window") if energy is not None else None
+        if gross is not None and gross is not head:
+            rows.append(_row(f"{name}: whole window, with warm-up", gross))
+        steady = scenario_energy_value(s, "steady_state")
+        if steady is not None:
+            rows.append(_row(f"{name}: steady state", steady))
         elif energy is not None and energy.steady_state_reason:
             rows.append(
                 f"<tr><td>{esc(name)}: steady state</td>"

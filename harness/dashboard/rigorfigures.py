@@ -1,8 +1,8 @@
 """Charts and leaderboard cells for repeats, sweeps, goodput and capacity (plain plotly JSON).
 
-* :func:`latency_vs_load`: median TTFT and TPOT against load, one line per scenario, with the
-  95 % band (Student t over repeats where there are repeats, else the bootstrap interval over
-  requests); invalid points are drawn hollow, their reasons on hover;
+* :func:`latency_vs_load`: median TTFT and TPOT against load, one line per scenario: the pooled
+  headline, with its 95 % band (± the Student-t half-width over repeats where there are repeats,
+  else the bootstrap interval over requests); invalid points are drawn hollow, reasons on hover;
 * :func:`goodput_vs_load`: SLO attainment against load with the target drawn, and vLLM's
   ``request_goodput`` on a second axis, the SLO in the title;
 * :func:`capacity_cells`: "capacity at SLO" and "J/token at SLO" for a leaderboard row.
@@ -42,12 +42,24 @@ class LoadPoint:
 
 
 def _band(sr: ScenarioResult, key: str) -> tuple[float | None, float | None, float | None]:
-    """(value, low, high): the spread over repeats if any, else the bootstrap over requests."""
+    """(value, low, high), drawn on the headline estimator (issue 21 item 6).
+
+    The value is always the record's headline, which pools every repeat's requests. With
+    repeats, the band is that headline ± the half-width of the Student-t interval over the
+    per-repeat values (the run-to-run noise of the same statistic; the per-repeat mean itself
+    sits a few per cent off a pooled tail percentile, so it is not what the line shows); with one
+    run, the bootstrap interval over its requests.
+    """
     value = getattr(sr, key, None)
     if sr.rigor is not None:
         s = sr.rigor.spread.get(key)
         if s is not None and s.n > 1:
-            return s.mean, s.ci95_low, s.ci95_high
+            if value is None:
+                value = s.mean
+            if s.ci95_low is None or s.ci95_high is None:
+                return value, None, None
+            half = (s.ci95_high - s.ci95_low) / 2.0
+            return value, value - half, value + half
         b = sr.rigor.request_spread.get(key)
         if b is not None:
             return value, b.ci95_low, b.ci95_high
@@ -206,7 +218,12 @@ def latency_vs_load(points: list[LoadPoint], by: str | None = None) -> Spec | No
             "xaxis2": _axis(xtitle, domain=[0.54, 1], anchor="y2"),
             "yaxis": _axis("Median TTFT (ms)", rangemode="tozero"),
             "yaxis2": _axis("Median TPOT (ms)", anchor="x2", rangemode="tozero"),
-            "annotations": [_note("band: 95 % interval · hollow: invalid point (listed below)")],
+            "annotations": [
+                _note(
+                    "line: pooled headline · band: 95 % (± Student-t half-width over repeats; one run: "
+                    "bootstrap over requests) · hollow: invalid point (listed below)"
+                )
+            ],
         },
     }
 

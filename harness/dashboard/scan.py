@@ -1,15 +1,15 @@
-"""Finding the runs of a results folder, and what changed in them since the last build.
+"""The runs of a results folder, and what changed in them since the last build.
 
-Plain strings and ``os.scandir``/``os.stat`` throughout: at 10,000 runs, pathlib's parsing
-and ``glob``'s sorting of Path objects cost more than the rest of a scan. A run whose record's
-size and modification time match the manifest is not read at all.
+The list of runs and their records' signatures come from the store's run index
+(:mod:`harness.storage.index`); a run whose record's size and modification time match the
+manifest is not read at all. The per-request tables a run page reads are signed here, with
+plain strings and ``os.stat``: at 10,000 runs, pathlib's parsing costs more than the rest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,20 +25,10 @@ from harness.dashboard.tables import (
     read_columns,
     safe_relative,
 )
-from harness.storage.store import RECORD_FILE, read_record, read_regular
+from harness.storage.index import run_index
+from harness.storage.store import read_record, read_regular
 
 _GPU_SAMPLES = GPU_SAMPLES.as_posix()
-
-
-def record_files(results: Path | str) -> list[tuple[str, str]]:
-    """(key, path) of every ``runs/<run>/record.json`` under ``results``, sorted; the key is the
-    path relative to ``results``."""
-    base = os.path.join(results, "runs")
-    try:
-        names = sorted(e.name for e in os.scandir(base) if e.is_dir() and not e.name.startswith("."))
-    except FileNotFoundError:
-        return []
-    return [(f"runs/{n}/{RECORD_FILE}", os.path.join(base, n, RECORD_FILE)) for n in names]
 
 
 @dataclass
@@ -53,22 +43,34 @@ class Scan:
 
 
 def scan(results: Path, old: Manifest) -> Scan:
-    """Compare every record file under ``results`` with ``old``; parse only the changed ones."""
+    """Compare every run of the results folder's run index (:mod:`harness.storage.index`) with
+    ``old``; make views of the new and changed ones only.
+
+    The index gives the list of runs and each record's signature (size, modification time,
+    content hash), checked against the folders; a record the index read while checking is
+    not read again."""
     s = Scan()
-    for key, name in record_files(results):
-        try:  # a record is there in every run folder but one being written: no os.access first
-            st = os.stat(name)
-        except OSError:  # a run folder without a record (yet): not a run
-            continue
-        if not stat.S_ISREG(st.st_mode):  # a FIFO would hang the read: skipped, said so
-            s.problems.append(f"{name}: not a regular file (skipped)")
-            continue
-        s.stat[key] = sig = [st.st_size, st.st_mtime_ns]
+    idx = run_index(results)
+    s.problems.extend(idx.problems)
+    base = str(results)
+    for e in sorted(idx.entries, key=lambda e: e.folder):  # the order a full build names pages in
+        key = e.record_key
+        s.stat[key] = sig = e.signature
         entry = old.runs.get(key)
         if entry is not None and entry.stat == sig:
             s.kept[key] = entry
             continue
-        read_one(key, name, entry, s)
+        if entry is not None and entry.sha256 == e.sha256:  # touched, not changed
+            entry.stat = sig
+            s.kept[key] = entry
+            s.touched = True
+            continue
+        try:
+            record = idx.record(e)
+        except ValueError as exc:  # changed since the index was checked
+            s.problems.append(str(exc))
+            continue
+        s.parsed[key] = (run_view(record, os.path.join(base, e.path)), e.sha256)
     return s
 
 

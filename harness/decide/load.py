@@ -33,17 +33,20 @@ def latest_rows(records: Sequence[RunRecord], suite: str, hardware: str | None =
     return list(latest.values())
 
 
-def doc_scores(rec: RunRecord, run_dir: Path) -> DocScores | None:
-    """Every task's per-document headline score, keyed (task, doc_id, doc_hash); None when a task
-    kept no readable sample log (the tests then fall back to the unpaired one)."""
+def doc_scores(rec: RunRecord, run_dir: Path, row: DecisionRow | None = None) -> DocScores | None:
+    """Every task's per-document headline score, keyed (task, doc_id, doc_hash), from the log the
+    row's figure came from (idle, or at its load point: ``row.tasks[i].samples_path``); None when
+    a task kept no readable sample log (the tests then fall back to the unpaired one)."""
     from harness.rigor.compare import SampleLogError, headline_filter, metric_name, read_sample_scores
 
+    paths = {f.task: f.samples_path for f in row.tasks} if row is not None else {}
     out: dict[tuple[str, int, str], float] = {}
     for t in rec.tasks:
-        if t.samples_path is None or not (run_dir / t.samples_path).is_file():
+        rel = paths.get(t.name, t.samples_path)
+        if rel is None or not (run_dir / rel).is_file():
             return None
         try:
-            scores = read_sample_scores(run_dir / t.samples_path, metric_name(t), headline_filter(t))
+            scores = read_sample_scores(run_dir / rel, metric_name(t), headline_filter(t))
         except (SampleLogError, ValueError, OSError, KeyError):
             return None
         out.update({(t.name, doc, h): v for (doc, h), v in scores.items()})
@@ -80,5 +83,5 @@ def decisions_from_results(
         run_dir = results / "runs" / rec.run_id
         row = decision_row(rec, prices, run_dir=run_dir, scenario=scenario)
         rows.append(row)
-        scores[row.run_id] = doc_scores(rec, run_dir)
+        scores[row.run_id] = doc_scores(rec, run_dir, row)
     return decide_all(rows, scores, constraints, reference), list(loaded.problems)

@@ -62,6 +62,7 @@ def table_rows(dec: Decision) -> list[list[str]]:
                 _verdict(d),
                 _label(d, dec.reference),
                 _acc(d),
+                r.accuracy_at,
                 d.vs_reference.describe() if d.vs_reference else MISSING,
                 _capacity(d),
                 _num(r.tok_s_per_gpu if r.gpus else r.tok_s),
@@ -79,6 +80,7 @@ HEADERS = (
     "verdict",
     "model@variant",
     "accuracy [95% CI] n",
+    "accuracy at",
     "vs reference",
     "capacity@SLO (bound)",
     "tok/s/GPU (CPU: run)",
@@ -108,6 +110,22 @@ def missing_reasons(dec: Decision) -> list[str]:
     return [f"{k} ({'all rows' if len(v) == n else ', '.join(v)})" for k, v in seen.items()]
 
 
+def accuracy_sources(dec: Decision) -> list[str]:
+    """Where each row's accuracy was measured (at its load point or idle), and why."""
+    out = [f"{d.row.key}: accuracy {d.row.accuracy_source}" for d in dec.rows if d.row.accuracy_source]
+    for d in dec.rows:
+        for t in d.row.tasks:
+            if t.vs_idle:
+                out.append(f"{d.row.key}: {t.task} at {t.source}: {t.vs_idle}")
+    kinds = {d.row.accuracy_at == "idle" for d in dec.rows if d.row.accuracy is not None}
+    if len(kinds) > 1:
+        out.append(
+            "some rows' accuracy is at their load point and others' idle: each paired test pairs the same "
+            "documents and says where each side was measured"
+        )
+    return out
+
+
 def _title(dec: Decision) -> str:
     slo = next((d.row.slo for d in dec.rows if d.row.slo), None)
     slo_text = ", ".join(f"{k} {v}" for k, v in (slo or {}).items()) or "no SLO recorded"
@@ -126,6 +144,8 @@ def render_rich(decisions: Sequence[Decision], console: Any) -> None:
         console.print(t)
         for d in dec.rows:
             console.print(f"  {d.row.key}: {_verdict(d)}: {d.reason}", highlight=False, markup=False)
+        for line in accuracy_sources(dec):
+            console.print(f"  {line}", highlight=False, markup=False)
         ship = dec.ship
         console.print(
             f"decision: ship {ship.row.key}: {ship.reason}"
@@ -151,7 +171,7 @@ def render_markdown(decisions: Sequence[Decision]) -> str:
             if ship
             else "**Decision:** nothing to ship."
         )
-        for line in dec.notes + missing_reasons(dec):
+        for line in accuracy_sources(dec) + dec.notes + missing_reasons(dec):
             parts.append(f"- {line}")
         parts.append("")
     return "\n".join(parts)
@@ -182,6 +202,7 @@ def decision_dict(dec: Decision) -> dict[str, Any]:
         "cost_axis": dec.cost_axis,
         "constraints": dataclasses.asdict(dec.constraints),
         "notes": dec.notes + missing_reasons(dec),
+        "accuracy_sources": accuracy_sources(dec),
         "rows": rows,
     }
 

@@ -4,7 +4,9 @@ Pure: a :class:`DecisionRow` is built from a run record and the prices the user 
 figure that cannot be had is ``None`` with its reason beside it (``*_reason``); nothing is
 filled in. Figures at the SLO come from the record's capacity search (the highest load meeting
 the SLO at the target attainment); a suite without one can name a fixed-load scenario instead
-(``basis="scenario"``), and the row then says its figures are not at an SLO.
+(``basis="scenario"``), and the row then says its figures are not at an SLO. Accuracy is read
+at that operating point where the record measured it under load (:mod:`harness.decide.atload`),
+else idle; ``accuracy_at`` and ``accuracy_source`` say which.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Literal
 
 from harness.decide.prices import Price, price_for, usd_per_mtok
 from harness.record.hardware import hardware_label
-from harness.record.run_record import RunRecord, ScenarioResult
+from harness.record.run_record import RunRecord, ScenarioResult, scenario_energy_value
 
 Bound = Literal["resolved", "lower", "unknown"]
 Z95 = 1.959963984540054
@@ -33,6 +35,11 @@ class TaskFigure:
     stderr: float | None
     n: int | None  # documents evaluated
     higher_is_better: bool
+    source: str = "idle"  # "idle", or the load point the figure was measured at (`busy@c16`)
+    samples_path: str | None = None  # its per-document log, relative to the run folder
+    idle_value: float | None = None  # the idle figure, where `source` is a load point
+    idle_n: int | None = None  # documents evaluated idle (the suite's documents)
+    vs_idle: str | None = None  # at load against idle on the same documents, in words
 
 
 @dataclass
@@ -57,6 +64,9 @@ class DecisionRow:
     accuracy: float | None = None
     accuracy_se: float | None = None
     n_samples: int | None = None
+    accuracy_at: str = "idle"  # where `accuracy` was measured: "idle", a load point, or "POINT + idle"
+    accuracy_source: str = ""  # the same in a sentence, with why (always set by decision_row)
+    idle_accuracy: float | None = None  # the idle mean, where `accuracy` is (partly) at load
     basis: str = "capacity"  # "capacity" (at the SLO) or "scenario NAME" (a fixed load, not an SLO)
     capacity: float | None = None
     capacity_over: str | None = None
@@ -137,6 +147,55 @@ def _accuracy(row: DecisionRow) -> None:
     row.n_samples = sum(n for n in ns if n is not None) if all(n is not None for n in ns) else None
 
 
+def _accuracy_at_load(row: DecisionRow, rec: RunRecord) -> None:
+    """Swap in each task's figure at the operating point where the record has one; say which."""
+    from harness.decide.atload import load_point_for
+
+    idle = [t.value for t in row.tasks if math.isfinite(t.value)]
+    point, why_idle = load_point_for(rec, row.point)
+    if point is None:
+        row.accuracy_source = f"idle: {why_idle}"
+        return
+    swapped, kept = [], []
+    for i, t in enumerate(row.tasks):
+        u = point.tasks.get(t.task)
+        if u is None:
+            kept.append(t.task)
+            continue
+        p = u.paired
+        vs = (
+            f"{p.idle_value:.3f} idle → {p.load_value:.3f} at load on the same {p.n} documents, "
+            f"−{p.flips_worse}/+{p.flips_better} flipped ({p.method} p = {p.p_value:.2g})"
+            if p is not None
+            else f"not paired with idle ({u.reason or 'no reason recorded'})"
+        )
+        row.tasks[i] = TaskFigure(
+            t.task,
+            t.metric,
+            u.value,
+            u.stderr,
+            u.n_samples,
+            t.higher_is_better,
+            source=point.name,
+            samples_path=u.samples_path,
+            idle_value=t.value,
+            idle_n=t.n,
+            vs_idle=vs,
+        )
+        swapped.append(t.task)
+    if not swapped:
+        row.accuracy_source = (
+            f"idle: {point.describe()} evaluated none of this row's tasks ({', '.join(kept)})"
+        )
+        return
+    row.idle_accuracy = sum(idle) / len(idle) if idle else None
+    row.accuracy_at = point.name if not kept else f"{point.name} + idle"
+    text = f"at {point.describe()}: {', '.join(swapped)}"
+    if kept:
+        text += f"; idle (not evaluated under load): {', '.join(kept)}"
+    row.accuracy_source = text
+
+
 def _per_request_tokens(sr: ScenarioResult | None) -> float | None:
     if sr is None or sr.completed <= 0:
         return None
@@ -194,7 +253,7 @@ def _at_scenario(row: DecisionRow, rec: RunRecord, name: str) -> ScenarioResult 
     row.point = name
     row.capacity_reason = f"fixed load ({name}), not a capacity at an SLO"
     row.tok_s = sr.output_throughput
-    e = sr.energy
+    e = scenario_energy_value(sr)
     row.j_per_token = e.energy_per_output_token_j if e is not None else None
     row.j_per_token_reason = None if row.j_per_token is not None else "no GPU energy meter for this scenario"
     if sr.valid is False:
@@ -219,12 +278,22 @@ def decision_row(
         gpus=gpus_used(rec),
     )
     row.tasks = [
-        TaskFigure(t.name, t.metric, t.value, t.stderr, t.n_samples, t.higher_is_better is not False)
+        TaskFigure(
+            t.name,
+            t.metric,
+            t.value,
+            t.stderr,
+            t.n_samples,
+            t.higher_is_better is not False,
+            samples_path=t.samples_path,
+            idle_n=t.n_samples,
+        )
         for t in rec.tasks
     ]
-    _accuracy(row)
     has_search = any(sr.rigor and sr.rigor.capacity for sr in rec.performance.values())
     sr = _at_capacity(row, rec) if has_search or scenario is None else _at_scenario(row, rec, scenario)
+    _accuracy_at_load(row, rec)
+    _accuracy(row)
     row.out_tokens_per_request = _per_request_tokens(sr)
     if row.tok_s is None:
         row.tok_s_reason = row.capacity_reason or "no throughput at the capacity load"

@@ -24,6 +24,7 @@ Verdicts (one per row, with its reason):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -63,16 +64,18 @@ class AccuracyTest:
     n: int | None
     better: int | None = None  # documents the row got right and the other wrong
     worse: int | None = None
+    note: str | None = None  # where the two rows' accuracies were measured, when not alike
 
     def significant(self, alpha: float) -> bool:
         return self.p_value is not None and self.p_value < alpha
 
     def describe(self) -> str:
+        tail = f"; {self.note}" if self.note else ""
         if self.method == "unpaired_z":
             p = f"p ≈ {self.p_value:.2g}" if self.p_value is not None else "no stderr"
-            return f"{self.diff:+.3f} (unpaired, {p})"
+            return f"{self.diff:+.3f} (unpaired, {p}{tail})"
         test = "McNemar" if self.method == "mcnemar_exact" else "paired bootstrap"
-        return f"{self.diff:+.3f} ({test} p = {self.p_value:.2g}, +{self.better}/−{self.worse} of {self.n})"
+        return f"{self.diff:+.3f} ({test} p = {self.p_value:.2g}, +{self.better}/−{self.worse} of {self.n}{tail})"
 
 
 @dataclass
@@ -121,25 +124,65 @@ def _unpaired(a: DecisionRow, b: DecisionRow) -> AccuracyTest | None:
     return AccuracyTest("unpaired_z", diff, p, None)
 
 
+def _where(source: str) -> str:
+    return "idle" if source == "idle" else f"at load point {source}"
+
+
+def source_note(a: DecisionRow, b: DecisionRow) -> str | None:
+    """Where ``a``'s and ``b``'s task figures were measured, for the tasks where they differ
+    (one under load and the other idle, or at two load points); None where alike."""
+    theirs = {t.task: t.source for t in b.tasks}
+    diffs = [
+        f"{t.task} {_where(t.source)} vs {_where(theirs[t.task])}"
+        for t in a.tasks
+        if t.task in theirs and t.source != theirs[t.task]
+    ]
+    return f"{a.key} vs {b.key}: " + ", ".join(diffs) if diffs else None
+
+
 def accuracy_test(
     a: DecisionRow, b: DecisionRow, scores: Mapping[str, DocScores | None]
 ) -> tuple[AccuracyTest | None, str | None]:
     """``a`` against ``b``: pooled over every task's documents (exact McNemar for 0/1 scores,
     else a paired bootstrap) where both kept sample logs; else the unpaired z test on the two
-    means' standard errors. Returns (test, why not comparable)."""
+    means' standard errors. Returns (test, why not comparable).
+
+    Like with like: each row's scores are those its figures came from (idle, or at its load
+    point), paired document by document; where one row evaluated a subset at load (a smaller
+    ``under_load.limit``), the pair is on the documents both evaluated and says so; where one
+    row is under load and the other idle, the test says that too."""
+    note = source_note(a, b)
     sa, sb = scores.get(a.run_id), scores.get(b.run_id)
     if sa and sb:
-        if sa.keys() != sb.keys():
+        common = sa.keys() & sb.keys()
+        subset = sa.keys() != sb.keys() and common in (sa.keys(), sb.keys())
+        if sa.keys() != sb.keys() and not (subset and common):
             return None, f"different documents ({len(sa.keys() ^ sb.keys())} not in both)"
-        keys = sorted(sa)
+        keys = sorted(common)
         xb, xa = [sb[k] for k in keys], [sa[k] for k in keys]
         binary = all(v in (0.0, 1.0) for v in xa + xb)
         r: PairedResult = mcnemar_exact(xb, xa) if binary else paired_bootstrap(xb, xa, n_resamples=4000)
-        # Pooled per document; the row's accuracy is the mean of task means (the same when tasks
-        # have equal document counts), so report the difference of the rows' own means.
-        diff = (a.accuracy or 0.0) - (b.accuracy or 0.0)
-        return AccuracyTest(r.method, diff, r.p_value, r.n, r.gained, r.lost), None
-    return _unpaired(a, b), None
+        if subset:
+            # The rows' own means cover different documents: report the pooled difference on
+            # the documents both evaluated.
+            diff = (sum(xa) - sum(xb)) / len(keys)
+            only = f"paired on the {len(keys)} documents both evaluated"
+            note = f"{only}; {note}" if note else only
+        else:
+            # Pooled per document; the row's accuracy is the mean of task means (the same when
+            # tasks have equal document counts), so report the difference of the rows' own means.
+            diff = (a.accuracy or 0.0) - (b.accuracy or 0.0)
+        return AccuracyTest(r.method, diff, r.p_value, r.n, r.gained, r.lost, note), None
+    test = _unpaired(a, b)
+    if test is not None and note:
+        test = dataclasses.replace(test, note=note)
+    return test, None
+
+
+def _documents(row: DecisionRow) -> dict[str, int | None]:
+    """Documents per task of the suite (the idle evaluation's; a figure at load may cover a subset,
+    which the paired test then restricts to)."""
+    return {t.task: t.idle_n if t.idle_n is not None else t.n for t in row.tasks}
 
 
 def _slo_matches(row: DecisionRow, want: Mapping[str, float]) -> bool:
@@ -272,7 +315,7 @@ def decide(
         if r.task_names != ref.task_names:
             verdicts[r.key] = Decided(r, "not comparable", f"different tasks from {ref.key}")
             continue
-        if {t.task: t.n for t in r.tasks} != {t.task: t.n for t in ref.tasks}:
+        if _documents(r) != _documents(ref):
             verdicts[r.key] = Decided(
                 r, "not comparable", f"different documents from {ref.key} (counts differ)"
             )

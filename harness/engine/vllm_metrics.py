@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.engine.prefix_alignment import prefix_alignment
 from harness.record.run_record import EngineMemory, KvCacheUsage
 
 KV_USAGE_METRICS = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")  # newest first
@@ -102,6 +103,7 @@ class KvCacheConfig:
     block_size: int | None
     capacity_tokens: int | None
     memory_bytes: int | None = None  # bytes the engine gave its KV cache (vLLM >= 0.11's label)
+    labels: dict[str, str] | None = None  # every label, for harness.engine.prefix_alignment
 
 
 def cache_config_from_metrics(text: str) -> KvCacheConfig | None:
@@ -113,7 +115,9 @@ def cache_config_from_metrics(text: str) -> KvCacheConfig | None:
             tokens = _int_label(s.labels, "kv_cache_size_tokens")
             if tokens is None and blocks is not None and size is not None:
                 tokens = blocks * size
-            return KvCacheConfig(blocks, size, tokens, _int_label(s.labels, "kv_cache_memory_bytes"))
+            return KvCacheConfig(
+                blocks, size, tokens, _int_label(s.labels, "kv_cache_memory_bytes"), dict(s.labels)
+            )
     return None
 
 
@@ -241,6 +245,7 @@ def engine_memory(
         tokens, kv_source = config.capacity_tokens, "/metrics cache_config_info"
     if tokens is None:
         reasons["kv_cache_capacity_tokens"] = "no 'KV cache size' log line and no cache_config_info metric"
+    align = prefix_alignment(config.labels if config else None, log_text)
     if nvml_memory_used_bytes is None:
         reasons["nvml_memory_used_bytes"] = nvml_reason or "no NVIDIA GPU measured"
     if nvml_memory_total_bytes is None:
@@ -254,6 +259,9 @@ def engine_memory(
         kv_cache_memory_bytes=config.memory_bytes if config else None,
         weights_in_memory_bytes=facts.weights_bytes,
         kv_cache_source=kv_source,
+        prefix_cache_hash_block_size=align.hash_block_size,
+        prefix_cache_hit_alignment_tokens=align.cache_hit_alignment_tokens,
+        prefix_cache_alignment_source=align.source or f"not known: {align.reason}",
         nvml_memory_used_bytes=nvml_memory_used_bytes,
         nvml_memory_total_bytes=nvml_memory_total_bytes,
         reasons=reasons,

@@ -14,7 +14,7 @@ from harness.planning.cells import Cell
 from harness.planning.plan import RunPlan
 from harness.record.run_record import RunRecord
 from harness.run.runner import RunHooks, execute
-from harness.storage.store import RECORD_FILE, read_record, runs_dir
+from harness.storage.index import run_index
 
 HooksFactory = Callable[[RunPlan], ContextManager[RunHooks]]
 
@@ -60,14 +60,8 @@ def _unclaimed() -> Iterator[Claim]:
 
 def done_since(results: Path, fingerprint: str, since: float) -> bool:
     """An ok record of `fingerprint` written since `since` (epoch s): another campaign ran the
-    cell after this one listed the pending cells. Reads only the records written since."""
-    for path in runs_dir(Path(results)).glob(f"*/{RECORD_FILE}"):
-        try:
-            if path.stat().st_mtime < since:
-                continue
-            rec = read_record(path)
-        except (OSError, ValueError):
-            continue
-        if rec.fingerprint == fingerprint and rec.status == "ok":
-            return True
-    return False
+    cell after this one listed the pending cells. Asks the run index; reads no record it knows."""
+    return any(
+        e.fingerprint == fingerprint and e.status == "ok" and e.mtime_ns / 1e9 >= since
+        for e in run_index(Path(results)).entries
+    )

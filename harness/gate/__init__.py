@@ -63,9 +63,9 @@ declares none gets :func:`default_thresholds`.
 
 Layout: :mod:`~harness.gate.report` (value types), :mod:`~harness.gate.compare` (the pure
 comparison: thresholds, figures and their noise, like for like), :mod:`~harness.gate.rules`
-(the verdict rules), :mod:`~harness.gate.render` (terminal, Markdown, JUnit) and
-:mod:`~harness.gate.cli` (`harness gate`, `harness baseline`). Every public name is
-imported here, so ``from harness.gate import compare`` keeps working.
+(the verdict rules) and :mod:`~harness.gate.render` (terminal, Markdown, JUnit); the
+commands `harness gate` and `harness baseline` are :mod:`harness.commands.gate`, outside this
+package so that their --help imports none of it. Every public name is imported here, so ``from harness.gate import compare`` keeps working.
 """
 
 from __future__ import annotations

@@ -28,8 +28,7 @@ def _results_file(path: Path) -> Path:
 
 def read_lmeval_folder(path: Path) -> ImportedRun:
     """Parse the newest results file under ``path`` and its sample logs."""
-    from harness.accuracy.lmeval import _headline, _n_samples
-    from harness.record.run_record import TaskResult
+    from harness.accuracy.lmeval import task_result
 
     results_path = _results_file(path)
     f = Fields(results_path, read_json(results_path))
@@ -52,9 +51,6 @@ def read_lmeval_folder(path: Path) -> ImportedRun:
                 metrics[key] = None
         if not any(v is not None for k, v in metrics.items() if "_stderr" not in k):
             raise ImportFormatError(results_path, f"results.{name}", "at least one numeric metric")
-        headline = _headline(name, metrics)
-        value = metrics[headline]
-        assert value is not None
         log = results_path.with_name(f"samples_{name}_{stamp}.jsonl")
         samples_path = None
         if log.is_file():
@@ -63,24 +59,7 @@ def read_lmeval_folder(path: Path) -> ImportedRun:
                     raise ImportFormatError(log, f"line {n}", "an lm-eval sample with a doc_id")
             samples[f"{name}.jsonl"] = log
             samples_path = f"samples/{name}.jsonl"
-        metric_name = headline.split(",")[0]
-        hib = (out.get("higher_is_better") or {}).get(name, {}).get(metric_name)
-        shots = (out.get("n-shot") or {}).get(name)
-        version = (out.get("versions") or {}).get(name)
-        tasks.append(
-            TaskResult(
-                name=name,
-                metric=headline,
-                value=value,
-                stderr=metrics.get(headline.replace(",", "_stderr,", 1)),
-                higher_is_better=bool(hib) if hib is not None else None,
-                n_samples=_n_samples(out, name),
-                num_fewshot=int(shots) if isinstance(shots, int) else None,
-                version=None if version is None else str(version),
-                metrics=metrics,
-                samples_path=samples_path,
-            )
-        )
+        tasks.append(task_result(out, name, metrics, samples_path=samples_path))
     cfg: dict[str, Any] = out["config"] if isinstance(out.get("config"), dict) else {}
     model_args = cfg.get("model_args")
     args = _model_args(model_args)

@@ -9,6 +9,7 @@ null or empty with the reason in ``source.unmeasured``.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from datetime import datetime, timezone
@@ -17,9 +18,11 @@ from pathlib import Path
 from harness.interop.common import ImportedRun, ImportedScenario
 from harness.loadgen.metrics import aggregate
 from harness.record.load import LoadShape
+from harness.record.migrate import IMPORT_CPU_REASON
 from harness.record.run_record import (
     EngineInfo,
     Environment,
+    GpuInfo,
     ImportSource,
     ModelInfo,
     RunRecord,
@@ -35,9 +38,32 @@ COMMON_UNMEASURED = {
     "engine.args": "the file does not record the server's engine arguments",
     "scenarios.energy": "the file has no energy measurement",
     "scenarios.resources": "the file has no telemetry of the server",
-    "scenarios.client_cpu_s": "the file does not say how much CPU its load generator used (0.0 stands in)",
+    "scenarios.client_cpu_s": IMPORT_CPU_REASON,
     "model.checksum_sha256": "the weights the server loaded cannot be verified from the file",
 }
+
+
+_COUNTED = re.compile(r"^\s*(\d+)\s*[x×*]\s*(\S.*?)\s*$", re.IGNORECASE)
+
+
+def given_gpus(hardware: str | None) -> list[GpuInfo]:
+    """The GPUs a ``--hardware`` text names: ``2x H100 80GB`` is two, a name the roofline table
+    knows (``H100``, ``NVIDIA L4``) is one; anything else (``CPU: ...``, ``my box``) names no GPU
+    and is kept as the CPU model, so a GPU import is never labelled as a CPU."""
+    from harness.arch.gpus import get_gpu
+
+    if not hardware or hardware.strip().lower().startswith("cpu"):
+        return []
+    counted = _COUNTED.match(hardware)
+    if counted:
+        n, name = int(counted.group(1)), counted.group(2)
+        if 1 <= n <= 1024:
+            return [GpuInfo(index=i, name=name) for i in range(n)]
+    try:
+        get_gpu(hardware)
+    except ValueError:
+        return []
+    return [GpuInfo(index=0, name=hardware.strip())]
 
 
 def build_record(
@@ -61,15 +87,17 @@ def build_record(
         unmeasured=unmeasured,
         tool_figures={s.name: s.tool_figures for s in run.scenarios if s.tool_figures},
     )
+    gpus = given_gpus(hardware)
     env = Environment(
         harness_version=__version__,
         git_sha=None,
         python="unknown",
         platform="unknown",
         hostname="unknown",
-        cpu_model=hardware,
+        cpu_model=None if gpus else hardware,
         cpu_count=None,
         memory_total_bytes=None,
+        gpus=gpus,
         packages=_packages(run),
         gpu_reason=f"imported from {run.tool}: "
         + (f"hardware as given with --hardware: {hardware}" if hardware else "the file does not say"),
@@ -129,7 +157,7 @@ def _scenario(s: ImportedScenario, index: int) -> ScenarioResult:
     return ScenarioResult(
         name=s.name,
         settings=settings,
-        client_cpu_s=0.0,
+        client_cpu_s=None,
         client_cpu_us_per_output_token=None,
         requests_path=f"requests/{index:02d}-{_slug(s.name)}.parquet" if s.requests else None,
         workload=WorkloadInfo(

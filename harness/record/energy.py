@@ -140,36 +140,45 @@ class EnergyValue(BaseModel):
         return a / b - 1.0 if a is not None and b else None
 
 
-def scenario_energy_value(scenario: Any) -> EnergyValue | None:
-    """The energy value every reader compares for a scenario (a ``ScenarioResult``), or None.
+ScenarioWindow = Literal["measured", "scenario_window", "steady_state"]
 
-    Records written since issue 10 carry it (``energy.measured``: the measured interval). Older
-    (v1) records only have the whole scenario window, warm-up included: their value is rebuilt
-    from it and labelled ``window='scenario_window'``, so a reader can tell the two apart and never
-    compares a gross figure with a measured-interval one unawares.
+
+def scenario_energy_value(scenario: Any, window: ScenarioWindow = "measured") -> EnergyValue | None:
+    """The one accessor of a scenario's energy (a ``ScenarioResult``): every reader goes through it.
+
+    Args:
+        window: ``'measured'`` (the default: the headline every reader compares), ``'scenario_window'``
+            (gross, warm-up included) or ``'steady_state'`` (ML.ENERGY's).
+
+    Each window's value is stored once (``energy.measured``, ``energy.gross``,
+    ``energy.steady_state``; schema v3). For the headline, a record with no measured interval
+    (a migrated v1 record, or one without a per-request timeline) gives its whole window,
+    labelled ``window='scenario_window'``, so a reader never compares a gross figure with a
+    measured-interval one unawares; a record without an energy section gives its resources'
+    window energy, labelled the same way. None where the scenario has neither.
     """
     energy = getattr(scenario, "energy", None)
-    measured = getattr(energy, "measured", None)
-    if measured is not None:
-        return measured  # type: ignore[no-any-return]
+    if window == "steady_state":
+        return getattr(energy, "steady_state", None)
+    if window == "measured":
+        measured = getattr(energy, "measured", None)
+        if measured is not None:
+            return measured  # type: ignore[no-any-return]
     gross = getattr(energy, "gross", None)
-    if gross is not None:  # a migrated v1 record: the whole window, labelled as such
+    if gross is not None:
         return gross  # type: ignore[no-any-return]
     resources = getattr(scenario, "resources", None)
-    energy_j = getattr(energy, "energy_j", None)
-    if energy_j is None:
-        energy_j = getattr(resources, "energy_j", None)
-    if energy is None and resources is None:
+    if resources is None:
         return None
-    reason = getattr(getattr(energy, "energy", None), "reason", None) or getattr(
-        getattr(resources, "energy", None), "reason", None
-    )
+    gpu = getattr(resources, "gpu", None)
+    reason = getattr(getattr(resources, "energy", None), "reason", None)
     return EnergyValue.derive(
         "scenario_window",
-        energy_j,
-        getattr(energy, "duration_s", None) or getattr(resources, "duration_s", None),
+        getattr(resources, "energy_j", None),
+        getattr(gpu, "duration_s", None) or getattr(resources, "duration_s", None),
         reason=reason,
-        source=getattr(energy, "energy_source", None),
+        source=getattr(gpu, "energy_source", None),
+        idle_power_w=getattr(gpu, "idle_power_w", None),
         output_tokens=getattr(scenario, "total_output_tokens", None),
         requests=getattr(scenario, "completed", None),
     )
@@ -239,4 +248,73 @@ def migrate_v1_scenario_energy(energy: dict[str, Any]) -> dict[str, Any]:
     if steady is not None:
         why = "; ".join(r for r in (steady.get("low_confidence_reason"), V1_STEADY_NOTE) if r)
         out["steady_state"] = {**steady, "energy_low_confidence": True, "low_confidence_reason": why}
+    return out
+
+
+_V2_FLAT = (
+    "energy_j",
+    "energy_source",
+    "energy",
+    "energy_low_confidence",
+    "duration_s",
+    "avg_power_w",
+    "output_tokens",
+    "energy_per_output_token_j",
+    "output_tokens_per_j",
+    "energy_above_idle_j",
+    "energy_per_output_token_above_idle_j",
+)
+
+
+def migrate_v2_scenario_energy(energy: dict[str, Any]) -> dict[str, Any]:
+    """A v2 ``ScenarioEnergy`` (JSON data) in the v3 shape, where each window is stored once; pure.
+
+    v2 repeated the headline in flat fields beside ``measured`` and the steady state in flat
+    fields beside ``steady_state.value``. The values are kept; the copies go. Where a v2 record
+    has flat figures but no ``measured`` (a point pooled over repeats before v3), the flat figures
+    were the pooled measured interval's, and become ``measured``. A v2 steady state without
+    ``value`` (migrated from v1) becomes the value its stored figures give.
+    """
+    out = {k: v for k, v in energy.items() if k not in _V2_FLAT}
+    if out.get("measured") is None and energy.get("energy_j") is not None:
+        low = bool(energy.get("energy_low_confidence"))
+        value = EnergyValue.derive(
+            "measured",
+            energy.get("energy_j"),
+            energy.get("duration_s"),
+            source=energy.get("energy_source"),
+            low_confidence_reason="low confidence (v2 record: no reason kept)" if low else None,
+            output_tokens=energy.get("output_tokens"),
+        ).model_dump(mode="json")
+        for key in _V1_DERIVED:  # figures v2 stored are kept as stored, not recomputed
+            if energy.get(key) is not None:
+                value[key] = energy[key]
+        out["measured"] = value
+    steady = energy.get("steady_state")
+    if isinstance(steady, dict):
+        out["steady_state"] = _v2_steady_value(steady)
+    return out
+
+
+def _v2_steady_value(steady: dict[str, Any]) -> dict[str, Any]:
+    value = steady.get("value")
+    if isinstance(value, dict):
+        return value
+    low = steady.get("low_confidence_reason") or (
+        "low confidence (v2 record: no reason kept)" if steady.get("energy_low_confidence") else None
+    )
+    out = EnergyValue.derive(
+        "steady_state",
+        steady.get("energy_j"),
+        steady.get("duration_s"),
+        reason=(steady.get("energy") or {}).get("reason"),
+        source=steady.get("energy_source"),
+        low_confidence_reason=low,
+        start_s=steady.get("start_s"),
+        end_s=steady.get("end_s"),
+        output_tokens=steady.get("output_tokens"),
+    ).model_dump(mode="json")
+    for key in _V1_DERIVED:
+        if steady.get(key) is not None:
+            out[key] = steady[key]
     return out

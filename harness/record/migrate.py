@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.record.analytics import RecordAnalytics
-from harness.record.energy import migrate_v1_scenario_energy
+from harness.record.energy import migrate_v1_scenario_energy, migrate_v2_scenario_energy
 from harness.record.load import LoadShape
 from harness.record.run_record import SCHEMA_VERSION, RunRecord, ScenarioSettings
 
@@ -81,35 +81,71 @@ def _v1_map(value: Any, field: str) -> dict[str, dict[str, Any]]:
     return value
 
 
-def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
-    """Schema v2 -> v3: a scenario's ``settings`` keeps its load under ``settings.load``.
+IMPORT_CPU_REASON = "the file does not say how much CPU its load generator used"
 
-    The load fields (those :class:`~harness.record.load.LoadShape` declares) move into
-    ``load``; the seeds and the peer's command stay beside it. A null ``temperature`` or
-    ``request_timeout_s`` (not stated) stays null.
+
+def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema v2 -> v3: each energy value stored once per scenario; no placeholder CPU figure.
+
+    * a scenario's ``energy`` keeps one value per window (``measured``, ``gross``,
+      ``steady_state``); v2's flat copies of the headline and of the steady state go
+      (:func:`~harness.record.energy.migrate_v2_scenario_energy`);
+    * ``resources.phases`` no longer repeats a scenario's window (``scenario:<name>``) where the
+      scenario keeps the same one as its own ``resources``; other windows (a pooled point's
+      repeats) stay;
+    * an imported run's ``client_cpu_s`` was 0.0 standing in for "not stated": it becomes null,
+      with the reason in ``source.unmeasured``.
     """
     out = dict(data)
-    scenarios = out.get("scenarios")
-    if not isinstance(scenarios, list):
-        out["schema_version"] = 3
-        return out
+    scenarios = []
+    for entry in out.get("scenarios") or []:
+        entry = dict(entry)
+        if isinstance(entry.get("energy"), dict):
+            entry["energy"] = migrate_v2_scenario_energy(entry["energy"])
+        scenarios.append(entry)
+    out["scenarios"] = scenarios
+    resources = out.get("resources")
+    if isinstance(resources, dict) and isinstance(resources.get("phases"), dict):
+        kept = {f"scenario:{s.get('name')}": s.get("resources") for s in scenarios}
+        phases = {k: v for k, v in resources["phases"].items() if not (k in kept and kept[k] == v)}
+        out["resources"] = {**resources, "phases": phases}
+    source = out.get("source")
+    if isinstance(source, dict) and "scenarios.client_cpu_s" in (source.get("unmeasured") or {}):
+        for entry in scenarios:
+            if entry.get("client_cpu_s") == 0.0:
+                entry["client_cpu_s"] = None
+        unmeasured = {**source["unmeasured"], "scenarios.client_cpu_s": IMPORT_CPU_REASON}
+        out["source"] = {**source, "unmeasured": unmeasured}
+    out["schema_version"] = 3
+    return out
+
+
+def _v3_to_v4(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema v3 -> v4: a scenario's ``settings`` keeps its load under ``settings.load``.
+
+    The load fields (those :class:`~harness.record.load.LoadShape` declares) move into
+    ``load``; the seeds and the peer's command stay beside it. A null or absent
+    ``temperature`` or ``request_timeout_s`` (not stated: written before they were, or imported
+    from a file that does not say) stays null.
+    """
+    out = dict(data)
     moved = []
-    for entry in scenarios:
+    for entry in out.get("scenarios") or []:
         settings = entry.get("settings") if isinstance(entry, dict) else None
         if not isinstance(settings, dict) or "load" in settings:
             moved.append(entry)
             continue
         load = {k: v for k, v in settings.items() if k in LoadShape.model_fields}
-        load.setdefault("temperature", None)  # absent: written before it was stated
+        load.setdefault("temperature", None)
         load.setdefault("request_timeout_s", None)
         rest = {k: v for k, v in settings.items() if k in ScenarioSettings.model_fields and k != "load"}
         moved.append({**entry, "settings": {**rest, "load": load}})
     out["scenarios"] = moved
-    out["schema_version"] = 3
+    out["schema_version"] = 4
     return out
 
 
-MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 """Version N -> the function that turns a version-N record (plain JSON data) into version N+1."""
 
 

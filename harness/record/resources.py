@@ -113,59 +113,31 @@ class PhaseResources(Frozen):
     )
 
 
-class SteadyStateEnergy(Frozen):
-    """Energy inside a scenario's steady state: from the moment the target concurrency is first
-    reached to the moment it first drops (ramp-up and drain distort per-token energy)."""
-
-    start_s: float = Field(description="Seconds after the scenario's first send.")
-    end_s: float = Field(description="Seconds after the scenario's first send.")
-    duration_s: float
-    target_concurrency: int
-    output_tokens: float = Field(description="Output tokens streamed inside the window (from chunk times).")
-    energy_j: float | None
-    energy_source: EnergySource | None = None
-    energy: Unmeasured | None = None
-    energy_low_confidence: bool = False
-    avg_power_w: float | None = None
-    energy_per_output_token_j: float | None = None
-    output_tokens_per_j: float | None = None
-    energy_above_idle_j: float | None = None
-    energy_per_output_token_above_idle_j: float | None = None
-    low_confidence_reason: str | None = Field(
-        default=None, description="Why this steady-state figure is low-confidence, where it is."
-    )
-    value: EnergyValue | None = Field(
-        default=None, description="The same figure as the one energy value type."
-    )
-
-
 class ScenarioEnergy(Frozen):
-    """GPU energy of one performance scenario, gross and above the idle baseline."""
+    """GPU energy of one performance scenario: one :class:`EnergyValue` per window, each stored once.
 
-    energy_j: float | None
-    energy_source: EnergySource | None = None
-    energy: Unmeasured | None = Field(default=None, description="Why energy_j is null, where it is.")
-    energy_low_confidence: bool = False
-    duration_s: float | None = None
-    avg_power_w: float | None = None
-    output_tokens: int
-    energy_per_output_token_j: float | None = None
-    output_tokens_per_j: float | None = None
-    energy_above_idle_j: float | None = None
-    energy_per_output_token_above_idle_j: float | None = None
-    steady_state: SteadyStateEnergy | None = None
-    steady_state_reason: str | None = Field(
-        default=None, description="Why steady_state is null, where it is."
-    )
+    Read it through :func:`~harness.record.energy.scenario_energy_value` (the headline, or a named
+    window), never field by field: it knows which window a record of any version carries.
+    Schema v3: the flat copies of the headline (``energy_j``, ``energy_per_output_token_j`` ...)
+    and of the steady state are gone; the figures live in these values only.
+    """
+
     measured: EnergyValue | None = Field(
         default=None,
         description=(
-            "Headline: first measured send to last measured completion (the flat fields above repeat "
-            "it). Prefill energy is charged to output tokens, as ML.ENERGY does."
+            "Headline: first measured send to last measured completion, over the measured requests' "
+            "output tokens. Prefill energy is charged to output tokens, as ML.ENERGY does."
         ),
     )
     gross: EnergyValue | None = Field(
         default=None, description="The whole scenario window, including warm-up and prompt building."
+    )
+    steady_state: EnergyValue | None = Field(
+        default=None,
+        description="ML.ENERGY's steady state inside the measured interval (window 'steady_state').",
+    )
+    steady_state_reason: str | None = Field(
+        default=None, description="Why steady_state is null, where it is."
     )
 
 
@@ -242,6 +214,19 @@ class EngineMemory(Frozen):
     kv_cache_source: str | None = Field(
         default=None, description="e.g. 'engine log' or '/metrics cache_config_info'."
     )
+    prefix_cache_hash_block_size: int | None = Field(
+        default=None, description="Tokens per prefix-cache block hash (vLLM's hash_block_size)."
+    )
+    prefix_cache_hit_alignment_tokens: int | None = Field(
+        default=None,
+        description="Token granularity at which prefix-cache hits land (vLLM's cache_hit_alignment_tokens).",
+    )
+    prefix_cache_alignment_source: str | None = Field(
+        default=None,
+        description="Where the two prefix-cache granularities come from: the metric's labels, or vLLM's "
+        "rule applied to the block size and the engine log's KV-cache groups (an inference, said so); "
+        "'not known: <why>' where they are null.",
+    )
     nvml_memory_used_bytes: int | None = Field(
         default=None, description="NVML memory used after load, all GPUs."
     )
@@ -251,8 +236,12 @@ class EngineMemory(Frozen):
 
 class Resources(Frozen):
     engine_peak_rss_bytes: int | None = Field(description="Peak RSS of the engine tree over the whole run.")
-    phases: dict[str, PhaseResources] = Field(default_factory=dict)
-    energy_j: float | None = None
+    phases: dict[str, PhaseResources] = Field(
+        default_factory=dict,
+        description="Run phases (engine start, accuracy ...); since schema v3 a scenario's window is kept "
+        "on the scenario (`scenarios[].resources`) only.",
+    )
+    energy_j: float | None = Field(default=None, description="All phases and scenario windows, summed.")
     energy: Unmeasured | None = None
     idle: IdleBaseline | None = Field(default=None, description="GPU idle baseline, engine loaded.")
     accuracy_energy: AccuracyEnergy | None = None

@@ -42,7 +42,6 @@ from harness.record.resources import (
     PhaseResources,
     Resources,
     ScenarioEnergy,
-    SteadyStateEnergy,
     Unmeasured,
 )
 
@@ -58,7 +57,6 @@ __all__ = [
     "GpuPhaseTelemetry",
     "KvCacheUsage",
     "PhaseResources",
-    "SteadyStateEnergy",
     "ScenarioEnergy",
     "AccuracyEnergy",
     "IdleBaseline",
@@ -69,7 +67,7 @@ __all__ = [
 from harness.record.rigor import PointRigor
 from harness.record.underload import AccuracyUnderLoad, InvarianceProbe
 
-SCHEMA_VERSION: Literal[3] = 3
+SCHEMA_VERSION: Literal[4] = 4
 
 RunStatus = Literal["ok", "failed"]
 
@@ -401,7 +399,10 @@ class ScenarioResult(Frozen):
     p90_e2el_ms: float | None
     p99_e2el_ms: float | None
     max_concurrency_reached: int = Field(description="Most requests in flight at once.")
-    client_cpu_s: float = Field(description="CPU seconds the load generator's own thread used.")
+    client_cpu_s: float | None = Field(
+        description="CPU seconds the load generator used; null (v3) where it is not known, e.g. an "
+        "imported run (the reason in source.unmeasured)."
+    )
     client_cpu_us_per_output_token: float | None = Field(
         description="Load generator CPU microseconds per streamed output token (its own overhead)."
     )
@@ -488,7 +489,7 @@ class ImportSource(Frozen):
 class RunRecord(Frozen):
     """One run of one model on one suite: what was asked, what ran where, and what was measured."""
 
-    schema_version: Literal[3] = Field(
+    schema_version: Literal[4] = Field(
         default=SCHEMA_VERSION,
         description="Bumped only for a breaking change; older records are migrated on read.",
     )

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from harness.loadgen.metrics import RequestTiming
+from harness.record.energy import scenario_energy_value
 from harness.record.rigor import (
     CapacityProbe,
     CapacityResult,
@@ -42,7 +43,8 @@ from harness.spec.expand import point_name, sweep_rates
 from harness.spec.rigor import CONSTANT_BURSTINESS, RepeatsSpec, SloSpec, repeat_bounds
 
 if TYPE_CHECKING:
-    from harness.record.run_record import ScenarioEnergy, ScenarioResult, SteadyStateEnergy
+    from harness.record.energy import EnergyValue
+    from harness.record.run_record import ScenarioResult
     from harness.spec.scenario import ScenarioPoint
     from harness.spec.suite import PerformanceSpec
 
@@ -156,7 +158,7 @@ class PointRunner:
         closed = s.load.request_rate is None
         for i, (res, rows) in enumerate(per_repeat, start=1):
             good = goodput(rows, slo, res.duration) if slo is not None else None
-            energy = res.energy.energy_per_output_token_j if res.energy is not None else None
+            energy = _j_per_token(res)
             reps.append(
                 repeat_aggregates(
                     i,
@@ -214,7 +216,7 @@ class PointRunner:
                 **keep,
                 **combined,
                 "errors": sorted({e for res, _ in per_repeat for e in res.errors})[:20],
-                "client_cpu_s": sum(res.client_cpu_s for res, _ in per_repeat),
+                "client_cpu_s": _sum([res.client_cpu_s for res, _ in per_repeat]),
                 "request_goodput": good_all.request_goodput if good_all else None,
                 "slo_attainment": good_all.slo_attainment if good_all else None,
                 "valid": not reasons,
@@ -291,7 +293,7 @@ class PointRunner:
         best = search.best_pass
         at = by_load[best] if best is not None else by_load[search.probes[-1].load]
         res_at = self.results[at]
-        energy = res_at.energy
+        energy = _j_per_token(res_at) if best is not None else None
         capacity = CapacityResult(
             scenario=s.name,
             over=q.over,
@@ -316,12 +318,10 @@ class PointRunner:
             min_requests_to_pass=min_requests_to_pass(q.attainment),
             tolerance=q.tolerance,
             output_throughput=res_at.output_throughput if best is not None else None,
-            energy_per_output_token_j=(
-                energy.energy_per_output_token_j if best is not None and energy is not None else None
-            ),
+            energy_per_output_token_j=energy,
             energy_reason=(
                 None
-                if best is not None and energy is not None and energy.energy_per_output_token_j is not None
+                if energy is not None
                 else ("no load met the SLO" if best is None else _energy_reason(res_at))
             ),
             unresolved_loads=search.unresolved,
@@ -370,46 +370,33 @@ def _sum(values: list[float | None]) -> float | None:
 
 def combine_energy(results: list[ScenarioResult]) -> dict[str, object]:
     """`energy` and `resources` of a point over all its repeats, so that per-token figures divide
-    pooled energy by pooled tokens; the ML.ENERGY steady-state figure is pooled the same way
-    (:func:`pooled_steady_state`). The GPU telemetry is per repeat (the run's
-    `resources.phases` keeps each repeat's window) and left out here."""
+    pooled energy by pooled tokens: each window (measured, gross, ML.ENERGY's steady state) is
+    pooled on its own (:func:`pooled_value`). The GPU telemetry is per repeat and left out here."""
     if len(results) == 1:
         return {}
     from harness.record.run_record import PhaseResources, ScenarioEnergy
 
     update: dict[str, object] = {}
-    energies = [r.energy for r in results]
-    if all(e is not None for e in energies):
-        es = [e for e in energies if e is not None]
-        joules = _sum([e.energy_j for e in es])
-        above = _sum([e.energy_above_idle_j for e in es])
-        duration = _sum([e.duration_s for e in es])
-        tokens = sum(e.output_tokens for e in es)
-        sources = {e.energy_source for e in es}
+    if all(r.energy is not None for r in results):
+        n = len(results)
+        steady = pooled_value([scenario_energy_value(r, "steady_state") for r in results], STEADY_NOTE)
         update["energy"] = ScenarioEnergy(
-            energy_j=joules,
-            energy_source=es[0].energy_source if len(sources) == 1 else "mixed",
-            energy=None if joules is not None else next((e.energy for e in es if e.energy), None),
-            energy_low_confidence=any(e.energy_low_confidence for e in es),
-            duration_s=duration,
-            avg_power_w=joules / duration if joules is not None and duration else None,
-            output_tokens=tokens,
-            energy_per_output_token_j=joules / tokens if joules is not None and tokens else None,
-            output_tokens_per_j=tokens / joules if joules else None,
-            energy_above_idle_j=above,
-            energy_per_output_token_above_idle_j=above / tokens if above is not None and tokens else None,
-            steady_state=pooled_steady_state(es),
+            measured=pooled_value([scenario_energy_value(r) for r in results], None),
+            gross=pooled_value([scenario_energy_value(r, "scenario_window") for r in results], None),
+            steady_state=steady,
             steady_state_reason=(
                 None
-                if pooled_steady_state(es) is not None
-                else f"not every one of the {len(es)} repeats has a steady-state energy"
+                if steady is not None and steady.energy_j is not None
+                else f"not every one of the {n} repeats has a steady-state energy"
                 + "".join(
-                    f"; repeat {i}: {e.steady_state_reason}"
-                    for i, e in enumerate(es, 1)
-                    if e.steady_state is None and e.steady_state_reason
+                    f"; repeat {i}: {r.energy.steady_state_reason}"
+                    for i, r in enumerate(results, 1)
+                    if r.energy is not None and r.energy.steady_state is None and r.energy.steady_state_reason
                 )
             ),
         )
+        if steady is not None and steady.energy_j is None:
+            update["energy"] = update["energy"].model_copy(update={"steady_state": None})  # type: ignore[attr-defined]
     phases = [r.resources for r in results]
     if all(p is not None for p in phases):
         ps = [p for p in phases if p is not None]
@@ -427,74 +414,71 @@ def combine_energy(results: list[ScenarioResult]) -> dict[str, object]:
     return update
 
 
-def pooled_steady_state(energies: Sequence[ScenarioEnergy]) -> SteadyStateEnergy | None:
-    """ML.ENERGY's steady-state figure over repeats: the repeats' steady-state joules over their
-    steady-state tokens (each repeat's own window; start and end are repeat 1's, the duration
-    the sum). None unless every repeat has one with energy."""
-    from harness.record.energy import EnergyValue
-    from harness.record.run_record import SteadyStateEnergy
+STEADY_NOTE = (
+    "steady state pooled over the repeats: each repeat's window from its target batch being full to "
+    "the first completion it can no longer refill (ML.ENERGY's), joules and tokens summed"
+)
 
-    steadies = [e.steady_state for e in energies]
-    if not steadies or any(s is None or s.energy_j is None for s in steadies):
+
+def pooled_value(values: Sequence[EnergyValue | None], note: str | None) -> EnergyValue | None:
+    """One window's value over repeats: the repeats' joules over their tokens and requests (each
+    repeat's own window; start and end are repeat 1's, the duration the sum). Null energy with the
+    first repeat's reason unless every repeat measured it; None when a repeat has no value at all."""
+    from harness.record.energy import EnergyValue
+
+    if not values or any(v is None for v in values):
         return None
-    ss = [s for s in steadies if s is not None]
-    joules = float(sum(s.energy_j or 0.0 for s in ss))
-    tokens = float(sum(s.output_tokens for s in ss))
-    duration = float(sum(s.duration_s for s in ss))
-    above = _sum([s.energy_above_idle_j for s in ss])
-    sources = {s.energy_source for s in ss}
-    low = [s.low_confidence_reason for s in ss if s.energy_low_confidence]
-    note = (
-        f"steady state pooled over {len(ss)} repeats: each repeat's window from its target batch "
-        "being full to the first completion it can no longer refill (ML.ENERGY's), joules and tokens summed"
-    )
-    first = ss[0]
+    vs = [v for v in values if v is not None]
+    first = vs[0]
+    joules = _sum([v.energy_j for v in vs])
+    sources = {v.source for v in vs}
+    low = [v.low_confidence_reason for v in vs if v.confidence == "low"]
+    tokens = _sum([v.output_tokens for v in vs])
+    requests = [v.requests for v in vs]
     value = EnergyValue.derive(
-        "steady_state",
+        first.window,
         joules,
-        duration,
-        source=first.energy_source if len(sources) == 1 else "mixed",
-        low_confidence_reason="; ".join(r for r in low if r) or ("low confidence" if low else None) or None,
+        _sum([v.duration_s for v in vs]),
+        reason=next((v.reason for v in vs if v.reason), None),
+        source=first.source if len(sources) == 1 else "mixed",
+        low_confidence_reason="; ".join(r for r in low if r) or ("low confidence" if low else None),
         start_s=first.start_s,
         end_s=first.end_s,
         output_tokens=tokens,
-    ).model_copy(update={"window_note": note, "energy_above_idle_j": above})
-    return SteadyStateEnergy(
-        start_s=first.start_s,
-        end_s=first.end_s,
-        duration_s=duration,
-        target_concurrency=first.target_concurrency,
-        output_tokens=tokens,
-        energy_j=joules,
-        energy_source=value.source,
-        energy_low_confidence=bool(low),
-        low_confidence_reason=value.low_confidence_reason,
-        avg_power_w=value.avg_power_w,
-        energy_per_output_token_j=value.energy_per_output_token_j,
-        output_tokens_per_j=value.output_tokens_per_j,
-        energy_above_idle_j=above,
-        energy_per_output_token_above_idle_j=above / tokens if above is not None and tokens else None,
-        value=value,
+        requests=sum(r for r in requests if r is not None) if all(r is not None for r in requests) else None,
+    )
+    above = _sum([v.energy_above_idle_j for v in vs])
+    return value.model_copy(
+        update={
+            "window_note": f"{note or value.window_note} (pooled over {len(vs)} repeats)",
+            "idle_power_w": first.idle_power_w,
+            "energy_above_idle_j": above,
+            "energy_per_output_token_above_idle_j": above / tokens if above is not None and tokens else None,
+        }
     )
 
 
 def _repeat_energy(res: ScenarioResult) -> dict[str, float | None]:
-    """A repeat's energy figures beyond J/token: gross joules, tokens per joule, steady state."""
-    e = res.energy
-    if e is None:
+    """A repeat's energy figures beyond J/token: joules, tokens per joule, steady state."""
+    if res.energy is None:
         return {}
-    steady = e.steady_state.energy_per_output_token_j if e.steady_state is not None else None
+    e = scenario_energy_value(res)
+    steady = scenario_energy_value(res, "steady_state")
     return {
-        "energy_j": e.energy_j,
-        "output_tokens_per_j": e.output_tokens_per_j,
-        "steady_state_energy_per_output_token_j": steady,
+        "energy_j": e.energy_j if e is not None else None,
+        "output_tokens_per_j": e.output_tokens_per_j if e is not None else None,
+        "steady_state_energy_per_output_token_j": steady.energy_per_output_token_j if steady else None,
     }
 
 
+def _j_per_token(res: ScenarioResult) -> float | None:
+    e = scenario_energy_value(res) if res.energy is not None else None
+    return e.energy_per_output_token_j if e is not None else None
+
+
 def _energy_reason(res: ScenarioResult) -> str:
-    if res.energy is not None and res.energy.energy is not None:
-        return res.energy.energy.reason
-    return "no energy measured for this point"
+    e = scenario_energy_value(res) if res.energy is not None else None
+    return (e.reason if e is not None else None) or "no energy measured for this point"
 
 
 def run_points(

@@ -412,6 +412,7 @@ def _measure(
                     partial,
                     watchdog,
                     base_dir=plan.suite.path.parent if plan.suite.path else None,
+                    lag_limit_ms=spec.performance.validity.max_loop_lag_ms,
                 )
 
             if under_load is not None and _measures_point(under_load, point.name):
@@ -512,6 +513,11 @@ def _analytics(plan: RunPlan, partial: _Partial, environment: Any) -> RecordAnal
     )
 
 
+def _kept_on_scenario(window: str, phase: PhaseResources, partial: _Partial) -> bool:
+    s = partial.performance.get(window[len("scenario:") :]) if window.startswith("scenario:") else None
+    return s is not None and s.resources == phase
+
+
 def _resources(phases: dict[str, PhaseResources], partial: _Partial) -> Resources:
     peaks = [p.engine_peak_rss_bytes for p in phases.values() if p.engine_peak_rss_bytes is not None]
     energies = [p.energy_j for p in phases.values()]
@@ -519,7 +525,9 @@ def _resources(phases: dict[str, PhaseResources], partial: _Partial) -> Resource
     reasons = [p.energy.reason for p in phases.values() if p.energy is not None]
     return Resources(
         engine_peak_rss_bytes=max(peaks) if peaks else None,
-        phases=phases,
+        # a scenario's window is stored once, on the scenario (schema v3); the sums above include it.
+        # A point folded over repeats keeps pooled resources, so its repeats' windows stay here.
+        phases={k: p for k, p in phases.items() if not _kept_on_scenario(k, p, partial)},
         energy_j=sum(e for e in energies if e is not None) if measured else None,
         energy=None if measured else Unmeasured(reason=reasons[0] if reasons else "no phase was measured"),
         idle=partial.idle,

@@ -70,8 +70,10 @@ def run_scenario(
     partial: Partial,
     watchdog: EngineWatchdog | None = None,
     base_dir: Path | None = None,
+    lag_limit_ms: float | None = None,
 ) -> None:
-    """Run one scenario into ``partial.performance`` (also what it measured before a hung engine)."""
+    """Run one scenario into ``partial.performance`` (also what it measured before a hung engine).
+    ``lag_limit_ms``: the suite's ``validity.max_loop_lag_ms`` (None: the load generator's own)."""
     from harness.loadgen.client import LoadSpec, run_load, write_requests_parquet
     from harness.loadgen.metrics import aggregate
     from harness.loadgen.peer_command import vllm_bench_command
@@ -89,7 +91,7 @@ def run_scenario(
         token_ids,
         tokenizer_path,
         base_dir,
-        partial.memory.kv_cache_block_size if partial.memory is not None else None,
+        _hit_alignment(partial.memory),
     )
     command = (
         None
@@ -162,6 +164,10 @@ def run_scenario(
         first_send_s=result.first_send_s,
     )
     health = result.health
+    if health is not None and lag_limit_ms is not None:
+        import dataclasses
+
+        health = dataclasses.replace(health, lag_limit_ms=lag_limit_ms)
     client_bound = health.client_bound if health is not None else None
     partial.performance[scenario.name] = ScenarioResult(
         name=scenario.name,
@@ -181,6 +187,13 @@ def run_scenario(
     )
     if result.aborted:
         raise EngineError(f"scenario {scenario.name}: {result.aborted}")
+
+
+def _hit_alignment(memory: EngineMemory | None) -> int | None:
+    """Tokens prefix-cache hits land on (vLLM's cache_hit_alignment_tokens), else the KV block size."""
+    if memory is None:
+        return None
+    return memory.prefix_cache_hit_alignment_tokens or memory.kv_cache_block_size
 
 
 def client_timing(health: ClientHealth | None) -> ClientTiming | None:

@@ -213,6 +213,13 @@ class ValiditySpec(_Spec):
     max_client_busy_share: float | None = Field(
         default=0.8, gt=0, le=1, description="Load generator CPU seconds per wall second, at most."
     )
+    max_loop_lag_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="p99 event-loop lag of the load generator beyond which a point is client-bound, ms "
+        "(null: the load generator's own limit, 5 ms). Raise it only where the machine cannot do better "
+        "(a few shared cores): every point records its lag (`client.lag_p99_ms`), a bound on its timing error.",
+    )
     oversaturation_flat_share: float = Field(
         default=0.05, ge=0, description="Throughput growth below this share counts as flat (sweeps)."
     )

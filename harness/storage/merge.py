@@ -2,7 +2,8 @@
 
 A run folder (record.json plus its Parquet tables, samples, engine log and telemetry) is copied
 into ``<results>/runs/<run_id>/`` through a temporary folder in ``<results>/.incoming/`` and one
-rename, so a reader never sees half a run. A run id that is already in the store is never overwritten: an
+rename, so a reader never sees half a run; the store's run index (:mod:`harness.storage.index`)
+then gets the run's entry. A run id that is already in the store is never overwritten: an
 identical record is noted as already there; a different one is reported as a conflict and left
 alone (run ids carry a random suffix, so a conflict means a copy that was changed by hand).
 """
@@ -19,6 +20,7 @@ from typing import Literal
 
 from harness.record.run_record import RunRecord
 from harness.safety.names import UnsafePathError, child, path_component
+from harness.storage.index import note_run
 from harness.storage.store import RECORD_FILE, read_record, runs_dir
 
 Outcome = Literal["added", "identical", "conflict", "invalid"]
@@ -110,6 +112,7 @@ def add_run_folder(run_dir: Path, results: Path, record: RunRecord | None = None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    note_run(target, record)  # the run index of the store, under its lock (best effort)
     return MergeItem(run_dir, record.run_id, "added")
 
 

@@ -1,110 +1,63 @@
-"""Run storage: `results/runs/<run_id>/record.json` plus the files beside it.
+"""Run storage: `results/runs/<run_id>/record.json` plus the files beside it, and the run index.
 
-Writes are atomic (temporary file in the same folder, fsync, rename), so a reader never
-sees half a record, and a crash leaves the previous version intact.
+Writes are atomic (:mod:`harness.storage.files`), so a reader never sees half a record, and a
+crash leaves the previous version intact. Every record written here also sets its run's entry
+in ``<results>/index.json`` (:mod:`harness.storage.index`), from which the readers below list
+the runs.
 """
 
 from __future__ import annotations
 
-import errno
 import glob
-import json
-import os
-import stat
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from pydantic import ValidationError
-
-from harness.record.migrate import RecordVersionError, parse_record
 from harness.record.run_record import RunRecord
 from harness.safety.names import child, path_component
+from harness.storage.files import (
+    MAX_RECORD_BYTES,
+    RECORD_FILE,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    read_record,
+    read_regular,
+)
+from harness.storage.index import RunIndex, note_run, run_index
 
-RECORD_FILE = "record.json"
+__all__ = [
+    "MAX_RECORD_BYTES",
+    "RECORD_FILE",
+    "LoadResult",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "find_run",
+    "iter_record_paths",
+    "latest_record",
+    "latest_run",
+    "load_records",
+    "read_record",
+    "read_regular",
+    "run_dir_of",
+    "runs_dir",
+    "write_record",
+]
 
 
 def runs_dir(results: Path) -> Path:
     return Path(results) / "runs"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp makes 0600 files; records are shared artefacts, so honour the umask instead.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
-
-
 def write_record(run_dir: Path, record: RunRecord) -> Path:
+    """Write ``record.json`` in ``run_dir`` atomically, then set the run's entry in the index of
+    the results folder holding it (best effort: a failure there loses nothing, the next reader
+    finds the record from the folders). Raises OSError where the record cannot be written."""
     path = Path(run_dir) / RECORD_FILE
     atomic_write_text(path, record.model_dump_json(indent=2) + "\n")
+    note_run(Path(run_dir), record)
     return path
-
-
-def read_record(path: Path) -> RunRecord:
-    """A record from its file or its run folder, of any schema version this harness reads.
-
-    Unknown fields are ignored and older versions migrated (:func:`harness.record.migrate.parse_record`).
-    Raises ValueError naming the file on bad content or a newer schema version.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / RECORD_FILE
-    try:
-        return parse_record(read_regular(path))
-    except RecordVersionError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
-    except ValidationError as exc:
-        raise ValueError(
-            f"{path}: not a valid run record: {exc.error_count()} problem(s), first: "
-            f"{'.'.join(map(str, exc.errors()[0]['loc']))}: {exc.errors()[0]['msg']}"
-        ) from exc
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except (ValueError, TypeError, RecursionError) as exc:  # bad JSON, or a shape no check foresaw
-        raise ValueError(f"{path}: not a valid run record: {type(exc).__name__}: {exc}"[:500]) from exc
-
-
-MAX_RECORD_BYTES = 256 * 1024 * 1024
-"""A record larger than this is refused unread (real ones are kilobytes to a few megabytes)."""
-
-
-def read_regular(path: Path) -> bytes:
-    """The bytes of a regular file. A FIFO, device or socket named ``record.json`` is refused
-    without opening it for a blocking read (a FIFO would hang the reader forever)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        if st.st_size > MAX_RECORD_BYTES:
-            raise OSError(errno.EFBIG, f"{st.st_size} bytes, more than a record can be ({MAX_RECORD_BYTES})")
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            return fh.read()
-    finally:
-        os.close(fd)
 
 
 def run_dir_of(results: Path, run_id: str) -> Path:
@@ -119,21 +72,24 @@ class LoadResult:
 
 
 def iter_record_paths(results: Path) -> Iterator[Path]:
+    """The record file of every run folder under ``results`` (the run index's), sorted by
+    folder; unreadable ones included, for callers that report them."""
+    idx = run_index(results)
+    folders = sorted([*(e.folder for e in idx.entries), *(e.folder for e in idx.bad)])
     base = runs_dir(results)
-    if base.is_dir():
-        yield from sorted(base.glob(f"*/{RECORD_FILE}"))
+    for folder in folders:
+        yield base / folder / RECORD_FILE
 
 
-def load_records(results: Path) -> LoadResult:
-    """Every record under `results`, oldest first; bad files are reported, not fatal."""
-    records, problems = [], []
-    for path in iter_record_paths(results):
-        try:
-            records.append(read_record(path))
-        except ValueError as exc:
-            problems.append(str(exc))
-    records.sort(key=lambda r: r.started_at)
-    return LoadResult(records, problems)
+def load_records(
+    results: Path, model: str | None = None, suite: str | None = None, status: str | None = None
+) -> LoadResult:
+    """The records under `results` (oldest first) that match every filter given, chosen from
+    the run index before any record is read (``model``: the preset, a local checkpoint's label
+    or its source path). Bad files are reported, not fatal."""
+    idx = run_index(results)
+    records, problems = idx.records(idx.select(model, suite, status))
+    return LoadResult(records, [*idx.problems, *problems])
 
 
 def find_run(results: Path, run: str) -> Path:
@@ -164,9 +120,18 @@ def find_run(results: Path, run: str) -> Path:
 
 
 def latest_record(results: Path, model: str | None = None, suite: str | None = None) -> RunRecord | None:
-    recs = [
-        r
-        for r in load_records(results).records
-        if (model is None or r.model.preset == model) and (suite is None or r.suite.name == suite)
-    ]
-    return recs[-1] if recs else None
+    """The latest readable run of the model preset ``model`` and suite ``suite`` (either None:
+    any), from the run index; None where there is none."""
+    return latest_run(run_index(results), model, suite)
+
+
+def latest_run(idx: RunIndex, model: str | None = None, suite: str | None = None) -> RunRecord | None:
+    """:func:`latest_record` from an index already read (its problems are the caller's to show)."""
+    for entry in reversed(idx.select(suite=suite)):
+        if model is not None and entry.preset != model:
+            continue
+        try:
+            return idx.record(entry)
+        except ValueError:  # changed since the index was checked: the one before it
+            continue
+    return None

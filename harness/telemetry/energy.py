@@ -6,9 +6,10 @@ The pieces of GPU energy live apart (issue 15):
 * :mod:`harness.telemetry.nvml`: GPU provenance (:func:`describe_gpus`) beside the NVML calls;
 * :mod:`harness.telemetry.steady`: which interval a figure covers (measured interval, steady
   state), from per-request timings;
-* this module: :class:`~harness.record.run_record.ScenarioEnergy`, :class:`~harness.record.run_record.SteadyStateEnergy`
-  and :class:`~harness.record.run_record.AccuracyEnergy`, each carrying the one energy value type
-  :class:`~harness.record.run_record.EnergyValue` that readers use instead of re-deriving J/token.
+* this module: :class:`~harness.record.run_record.ScenarioEnergy` (one
+  :class:`~harness.record.run_record.EnergyValue` per window, each stored once) and
+  :class:`~harness.record.run_record.AccuracyEnergy`, carrying the one energy value type readers
+  use instead of re-deriving J/token.
 
 A scenario's headline energy is that of its **measured interval**, from the first measured send
 to the last measured completion, over the output tokens of the measured requests: the window the
@@ -26,7 +27,6 @@ from harness.record.run_record import (
     EnergyWindow,
     PhaseResources,
     ScenarioEnergy,
-    SteadyStateEnergy,
     TaskResult,
     Unmeasured,
 )
@@ -103,7 +103,7 @@ def _phase_result(phase: PhaseResources) -> WindowEnergy:
 def scenario_energy(
     phase: PhaseResources,
     output_tokens: int,
-    steady_state: SteadyStateEnergy | None = None,
+    steady_state: EnergyValue | None = None,
     steady_state_reason: str | None = None,
     *,
     measured: tuple[Span, WindowEnergy] | None = None,
@@ -141,46 +141,16 @@ def scenario_energy(
             requests=completed,
         )
     return ScenarioEnergy(
-        energy_j=head.energy_j,
-        energy_source=head.source,
-        energy=Unmeasured(reason=head.reason) if head.reason else None,
-        energy_low_confidence=head.confidence == "low",
-        duration_s=head.duration_s,
-        avg_power_w=head.avg_power_w,
-        output_tokens=output_tokens,
-        energy_per_output_token_j=head.energy_per_output_token_j,
-        output_tokens_per_j=head.output_tokens_per_j,
-        energy_above_idle_j=head.energy_above_idle_j,
-        energy_per_output_token_above_idle_j=head.energy_per_output_token_above_idle_j,
-        steady_state=steady_state,
-        steady_state_reason=steady_state_reason,
         measured=head,
         gross=gross,
+        steady_state=steady_state,
+        steady_state_reason=steady_state_reason,
     )
 
 
-def steady_state_energy(span: Span, target_concurrency: int, result: WindowEnergy) -> SteadyStateEnergy:
-    """Steady-state figures from its span and the meter's :meth:`~NvmlGpuMeter.interval` result."""
-    value = energy_value("steady_state", result, span, extra_low_confidence=span.low_confidence_reason)
-    tel = result.gpu
-    return SteadyStateEnergy(
-        start_s=span.start_s,
-        end_s=span.end_s,
-        duration_s=span.duration_s,
-        target_concurrency=target_concurrency,
-        output_tokens=span.output_tokens,
-        energy_j=value.energy_j,
-        energy_source=value.source,
-        energy=result.reason,
-        energy_low_confidence=value.confidence == "low",
-        low_confidence_reason=value.low_confidence_reason,
-        avg_power_w=value.avg_power_w,
-        energy_per_output_token_j=value.energy_per_output_token_j,
-        output_tokens_per_j=value.output_tokens_per_j,
-        energy_above_idle_j=tel.energy_above_idle_j if tel is not None else None,
-        energy_per_output_token_above_idle_j=value.energy_per_output_token_above_idle_j,
-        value=value,
-    )
+def steady_state_energy(span: Span, result: WindowEnergy) -> EnergyValue:
+    """The steady-state value from its span and the meter's :meth:`~NvmlGpuMeter.interval` result."""
+    return energy_value("steady_state", result, span, extra_low_confidence=span.low_confidence_reason)
 
 
 def correct_samples(tasks: Sequence[TaskResult]) -> tuple[float | None, str | None]:

@@ -9,11 +9,11 @@ from typing import Any, Protocol
 
 from harness.record.run_record import (
     AccuracyEnergy,
+    EnergyValue,
     IdleBaseline,
     KvCacheUsage,
     PhaseResources,
     ScenarioEnergy,
-    SteadyStateEnergy,
     TaskResult,
 )
 from harness.telemetry.cpu import ProcessTreeMonitor
@@ -245,7 +245,7 @@ class TelemetrySession:
             if span is not None:
                 completed = span.requests
                 measured = (span, self.gpu.interval(first_send_s + span.start_s, first_send_s + span.end_s))
-        steady: SteadyStateEnergy | None = None
+        steady: EnergyValue | None = None
         why: str | None
         if target_concurrency is None:
             why = "no concurrency target (request-rate scenario)"
@@ -257,7 +257,7 @@ class TelemetrySession:
                 result = self.gpu.interval(
                     first_send_s + steady_span.start_s, first_send_s + steady_span.end_s
                 )
-                steady = steady_state_energy(steady_span, target_concurrency, result)
+                steady = steady_state_energy(steady_span, result)
         return scenario_energy(
             self.phases[name],
             output_tokens,

@@ -219,18 +219,24 @@ def random_prompt(length: int, token_ids: Sequence[int], rng: np.random.Generato
 # Shapes
 
 
-def implied_prefix_hit_rate(items: Sequence[WorkItem], block_size: int) -> float | None:
-    """Prompt-token hit rate a prefix cache would reach if requests were served in order.
+def implied_prefix_hit_rate(
+    items: Sequence[WorkItem], block_size: int, warmup_requests: int = 0
+) -> float | None:
+    """Prompt-token hit rate a prefix cache would reach on the measured requests, served in order.
 
-    The first request of each prefix group misses; every later one finds the full blocks of its
-    shared prefix (vLLM caches whole blocks of `block_size` tokens only).
+    The first request of each prefix group misses; every later one finds its shared prefix in
+    whole blocks of `block_size` tokens (pass vLLM's ``cache_hit_alignment_tokens``: the
+    granularity hits land on, which can differ from the KV block size). The first
+    `warmup_requests` items are the warm-up: they fill the cache but are not counted, as the
+    server's window (from the measured dispatch) does not count them either.
     """
-    total = sum(i.input_tokens for i in items)
+    measured = items[warmup_requests:]
+    total = sum(i.input_tokens for i in measured)
     if total == 0:
         return None
-    seen: set[int] = set()
+    seen = {i.prefix_group for i in items[:warmup_requests] if i.prefix_group is not None}
     hits = 0
-    for item in items:
+    for item in measured:
         if item.prefix_group is None:
             continue
         if item.prefix_group in seen:
@@ -405,6 +411,7 @@ def build_workload(
     base_dir: Path | None = None,
     block_size: int = 16,
 ) -> Workload:
+    # block_size: the token granularity prefix-cache hits land on (for the implied hit rate)
     """Every request of one scenario, warm-up first (``shape.warmup_requests`` of them).
 
     For a multi-turn scenario the result holds sessions instead (warm-up sessions first).
@@ -463,5 +470,5 @@ def build_workload(
     implied = None
     if shape.prefix is not None:
         items = with_shared_prefixes(items, shape.prefix, token_ids, rng)
-        implied = implied_prefix_hit_rate(items, block_size)
+        implied = implied_prefix_hit_rate(items, block_size, shape.warmup_requests)
     return Workload(items=items, implied_prefix_hit_rate=implied)

@@ -19,7 +19,7 @@ from harness.dashboard import build_dashboard
 from harness.dashboard.decidepage import write_decision_page
 from harness.decide.load import decisions_from_results
 from harness.decide.prices import parse_price
-from tests.decidedata import cap_record
+from tests.decidedata import cap_record, with_accuracy_at_load
 from tests.factories import T0, make_record, write_run
 from tests.integration.test_dashboard_browser import Built, browser, open_page, shoot  # noqa: F401
 
@@ -45,7 +45,8 @@ def _results(base: Path) -> Path:
             ),
             cap_record("mistral-7b", 0.60, 1200.0, variant="ngram-k4"),
             cap_record("mistral-7b", 0.60, 600.0, variant="base"),
-            cap_record("qwen2.5-7b", 0.70, 900.0, variant="base"),
+            # Accuracy measured beside its capacity probe's load: the row reads it there.
+            with_accuracy_at_load(cap_record("qwen2.5-7b", 0.70, 900.0, variant="base"), "cap@r4", 0.70),
             cap_record("tiny-qwen", 0.99, 5000.0, variant="base"),
         ]
     ):
@@ -134,5 +135,9 @@ def test_the_decision_page_opens_offline_with_its_verdicts(browser: BrowserConte
     href = link.get_attribute("href") or ""
     assert href.startswith("runs/") and (built.out / href).is_file()
     assert "$3.5/GPU-hour" not in page.content() or True  # prices are the user's: only in notes
+    # Where each accuracy was measured: qwen at its capacity probe's load, the others idle.
+    assert page.locator("tr[data-key='qwen2.5-7b@base'] .acc-at").inner_text() == "at load point cap@r4"
+    assert page.locator("tr[data-key='mistral-7b@base'] .acc-at").inner_text() == "idle"
+    assert "qwen2.5-7b@base: accuracy at load point cap@r4" in page.locator("ul.notes").first.inner_text()
     shoot(o, built, "decision")
     page.close()

@@ -18,6 +18,7 @@ from harness.interop.common import ImportFormatError
 from harness.interop.definitions import aiperf_figures, figures, guidellm_figures, vllm_figures
 from harness.loadgen.client import requests_from_parquet
 from harness.loadgen.metrics import RequestTiming
+from harness.record.run_record import SCHEMA_VERSION
 from harness.storage.store import read_record, runs_dir
 
 DATA = Path(__file__).parents[1] / "data" / "interop"
@@ -75,7 +76,10 @@ def test_an_imported_record_says_where_it_came_from_and_what_it_lacks(tmp_path: 
     assert "environment" not in src.unmeasured  # hardware was given
     assert rec.engine.args == {}  # type: ignore[attr-defined]
     assert rec.scenarios[0].energy is None  # type: ignore[attr-defined]
-    schema = json.loads((ROOT / "schema" / "run_record.v3.json").read_text())
+    # schema v3: the load generator's CPU is null with the reason, not a 0.0 placeholder
+    assert rec.scenarios[0].client_cpu_s is None  # type: ignore[attr-defined]
+    assert "does not say" in src.unmeasured["scenarios.client_cpu_s"]
+    schema = json.loads((ROOT / "schema" / f"run_record.v{SCHEMA_VERSION}.json").read_text())
     jsonschema.validate(json.loads(rec.model_dump_json()), schema)  # type: ignore[attr-defined]
     _, rec2 = _imported("vllm-bench", VLLM, tmp_path / "b")
     assert "environment" in rec2.source.unmeasured  # type: ignore[attr-defined]
@@ -318,3 +322,17 @@ def test_a_guidellm_yaml_report_reads_like_its_json(tmp_path: Path) -> None:
         ImportFormatError, match=r"cut\.yaml: line \d+ column \d+: expected a complete YAML document"
     ):
         import_files("guidellm", [tmp_path / "cut.yaml"], tmp_path / "r2")
+
+
+def test_given_hardware_names_gpus_as_gpus_and_the_rest_as_given(tmp_path: Path) -> None:
+    from harness.interop.writer import given_gpus
+    from harness.record.hardware import hardware_label
+
+    _, rec = _imported("vllm-bench", VLLM, tmp_path, hardware="1x H100 80GB")
+    assert hardware_label(rec.environment) == "1× H100 80GB"  # type: ignore[attr-defined]
+    _, rec2 = _imported("vllm-bench", VLLM, tmp_path / "b", hardware="2 x NVIDIA L4")
+    assert hardware_label(rec2.environment) == "2× NVIDIA L4"  # type: ignore[attr-defined]
+    assert [g.name for g in given_gpus("H200")] == ["H200"]  # known to the roofline table
+    assert given_gpus("CPU: AMD EPYC 7B13") == [] and given_gpus("my box") == []
+    _, rec3 = _imported("vllm-bench", VLLM, tmp_path / "c", hardware="my box")
+    assert hardware_label(rec3.environment) == "CPU: my box"  # type: ignore[attr-defined]

@@ -378,17 +378,17 @@ def test_session_scenario_energy_counts_the_measured_interval_not_the_warm_up(fa
     assert energy.gross.energy_per_output_token_j == pytest.approx(3.1, abs=0.1)
     assert energy.measured is not None and energy.measured.window == "measured"
     assert (energy.measured.start_s, energy.measured.end_s) == (0.0, 3.0)
-    assert energy.energy_j == pytest.approx(750.0, abs=period_j) and energy.energy_source == "counter"
-    assert energy.energy_per_output_token_j == pytest.approx(1.5, abs=0.05)
-    assert energy.measured.energy_per_output_token_j == energy.energy_per_output_token_j
-    assert energy.measured.energy_per_request_j == pytest.approx(150.0, abs=10)
-    assert energy.avg_power_w == pytest.approx(250.0, abs=10)
+    head = energy.measured  # schema v3: stored once
+    assert head.energy_j == pytest.approx(750.0, abs=period_j) and head.source == "counter"
+    assert head.energy_per_output_token_j == pytest.approx(1.5, abs=0.05)
+    assert head.energy_per_request_j == pytest.approx(150.0, abs=10)
+    assert head.avg_power_w == pytest.approx(250.0, abs=10)
     steady = energy.steady_state
     assert steady is not None and energy.steady_state_reason is None
     assert (steady.start_s, steady.end_s) == (pytest.approx(0.3), pytest.approx(2.2))
     assert steady.energy_j == pytest.approx(475.0, abs=period_j)
-    assert steady.energy_per_output_token_j == pytest.approx(475.0 / steady.output_tokens, rel=0.1)
-    assert steady.value is not None and steady.value.window == "steady_state"
+    assert steady.energy_per_output_token_j == pytest.approx(475.0 / (steady.output_tokens or 0), rel=0.1)
+    assert steady.window == "steady_state"
     assert acc.energy_j == pytest.approx(1000.0, abs=0.1 * 250)
     assert acc.energy_per_sample_j == pytest.approx(25.0, rel=0.03)
     assert (tmp_path / "telemetry" / "gpu_samples.parquet").is_file()
@@ -405,7 +405,7 @@ def test_rate_scenario_has_no_steady_state(fake_nvml) -> None:
             "s", 10, closed_loop_requests(), target_concurrency=None, first_send_s=fake_nvml.t - 3.5
         )
     assert energy.steady_state is None and "request-rate" in (energy.steady_state_reason or "")
-    assert energy.energy_j is not None
+    assert energy.measured is not None and energy.measured.energy_j is not None
 
 
 def test_without_a_gpu_every_gpu_figure_is_null_with_its_reason(tmp_path) -> None:
@@ -432,10 +432,11 @@ def test_without_a_gpu_every_gpu_figure_is_null_with_its_reason(tmp_path) -> Non
         and phase.energy.reason == why
         and phase.gpu is None
     )
-    assert energy.energy_j is None and energy.energy is not None and energy.energy.reason == why
-    assert energy.energy_per_output_token_j is None and energy.output_tokens_per_j is None
+    head = energy.measured
+    assert head is not None and head.energy_j is None and head.reason == why
+    assert head.energy_per_output_token_j is None and head.output_tokens_per_j is None
     assert energy.steady_state is not None and energy.steady_state.energy_j is None
-    assert energy.steady_state.energy is not None and energy.steady_state.energy.reason == why
+    assert energy.steady_state.reason == why
     assert acc.energy_j is None and acc.energy is not None and acc.energy.reason == why
     assert not (tmp_path / "telemetry").exists()
 
@@ -506,7 +507,7 @@ def test_without_a_gpu_every_gpu_figure_is_null_with_its_reason(tmp_path) -> Non
     assert again == record
     assert again.environment.gpus == [] and again.environment.gpu_reason == why
     perf = again.performance["c2"].energy
-    assert perf is not None and perf.energy is not None and perf.energy.reason == why
+    assert perf is not None and perf.measured is not None and perf.measured.reason == why
     # The new figures of issue 10 are null with the same reason, never invented.
     for value in (perf.measured, perf.gross, again.resources.accuracy_energy.value):  # type: ignore[union-attr]
         assert (

@@ -335,7 +335,7 @@ def test_the_gate_and_the_dashboard_read_the_measured_interval_not_the_gross_win
     measured = EnergyValue.derive(
         "measured", 750.0, 3.0, output_tokens=gross.total_output_tokens, requests=16
     )
-    energy = ScenarioEnergy(energy_j=750.0, output_tokens=gross.total_output_tokens, measured=measured)
+    energy = ScenarioEnergy(measured=measured)
     sr = gross.model_copy(update={"energy": energy})
     check = Check("energy_per_output_token_j", "c1", "scenario", False, 0.05, None)
     per_token = figure(gate_record(performance={"c1": sr}), check).value
@@ -351,33 +351,24 @@ def test_the_gate_and_the_dashboard_read_the_measured_interval_not_the_gross_win
 
 def test_the_run_page_shows_each_energy_window_with_its_confidence() -> None:
     from harness.dashboard.energysection import energy_section
-    from harness.record.run_record import EnergyValue, ScenarioEnergy, SteadyStateEnergy
+    from harness.record.run_record import EnergyValue, ScenarioEnergy
     from tests.factories import gate_record, gate_scenario
 
     sr = gate_scenario()
     n = sr.total_output_tokens
     measured = EnergyValue.derive("measured", 750.0, 3.0, output_tokens=n, requests=16, source="counter")
     gross = EnergyValue.derive("scenario_window", 1550.0, 5.0, output_tokens=n, source="counter")
-    steady_value = EnergyValue.derive(
+    steady = EnergyValue.derive(
         "steady_state",
         475.0,
         1.9,
         output_tokens=n / 2,
         source="counter",
         low_confidence_reason="window of 1.900 s",
-    )
-    steady = SteadyStateEnergy(
         start_s=0.3,
         end_s=2.2,
-        duration_s=1.9,
-        target_concurrency=2,
-        output_tokens=n / 2,
-        energy_j=475.0,
-        value=steady_value,
     )
-    energy = ScenarioEnergy(
-        energy_j=750.0, output_tokens=n, measured=measured, gross=gross, steady_state=steady
-    )
+    energy = ScenarioEnergy(measured=measured, gross=gross, steady_state=steady)
     html = energy_section(gate_record(performance={"c1": sr.model_copy(update={"energy": energy})}))
     assert "c1: measured interval (headline)" in html and "c1: whole window, with warm-up" in html
     assert "c1: steady state" in html and "low confidence: window of 1.900 s" in html
@@ -391,15 +382,18 @@ def test_the_gate_refuses_a_gross_window_against_a_measured_one() -> None:
 
     old = gate_scenario(energy_j=1550.0)  # a v1 record: whole window only
     measured = EnergyValue.derive("measured", 750.0, 3.0, output_tokens=old.total_output_tokens)
-    new = old.model_copy(
-        update={"energy": ScenarioEnergy(energy_j=750.0, output_tokens=1, measured=measured)}
-    )
+    new = old.model_copy(update={"energy": ScenarioEnergy(measured=measured)})
     lines = config_mismatches(gate_record(performance={"c1": old}), gate_record(performance={"c1": new}))
     assert "scenario c1 energy window: 'scenario_window' → 'measured'" in lines
 
 
 def test_a_v1_scenario_energy_migrates_its_whole_window_to_gross() -> None:
-    from harness.record.energy import V1_GROSS_NOTE, V1_STEADY_NOTE, migrate_v1_scenario_energy
+    from harness.record.energy import (
+        V1_GROSS_NOTE,
+        V1_STEADY_NOTE,
+        migrate_v1_scenario_energy,
+        migrate_v2_scenario_energy,
+    )
     from harness.record.run_record import ScenarioEnergy, scenario_energy_value
 
     v1 = {
@@ -419,12 +413,13 @@ def test_a_v1_scenario_energy_migrates_its_whole_window_to_gross() -> None:
             "energy_j": 500.0,
         },
     }
-    e = ScenarioEnergy.model_validate(migrate_v1_scenario_energy(v1))
-    assert e.energy_j is None and e.energy is not None and e.energy.reason == V1_GROSS_NOTE
+    v2 = migrate_v1_scenario_energy(v1)
+    assert v2["energy_j"] is None and v2["energy"]["reason"] == V1_GROSS_NOTE
+    e = ScenarioEnergy.model_validate(migrate_v2_scenario_energy(v2))  # v1 -> v2 -> v3
     assert e.measured is None and e.gross is not None and e.gross.window == "scenario_window"
     assert e.gross.energy_j == 1550.0 and e.gross.energy_per_output_token_j == pytest.approx(3.1)
     assert e.steady_state is not None and e.steady_state.energy_j == 500.0
-    assert e.steady_state.energy_low_confidence and e.steady_state.low_confidence_reason == V1_STEADY_NOTE
+    assert e.steady_state.confidence == "low" and e.steady_state.low_confidence_reason == V1_STEADY_NOTE
 
     class Scenario:  # what the gate and the dashboard see of a migrated v1 scenario
         energy, resources, total_output_tokens, completed = e, None, 500, 5

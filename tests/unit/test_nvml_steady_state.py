@@ -134,26 +134,28 @@ def test_scenario_energy_headline_is_the_measured_interval_and_gross_is_kept() -
     assert "warm-up" in (e.gross.window_note or "")
     assert e.measured is not None and e.measured.energy_per_request_j == 200.0
     assert "prefill energy is charged to the output tokens" in (e.measured.window_note or "")
-    assert e.energy_j == 3000.0 and e.avg_power_w == 300.0
-    assert e.energy_per_output_token_j == 2.0 and e.output_tokens_per_j == 0.5
-    assert e.energy_above_idle_j == 2000.0 and e.energy_per_output_token_above_idle_j == pytest.approx(4 / 3)
+    head = e.measured  # schema v3: the headline is stored once, as this value
+    assert head.energy_j == 3000.0 and head.avg_power_w == 300.0
+    assert head.energy_per_output_token_j == 2.0 and head.output_tokens_per_j == 0.5
+    assert head.energy_above_idle_j == 2000.0
+    assert head.energy_per_output_token_above_idle_j == pytest.approx(4 / 3)
 
 
 def test_scenario_energy_null_keeps_the_reason() -> None:
     e = scenario_energy(phase(gpu_window(None)), output_tokens=10)
     assert e.measured is not None and e.measured.energy_j is None and e.measured.reason
-    assert e.energy_j is None and e.energy is not None and "backwards" in e.energy.reason
+    assert "backwards" in e.measured.reason
     e = scenario_energy(phase(None), output_tokens=10)
-    assert e.energy is not None and e.energy.reason == "no NVIDIA GPU visible"
+    assert e.measured is not None and e.measured.reason == "no NVIDIA GPU visible"
 
 
 def test_steady_state_energy_from_an_interval() -> None:
     span = SteadySpan(1.0, 5.0, output_tokens=800.0, requests=8, low_confidence_reason="few requests")
     s = steady_state_energy(
-        span, 4, WindowEnergy(1200.0, None, gpu_window(1200.0, duration_s=4.0, idle_w=100.0))
+        span, WindowEnergy(1200.0, None, gpu_window(1200.0, duration_s=4.0, idle_w=100.0))
     )
-    assert s.energy_low_confidence and s.low_confidence_reason == "few requests"
-    assert s.value is not None and s.value.confidence == "low" and s.value.energy_per_request_j == 150.0
+    assert s.confidence == "low" and s.low_confidence_reason == "few requests"
+    assert s.window == "steady_state" and s.energy_per_request_j == 150.0
     assert s.duration_s == 4.0 and s.avg_power_w == 300.0
     assert s.energy_per_output_token_j == 1.5 and s.output_tokens_per_j == pytest.approx(2 / 3)
     assert s.energy_above_idle_j == 800.0 and s.energy_per_output_token_above_idle_j == 1.0

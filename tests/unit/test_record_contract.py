@@ -1,4 +1,4 @@
-"""The record as a contract: strict writing, tolerant reading, v1 -> v2 migration, the committed schema."""
+"""The record as a contract: strict writing, tolerant reading, migrations from v1 on, the committed schema."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from tests.factories import spec_dict
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 V1_FILES = sorted(DATA.glob("record_v1_*.json"))
+V2_FILES = sorted(DATA.glob("record_v2_*.json"))
+V3_FILES = sorted(DATA.glob("record_v3_*.json"))
 
 
 def _kept(old: Any, new: Any) -> Any:
@@ -41,7 +43,7 @@ def _v1(name: str) -> dict[str, Any]:
 
 
 def _flat_settings(scenario: dict[str, Any]) -> dict[str, Any]:
-    """A scenario's JSON data with `settings.load` folded into `settings`, as v1 and v2 kept it."""
+    """A scenario's JSON data with `settings.load` folded into `settings`, as v1 to v3 kept it."""
     settings = dict(scenario["settings"])
     return {**scenario, "settings": {**settings.pop("load"), **settings}}
 
@@ -54,14 +56,14 @@ def test_the_v1_fixtures_are_v1() -> None:
 
 
 @pytest.mark.parametrize("path", V1_FILES, ids=lambda p: p.stem)
-def test_a_v1_record_reads_through_v2_with_nothing_lost(path: Path, tmp_path: Path) -> None:
+def test_a_v1_record_reads_through_v2_and_v3_with_nothing_lost(path: Path, tmp_path: Path) -> None:
     v1 = json.loads(path.read_text())
     run_dir = tmp_path / "runs" / v1["run_id"]
     run_dir.mkdir(parents=True)
     shutil.copy(path, run_dir / "record.json")
 
     rec = read_record(run_dir)
-    assert rec.schema_version == SCHEMA_VERSION == 3
+    assert rec.schema_version == SCHEMA_VERSION == 4
     # Scenarios and tasks: same names in the same order, every figure kept.
     assert list(rec.performance) == list(v1["performance"]) == [s.name for s in rec.scenarios]
     assert list(rec.accuracy) == list(v1["accuracy"]) == [t.name for t in rec.tasks]
@@ -73,11 +75,12 @@ def test_a_v1_record_reads_through_v2_with_nothing_lost(path: Path, tmp_path: Pa
             assert gross["window"] == "scenario_window" and gross["energy_j"] == old_energy["energy_j"]
             for key in ("duration_s", "avg_power_w", "energy_per_output_token_j", "energy_above_idle_j"):
                 assert gross[key] == pytest.approx(old_energy[key]), key
-            assert new["energy"]["energy_j"] is None and new["energy"]["measured"] is None
+            assert "energy_j" not in new["energy"] and new["energy"]["measured"] is None  # v3: no flat copy
+            # v3: the steady state is one energy value; every figure v1 stored is kept in it
             kept_steady = {
                 k: v
                 for k, v in (old_energy.get("steady_state") or {}).items()
-                if k != "energy_low_confidence"
+                if k not in ("energy_low_confidence", "target_concurrency", "energy_source", "energy")
             }
             assert _kept(kept_steady, new["energy"]["steady_state"] or {}) == kept_steady
             old = {k: v for k, v in old.items() if k != "energy"}
@@ -100,17 +103,17 @@ def test_a_v1_record_reads_through_v2_with_nothing_lost(path: Path, tmp_path: Pa
     assert json.loads((run_dir / "record.json").read_text()) == v1
 
 
-def test_a_v2_record_reads_with_its_load_under_settings_load(tmp_path: Path) -> None:
-    v2 = _v1("record_v2_cpu.json")
-    assert v2["schema_version"] == 2
-    run_dir = tmp_path / "runs" / v2["run_id"]
+def test_a_v3_record_reads_with_its_load_under_settings_load(tmp_path: Path) -> None:
+    v3 = _v1("record_v3_cpu.json")
+    assert v3["schema_version"] == 3
+    run_dir = tmp_path / "runs" / v3["run_id"]
     run_dir.mkdir(parents=True)
-    shutil.copy(DATA / "record_v2_cpu.json", run_dir / "record.json")
+    shutil.copy(DATA / "record_v3_cpu.json", run_dir / "record.json")
     rec = read_record(run_dir)
-    assert rec.schema_version == SCHEMA_VERSION == 3
-    assert [s.name for s in rec.scenarios] == [s["name"] for s in v2["scenarios"]]
-    for old, new in zip(v2["scenarios"], rec.scenarios, strict=True):
-        # Every v2 figure kept, the load's under `settings.load` and the seeds beside it.
+    assert rec.schema_version == SCHEMA_VERSION == 4
+    assert [s.name for s in rec.scenarios] == [s["name"] for s in v3["scenarios"]]
+    for old, new in zip(v3["scenarios"], rec.scenarios, strict=True):
+        # Every v3 figure kept, the load's under `settings.load` and the seeds beside it.
         assert _kept(old, _flat_settings(new.model_dump(mode="json"))) == old
     ramp = rec.performance["ramp-128-32"].settings
     assert (ramp.load.ramp_up_strategy, ramp.load.ramp_up_start_rps, ramp.load.ramp_up_end_rps) == (
@@ -122,7 +125,7 @@ def test_a_v2_record_reads_with_its_load_under_settings_load(tmp_path: Path) -> 
     assert (ramp.seed, ramp.scenario_seed) == (1234, 777)
     imported = rec.performance["imported"].settings.load
     assert imported.temperature is None and imported.request_timeout_s is None  # not stated stays so
-    assert json.loads((run_dir / "record.json").read_text()) == v2  # never rewritten
+    assert json.loads((run_dir / "record.json").read_text()) == v3  # never rewritten
 
 
 def test_the_gpu_v1_record_keeps_its_typed_parts() -> None:
@@ -139,11 +142,11 @@ def test_migration_leaves_its_input_alone_and_drops_unreadable_analytics() -> No
     v1 = _v1("record_v1_cpu.json")
     v1["analytics"] = {"version": 0, "decode": "not a section"}
     before = copy.deepcopy(v1)
-    v2 = migrate(v1)
+    v3 = migrate(v1)
     assert v1 == before
-    assert v2["schema_version"] == SCHEMA_VERSION and v2["analytics"] is None
-    assert [t["name"] for t in v2["tasks"]] == list(v1["accuracy"])
-    assert all("task" not in t for t in v2["tasks"])
+    assert v3["schema_version"] == SCHEMA_VERSION and v3["analytics"] is None
+    assert [t["name"] for t in v3["tasks"]] == list(v1["accuracy"])
+    assert all("task" not in t for t in v3["tasks"])
 
 
 def test_unknown_fields_are_ignored_on_reading_at_every_level() -> None:
@@ -185,7 +188,7 @@ def test_a_newer_schema_version_is_refused_with_the_remedy(tmp_path: Path) -> No
     data = json.loads(make_record().model_dump_json())
     data["schema_version"] = SCHEMA_VERSION + 1
     with pytest.raises(
-        RecordVersionError, match=r"schema v4 is newer than this harness reads \(v3\).*upgrade"
+        RecordVersionError, match=r"schema v5 is newer than this harness reads \(v4\).*upgrade"
     ):
         parse_record(json.dumps(data))
     run_dir = tmp_path / "runs" / "future"
@@ -212,11 +215,11 @@ def test_not_a_record(text: str, match: str) -> None:
         parse_record(text)
 
 
-def test_v3_round_trip(tmp_path: Path) -> None:
+def test_v4_round_trip(tmp_path: Path) -> None:
     rec = make_record()
     write_record(tmp_path, rec)
     stored = json.loads((tmp_path / "record.json").read_text())
-    assert stored["schema_version"] == 3
+    assert stored["schema_version"] == 4
     assert [s["name"] for s in stored["scenarios"]] == ["c1"] and "performance" not in stored
     assert read_record(tmp_path) == rec
 
@@ -256,25 +259,32 @@ def test_the_gate_reads_stored_gates_as_data() -> None:
 
 
 def test_records_validate_against_the_committed_schemas() -> None:
-    """Outside Python: what harness writes is what the schema says, for v3 and for the v2 and v1 files."""
+    """Outside Python: what harness writes is what the schema says, for v4 and for the v1 to v3 files."""
     import jsonschema
 
-    v3 = json.loads((ROOT / "schema" / "run_record.v3.json").read_text())
+    v4 = json.loads((ROOT / "schema" / "run_record.v4.json").read_text())
     for rec in (
         make_record(performance={"c1": scenario(energy_j=10.0)}),
         parse_record((DATA / "record_v1_gpu.json").read_bytes()),
-        parse_record((DATA / "record_v2_cpu.json").read_bytes()),
+        parse_record((DATA / "record_v2_gpu.json").read_bytes()),
+        parse_record((DATA / "record_v3_cpu.json").read_bytes()),
     ):
-        jsonschema.validate(json.loads(rec.model_dump_json()), v3)
-    v2 = json.loads((ROOT / "schema" / "run_record.v2.json").read_text())
-    jsonschema.validate(json.loads((DATA / "record_v2_cpu.json").read_text()), v2)
+        jsonschema.validate(json.loads(rec.model_dump_json()), v4)
+    v3 = json.loads((ROOT / "schema" / "run_record.v3.json").read_text())
+    for path in V3_FILES:
+        jsonschema.validate(json.loads(path.read_text()), v3)
     v1 = json.loads((ROOT / "schema" / "run_record.v1.json").read_text())
     for path in V1_FILES:
         jsonschema.validate(json.loads(path.read_text()), v1)
+    v2 = json.loads((ROOT / "schema" / "run_record.v2.json").read_text())
+    for path in V2_FILES:
+        jsonschema.validate(json.loads(path.read_text()), v2)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(json.loads((DATA / "record_v1_cpu.json").read_text()), v2)
+        jsonschema.validate(json.loads((DATA / "record_v1_cpu.json").read_text()), v3)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(json.loads((DATA / "record_v2_cpu.json").read_text()), v3)
+        jsonschema.validate(json.loads((DATA / "record_v2_gpu.json").read_text()), v3)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(json.loads((DATA / "record_v3_cpu.json").read_text()), v4)
 
 
 def test_the_optional_source_of_an_imported_run_is_additive() -> None:
@@ -291,8 +301,8 @@ def test_the_optional_source_of_an_imported_run_is_additive() -> None:
         tool="guidellm", version="0.8.1", sha256="0" * 64, imported_at=datetime.now(timezone.utc)
     )
     imported = rec.model_copy(update={"source": src})
-    v3 = json.loads((ROOT / "schema" / "run_record.v3.json").read_text())
+    current = json.loads((ROOT / "schema" / f"run_record.v{SCHEMA_VERSION}.json").read_text())
     for r in (rec, imported):
-        jsonschema.validate(json.loads(r.model_dump_json()), v3)
+        jsonschema.validate(json.loads(r.model_dump_json()), current)
     assert parse_record(imported.model_dump_json().encode()).source == src
     assert parse_record((DATA / "record_v1_cpu.json").read_bytes()).source is None

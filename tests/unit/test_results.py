@@ -16,7 +16,7 @@ import harness
 from harness.analysis.compare import compare_records
 from harness.analysis.tables import RUN_COLUMNS, UnreadableRecordWarning, export_tables, load_runs, load_tasks
 from harness.cli import main
-from harness.record.run_record import RunRecord
+from harness.record.run_record import SCHEMA_VERSION, RunRecord
 from tests.factories import generate_results, make_record, make_scenario, write_run
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -96,7 +96,7 @@ def test_filters_and_unreadable_records(tmp_path: Path) -> None:
     with pytest.warns(UnreadableRecordWarning, match="broken/record.json"):
         runs = load_runs(tmp_path)
     assert set(runs.model) == {"smollm2-135m", "tiny-llama"}  # the v1 record too, migrated
-    assert sorted(runs.schema_version.unique()) == [3]
+    assert sorted(runs.schema_version.unique()) == [SCHEMA_VERSION]
     with pytest.warns(UnreadableRecordWarning):
         failed = load_runs(tmp_path, status="failed")
     assert failed.model.tolist() == ["tiny-llama"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from harness.dashboard.figures import validate
 from harness.dashboard.rigorfigures import capacity_cells, goodput_vs_load, latency_vs_load, load_points
 from tests.factories import make_record
@@ -88,3 +90,40 @@ def test_capacity_cells_say_whether_the_capacity_is_only_a_lower_bound() -> None
     )
     assert cells["capacity at SLO"].startswith("≥ ")
     assert cells["capacity bound"] == "lower bound: max_probes"
+
+
+def test_the_band_is_drawn_on_the_pooled_headline_not_the_mean_of_repeats() -> None:
+    """Issue 21 item 6: the line is the headline (pooled over repeats); the band is centred on it."""
+    record = _record()
+    points = {p.name: p for p in load_points(record)}
+    for name in ("chat@c1", "chat@c4", "chat@c8"):
+        sr = record.performance[name]
+        assert sr.rigor is not None
+        spread = sr.rigor.spread["median_ttft_ms"]
+        assert spread.n == 2 and spread.ci95_low is not None and spread.ci95_high is not None
+        value, low, high = points[name].figures["median_ttft_ms"]
+        assert value == sr.median_ttft_ms  # the headline, not spread.mean
+        assert low is not None and high is not None
+        assert high - value == pytest.approx(value - low)
+        assert high - low == pytest.approx(spread.ci95_high - spread.ci95_low)
+    # a spread whose mean is off the pooled headline: the line and band follow the headline
+    sr = record.performance["chat@c4"]
+    assert sr.rigor is not None and sr.median_ttft_ms is not None
+    spread = sr.rigor.spread["median_ttft_ms"].model_copy(
+        update={
+            "mean": 0.9 * sr.median_ttft_ms,
+            "ci95_low": 0.8 * sr.median_ttft_ms,
+            "ci95_high": sr.median_ttft_ms,
+        }
+    )
+    shifted = sr.model_copy(
+        update={
+            "rigor": sr.rigor.model_copy(update={"spread": {**sr.rigor.spread, "median_ttft_ms": spread}})
+        }
+    )
+    [p] = load_points(make_record(scenarios={"chat@c4": shifted}, analytics=None))
+    value, low, high = p.figures["median_ttft_ms"]
+    assert value == sr.median_ttft_ms
+    assert (low, high) == (pytest.approx(0.9 * value), pytest.approx(1.1 * value))
+    spec = latency_vs_load(load_points(record))
+    assert spec is not None and "pooled headline" in spec["layout"]["annotations"][0]["text"]

@@ -6,7 +6,7 @@ import pytest
 
 from harness.loadgen.metrics import RequestTiming, aggregate
 from harness.record.load import LoadShape
-from harness.record.run_record import ScenarioEnergy, ScenarioResult, ScenarioSettings
+from harness.record.run_record import EnergyValue, ScenarioEnergy, ScenarioResult, ScenarioSettings
 from harness.rigor.execute import run_points
 from harness.spec.expand import expand_scenarios
 from harness.spec.scenario import ScenarioPoint
@@ -54,7 +54,7 @@ class FakeServer:
         agg = aggregate(rows)
         agg.pop("errors")
         settings = ScenarioSettings(load=s.load, seed=1)
-        energy = ScenarioEnergy(energy_j=None, output_tokens=agg["total_output_tokens"])
+        energy = ScenarioEnergy()  # an energy section with no window measured
         return ScenarioResult(
             name=s.name,
             settings=settings,
@@ -193,7 +193,9 @@ def test_energy_of_repeats_is_pooled_per_token() -> None:
             r.model_copy(
                 update={
                     "energy": ScenarioEnergy(
-                        energy_j=joules, energy_source="counter", duration_s=2.0, output_tokens=tokens
+                        measured=EnergyValue.derive(
+                            "measured", joules, 2.0, source="counter", output_tokens=tokens
+                        )
                     ),
                     "resources": PhaseResources(
                         duration_s=2.0, engine_cpu_s=1.0, engine_peak_rss_bytes=5, energy_j=joules
@@ -204,8 +206,9 @@ def test_energy_of_repeats_is_pooled_per_token() -> None:
     out = combine_energy(parts)
     energy, resources = out["energy"], out["resources"]
     assert isinstance(energy, ScenarioEnergy) and isinstance(resources, PhaseResources)
-    assert energy.energy_j == 400.0 and energy.output_tokens == 88
-    assert energy.energy_per_output_token_j == pytest.approx(400.0 / 88) and energy.avg_power_w == 100.0
+    head = energy.measured
+    assert head is not None and head.energy_j == 400.0 and head.output_tokens == 88
+    assert head.energy_per_output_token_j == pytest.approx(400.0 / 88) and head.avg_power_w == 100.0
     assert energy.steady_state is None and "2 repeats" in (energy.steady_state_reason or "")
     assert resources.energy_j == 400.0 and resources.duration_s == 4.0 and resources.gpu is None
     assert combine_energy(parts[:1]) == {}
@@ -262,7 +265,6 @@ def test_the_generator_schedule_reaches_the_validity_rules() -> None:
 
 def test_steady_state_energy_survives_repeats() -> None:
     """ML.ENERGY's steady-state J/token is kept through repeats (it used to be dropped)."""
-    from harness.record.run_record import SteadyStateEnergy
     from harness.rigor.execute import combine_energy
 
     server = FakeServer()
@@ -272,22 +274,16 @@ def test_steady_state_energy_survives_repeats() -> None:
     parts = []
     for joules, steady_j, steady_tokens in ((100.0, 60.0, 30.0), (300.0, 90.0, 30.0)):
         r = server.run_one(s, 1)
-        steady = SteadyStateEnergy(
-            start_s=0.1,
-            end_s=1.1,
-            duration_s=1.0,
-            target_concurrency=1,
-            output_tokens=steady_tokens,
-            energy_j=steady_j,
+        steady = EnergyValue.derive(
+            "steady_state", steady_j, 1.0, start_s=0.1, end_s=1.1, output_tokens=steady_tokens
         )
         parts.append(
             r.model_copy(
                 update={
                     "energy": ScenarioEnergy(
-                        energy_j=joules,
-                        energy_source="counter",
-                        duration_s=2.0,
-                        output_tokens=r.total_output_tokens,
+                        measured=EnergyValue.derive(
+                            "measured", joules, 2.0, source="counter", output_tokens=r.total_output_tokens
+                        ),
                         steady_state=steady,
                     )
                 }
@@ -297,14 +293,14 @@ def test_steady_state_energy_survives_repeats() -> None:
     assert isinstance(energy, ScenarioEnergy) and energy.steady_state is not None
     assert energy.steady_state.energy_per_output_token_j == pytest.approx(150.0 / 60.0)
     assert energy.steady_state.duration_s == 2.0 and energy.steady_state_reason is None
-    value = energy.steady_state.value
+    value = energy.steady_state
     assert (
         value is not None
         and value.window == "steady_state"
         and "pooled over 2 repeats" in (value.window_note or "")
     )
-    assert energy.energy_per_output_token_j == pytest.approx(
-        400.0 / energy.output_tokens
+    assert energy.measured is not None and energy.measured.energy_per_output_token_j == pytest.approx(
+        400.0 / (energy.measured.output_tokens or 0)
     )  # the headline, beside it
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.storage import store
+from harness.storage import files, store
 from harness.storage.store import atomic_write_text, load_records, read_record, write_record
 from tests.factories import gate_record as make_record
 
@@ -19,7 +19,7 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path, monkeypatch: py
     def boom(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(store.os, "replace", boom)
+    monkeypatch.setattr(files.os, "replace", boom)
     with pytest.raises(OSError):
         atomic_write_text(target, "new")
     assert target.read_text() == "old"

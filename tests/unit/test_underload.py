@@ -16,7 +16,7 @@ from harness.dashboard.figures import validate
 from harness.dashboard.underload import accuracy_vs_load, under_load_section
 from harness.gate.underload import under_load_value
 from harness.loadgen.invariance import ProbeOutput, compare_outputs, first_divergence
-from harness.record.run_record import RunRecord
+from harness.record.run_record import SCHEMA_VERSION, RunRecord
 from harness.record.underload import (
     AccuracyUnderLoad,
     EvalTraffic,
@@ -181,7 +181,7 @@ def _record() -> RunRecord:
 
 def test_record_schema_tables_gate_and_chart(tmp_path: Path) -> None:
     rec = _record()
-    schema = json.loads((ROOT / "schema" / "run_record.v3.json").read_text())
+    schema = json.loads((ROOT / "schema" / f"run_record.v{SCHEMA_VERSION}.json").read_text())
     jsonschema.validate(json.loads(rec.model_dump_json()), schema)
     results = tmp_path / "results"
     write_record(results / "runs" / rec.run_id, rec)

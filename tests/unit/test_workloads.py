@@ -188,6 +188,28 @@ def test_implied_hit_rate_counts_whole_blocks_after_each_groups_first_request() 
     assert implied_prefix_hit_rate(plain, 16) == 0.0
 
 
+def test_implied_hit_rate_leaves_the_warm_up_out() -> None:
+    """Issue 21 item 8: the warm-up fills the cache but its prompts are not in the server's window."""
+    items = [
+        WorkItem(prompt=[], input_tokens=50, output_tokens=1, prefix_group=g, shared_prefix_tokens=40)
+        for g in (0, 1, 0, 1, 0, 1)
+    ]
+    # two warm-up requests (one per group) miss; the four measured ones all hit 32 of 50 tokens
+    assert implied_prefix_hit_rate(items, 16, warmup_requests=2) == pytest.approx(32 / 50)
+    assert implied_prefix_hit_rate(items, 16) == pytest.approx(4 * 32 / 300)  # warm-up counted: lower
+    assert implied_prefix_hit_rate(items[:2], 16, warmup_requests=2) is None  # nothing measured
+    shape = WorkloadShape(
+        input_tokens=8,
+        output_tokens=4,
+        num_requests=6,
+        warmup_requests=2,
+        prefix=PrefixSpec(groups=2, length=40),
+    )
+    built = build_workload(shape, 0, VOCAB, words, text_of, block_size=16)
+    assert len(built.items) == 8
+    assert built.implied_prefix_hit_rate == pytest.approx(6 * 32 / (6 * 48))
+
+
 def test_shared_prefix_needs_token_prompts() -> None:
     shape = WorkloadShape(
         input_tokens=8,

@@ -10,26 +10,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
+# Only what `harness gate --help` needs is imported here: the gate, the records (pydantic) and the
+# statistics (numpy) are imported by the command that uses them, so --help stays fast
+# (benchmarks/cli_startup.py; tests/unit/test_cli_imports.py).
+if TYPE_CHECKING:
+    from rich.console import Console
 
-from harness.console import consoles
-from harness.gate import (
-    GateError,
-    GateReport,
-    compare,
-    render_error_junit,
-    render_error_markdown,
-    render_junit,
-    render_markdown,
-    render_terminal,
-)
-from harness.record.hardware import hardware_label
-from harness.record.run_record import RunRecord
-from harness.rigor.compare import copy_samples, samples_dir_of
-from harness.storage.baseline import BaselineError, baseline_path, find_baseline, list_baselines, set_baseline
-from harness.storage.store import atomic_write_text, find_run, load_records, read_record, runs_dir
+    from harness.gate import GateReport
+    from harness.record.run_record import RunRecord
 
 
 def resolve_candidate(
@@ -39,27 +29,29 @@ def resolve_candidate(
     suite: str | None = None,
     warn: Console | None = None,
 ) -> RunRecord:
-    """The record of `run` (id, id prefix, folder or record file), else the latest matching run.
+    """The record of `run` (id, id prefix, folder or record file), else the latest matching run
+    of the run index (:mod:`harness.storage.index`): only that record is read.
 
     Raises FileNotFoundError when no run matches and ValueError for an unreadable record.
     """
+    from rich.markup import escape
+
+    from harness.storage.index import run_index
+    from harness.storage.store import find_run, latest_run, read_record
+
     if run is not None:
         return read_record(find_run(results, run))
-    loaded = load_records(results)
+    idx = run_index(results)
     if warn is not None:
-        for problem in loaded.problems:
+        for problem in idx.problems:
             warn.print(f"[yellow]warning:[/] skipped {escape(problem)}", highlight=False, soft_wrap=True)
-    recs = [
-        r
-        for r in loaded.records
-        if (model is None or r.model.preset == model) and (suite is None or r.suite.name == suite)
-    ]
-    if not recs:
+    record = latest_run(idx, model, suite)
+    if record is None:
         which = " and ".join(x for x in (model and f"model {model!r}", suite and f"suite {suite!r}") if x)
         raise FileNotFoundError(
             f"no runs under {Path(results) / 'runs'}" + (f" for {which}" if which else "")
         )
-    return recs[-1]
+    return record
 
 
 def gate_runs(
@@ -74,6 +66,11 @@ def gate_runs(
     """Compare `candidate` with the baseline at `baseline` (a record file or run folder), or with
     the committed baseline of its (model, suite, hardware). Raises BaselineError, GateError or
     ValueError when the comparison cannot be made."""
+    from harness.gate import compare
+    from harness.rigor.compare import samples_dir_of
+    from harness.storage.baseline import baseline_path, find_baseline
+    from harness.storage.store import read_record, runs_dir
+
     base = read_record(Path(baseline)) if baseline is not None else find_baseline(results, candidate)
     base_file = Path(baseline) if baseline is not None else baseline_path(results, candidate)
     cand_dir = candidate_dir or runs_dir(results) / candidate.run_id
@@ -89,6 +86,8 @@ def gate_runs(
 
 
 def _write_outputs(args: argparse.Namespace, junit: str, markdown: str) -> None:
+    from harness.storage.store import atomic_write_text
+
     if args.junit:
         atomic_write_text(Path(args.junit), junit)
     if args.summary:
@@ -96,6 +95,20 @@ def _write_outputs(args: argparse.Namespace, junit: str, markdown: str) -> None:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
+    from harness.console import consoles
+    from harness.gate import (
+        GateError,
+        render_error_junit,
+        render_error_markdown,
+        render_junit,
+        render_markdown,
+        render_terminal,
+    )
+    from harness.storage.baseline import BaselineError
+    from harness.storage.store import find_run
+
     out, err = consoles()
     results = Path(args.results)
     try:
@@ -129,6 +142,14 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline_set(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
+    from harness.console import consoles
+    from harness.record.hardware import hardware_label
+    from harness.rigor.compare import copy_samples
+    from harness.storage.baseline import BaselineError, set_baseline
+    from harness.storage.store import find_run, runs_dir
+
     out, err = consoles()
     results = Path(args.results)
     if (args.run is None) == (not args.latest):
@@ -156,7 +177,12 @@ def cmd_baseline_set(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline_list(args: argparse.Namespace) -> int:
+    from rich.markup import escape
     from rich.table import Table
+
+    from harness.console import consoles
+    from harness.record.hardware import hardware_label
+    from harness.storage.baseline import list_baselines
 
     out, err = consoles()
     if not Path(args.results).is_dir():
