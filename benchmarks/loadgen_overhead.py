@@ -22,7 +22,7 @@ from pathlib import Path
 
 from harness.engine.poller import MetricsPoller
 from harness.engine.vllm_server import VllmServer
-from harness.loadgen.client import LoadSpec, run_load, token_counter, usable_token_ids
+from harness.loadgen.client import LoadShape, LoadSpec, run_load, token_counter, usable_token_ids
 from harness.loadgen.metrics import aggregate
 from harness.model.checkpoints import ensure_checkpoint
 from harness.model.presets import get_preset
@@ -66,9 +66,15 @@ def main() -> None:
             f"\n{'concurrency':>11} {'requests':>8} {'out tok/s':>10} {'client µs/tok':>14} {'client core %':>14}"
         )
         for concurrency, n in ((1, 16), (32, 96)):
-            spec = LoadSpec(
-                args.input_tokens, args.output_tokens, n, concurrency, None, min(concurrency, 4), 1234 + n
+            load = LoadShape(
+                input_tokens=args.input_tokens,
+                output_tokens=args.output_tokens,
+                num_requests=n,
+                concurrency=concurrency,
+                warmup_requests=min(concurrency, 4),
+                client_workers=1,
             )
+            spec = LoadSpec(load=load, seed=1234 + n)
             window = f"scenario:c{concurrency}"
             if telemetry is not None:
                 telemetry.begin_window(window)

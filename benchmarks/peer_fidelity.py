@@ -21,7 +21,7 @@ from pathlib import Path
 
 from harness.engine.vllm_bench import run_bench_serve
 from harness.engine.vllm_server import VllmServer
-from harness.loadgen.client import LoadSpec, run_load, token_counter, usable_token_ids
+from harness.loadgen.client import LoadShape, LoadSpec, run_load, token_counter, usable_token_ids
 from harness.loadgen.metrics import aggregate
 from harness.loadgen.peer import COMPARED, Run, pooled, ratios, run_from_harness, run_from_vllm, table
 from harness.loadgen.peer_command import vllm_bench_args
@@ -96,23 +96,33 @@ def compare(
     token_ids = usable_token_ids(tokenizer)
     count = token_counter(tokenizer)
     # Warm the server once (compilation, allocator) so that neither tool pays for it in a run.
-    warm = LoadSpec(args.input_tokens, args.output_tokens, 8, 8, None, 0, seed=1)
+    warm = LoadSpec(
+        load=LoadShape(
+            input_tokens=args.input_tokens,
+            output_tokens=args.output_tokens,
+            num_requests=8,
+            concurrency=8,
+            warmup_requests=0,
+            client_workers=1,
+        ),
+        seed=1,
+    )
     run_load(warm, base_url, served, token_ids, count_tokens=count)
     report = []
     for w_index, (name, concurrency, rate) in enumerate(workloads):
         runs: dict[str, list[Run]] = {"harness": [], "vllm": []}
         for rep in range(args.repeats):
             seed = args.seed + 100 * w_index + rep
-            spec = LoadSpec(
-                args.input_tokens,
-                args.output_tokens,
-                args.num_requests,
-                concurrency,
-                rate,
-                0,
-                seed=seed,
+            load = LoadShape(
+                input_tokens=args.input_tokens,
+                output_tokens=args.output_tokens,
+                num_requests=args.num_requests,
+                concurrency=concurrency,
+                request_rate=rate,
+                warmup_requests=0,
                 client_workers=args.client_workers,
             )
+            spec = LoadSpec(load=load, seed=seed)
             # Alternate which tool goes first, so that drift of the machine does not favour one.
             order = ("vllm", "harness") if rep % 2 == 0 else ("harness", "vllm")
             for tool in order:

@@ -53,19 +53,17 @@ def free_port() -> int:
 
 def child_harness(cfg: dict[str, Any]) -> dict[str, Any]:
     """Run the harness load generator once; its per-request figures and CPU."""
-    from harness.loadgen.client import LoadSpec, run_load
+    from harness.loadgen.client import LoadShape, LoadSpec, run_load
 
-    spec = LoadSpec(
-        cfg["input_tokens"],
-        cfg["output_tokens"],
-        cfg["num_requests"],
-        cfg["concurrency"],
-        None,
-        cfg["warmup"],
-        seed=cfg["seed"],
+    load = LoadShape(
+        input_tokens=cfg["input_tokens"],
+        output_tokens=cfg["output_tokens"],
+        num_requests=cfg["num_requests"],
+        concurrency=cfg["concurrency"],
+        warmup_requests=cfg["warmup"],
         client_workers=cfg["workers"],
-        client_uvloop=cfg["uvloop"],
     )
+    spec = LoadSpec(load=load, seed=cfg["seed"], client_uvloop=cfg["uvloop"])
     ids = list(range(1000, 5000))
     t0, cpu0, ch0 = time.monotonic(), time.process_time(), _children_cpu()
     res = run_load(spec, cfg["url"], "truth", ids)
@@ -94,22 +92,22 @@ def child_harness(cfg: dict[str, Any]) -> dict[str, Any]:
 def child_vllm(cfg: dict[str, Any]) -> dict[str, Any]:
     """Run ``vllm bench serve`` in this process (the project's version patch), timing its benchmark()."""
     from harness.engine.vllm_bench import _patch_version_lookup
-    from harness.loadgen.client import LoadSpec
+    from harness.loadgen.client import LoadShape, LoadSpec
     from harness.loadgen.peer_command import vllm_bench_args
 
     _patch_version_lookup()
     import vllm.benchmarks.serve as serve
     from vllm.entrypoints.cli.main import main as vllm_main
 
-    spec = LoadSpec(
-        cfg["input_tokens"],
-        cfg["output_tokens"],
-        cfg["num_requests"],
-        cfg["concurrency"],
-        None,
-        cfg["warmup"],
-        cfg["seed"],
+    load = LoadShape(
+        input_tokens=cfg["input_tokens"],
+        output_tokens=cfg["output_tokens"],
+        num_requests=cfg["num_requests"],
+        concurrency=cfg["concurrency"],
+        warmup_requests=cfg["warmup"],
+        client_workers=1,
     )
+    spec = LoadSpec(load=load, seed=cfg["seed"])
     real = serve.benchmark
     box: dict[str, float] = {}
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from harness.arch import record_analytics
 from harness.model.presets import PRESETS
 from harness.record.analytics import RecordAnalytics
+from harness.record.load import LoadShape
 from harness.record.run_record import (
     EngineInfo,
     Environment,
@@ -179,12 +180,14 @@ def make_scenario(
     return ScenarioResult(
         name=name,
         settings=ScenarioSettings(
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            num_requests=num_requests,
-            concurrency=concurrency,
-            request_rate=request_rate,
-            warmup_requests=2,
+            load=LoadShape(
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                num_requests=num_requests,
+                concurrency=concurrency,
+                request_rate=request_rate,
+                warmup_requests=2,
+            ),
             seed=1234,
         ),
         completed=completed,
@@ -418,7 +421,7 @@ def write_requests_table(path: Path, s: ScenarioResult, rng: random.Random) -> N
     for i in range(n):
         failed = i >= s.completed
         ttft = ttft0 * rng.lognormvariate(0, 0.25)
-        itl = [tpot0 * rng.lognormvariate(0, 0.15) for _ in range(s.settings.output_tokens - 1)]
+        itl = [tpot0 * rng.lognormvariate(0, 0.15) for _ in range(s.settings.load.output_tokens - 1)]
         e2el = ttft + sum(itl)
         rows["index"].append(i)
         rows["send_s"].append(t)
@@ -426,11 +429,11 @@ def write_requests_table(path: Path, s: ScenarioResult, rng: random.Random) -> N
         rows["end_s"].append(t + e2el / 1000)
         rows["ttft_ms"].append(None if failed else ttft)
         rows["e2el_ms"].append(None if failed else e2el)
-        rows["input_tokens"].append(s.settings.input_tokens)
-        rows["output_tokens"].append(0 if failed else s.settings.output_tokens)
+        rows["input_tokens"].append(s.settings.load.input_tokens)
+        rows["output_tokens"].append(0 if failed else s.settings.load.output_tokens)
         rows["itl_ms"].append([] if failed else itl)
         rows["error"].append("HTTP 503: server overloaded" if failed else None)
-        t += e2el / 1000 / (s.settings.concurrency or 1)
+        t += e2el / 1000 / (s.settings.load.concurrency or 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table(rows), path)
 

@@ -147,8 +147,10 @@ def scenario_rows(record: RunRecord) -> Iterator[dict[str, Any]]:
     for s in record.scenarios:
         flat = flatten(ScenarioResult, s.model_dump(mode="json"))
         del flat["name"]
+        # The settings (the load's fields among them) are the row's own columns: `concurrency`.
         settings = {
-            k.removeprefix("settings."): flat.pop(k) for k in [k for k in flat if k.startswith("settings.")]
+            k.removeprefix("settings.").removeprefix("load."): flat.pop(k)
+            for k in [k for k in flat if k.startswith("settings.")]
         }
         yield {**base, "scenario": s.name, **settings, **flat}
 
@@ -173,7 +175,7 @@ def task_rows(record: RunRecord) -> Iterator[dict[str, Any]]:
                 **base,
                 "task": u.task,
                 "load_point": s.name,
-                "concurrency": s.settings.concurrency,
+                "concurrency": s.settings.load.concurrency,
                 **flat,
             }
 

@@ -34,7 +34,7 @@ def _hardware(environment: Environment | None) -> tuple[GpuSpec | None, int | No
 
 def _concurrency_one(performance: Mapping[str, ScenarioResult]) -> tuple[str, ScenarioResult] | None:
     for name, result in performance.items():
-        if result.settings.concurrency == 1 and result.settings.request_rate is None:
+        if result.settings.load.concurrency == 1 and result.settings.load.request_rate is None:
             return name, result
     return None
 
@@ -72,7 +72,7 @@ def record_analytics(
     picked = _concurrency_one(performance)
     context = None
     if picked is not None:
-        s = picked[1].settings
+        s = picked[1].settings.load
         context = s.input_tokens + s.output_tokens // 2
 
     roofline = None

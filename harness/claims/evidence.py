@@ -154,14 +154,14 @@ def kv_sweep(rec: RunRecord, run_dir: Path | None, prefix: str = "ctx-") -> list
     for name, s in rec.performance.items():
         if not name.startswith(prefix):
             continue
-        ctx = s.settings.input_tokens + s.settings.output_tokens
+        ctx = s.settings.load.input_tokens + s.settings.load.output_tokens
         values, reason = _per_sequence(s, series, cap)
         median = statistics.median(values) if values else None
         points.append(
             SweepPoint(
                 scenario=name,
-                input_tokens=s.settings.input_tokens,
-                output_tokens=s.settings.output_tokens,
+                input_tokens=s.settings.load.input_tokens,
+                output_tokens=s.settings.load.output_tokens,
                 context_tokens=ctx,
                 measured_kv_tokens=median,
                 peak_kv_tokens=max(values) if values else None,
@@ -171,7 +171,9 @@ def kv_sweep(rec: RunRecord, run_dir: Path | None, prefix: str = "ctx-") -> list
                 predicted_tokens_windowed=predicted_tokens(arch, ctx),
                 predicted_tokens_blocks=None
                 if mixed
-                else block_tokens(s.settings.input_tokens + s.settings.output_tokens // 2, block, window),
+                else block_tokens(
+                    s.settings.load.input_tokens + s.settings.load.output_tokens // 2, block, window
+                ),
                 median_ttft_ms=s.median_ttft_ms,
                 median_tpot_ms=s.median_tpot_ms,
                 reason=reason,

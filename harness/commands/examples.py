@@ -14,7 +14,7 @@ EXAMPLES: dict[str, str] = {
     "show": "harness show 20250101T120000Z          # an id prefix is enough\n  harness show RUN --json",
     "compare": "harness compare RUN_A RUN_B\n  harness compare --suite techniques-cpu --model tiny-qwen",
     "export": "harness export --format csv --out tables/",
-    "schema": "harness schema --check schema/run_record.v2.json",
+    "schema": "harness schema --check schema/run_record.v4.json",
     "dashboard": "harness dashboard && xdg-open dashboards/index.html",
     "gate": 'harness gate --latest --junit gate.xml --summary "$GITHUB_STEP_SUMMARY"',
     "baseline": "harness baseline set --latest --suite smoke\n  harness baseline list --json",

@@ -63,7 +63,7 @@ def print_results(rec: RunRecord, console: Console) -> None:
         for c in cols:
             t.add_column(c, justify="left" if c in ("scenario", "load") else "right")
         for name, s in rec.performance.items():
-            st = s.settings
+            st = s.settings.load
             load = f"c={st.concurrency}" if st.request_rate is None else f"{st.request_rate:g} req/s"
             t.add_row(
                 name,

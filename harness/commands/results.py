@@ -71,7 +71,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument(
         "--check",
         metavar="FILE",
-        help="exit 1 if FILE differs from the schema the models give (e.g. schema/run_record.v2.json)",
+        help="exit 1 if FILE differs from the schema the models give (e.g. schema/run_record.v4.json)",
     )
     p.set_defaults(func=_cmd_schema)
 

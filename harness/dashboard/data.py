@@ -106,10 +106,10 @@ def scenario_view(name: str, s: ScenarioResult) -> ScenarioView:
     per_token = finite(ev.energy_per_output_token_j) if ev is not None else None
     return ScenarioView(
         name=name,
-        concurrency=s.settings.concurrency,
-        request_rate=finite(s.settings.request_rate),
-        input_tokens=s.settings.input_tokens,
-        output_tokens=s.settings.output_tokens,
+        concurrency=s.settings.load.concurrency,
+        request_rate=finite(s.settings.load.request_rate),
+        input_tokens=s.settings.load.input_tokens,
+        output_tokens=s.settings.load.output_tokens,
         completed=s.completed,
         failed=s.failed,
         output_tps=finite(s.output_throughput) if s.completed else None,

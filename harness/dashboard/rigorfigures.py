@@ -75,7 +75,7 @@ def load_points(record: RunRecord) -> list[LoadPoint]:
         if sr.rigor is not None and sr.rigor.capacity is not None
     }
     for name, sr in record.performance.items():
-        st = sr.settings
+        st = sr.settings.load
         if st.request_rate is not None:
             by, load = "request_rate", float(st.request_rate)
         elif st.concurrency is not None:

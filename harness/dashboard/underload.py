@@ -31,9 +31,13 @@ def _points(rec: RunRecord) -> list[tuple[float, str, Any]]:
     """(concurrency, point, scenario) of every closed-loop point measured under load, by load."""
     out = []
     for s in rec.scenarios:
-        if s.accuracy_under_load is None or s.settings.concurrency is None or s.settings.request_rate:
+        if (
+            s.accuracy_under_load is None
+            or s.settings.load.concurrency is None
+            or s.settings.load.request_rate
+        ):
             continue
-        out.append((float(s.settings.concurrency), s.name, s))
+        out.append((float(s.settings.load.concurrency), s.name, s))
     return sorted(out, key=lambda p: p[0])
 
 

@@ -42,7 +42,7 @@ class LoadPoint:
 def _axis_load(sr: ScenarioResult, axis: str | None = None) -> tuple[str, float] | None:
     """(axis, load) of a point: its request rate where it has one, else its concurrency; with
     ``axis`` given, that axis only."""
-    st = sr.settings
+    st = sr.settings.load
     if axis in (None, "request_rate") and st.request_rate is not None:
         return "request_rate", float(st.request_rate)
     if axis in (None, "concurrency") and st.request_rate is None and st.concurrency is not None:

@@ -343,10 +343,12 @@ def config_mismatches(baseline: RunRecord, candidate: RunRecord) -> list[str]:
         diff(f"task {task} n_samples", tb.n_samples, tc.n_samples)
     for name in baseline.performance.keys() & candidate.performance.keys():
         sb, sc = baseline.performance[name].settings, candidate.performance[name].settings
-        for field in type(sb).model_fields:
+        pairs: list[tuple[object, object, str]] = [(sb.load, sc.load, f) for f in type(sb.load).model_fields]
+        pairs += [(sb, sc, f) for f in type(sb).model_fields if f != "load"]
+        for xb, xc, field in pairs:
             if field in _DERIVED_SETTINGS:
                 continue
-            diff(f"scenario {name} {field}", getattr(sb, field), getattr(sc, field))
+            diff(f"scenario {name} {field}", getattr(xb, field), getattr(xc, field))
         vb, vc = (
             scenario_energy_value(baseline.performance[name]),
             scenario_energy_value(candidate.performance[name]),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from harness.interop.common import ImportedRun, ImportedScenario
 from harness.loadgen.metrics import aggregate
+from harness.record.load import LoadShape
 from harness.record.migrate import IMPORT_CPU_REASON
 from harness.record.run_record import (
     EngineInfo,
@@ -133,20 +134,25 @@ def _scenario(s: ImportedScenario, index: int) -> ScenarioResult:
     mean_out = sum(r.output_tokens for r in ok) / len(ok) if ok else 0.0
     notes = list(s.notes)
     if s.input_tokens is None:
-        notes.append("settings.input_tokens: the file does not state the asked-for length; the mean sent")
+        notes.append(
+            "settings.load.input_tokens: the file does not state the asked-for length; the mean sent"
+        )
     if s.output_tokens is None:
         notes.append(
-            "settings.output_tokens: the file does not state the asked-for length; the mean received"
+            "settings.load.output_tokens: the file does not state the asked-for length; the mean received"
         )
-    settings = ScenarioSettings(
+    load = LoadShape(
         input_tokens=s.input_tokens if s.input_tokens is not None else round(mean_in),
         output_tokens=s.output_tokens if s.output_tokens is not None else round(mean_out),
         num_requests=len(s.requests),
         concurrency=s.concurrency,
         request_rate=s.request_rate,
         warmup_requests=s.warmup_requests,
-        seed=s.seed if s.seed is not None else 0,
-        vllm_bench_command=s.command,
+        temperature=None,  # not stated by the file
+        request_timeout_s=None,
+    )
+    settings = ScenarioSettings(
+        load=load, seed=s.seed if s.seed is not None else 0, vllm_bench_command=s.command
     )
     return ScenarioResult(
         name=s.name,

@@ -22,11 +22,10 @@ seeds with ``np.random.seed(args.seed)``.
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import numpy as np
 
-RampUp = Literal["linear", "exponential"]
+from harness.record.load import RampUp
 
 
 def request_rates(

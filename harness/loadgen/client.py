@@ -42,16 +42,18 @@ from typing import Any
 
 import aiohttp
 
-from harness.loadgen.arrivals import RampUp, arrival_offsets_s
+from harness.loadgen.arrivals import arrival_offsets_s
 from harness.loadgen.lag import ClientHealth, LagProbe, WorkerHealth, summarize, workers_needed
 from harness.loadgen.metrics import RequestTiming
 from harness.loadgen.prompts import make_prompts, token_counter, usable_token_ids
 from harness.loadgen.stream import SseChunks, StreamingClient
+from harness.record.load import DEFAULT_REQUEST_TIMEOUT_S, LoadShape
 from harness.workloads.build import WorkItem
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT_S",
     "LoadResult",
+    "LoadShape",
     "LoadSpec",
     "SseChunks",
     "StreamingClient",
@@ -63,40 +65,29 @@ __all__ = [
     "write_requests_parquet",
 ]
 
-DEFAULT_REQUEST_TIMEOUT_S = 6 * 60 * 60.0  # vllm bench serve's aiohttp total timeout
-
 
 @dataclass(frozen=True)
 class LoadSpec:
-    input_tokens: int
-    output_tokens: int
-    num_requests: int
-    concurrency: int | None
-    request_rate: float | None
-    warmup_requests: int
+    """What :func:`run_load` sends: one point's load, the seed of its prompts and arrivals, and
+    how the client itself runs."""
+
+    load: LoadShape
     seed: int
-    burstiness: float = 1.0
-    ramp_up_strategy: RampUp | None = None
-    ramp_up_start_rps: float | None = None
-    ramp_up_end_rps: float | None = None
-    temperature: float = 0.0
-    top_p: float | None = None
-    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
-    client_workers: int | None = 1  # load generator processes; None: sized from the warm-up
     # Each loop on uvloop: None (default) when it is importable (the `loadgen` extra), True
     # always (an error without it), False never. See docs/timing.md for the figures.
     client_uvloop: bool | None = None
 
     def offsets_s(self) -> list[float]:
         """Send offsets of the measured requests after the start of dispatch."""
+        load = self.load
         return arrival_offsets_s(
-            self.num_requests,
-            math.inf if self.request_rate is None else self.request_rate,
+            load.num_requests,
+            math.inf if load.request_rate is None else load.request_rate,
             seed=self.seed,
-            burstiness=self.burstiness,
-            ramp_up_strategy=self.ramp_up_strategy,
-            ramp_up_start_rps=self.ramp_up_start_rps,
-            ramp_up_end_rps=self.ramp_up_end_rps,
+            burstiness=load.burstiness,
+            ramp_up_strategy=load.ramp_up_strategy,
+            ramp_up_start_rps=load.ramp_up_start_rps,
+            ramp_up_end_rps=load.ramp_up_end_rps,
         )
 
 
@@ -119,13 +110,13 @@ async def _run(
     marks: dict[str, Any],
     abort: Callable[[], str | None] | None,
 ) -> list[RequestTiming]:
-    limit = spec.concurrency or 0
+    limit = spec.load.concurrency or 0
     conn = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, keepalive_timeout=60, force_close=False)
-    timeout = aiohttp.ClientTimeout(total=spec.request_timeout_s)
+    timeout = aiohttp.ClientTimeout(total=spec.load.request_timeout_s)
     async with aiohttp.ClientSession(timeout=timeout, connector=conn) as session:
-        warm = work[: spec.warmup_requests]
-        measured = work[spec.warmup_requests :]
-        warm_sem = asyncio.Semaphore(spec.concurrency or 1)
+        warm = work[: spec.load.warmup_requests]
+        measured = work[spec.load.warmup_requests :]
+        warm_sem = asyncio.Semaphore(spec.load.concurrency or 1)
 
         async def warm_one(i: int, w: WorkItem) -> None:
             async with warm_sem:
@@ -136,7 +127,7 @@ async def _run(
         await _abortable(asyncio.gather(*(warm_one(i, p) for i, p in enumerate(warm))), abort, marks)
         if marks.get("aborted"):
             return []
-        sem = asyncio.Semaphore(spec.concurrency) if spec.concurrency else None
+        sem = asyncio.Semaphore(spec.load.concurrency) if spec.load.concurrency else None
         timings = [RequestTiming(i, math.nan, w.input_tokens) for i, w in enumerate(measured)]
 
         async def measured_one(r: RequestTiming, w: WorkItem) -> None:
@@ -213,36 +204,38 @@ def run_load(
     ``count_tokens`` counts a response's tokens where the server sent no usage (vLLM counts with
     the tokenizer); without it such a response counts as its number of chunks. ``items`` are the
     scenario's requests, warm-up first (a :mod:`harness.workloads` workload); without them, random
-    token-id prompts of exactly ``spec.input_tokens`` are drawn with ``spec.seed``.
+    token-id prompts of exactly ``spec.load.input_tokens`` are drawn with ``spec.seed``.
     """
     if items is None:
         prompts = make_prompts(
-            spec.warmup_requests + spec.num_requests, spec.input_tokens, token_ids, spec.seed
+            spec.load.warmup_requests + spec.load.num_requests, spec.load.input_tokens, token_ids, spec.seed
         )
-        items = [WorkItem(prompt=p, input_tokens=len(p), output_tokens=spec.output_tokens) for p in prompts]
-    client = StreamingClient(base_url, model, temperature=spec.temperature, top_p=spec.top_p)
+        items = [
+            WorkItem(prompt=p, input_tokens=len(p), output_tokens=spec.load.output_tokens) for p in prompts
+        ]
+    client = StreamingClient(base_url, model, temperature=spec.load.temperature, top_p=spec.load.top_p)
     work = list(items)
     loop = event_loop_for(spec.client_uvloop)
-    if spec.client_workers == 1:
+    if spec.load.client_workers == 1:
         return drive(
             lambda marks: _run(spec, client, work, on_done, marks, abort), count_tokens, "set: 1", loop
         )
-    warm, measured = work[: spec.warmup_requests], work[spec.warmup_requests :]
+    warm, measured = work[: spec.load.warmup_requests], work[spec.load.warmup_requests :]
     warm_cpu_s, chunks, stream_s = _warm_up(spec, client, warm, abort, loop)
     traced = [w.at_s for w in measured]
     offsets = [t for t in traced if t is not None] if all(t is not None for t in traced) else spec.offsets_s()
-    if spec.client_workers is not None:
-        n, reason = spec.client_workers, f"set: {spec.client_workers}"
+    if spec.load.client_workers is not None:
+        n, reason = spec.load.client_workers, f"set: {spec.load.client_workers}"
     elif chunks == 0 or stream_s <= 0:
         n, reason = 1, "auto: 1 (no warm-up chunks to calibrate on)"
     else:
         per_stream = chunks / stream_s  # chunks/s of one stream
-        if spec.request_rate is None and all(t is None for t in traced):
-            rate = per_stream * min(spec.concurrency or len(measured), len(measured))
+        if spec.load.request_rate is None and all(t is None for t in traced):
+            rate = per_stream * min(spec.load.concurrency or len(measured), len(measured))
         else:
             span = max(offsets[-1], 1e-9) if offsets else 1.0
             rate = min(
-                sum(w.output_tokens for w in measured) / span, per_stream * (spec.concurrency or 10**9)
+                sum(w.output_tokens for w in measured) / span, per_stream * (spec.load.concurrency or 10**9)
             )
         busy = rate * warm_cpu_s / chunks
         n = workers_needed(busy, os.cpu_count() or 1)
@@ -250,8 +243,8 @@ def run_load(
             f"auto: warm-up {warm_cpu_s / chunks * 1e6:.0f} us/chunk x predicted {rate:.0f} chunks/s "
             f"= {busy:.2f} cores -> {n}"
         )
-    n = max(1, min(n, len(measured) or 1, spec.concurrency or n))
-    rest = dataclasses.replace(spec, warmup_requests=0)
+    n = max(1, min(n, len(measured) or 1, spec.load.concurrency or n))
+    rest = dataclasses.replace(spec, load=spec.load.model_copy(update={"warmup_requests": 0}))
     if n == 1:
         return drive(
             lambda marks: _run(rest, client, measured, on_done, marks, abort), count_tokens, reason, loop
@@ -272,12 +265,12 @@ def _warm_up(
     rows = [RequestTiming(-1 - i, 0.0, w.input_tokens) for i, w in enumerate(warm)]
 
     async def go() -> None:
-        limit = spec.concurrency or 0
+        limit = spec.load.concurrency or 0
         conn = aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
         async with aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=spec.request_timeout_s), connector=conn
+            timeout=aiohttp.ClientTimeout(total=spec.load.request_timeout_s), connector=conn
         ) as session:
-            sem = asyncio.Semaphore(spec.concurrency or 1)
+            sem = asyncio.Semaphore(spec.load.concurrency or 1)
 
             async def one(r: RequestTiming, w: WorkItem) -> None:
                 async with sem:
@@ -310,7 +303,7 @@ def _run_on_workers(
     """The measured requests on ``n`` worker processes (:mod:`harness.loadgen.workers`)."""
     from harness.loadgen.workers import WorkerJob, deal, run_workers, split_concurrency
 
-    shares = split_concurrency(spec.concurrency, n)
+    shares = split_concurrency(spec.load.concurrency, n)
     jobs = [
         WorkerJob(
             worker=w,
@@ -318,7 +311,7 @@ def _run_on_workers(
             model=client.model,
             temperature=client.temperature,
             top_p=client.top_p,
-            request_timeout_s=spec.request_timeout_s,
+            request_timeout_s=spec.load.request_timeout_s,
             indices=idx,
             items=[measured[i] for i in idx],
             offsets_s=[float(offsets[i]) for i in idx],

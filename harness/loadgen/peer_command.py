@@ -26,37 +26,37 @@ def vllm_bench_args(spec: LoadSpec, base_url: str, served_name: str, tokenizer: 
         "--dataset-name",
         "random",
         "--random-input-len",
-        str(spec.input_tokens),
+        str(spec.load.input_tokens),
         "--random-output-len",
-        str(spec.output_tokens),
+        str(spec.load.output_tokens),
         "--random-range-ratio",
         "0",
         "--num-prompts",
-        str(spec.num_requests),
+        str(spec.load.num_requests),
         "--ignore-eos",
-        "--temperature",
-        _num(spec.temperature),
     ]
-    if spec.top_p is not None:
-        args += ["--top-p", _num(spec.top_p)]
+    if spec.load.temperature is not None:
+        args += ["--temperature", _num(spec.load.temperature)]
+    if spec.load.top_p is not None:
+        args += ["--top-p", _num(spec.load.top_p)]
     args += ["--seed", str(spec.seed)]
-    if spec.ramp_up_strategy is not None:
+    if spec.load.ramp_up_strategy is not None:
         args += [
             "--ramp-up-strategy",
-            spec.ramp_up_strategy,
+            spec.load.ramp_up_strategy,
             "--ramp-up-start-rps",
-            _num(spec.ramp_up_start_rps),
+            _num(spec.load.ramp_up_start_rps),
             "--ramp-up-end-rps",
-            _num(spec.ramp_up_end_rps),
+            _num(spec.load.ramp_up_end_rps),
         ]
     else:
-        args += ["--request-rate", "inf" if spec.request_rate is None else _num(spec.request_rate)]
-    args += ["--burstiness", _num(spec.burstiness)]
-    if spec.concurrency is not None:
-        args += ["--max-concurrency", str(spec.concurrency)]
+        args += ["--request-rate", "inf" if spec.load.request_rate is None else _num(spec.load.request_rate)]
+    args += ["--burstiness", _num(spec.load.burstiness)]
+    if spec.load.concurrency is not None:
+        args += ["--max-concurrency", str(spec.load.concurrency)]
     args += ["--percentile-metrics", "ttft,tpot,itl,e2el"]
-    if spec.warmup_requests:
-        args += ["--num-warmups", str(spec.warmup_requests)]
+    if spec.load.warmup_requests:
+        args += ["--num-warmups", str(spec.load.warmup_requests)]
     return args
 
 

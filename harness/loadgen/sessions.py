@@ -8,7 +8,7 @@ model's actual replies, so turn k's prompt begins with turn k-1's prompt and rep
 client's would, and a prefix cache can serve it.
 
 Every turn is one row of the per-request table (``session``, ``turn``); the first
-``spec.warmup_requests`` sessions are warm-up and are not measured.
+``spec.load.warmup_requests`` sessions are warm-up and are not measured.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ async def _run_sessions(
     marks: dict[str, Any],
     abort: Callable[[], str | None] | None,
 ) -> list[RequestTiming]:
-    limit = spec.concurrency or 0
+    limit = spec.load.concurrency or 0
     conn = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, keepalive_timeout=60)
-    timeout = aiohttp.ClientTimeout(total=spec.request_timeout_s)
+    timeout = aiohttp.ClientTimeout(total=spec.load.request_timeout_s)
     rows: list[RequestTiming] = []
     async with aiohttp.ClientSession(timeout=timeout, connector=conn) as http:
 
@@ -61,9 +61,9 @@ async def _run_sessions(
                     return  # a session cannot go on without its reply
                 history.append((message, r.generated_text))
 
-        warm = sessions[: spec.warmup_requests]
-        measured = sessions[spec.warmup_requests :]
-        warm_sem = asyncio.Semaphore(spec.concurrency or 1)
+        warm = sessions[: spec.load.warmup_requests]
+        measured = sessions[spec.load.warmup_requests :]
+        warm_sem = asyncio.Semaphore(spec.load.concurrency or 1)
 
         async def warm_one(s: Session) -> None:
             async with warm_sem:
@@ -72,7 +72,7 @@ async def _run_sessions(
         await _abortable(asyncio.gather(*(warm_one(s) for s in warm)), abort, marks)
         if marks.get("aborted"):
             return []
-        sem = asyncio.Semaphore(spec.concurrency) if spec.concurrency else None
+        sem = asyncio.Semaphore(spec.load.concurrency) if spec.load.concurrency else None
         offsets = spec.offsets_s()
 
         async def one_session(s: Session) -> None:
@@ -113,8 +113,8 @@ def run_sessions(
     count_tokens: Callable[[str], int] | None = None,
     abort: Callable[[], str | None] | None = None,
 ) -> LoadResult:
-    """Run a multi-turn scenario; ``spec.num_requests`` and ``spec.concurrency`` count sessions."""
-    client = StreamingClient(base_url, model, temperature=spec.temperature, top_p=spec.top_p)
+    """Run a multi-turn scenario; ``spec.load.num_requests`` and ``spec.load.concurrency`` count sessions."""
+    client = StreamingClient(base_url, model, temperature=spec.load.temperature, top_p=spec.load.top_p)
     return drive(
         lambda marks: _run_sessions(
             spec, client, sessions, think_time_s, count_tokens, on_done, marks, abort

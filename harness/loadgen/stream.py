@@ -54,7 +54,7 @@ class StreamingClient:
         self,
         base_url: str,
         model: str,
-        temperature: float = 0.0,
+        temperature: float | None = 0.0,
         top_p: float | None = None,
     ) -> None:
         self.url = f"{base_url.rstrip('/')}/v1/completions"
@@ -69,10 +69,11 @@ class StreamingClient:
             "repetition_penalty": 1.0,
             "max_tokens": output_tokens,
             "ignore_eos": True,
-            "temperature": self.temperature,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if self.temperature is not None:  # None: the server's default, as an unset top_p
+            body["temperature"] = self.temperature
         if self.top_p is not None:
             body["top_p"] = self.top_p
         return body

@@ -71,9 +71,9 @@ class WorkerJob:
     worker: int
     url_base: str
     model: str
-    temperature: float
+    temperature: float | None
     top_p: float | None
-    request_timeout_s: float
+    request_timeout_s: float | None
     indices: list[int]
     items: list[WorkItem]
     offsets_s: list[float]

@@ -120,7 +120,13 @@ def workload(suite: LoadedSuite) -> dict[str, Any]:
     Values equal to their defaults are left out, so that a new optional suite field does not
     change the fingerprint of every cell measured before it existed.
     """
-    return suite.spec.model_dump(mode="json", exclude=_NOT_WORKLOAD, exclude_defaults=True)
+    from harness.spec.scenario import flat_form
+
+    data = suite.spec.model_dump(mode="json", exclude=_NOT_WORKLOAD, exclude_defaults=True)
+    perf = data.get("performance")
+    if isinstance(perf, dict) and "scenarios" in perf:
+        perf["scenarios"] = [flat_form(s) for s in perf["scenarios"]]
+    return data
 
 
 def fingerprint_inputs(plan: RunPlan, variant: str | None = None) -> dict[str, Any]:

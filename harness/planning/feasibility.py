@@ -107,25 +107,21 @@ def _download(cell: Cell, weight_bytes: int | None) -> tuple[int | None, str]:
     return weight_bytes, f"about {_gib(weight_bytes)} of {m.hub_id} (weights at the engine dtype){gated}"
 
 
-def _top(value: Any) -> Any:
-    """A scenario field's value, or the largest of a sweep's values."""
-    return max(value) if isinstance(value, list) else value
-
-
 def _in_flight(cell: Cell) -> tuple[int, int]:
     """(most requests in flight, most tokens per request) over the load scenarios."""
     scen = cell.plan.scenarios
-    flight = max((_top(s.concurrency) or 1 for s in scen), default=1)
-    tokens = max((s.input_tokens + s.output_tokens for s in scen), default=0)
+    flight = max((s.load.concurrency or 1 for s in scen), default=1)
+    tokens = max((s.load.input_tokens + s.load.output_tokens for s in scen), default=0)
     return flight, tokens
 
 
 def _perf_seconds(cell: Cell, facts: ArchFacts, gpu: GpuSpec, tp: int) -> float:
     """Load scenarios at the batch roofline: every step reads the weights and the batch's KV cache."""
     total = 0.0
-    for s in cell.plan.scenarios:
-        c = max(1, _top(s.concurrency) or 1)
-        rate = _top(s.request_rate)
+    for p in cell.plan.scenarios:
+        s = p.load
+        c = max(1, s.concurrency or 1)
+        rate = s.request_rate
         n = s.num_requests + s.warmup_requests
         kv = facts.kv_bytes_per_sequence(s.input_tokens + s.output_tokens)
         step_s = (facts.active_weight_bytes / tp + c * kv / tp) / gpu.bandwidth_bytes_per_s

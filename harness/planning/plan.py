@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.model.presets import EngineArgs, ModelPreset, check_extra_args, get_preset
 from harness.spec.expand import describe_point, expand_scenarios
-from harness.spec.suite import LoadedSuite, PerfScenario, SuiteError, TaskSpec
+from harness.spec.scenario import ScenarioPoint
+from harness.spec.suite import LoadedSuite, SuiteError, TaskSpec
 from harness.spec.variants import VariantSpec, baseline_name
 from harness.spec.workload import describe_workload
 
@@ -23,7 +24,7 @@ class RunPlan(BaseModel):
     engine: EngineArgs
     startup_timeout_s: float
     tasks: tuple[TaskSpec, ...]
-    scenarios: tuple[PerfScenario, ...]
+    scenarios: tuple[ScenarioPoint, ...]
     seed: int
     endpoint: str | None = None
     variant: VariantSpec | None = None
@@ -199,7 +200,8 @@ def describe(plan: RunPlan) -> list[str]:
             f"  {line}"
             for line in describe_under_load(plan.suite.spec.accuracy.under_load, list(plan.scenarios))
         ]
-    for s in plan.scenarios:
+    for p in plan.scenarios:
+        s = p.load
         process = "Poisson" if s.burstiness == 1.0 else f"gamma (burstiness {s.burstiness:g})"
         if s.ramp_up_strategy is None and s.request_rate is None and s.concurrency is None:
             load = "loads chosen at run time"
@@ -212,10 +214,10 @@ def describe(plan: RunPlan) -> list[str]:
         if s.concurrency is not None and (s.request_rate is not None or s.ramp_up_strategy is not None):
             load += f" (max {s.concurrency} in flight)"
         lines.append(
-            f"  perf:    {s.name}: {s.num_requests} requests × {s.input_tokens} in / {s.output_tokens} out, "
+            f"  perf:    {p.name}: {s.num_requests} requests × {s.input_tokens} in / {s.output_tokens} out, "
             f"{load}, {s.warmup_requests} warm-up"
         )
-        if (shape := describe_workload(s)) is not None:
+        if (shape := describe_workload(p.workload)) is not None:
             lines.append(f"           workload: {shape}")
-        lines.extend(describe_point(s, plan.suite.spec.performance.cooldown_s))
+        lines.extend(describe_point(p, plan.suite.spec.performance.cooldown_s))
     return lines

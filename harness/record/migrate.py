@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.record.analytics import RecordAnalytics
 from harness.record.energy import migrate_v1_scenario_energy, migrate_v2_scenario_energy
-from harness.record.run_record import SCHEMA_VERSION, RunRecord
+from harness.record.load import LoadShape
+from harness.record.run_record import SCHEMA_VERSION, RunRecord, ScenarioSettings
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -119,7 +120,32 @@ def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema v3 -> v4: a scenario's ``settings`` keeps its load under ``settings.load``.
+
+    The load fields (those :class:`~harness.record.load.LoadShape` declares) move into
+    ``load``; the seeds and the peer's command stay beside it. A null or absent
+    ``temperature`` or ``request_timeout_s`` (not stated: written before they were, or imported
+    from a file that does not say) stays null.
+    """
+    out = dict(data)
+    moved = []
+    for entry in out.get("scenarios") or []:
+        settings = entry.get("settings") if isinstance(entry, dict) else None
+        if not isinstance(settings, dict) or "load" in settings:
+            moved.append(entry)
+            continue
+        load = {k: v for k, v in settings.items() if k in LoadShape.model_fields}
+        load.setdefault("temperature", None)
+        load.setdefault("request_timeout_s", None)
+        rest = {k: v for k, v in settings.items() if k in ScenarioSettings.model_fields and k != "load"}
+        moved.append({**entry, "settings": {**rest, "load": load}})
+    out["scenarios"] = moved
+    out["schema_version"] = 4
+    return out
+
+
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 """Version N -> the function that turns a version-N record (plain JSON data) into version N+1."""
 
 

@@ -30,6 +30,7 @@ from pydantic import Field, model_validator
 
 from harness.record.analytics import RecordAnalytics
 from harness.record.energy import EnergySource, EnergyValue, EnergyWindow, scenario_energy_value
+from harness.record.load import LoadShape
 from harness.record.resources import (
     AccuracyEnergy,
     EngineMemory,
@@ -66,7 +67,7 @@ __all__ = [
 from harness.record.rigor import PointRigor
 from harness.record.underload import AccuracyUnderLoad, InvarianceProbe
 
-SCHEMA_VERSION: Literal[3] = 3
+SCHEMA_VERSION: Literal[4] = 4
 
 RunStatus = Literal["ok", "failed"]
 
@@ -329,28 +330,10 @@ class WorkloadInfo(Frozen):
 
 
 class ScenarioSettings(Frozen):
-    input_tokens: int
-    output_tokens: int
-    num_requests: int
-    concurrency: int | None
-    request_rate: float | None
-    warmup_requests: int
-    seed: int
-    burstiness: float = Field(default=1.0, description="Gamma shape of inter-arrival times (1.0 = Poisson).")
-    ramp_up_strategy: str | None = Field(default=None, description="linear or exponential ramp-up, if any.")
-    ramp_up_start_rps: int | None = Field(default=None, description="Ramp-up start rate, requests/s.")
-    ramp_up_end_rps: int | None = Field(default=None, description="Ramp-up end rate, requests/s.")
-    temperature: float | None = Field(
-        default=None,
-        description="Sampling temperature sent (0 = greedy); null in records before it was stated.",
-    )
-    top_p: float | None = Field(
-        default=None, description="top_p sent, or null when the server's default applied."
-    )
-    request_timeout_s: float | None = Field(default=None, description="Per-request timeout of the client.")
-    client_workers: int | None = Field(
-        default=None, description="Load generator worker processes asked for (null: sized from the warm-up)."
-    )
+    """What one point sent: its load, exactly as the load generator took it, and its seeds."""
+
+    load: LoadShape = Field(description="Lengths, arrivals and sampling (the suite's resolved `load`).")
+    seed: int = Field(description="The suite's seed.")
     scenario_seed: int | None = Field(
         default=None, description="The scenario's own seed (prompts, arrivals), from `seed` and its name."
     )
@@ -506,7 +489,7 @@ class ImportSource(Frozen):
 class RunRecord(Frozen):
     """One run of one model on one suite: what was asked, what ran where, and what was measured."""
 
-    schema_version: Literal[3] = Field(
+    schema_version: Literal[4] = Field(
         default=SCHEMA_VERSION,
         description="Bumped only for a breaking change; older records are migrated on read.",
     )

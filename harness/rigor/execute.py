@@ -45,9 +45,10 @@ from harness.spec.rigor import CONSTANT_BURSTINESS, RepeatsSpec, SloSpec, repeat
 if TYPE_CHECKING:
     from harness.record.energy import EnergyValue
     from harness.record.run_record import ScenarioResult
-    from harness.spec.suite import PerformanceSpec, PerfScenario
+    from harness.spec.scenario import ScenarioPoint
+    from harness.spec.suite import PerformanceSpec
 
-RunOne = Callable[["PerfScenario", int], "ScenarioResult"]
+RunOne = Callable[["ScenarioPoint", int], "ScenarioResult"]
 ReadRows = Callable[["ScenarioResult"], list[RequestTiming]]
 Schedule = Callable[["ScenarioResult"], "list[float] | None"]
 Role = Literal["fixed", "sweep_list", "synchronous", "throughput", "sweep_rate", "probe"]
@@ -76,11 +77,11 @@ class PointRunner:
             self.sleep(self.perf.cooldown_s)
         self._ran_any = True
 
-    def run(self, scenario: PerfScenario) -> dict[str, ScenarioResult]:
+    def run(self, scenario: ScenarioPoint) -> dict[str, ScenarioResult]:
         """Every point of one expanded scenario, in order; returns them by point name."""
-        if scenario.sweep is not None:
+        if scenario.rigor.sweep is not None:
             self._sweep(scenario)
-        elif scenario.search is not None:
+        elif scenario.rigor.search is not None:
             self._search(scenario)
         elif "@" in scenario.name:
             self._list_point(scenario)
@@ -88,7 +89,7 @@ class PointRunner:
             self.point(scenario, "fixed")
         return self.results
 
-    def _list_point(self, s: PerfScenario) -> None:
+    def _list_point(self, s: ScenarioPoint) -> None:
         """One point of a list sweep; once a sweep over-saturates, its further points are skipped."""
         base = s.name.split("@", 1)[0]
         if base in self._stopped:
@@ -102,7 +103,7 @@ class PointRunner:
             self._attach(last, sweep=sweep)
             return
         res = self.point(s, "sweep_list")
-        load = float(s.request_rate if s.request_rate is not None else s.concurrency or 0)  # type: ignore[arg-type]
+        load = float(s.load.request_rate if s.load.request_rate is not None else s.load.concurrency or 0)
         curve = self._curves.setdefault(base, [])
         curve.append((load, res.output_throughput, res.median_ttft_ms))
         self._list_names.setdefault(base, []).append(s.name)
@@ -119,15 +120,15 @@ class PointRunner:
                 ),
             )
 
-    def point(self, s: PerfScenario, role: Role, extra_reasons: list[str] | None = None) -> ScenarioResult:
+    def point(self, s: ScenarioPoint, role: Role, extra_reasons: list[str] | None = None) -> ScenarioResult:
         """Run one point `repeats` times and fold the repeats into one result."""
-        low, high, rule = repeat_bounds(s.repeats)
+        low, high, rule = repeat_bounds(s.rigor.repeats)
         per_repeat: list[tuple[ScenarioResult, list[RequestTiming]]] = []
         stop: str | None = None
         for i in range(1, high + 1):
             self._cooldown()
             name = s.name if i == 1 else f"{s.name}#{i}"
-            res = self.run_one(s.model_copy(update={"name": name}), i)
+            res = self.run_one(s.with_load(name), i)
             per_repeat.append((res, self.read_rows(res)))
             if rule is not None and i >= low:
                 stop = adaptive_stop(rule, [r for r, _ in per_repeat], final=i == high)
@@ -145,16 +146,16 @@ class PointRunner:
 
     def fold(
         self,
-        s: PerfScenario,
+        s: ScenarioPoint,
         role: Role,
         per_repeat: list[tuple[ScenarioResult, list[RequestTiming]]],
         extra_reasons: list[str],
     ) -> ScenarioResult:
-        slo = s.slo
+        slo = s.rigor.slo
         reps = []
         reasons: list[str] = []
         figures: dict[str, float | None] = {}
-        closed = s.request_rate is None
+        closed = s.load.request_rate is None
         for i, (res, rows) in enumerate(per_repeat, start=1):
             good = goodput(rows, slo, res.duration) if slo is not None else None
             energy = _j_per_token(res)
@@ -174,8 +175,8 @@ class PointRunner:
                     rows,
                     duration_s=res.duration,
                     client_cpu_s=res.client_cpu_s,
-                    target_concurrency=s.concurrency if closed else None,  # type: ignore[arg-type]
-                    offered_rate=None if closed else s.request_rate,  # type: ignore[arg-type]
+                    target_concurrency=s.load.concurrency if closed else None,
+                    offered_rate=None if closed else s.load.request_rate,
                     scheduled_s=None if closed else _by_index(self.schedule(res), rows),
                 ),
                 self.perf.validity,
@@ -195,8 +196,8 @@ class PointRunner:
             point=PointInfo(
                 scenario=s.name.split("@", 1)[0],
                 role=role,
-                concurrency=s.concurrency,  # type: ignore[arg-type]
-                request_rate=s.request_rate,  # type: ignore[arg-type]
+                concurrency=s.load.concurrency,
+                request_rate=s.load.request_rate,
             ),
             repeats=reps,
             spread=spreads(reps),
@@ -230,30 +231,24 @@ class PointRunner:
         self.results[name] = res.model_copy(update={"rigor": res.rigor.model_copy(update=update)})
         self.on_point(name, self.results[name])
 
-    def _sweep(self, s: PerfScenario) -> None:
-        assert s.sweep is not None
-        cap = s.sweep.throughput_concurrency or s.num_requests
-        sync = self.point(
-            s.model_copy(update={"name": f"{s.name}@sync", "concurrency": 1, "request_rate": None}),
-            "synchronous",
-        )
+    def _sweep(self, s: ScenarioPoint) -> None:
+        sweep = s.rigor.sweep
+        assert sweep is not None
+        cap = sweep.throughput_concurrency or s.load.num_requests
+        sync = self.point(s.with_load(f"{s.name}@sync", concurrency=1, request_rate=None), "synchronous")
         thr = self.point(
-            s.model_copy(update={"name": f"{s.name}@throughput", "concurrency": cap, "request_rate": None}),
-            "throughput",
+            s.with_load(f"{s.name}@throughput", concurrency=cap, request_rate=None), "throughput"
         )
         names = [f"{s.name}@sync", f"{s.name}@throughput"]
         curve = [(sync.request_throughput, sync.output_throughput, sync.median_ttft_ms)]
         stop: str | None = None
-        for rate in sweep_rates(sync.request_throughput, thr.request_throughput, s.sweep.points):
+        for rate in sweep_rates(sync.request_throughput, thr.request_throughput, sweep.points):
             name = point_name(s.name, request_rate=rate)
-            arrivals = {"burstiness": CONSTANT_BURSTINESS} if s.sweep.arrivals == "constant" else {}
-            res = self.point(
-                s.model_copy(update={"name": name, "concurrency": cap, "request_rate": rate, **arrivals}),
-                "sweep_rate",
-            )
+            arrivals = {"burstiness": CONSTANT_BURSTINESS} if sweep.arrivals == "constant" else {}
+            res = self.point(s.with_load(name, concurrency=cap, request_rate=rate, **arrivals), "sweep_rate")
             names.append(name)
             curve.append((rate, res.output_throughput, res.median_ttft_ms))
-            stop = oversaturation(curve, self.perf.validity) if s.sweep.stop_on_oversaturation else None
+            stop = oversaturation(curve, self.perf.validity) if sweep.stop_on_oversaturation else None
             if stop is not None:
                 self.results[name] = res.model_copy(
                     update={"valid": False, "validity_reasons": [*res.validity_reasons, stop]}
@@ -266,26 +261,26 @@ class PointRunner:
                 points=names,
                 stopped_early=stop is not None,
                 stop_reason=stop,
-                arrivals=s.sweep.arrivals,
+                arrivals=sweep.arrivals,
             ),
         )
 
-    def _search(self, s: PerfScenario) -> None:
-        q = s.search
+    def _search(self, s: ScenarioPoint) -> None:
+        q = s.rigor.search
         assert q is not None
-        slo: SloSpec | None = q.slo or s.slo
+        slo: SloSpec | None = q.slo or s.rigor.slo
         if slo is None:
             raise ValueError(f"scenario {s.name!r}: a capacity search needs an SLO")
         search = CapacitySearch(q)
         by_load: dict[float, str] = {}
         while (load := search.next_load()) is not None:
             if q.over == "concurrency":
-                point = s.model_copy(update={"concurrency": int(load), "request_rate": None, "slo": slo})
                 name = point_name(s.name, concurrency=int(load))
+                point = s.with_load(name, concurrency=int(load), request_rate=None)
             else:
-                point = s.model_copy(update={"request_rate": load, "slo": slo})
                 name = point_name(s.name, request_rate=load)
-            res = self.point(point.model_copy(update={"name": name}), "probe")
+                point = s.with_load(name, request_rate=load)
+            res = self.point(point.with_rigor(slo=slo), "probe")
             g = res.rigor.goodput if res.rigor else None
             search.record(
                 load,
@@ -487,7 +482,7 @@ def _energy_reason(res: ScenarioResult) -> str:
 
 
 def run_points(
-    scenarios: Sequence[PerfScenario],
+    scenarios: Sequence[ScenarioPoint],
     perf: PerformanceSpec,
     run_one: RunOne,
     read_rows: ReadRows,

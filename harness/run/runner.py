@@ -42,7 +42,7 @@ from harness.run.record_builder import suite_info as suite_info
 from harness.run.scenario import RunHooks, hit_alignment, run_scenario, write_server_series
 from harness.run.signals import as_interrupt as signals_as_interrupt
 from harness.run.signals import deferred as deferred_signals
-from harness.spec.suite import PerfScenario
+from harness.spec.scenario import ScenarioPoint
 from harness.storage.fallback import make_run_dir, save_traceback, write_record_or_fallback
 from harness.storage.store import runs_dir
 from harness.telemetry import TelemetrySession
@@ -217,7 +217,7 @@ class _Run:
         )
         kv_block_size = hit_alignment(baseline.memory)
 
-        def load(point: PerfScenario, on_done: Any = None) -> ScenarioResult:
+        def load(point: ScenarioPoint, on_done: Any = None) -> ScenarioResult:
             result = run_scenario(
                 point,
                 plan.seed,
@@ -237,10 +237,10 @@ class _Run:
                 raise EngineError(f"scenario {point.name}: {result.incomplete}")
             return result
 
-        def run_one(point: PerfScenario, repeat: int) -> ScenarioResult:
+        def run_one(point: ScenarioPoint, repeat: int) -> ScenarioResult:
             # Each repeat is its own point name (`chat@c4#2`), so it draws its own prompts and
             # never hits another repeat's prefix cache.
-            hooks.on_scenario_start(point.name, point.num_requests)
+            hooks.on_scenario_start(point.name, point.load.num_requests)
             if under_load is not None and _measures_point(under_load, point.name):
                 from harness.accuracy.underload import measure_under_load
 
@@ -250,8 +250,7 @@ class _Run:
                 def measured_load(on_done: Callable[[], None]) -> None:
                     loaded.append(load(point, on_done))
 
-                concurrency = point.concurrency
-                acc, probe = measure_under_load(under_load, point.name, concurrency, measured_load)  # type: ignore[arg-type]
+                acc, probe = measure_under_load(under_load, point.name, point.load.concurrency, measured_load)
                 result = loaded[0].model_copy(update={"accuracy_under_load": acc, "invariance": probe})
             else:
                 result = load(point)
@@ -271,10 +270,9 @@ class _Run:
             from harness.loadgen.client import LoadSpec
 
             st = result.settings
-            if st.request_rate is None and st.ramp_up_strategy is None or st.scenario_seed is None:
+            if st.load.request_rate is None and st.load.ramp_up_strategy is None or st.scenario_seed is None:
                 return None
-            load = {k: v for k, v in st.model_dump().items() if k in LoadSpec.__dataclass_fields__}
-            return LoadSpec(**{**load, "seed": st.scenario_seed}).offsets_s()
+            return LoadSpec(load=st.load, seed=st.scenario_seed).offsets_s()
 
         run_points(
             plan.scenarios,

@@ -19,8 +19,7 @@ from harness.engine.watchdog import EngineWatchdog
 from harness.loadgen.metrics import RequestTiming
 from harness.record.run_record import ClientTiming, EngineMemory, ScenarioResult, ScenarioSettings
 from harness.run.signals import polled as polled_signals
-from harness.spec.expand import RIGOR_FIELDS
-from harness.spec.suite import PerfScenario
+from harness.spec.scenario import ScenarioPoint
 from harness.telemetry import TelemetrySession
 
 if TYPE_CHECKING:
@@ -37,7 +36,7 @@ class RunHooks:
 
 
 def run_scenario(
-    scenario: PerfScenario,
+    scenario: ScenarioPoint,
     seed: int,
     engine: Engine,
     tokenizer: tuple[list[int], Callable[[str], int], str],
@@ -62,13 +61,12 @@ def run_scenario(
     from harness.loadgen.peer_command import vllm_bench_command
     from harness.loadgen.prompts import scenario_seed
     from harness.loadgen.sessions import run_sessions
-    from harness.run.workload import WORKLOAD_FIELDS, scenario_workload, workload_info
+    from harness.run.workload import scenario_workload, workload_info
 
     token_ids, count_tokens, tokenizer_path = tokenizer
-    # The record's settings and the load generator's spec are the same figures; the scenario
-    # draws its own prompts and arrivals, so it never hits another scenario's prefix cache.
-    fields = scenario.model_dump(exclude={"name", *WORKLOAD_FIELDS, *RIGOR_FIELDS})
-    load = LoadSpec(**fields, seed=scenario_seed(seed, scenario.name))
+    # The record's settings hold the load generator's load itself; the scenario draws its own
+    # prompts and arrivals, so it never hits another scenario's prefix cache.
+    load = LoadSpec(load=scenario.load, seed=scenario_seed(seed, scenario.name))
     workload = scenario_workload(
         scenario,
         load.seed,
@@ -82,7 +80,9 @@ def run_scenario(
         if workload is not None
         else vllm_bench_command(load, engine.base_url, engine.served_name, tokenizer_path)
     )
-    settings = ScenarioSettings(**fields, seed=seed, scenario_seed=load.seed, vllm_bench_command=command)
+    settings = ScenarioSettings(
+        load=scenario.load, seed=seed, scenario_seed=load.seed, vllm_bench_command=command
+    )
     window = f"scenario:{scenario.name}"
     t0 = poller.clock() if poller is not None else None
     telemetry.begin_window(window)
@@ -93,13 +93,13 @@ def run_scenario(
             polled_signals(watchdog) as abort,
         ):
             if workload is not None and workload.is_conversation:
-                assert scenario.conversation is not None
+                assert scenario.workload.conversation is not None
                 result = run_sessions(
                     load,
                     engine.base_url,
                     engine.served_name,
                     workload.sessions,
-                    think_time_s=scenario.conversation.think_time_s,
+                    think_time_s=scenario.workload.conversation.think_time_s,
                     on_done=hooks.on_request_done,
                     count_tokens=count_tokens,
                     abort=abort,
@@ -141,7 +141,7 @@ def run_scenario(
         window,
         out_tokens,
         requests=timeline_rows(result.requests),
-        target_concurrency=settings.concurrency if settings.request_rate is None else None,
+        target_concurrency=settings.load.concurrency if settings.load.request_rate is None else None,
         first_send_s=result.first_send_s,
     )
     health = result.health

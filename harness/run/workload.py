@@ -1,4 +1,4 @@
-"""A scenario's workload from its suite fields, and what the record says about it afterwards.
+"""A point's workload from its ``workload`` section, and what the record says about it afterwards.
 
 The runner calls :func:`scenario_workload` (None for today's random exact-length load, which
 the load generator draws itself, as ``vllm bench serve`` does), sends it with
@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,11 +20,8 @@ from harness.record.run_record import TurnStats, WorkloadInfo
 from harness.spec.workload import BUILTIN, resolve_path
 from harness.workloads.build import Workload, WorkloadShape, build_workload
 
-WORKLOAD_FIELDS = frozenset({"prompts", "prefix", "conversation", "trace"})
-
-
-def has_workload(scenario: Any) -> bool:
-    return any(getattr(scenario, f, None) is not None for f in WORKLOAD_FIELDS)
+if TYPE_CHECKING:
+    from harness.spec.scenario import ScenarioPoint
 
 
 def text_tools(tokenizer_path: str) -> tuple[Callable[[str], int], Callable[[int, np.random.Generator], str]]:
@@ -46,26 +43,27 @@ def text_tools(tokenizer_path: str) -> tuple[Callable[[str], int], Callable[[int
 
 
 def scenario_workload(
-    scenario: Any,
+    point: ScenarioPoint,
     seed: int,
     token_ids: Sequence[int],
     tokenizer_path: str,
     base_dir: Path | None,
     block_size: int | None,
 ) -> Workload | None:
-    """The scenario's requests, or None when it has no workload fields (random exact lengths)."""
-    if not has_workload(scenario):
+    """The point's requests, or None when its workload section is unset (random exact lengths)."""
+    if point.workload.is_default:
         return None
     count, make_text = text_tools(tokenizer_path)
+    load, work = point.load, point.workload
     shape = WorkloadShape(
-        input_tokens=scenario.input_tokens,
-        output_tokens=scenario.output_tokens,
-        num_requests=scenario.num_requests,
-        warmup_requests=scenario.warmup_requests,
-        prompts=scenario.prompts,
-        prefix=scenario.prefix,
-        conversation=scenario.conversation,
-        trace=scenario.trace,
+        input_tokens=load.input_tokens,
+        output_tokens=load.output_tokens,
+        num_requests=load.num_requests,
+        warmup_requests=load.warmup_requests,
+        prompts=work.prompts,
+        prefix=work.prefix,
+        conversation=work.conversation,
+        trace=work.trace,
     )
     return build_workload(shape, seed, token_ids, count, make_text, base_dir, block_size or 16)
 
@@ -102,12 +100,13 @@ def turn_stats(requests: Sequence[RequestTiming]) -> list[TurnStats]:
 
 
 def workload_info(
-    scenario: Any, workload: Workload | None, requests: Sequence[RequestTiming], base_dir: Path | None
+    point: ScenarioPoint, workload: Workload | None, requests: Sequence[RequestTiming], base_dir: Path | None
 ) -> WorkloadInfo | None:
-    """What the scenario sent, for the record; None for the default random load."""
+    """What the point sent, for the record; None for the default random load."""
     if workload is None:
         return None
-    source = scenario.prompts.kind if scenario.prompts is not None else "random"
+    scenario, warmup = point.workload, point.load.warmup_requests
+    source: str = scenario.prompts.kind if scenario.prompts is not None else "random"
     path = scenario.prompts.path if scenario.prompts is not None else None
     if scenario.trace is not None:
         source, path = "trace", scenario.trace.path
@@ -122,7 +121,7 @@ def workload_info(
         prefix_groups=scenario.prefix.groups if scenario.prefix is not None else None,
         prefix_tokens=scenario.prefix.length if scenario.prefix is not None else None,
         turns=scenario.conversation.turns if scenario.conversation is not None else None,
-        sessions=len(workload.sessions) - scenario.warmup_requests if workload.is_conversation else None,
+        sessions=len(workload.sessions) - warmup if workload.is_conversation else None,
         per_turn=turn_stats(requests) if workload.is_conversation else [],
         trace_speedup=scenario.trace.speedup if scenario.trace is not None else None,
         notes=list(workload.notes),

@@ -78,10 +78,11 @@ def check_workload_files(spec: Any, base_dir: Path | None) -> list[str]:
     seen: set[Path] = set()
     for i, s in enumerate(spec.performance.scenarios):
         files = []
-        if s.prompts is not None and s.prompts.kind == "dataset" and s.prompts.path:
-            files.append((s.prompts.path, "dataset"))
-        if s.trace is not None:
-            files.append((s.trace.path, "trace"))
+        work = s.workload
+        if work.prompts is not None and work.prompts.kind == "dataset" and work.prompts.path:
+            files.append((work.prompts.path, "dataset"))
+        if work.trace is not None:
+            files.append((work.trace.path, "trace"))
         for name, kind in files:
             try:
                 path = resolve_path(name, base_dir)

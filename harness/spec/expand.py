@@ -1,9 +1,9 @@
 """Pure expansion of a suite's scenarios into measured points, before anything runs.
 
-* a list in ``concurrency`` or ``request_rate`` becomes one point per value, named
+* a list in ``load.concurrency`` or ``load.request_rate`` becomes one point per value, named
   ``NAME@c16`` or ``NAME@r2`` (values in the order written);
-* ``repeats`` and ``slo`` fall back to the performance section's defaults, so every point
-  carries its resolved values and ``harness plan`` shows them;
+* ``rigor.repeats`` and ``rigor.slo`` fall back to the performance section's defaults, so every
+  point carries its resolved values and ``harness plan`` shows them;
 * a ``sweep`` or ``search`` stays one entry: its loads depend on what it measures (the
   synchronous and throughput rates, the probes' attainment), so the runner expands it as it
   goes, with :func:`sweep_rates` and :mod:`harness.rigor.search`.
@@ -15,12 +15,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from harness.spec.suite import PerformanceSpec, PerfScenario
+from harness.spec.scenario import ScenarioPoint
 
-# Suite fields that say how a scenario is repeated, swept or searched, not what one request
-# looks like; the load generator and the record's settings take the others.
-RIGOR_FIELDS: frozenset[str] = frozenset({"repeats", "sweep", "slo", "search"})
+if TYPE_CHECKING:
+    from harness.spec.suite import PerformanceSpec
 
 
 def point_name(base: str, *, concurrency: int | None = None, request_rate: float | None = None) -> str:
@@ -37,21 +35,24 @@ def base_name(point: str) -> str:
     return point.split("@", 1)[0]
 
 
-def expand_scenarios(perf: PerformanceSpec) -> list[PerfScenario]:
-    """The suite's scenarios with list loads expanded and defaults resolved (pure)."""
-    out: list[PerfScenario] = []
+def expand_scenarios(perf: PerformanceSpec) -> list[ScenarioPoint]:
+    """The suite's scenarios as frozen points: list loads expanded, defaults resolved (pure)."""
+    out: list[ScenarioPoint] = []
     for s in perf.scenarios:
-        resolved = {"repeats": s.repeats or perf.repeats, "slo": s.slo or perf.slo}
-        if isinstance(s.concurrency, list):
-            for c in s.concurrency:
-                name = point_name(s.name, concurrency=c)
-                out.append(s.model_copy(update={**resolved, "name": name, "concurrency": c}))
-        elif isinstance(s.request_rate, list):
-            for r in s.request_rate:
-                name = point_name(s.name, request_rate=r)
-                out.append(s.model_copy(update={**resolved, "name": name, "request_rate": float(r)}))
-        else:
-            out.append(s.model_copy(update=resolved))
+        rigor = s.rigor.model_copy(
+            update={"repeats": s.rigor.repeats or perf.repeats, "slo": s.rigor.slo or perf.slo}
+        )
+        values: list[tuple[str, dict[str, float]]] = [(s.name, {})]
+        if isinstance(s.load.concurrency, list):
+            values = [(point_name(s.name, concurrency=c), {"concurrency": c}) for c in s.load.concurrency]
+        elif isinstance(s.load.request_rate, list):
+            values = [
+                (point_name(s.name, request_rate=r), {"request_rate": float(r)}) for r in s.load.request_rate
+            ]
+        out.extend(
+            ScenarioPoint(name=name, load=s.load.point(**loads), workload=s.workload, rigor=rigor)
+            for name, loads in values
+        )
     return out
 
 
@@ -66,10 +67,11 @@ def sweep_rates(synchronous_rate: float, throughput_rate: float, points: int) ->
     return [float(r) for r in np.linspace(synchronous_rate, throughput_rate, points - 1)[1:]]
 
 
-def describe_point(s: PerfScenario, cooldown_s: float) -> list[str]:
-    """Plan lines for one expanded entry: its load shape, repeats, SLO, sweep or search."""
+def describe_point(p: ScenarioPoint, cooldown_s: float) -> list[str]:
+    """Plan lines for one expanded entry: its repeats, SLO, sweep or search."""
     from harness.spec.rigor import repeat_bounds
 
+    s, n = p.rigor, p.load.num_requests
     parts: list[str] = []
     low, high, rule = repeat_bounds(s.repeats)
     cool = f", {cooldown_s:g} s cool-down" if cooldown_s else ""
@@ -84,10 +86,10 @@ def describe_point(s: PerfScenario, cooldown_s: float) -> list[str]:
         parts.append(f"SLO {s.slo.describe()}")
     lines = [f"           {'; '.join(parts)}"] if parts else []
     if s.sweep is not None:
-        cap = s.sweep.throughput_concurrency or s.num_requests
+        cap = s.sweep.throughput_concurrency or n
         lines.append(
-            f"           sweep ({s.sweep.points} points): {s.name}@sync (concurrency 1), {s.name}@throughput "
-            f"(all {s.num_requests} requests, max {cap} in flight), then {s.sweep.points - 2} "
+            f"           sweep ({s.sweep.points} points): {p.name}@sync (concurrency 1), {p.name}@throughput "
+            f"(all {n} requests, max {cap} in flight), then {s.sweep.points - 2} "
             f"{'constant-arrival' if s.sweep.arrivals == 'constant' else 'Poisson'} rates "
             f"evenly spaced up to the throughput rate (measured at run time)"
             + ("; stops at over-saturation" if s.sweep.stop_on_oversaturation else "")
@@ -105,9 +107,9 @@ def describe_point(s: PerfScenario, cooldown_s: float) -> list[str]:
             f"doubling (halving below {q.low:g} if it fails) then bisecting to within {q.tolerance:g}×, "
             f"at most {budget} probes"
         )
-        if need is not None and s.num_requests < need:
+        if need is not None and n < need:
             lines.append(
-                f"           warning: a probe of {s.num_requests} requests cannot pass attainment "
+                f"           warning: a probe of {n} requests cannot pass attainment "
                 f"{q.attainment:g} (needs ≥ {need}); raise num_requests or lower the target"
             )
     return lines

@@ -1,6 +1,6 @@
 """Suite language for repeats, sweeps, SLOs, capacity search and validity minimums.
 
-These models are fields of :class:`harness.spec.suite.PerfScenario` and
+These models are fields of :class:`harness.spec.scenario.RigorSection` and
 :class:`harness.spec.suite.PerformanceSpec`; they import nothing from the suite module so that
 the suite can import them.
 """

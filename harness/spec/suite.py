@@ -17,9 +17,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.spec.datasets import check_workload_files
-from harness.spec.rigor import RepeatsSpec, SearchSpec, SloSpec, SweepSpec, ValiditySpec
+from harness.spec.rigor import RepeatsSpec, SloSpec, ValiditySpec
+from harness.spec.scenario import PerfScenario
 from harness.spec.variants import VariantSpec, check_variants
-from harness.spec.workload import ConversationSpec, PrefixSpec, PromptSource, TraceSpec
 from harness.spec.yaml_load import SuiteInputError, check_suite, decode_suite, load_suite_yaml
 
 # The suites harness ships (package data, so `pip install harness` users can `harness run smoke`).
@@ -174,140 +174,6 @@ class AccuracySpec(Spec):
         return self
 
 
-class PerfScenario(Spec):
-    name: str = Field(description="Scenario name, unique in the suite.", examples=["c1-512-128"])
-    input_tokens: int = Field(ge=1, description="Exact prompt length in the model's tokens.")
-    output_tokens: int = Field(ge=1, description="Exact output length (max_tokens with ignore_eos).")
-    num_requests: int = Field(ge=1, description="Measured requests (after warm-up).")
-    concurrency: int | list[int] | None = Field(
-        default=None,
-        description="Requests in flight at once (closed loop); a list sweeps it (points `NAME@cN`).",
-    )
-    request_rate: float | list[float] | None = Field(
-        default=None,
-        description="Poisson arrival rate in requests/s (open loop); `concurrency` caps it; "
-        "a list sweeps it (points `NAME@rR`).",
-    )
-    warmup_requests: int = Field(default=1, ge=0, description="Unmeasured requests sent first.")
-    repeats: Annotated[int, Field(ge=1)] | RepeatsSpec | None = Field(
-        default=None,
-        description="Times each point runs on the same engine, or {min, max, ci_halfwidth} to repeat "
-        "until the interval is narrow enough (default: performance.repeats).",
-    )
-    sweep: SweepSpec | None = Field(
-        default=None, description="GuideLLM-style sweep: synchronous, throughput, rates between."
-    )
-    slo: SloSpec | None = Field(
-        default=None, description="Latency SLO for goodput (default: performance.slo)."
-    )
-    search: SearchSpec | None = Field(default=None, description="Capacity search under an SLO.")
-
-    burstiness: float = Field(
-        default=1.0,
-        gt=0,
-        description="Gamma shape of the inter-arrival times (vllm bench serve --burstiness): 1.0 is a "
-        "Poisson process, below 1 burstier, above 1 more regular (gap CV = 1/sqrt(burstiness)).",
-    )
-    ramp_up_strategy: Literal["linear", "exponential"] | None = Field(
-        default=None,
-        description="Raise the arrival rate from `ramp_up_start_rps` to `ramp_up_end_rps` over the "
-        "scenario (vllm bench serve --ramp-up-strategy); replaces `request_rate`.",
-    )
-    ramp_up_start_rps: int | None = Field(
-        default=None, ge=1, description="Arrival rate of the first request with a ramp-up, requests/s."
-    )
-    ramp_up_end_rps: int | None = Field(
-        default=None, ge=1, description="Arrival rate of the last request with a ramp-up, requests/s."
-    )
-    temperature: float = Field(
-        default=0.0, ge=0, description="Sampling temperature sent with every request; 0 is greedy."
-    )
-    top_p: float | None = Field(
-        default=None,
-        gt=0,
-        le=1,
-        description="Nucleus sampling mass sent with every request; unset: server's.",
-    )
-    request_timeout_s: float = Field(
-        default=6 * 60 * 60,
-        gt=0,
-        description="Seconds one request may take before it counts as failed (vllm bench serve: 6 h). "
-        "A hung engine is caught sooner by the engine watchdog (`engine.watchdog_timeout_s`).",
-    )
-    client_workers: int | None = Field(
-        default=None,
-        ge=1,
-        description="Load generator worker processes, each with its own event loop (docs/timing.md); "
-        "null: sized from the warm-up so that each stays below half a core, at most one per CPU.",
-    )
-    prompts: PromptSource | None = Field(
-        default=None, description="Prompt source and length laws (default: random token ids of exact length)."
-    )
-    prefix: PrefixSpec | None = Field(default=None, description="Shared prefixes in front of every prompt.")
-    conversation: ConversationSpec | None = Field(
-        default=None, description="Multi-turn sessions; concurrency and num_requests then count sessions."
-    )
-    trace: TraceSpec | None = Field(
-        default=None, description="Replay a trace's send times and lengths instead of a load shape."
-    )
-
-    @field_validator("concurrency", "request_rate")
-    @classmethod
-    def _positive_loads(cls, value: Any) -> Any:
-        values = value if isinstance(value, list) else [value]
-        if isinstance(value, list) and not value:
-            raise ValueError("a sweep needs at least one value")
-        if any(v is not None and v <= 0 for v in values):
-            raise ValueError("loads must be > 0")
-        if isinstance(value, list) and len(set(value)) != len(value):
-            raise ValueError("sweep values must be distinct")
-        return value
-
-    @model_validator(mode="after")
-    def _one_load_shape(self) -> PerfScenario:
-        if self.trace is not None:
-            if self.request_rate is not None or self.ramp_up_strategy is not None:
-                raise ValueError("a `trace` scenario takes its send times from the trace: remove the rate")
-            if self.prefix is not None or self.conversation is not None:
-                raise ValueError(
-                    "a `trace` scenario takes its lengths from the trace: remove prefix/conversation"
-                )
-            if self.sweep is not None or self.search is not None or isinstance(self.concurrency, list):
-                raise ValueError("a `trace` scenario replays its own loads: no sweep, search or list")
-            return self
-        if self.conversation is not None and self.prefix is not None:
-            raise ValueError("`prefix` and `conversation` do not combine (turns share their history)")
-        if self.ramp_up_strategy is not None:
-            if self.request_rate is not None:
-                raise ValueError("a ramp-up sets the arrival rate: remove `request_rate`")
-            if self.ramp_up_start_rps is None or self.ramp_up_end_rps is None:
-                raise ValueError("`ramp_up_strategy` needs `ramp_up_start_rps` and `ramp_up_end_rps`")
-            if self.ramp_up_start_rps > self.ramp_up_end_rps:
-                raise ValueError("`ramp_up_start_rps` must not exceed `ramp_up_end_rps`")
-        elif self.ramp_up_start_rps is not None or self.ramp_up_end_rps is not None:
-            raise ValueError("`ramp_up_start_rps`/`ramp_up_end_rps` need `ramp_up_strategy`")
-        adaptive = [k for k in ("sweep", "search") if getattr(self, k) is not None]
-        if len(adaptive) > 1:
-            raise ValueError("set `sweep` or `search`, not both")
-        if adaptive and self.ramp_up_strategy is not None:
-            raise ValueError(f"`{adaptive[0]}` chooses the loads itself: drop `ramp_up_strategy`")
-        lists = [k for k in ("concurrency", "request_rate") if isinstance(getattr(self, k), list)]
-        if len(lists) > 1:
-            raise ValueError("sweep one of `concurrency` or `request_rate`, not both")
-        if adaptive and lists:
-            raise ValueError(f"`{adaptive[0]}` chooses the loads itself: drop the list in `{lists[0]}`")
-        if self.search is not None and self.search.over == "concurrency" and self.request_rate is not None:
-            raise ValueError("a concurrency search runs a closed loop: drop `request_rate`")
-        if (
-            not adaptive
-            and self.concurrency is None
-            and self.request_rate is None
-            and self.ramp_up_strategy is None
-        ):
-            raise ValueError("set `concurrency` or `request_rate` (or `ramp_up_strategy`)")
-        return self
-
-
 class PerformanceSpec(Spec):
     scenarios: list[PerfScenario] = Field(default_factory=list)
     repeats: Annotated[int, Field(ge=1)] | RepeatsSpec = Field(
@@ -334,7 +200,8 @@ class PerformanceSpec(Spec):
     @model_validator(mode="after")
     def _searches_have_an_slo(self) -> PerformanceSpec:
         for s in self.scenarios:
-            if s.search is not None and s.search.slo is None and s.slo is None and self.slo is None:
+            q = s.rigor.search
+            if q is not None and q.slo is None and s.rigor.slo is None and self.slo is None:
                 raise ValueError(
                     f"scenario {s.name!r}: a capacity search needs an SLO (search.slo, slo or performance.slo)"
                 )
@@ -505,33 +372,43 @@ def parse_suite(text: str, source: str = "<suite>") -> SuiteSpec:
     except ValidationError as exc:
         lines: list[str] = []
         for err in exc.errors():
-            loc = tuple(err["loc"])
-            line_no = _line_of(node, loc)
-            field = ".".join(str(p) for p in loc) or "<root>"
+            line_no, field = _locate(node, tuple(err["loc"]))
             msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
             lines.append(f"{source}:{line_no}: {field}: {msg}")
         raise SuiteError("\n".join(lines)) from None
-    problems = check_suite(spec, lambda loc: _line_of(node, loc))
+    problems = check_suite(spec, lambda loc: _locate(node, loc))
     if problems:
         raise SuiteError("\n".join(f"{source}:{line}: {field}: {msg}" for line, field, msg in problems))
     return spec
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int:
-    """1-based line of the deepest YAML node along `loc` (the key's line for mapping keys)."""
+def _locate(node: yaml.Node | None, loc: tuple[Any, ...]) -> tuple[int, str]:
+    """(1-based line, dotted field path) of the deepest YAML node along a model location `loc`.
+
+    The line is the key's for mapping keys. A part the file does not write that is not the
+    last is a section the suite wrote flat (`concurrency` on the scenario for
+    `load.concurrency`; pydantic only names what the input holds, or a missing last field): the
+    path then names the field as the file has it.
+    """
     line = node.start_mark.line + 1 if node is not None else 1
-    for part in loc:
+    shown: list[str] = []
+    parts = list(loc)
+    for i, part in enumerate(parts):
         if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == str(part):
-                    line = key.start_mark.line + 1
-                    node = value
-                    break
-            else:
-                return line
+            keys = {key.value: (key, value) for key, value in node.value}
+            if str(part) not in keys and i + 1 < len(parts):
+                continue  # a flat-written section
+            shown.append(str(part))
+            if str(part) not in keys:
+                shown.extend(str(p) for p in parts[i + 1 :])
+                break
+            key, node = keys[str(part)]
+            line = key.start_mark.line + 1
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            shown.append(str(part))
             node = node.value[part]
             line = node.start_mark.line + 1
         else:
-            return line
-    return line
+            shown.extend(str(p) for p in parts[i:])
+            break
+    return line, ".".join(shown) or "<root>"

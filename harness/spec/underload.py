@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from harness.spec.suite import PerformanceSpec, PerfScenario, TaskSpec, UnderLoadSpec
+    from harness.spec.scenario import ScenarioPoint
+    from harness.spec.suite import PerformanceSpec, TaskSpec, UnderLoadSpec
 
 
 def check_under_load_tasks(spec: UnderLoadSpec, tasks: list[TaskSpec]) -> None:
@@ -43,8 +44,8 @@ def check_under_load_points(spec: UnderLoadSpec, perf: PerformanceSpec) -> None:
         return
     from harness.spec.expand import expand_scenarios
 
-    fixed = [s.name for s in expand_scenarios(perf) if s.sweep is None and s.search is None]
-    adaptive = [s.name for s in perf.scenarios if s.sweep is not None or s.search is not None]
+    fixed = [s.name for s in expand_scenarios(perf) if s.rigor.sweep is None and s.rigor.search is None]
+    adaptive = [s.name for s in perf.scenarios if s.rigor.sweep is not None or s.rigor.search is not None]
     for name in spec.points:
         if name in fixed:
             continue
@@ -71,7 +72,7 @@ def tasks_at_load(spec: UnderLoadSpec, tasks: list[TaskSpec]) -> list[TaskSpec]:
     return [t.model_copy(update={"limit": spec.limit}) for t in chosen]
 
 
-def describe_under_load(spec: UnderLoadSpec, scenarios: list[PerfScenario]) -> list[str]:
+def describe_under_load(spec: UnderLoadSpec, scenarios: list[ScenarioPoint]) -> list[str]:
     """Plan lines: which points, tasks and probe."""
     names = [s.name for s in scenarios] if spec.points == "all" else list(spec.points)
     tasks = "every task" if spec.tasks is None else (", ".join(spec.tasks) or "no task")

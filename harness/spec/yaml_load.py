@@ -184,19 +184,23 @@ def load_suite_yaml(text: str) -> tuple[Node | None, Any]:
         loader.dispose()
 
 
-LineOf = Callable[[tuple[Any, ...]], int]
+# A field's place in the model -> (its line in the file, its dotted path as the file writes it).
+Locate = Callable[[tuple[Any, ...]], tuple[int, str]]
 
 
-def check_suite(spec: Any, line_of: LineOf) -> list[tuple[int, str, str]]:
+def check_suite(spec: Any, where: Locate) -> list[tuple[int, str, str]]:
     """Problems of a validated SuiteSpec, as ``(line, field, message)``: names, duplicate tasks,
     request rates. Empty when there is none."""
     problems: list[tuple[int, str, str]] = []
+
+    def line_of(loc: tuple[Any, ...]) -> int:
+        return where(loc)[0]
 
     def name(kind: str, loc: tuple[Any, ...], value: str) -> None:
         try:
             check_name(kind, value, MAX_NAME_CHARS)
         except ValueError as exc:
-            problems.append((line_of(loc), ".".join(map(str, loc)), str(exc)))
+            problems.append((*where(loc), str(exc)))
 
     name("suite", ("name",), spec.name)
     for i, m in enumerate(spec.models):
@@ -218,13 +222,13 @@ def check_suite(spec: Any, line_of: LineOf) -> list[tuple[int, str, str]]:
         first.setdefault(t.name, i)
     for i, s in enumerate(spec.performance.scenarios):
         name("scenario", ("performance", "scenarios", i, "name"), s.name)
-        rates = s.request_rate if isinstance(s.request_rate, list) else [s.request_rate]
+        rate = s.load.request_rate
+        rates = rate if isinstance(rate, list) else [rate]
         for r in rates:
             if r is not None and not (math.isfinite(r) and MIN_REQUEST_RATE <= r <= MAX_REQUEST_RATE):
                 problems.append(
                     (
-                        line_of(("performance", "scenarios", i, "request_rate")),
-                        f"performance.scenarios.{i}.request_rate",
+                        *where(("performance", "scenarios", i, "load", "request_rate")),
                         f"{r!r} requests/s is outside [{MIN_REQUEST_RATE:g}, {MAX_REQUEST_RATE:g}]",
                     )
                 )

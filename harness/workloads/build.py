@@ -390,7 +390,7 @@ def render_turn(history: Sequence[tuple[str, str]], user_message: str) -> str:
 
 @dataclass(frozen=True)
 class WorkloadShape:
-    """The scenario fields a workload depends on (a PerfScenario satisfies it)."""
+    """The fields a workload depends on: a point's lengths and its `workload` section."""
 
     input_tokens: int
     output_tokens: int

@@ -44,7 +44,7 @@ def check_consistency(rec: RunRecord, run_dir: Path, min_engine_rss_bytes: int =
         assert task.n_samples > 0 and task.version
         assert task.samples_path and (run_dir / task.samples_path).is_file()
     for name, s in rec.performance.items():
-        st = s.settings
+        st = s.settings.load
         assert s.completed == st.num_requests and s.failed == 0, (name, s.errors)
         assert s.total_input_tokens == st.num_requests * st.input_tokens
         assert s.total_output_tokens == st.num_requests * st.output_tokens

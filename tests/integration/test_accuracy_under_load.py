@@ -100,7 +100,7 @@ def test_worse_flips_only_above_k_in_flight(fake_engine: FakeEngine, tmp_path: P
         assert acc.traffic is not None and acc.traffic.requests >= 40 and acc.traffic.prompts >= 160
         assert acc.traffic.prompt_tokens and acc.traffic.prompt_tokens > 0
         # the latency figures are the load generator's own requests, not the evaluation's
-        assert point.completed == point.settings.num_requests
+        assert point.completed == point.settings.load.num_requests
     [lo] = low.accuracy_under_load.tasks  # type: ignore[union-attr]
     [hi] = high.accuracy_under_load.tasks  # type: ignore[union-attr]
     assert lo.task == hi.task == "fake_capitals"

@@ -17,7 +17,7 @@ import pytest
 from harness.engine.vllm_bench import run_bench_serve
 from harness.engine.vllm_server import VllmServer
 from harness.loadgen.arrivals import arrival_offsets_s
-from harness.loadgen.client import LoadSpec, run_load, token_counter, usable_token_ids
+from harness.loadgen.client import LoadShape, LoadSpec, run_load, token_counter, usable_token_ids
 from harness.loadgen.metrics import aggregate
 from harness.loadgen.peer import Run, pooled, ratios, run_from_harness, run_from_vllm, table
 from harness.loadgen.peer_command import vllm_bench_args
@@ -100,7 +100,22 @@ def test_closed_loop_agrees_with_vllm_bench_serve(smollm2_server: VllmServer) ->
     count = token_counter(tokenizer)
     url, served = server.base_url, server.served_name
     run_load(
-        LoadSpec(128, 32, 4, 4, None, 0, seed=1), url, served, ids, count_tokens=count
+        LoadSpec(
+            load=LoadShape(
+                input_tokens=128,
+                output_tokens=32,
+                num_requests=4,
+                concurrency=4,
+                request_rate=None,
+                warmup_requests=0,
+                client_workers=1,
+            ),
+            seed=1,
+        ),
+        url,
+        served,
+        ids,
+        count_tokens=count,
     )  # warm the server
     runs: dict[str, list[Run]] = {"harness": [], "vllm": []}
     # Two repeats, alternating the tools; if a ratio is out (a burst of load from elsewhere on a
@@ -108,7 +123,18 @@ def test_closed_loop_agrees_with_vllm_bench_serve(smollm2_server: VllmServer) ->
     # before judging: more requests, not a wider tolerance.
     for rep in range(4):
         # fresh prompts each repeat; the harness on two worker processes (harness.loadgen.workers)
-        spec = LoadSpec(128, 32, 16, 4, None, 0, seed=700 + rep, client_workers=2)
+        spec = LoadSpec(
+            load=LoadShape(
+                input_tokens=128,
+                output_tokens=32,
+                num_requests=16,
+                concurrency=4,
+                request_rate=None,
+                warmup_requests=0,
+                client_workers=2,
+            ),
+            seed=700 + rep,
+        )
         for tool in ("vllm", "harness") if rep % 2 == 0 else ("harness", "vllm"):
             if tool == "vllm":
                 args = [*vllm_bench_args(spec, url, served, tokenizer), "--ready-check-timeout-sec", "0"]

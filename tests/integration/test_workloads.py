@@ -10,7 +10,7 @@ from harness.engine.poller import MetricsPoller
 from harness.engine.server_metrics import server_sample, summarize_window
 from harness.engine.vllm_metrics import cache_config_from_metrics
 from harness.engine.vllm_server import VllmServer
-from harness.loadgen.client import LoadSpec, run_load
+from harness.loadgen.client import LoadShape, LoadSpec, run_load
 from harness.loadgen.prompts import usable_token_ids
 from harness.loadgen.sessions import run_sessions
 from harness.spec.workload import ConversationSpec, PrefixSpec
@@ -20,15 +20,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900
 
 
 def spec(n: int, concurrency: int, warmup: int = 0) -> LoadSpec:
-    return LoadSpec(
+    load = LoadShape(
         input_tokens=1,
         output_tokens=4,
         num_requests=n,
         concurrency=concurrency,
         request_rate=None,
         warmup_requests=warmup,
-        seed=0,
+        client_workers=1,
     )
+    return LoadSpec(load=load, seed=0)
 
 
 def test_shared_prefixes_hit_the_cache_as_implied(smollm2_server: VllmServer) -> None:

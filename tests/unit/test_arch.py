@@ -28,6 +28,7 @@ from harness.arch.gpus import UnknownGpuError
 from harness.cli import main
 from harness.model.checkpoints import TINY_MODELS, tiny_config
 from harness.model.presets import PRESETS, get_preset
+from harness.record.load import LoadShape
 from harness.record.run_record import (
     Environment,
     GpuInfo,
@@ -425,12 +426,14 @@ def _scenario(concurrency: int | None, rate: float | None, tpot_ms: float | None
     return ScenarioResult(
         name="c1",
         settings=ScenarioSettings(
-            input_tokens=512,
-            output_tokens=128,
-            num_requests=8,
-            concurrency=concurrency,
-            request_rate=rate,
-            warmup_requests=1,
+            load=LoadShape(
+                input_tokens=512,
+                output_tokens=128,
+                num_requests=8,
+                concurrency=concurrency,
+                request_rate=rate,
+                warmup_requests=1,
+            ),
             seed=1,
         ),
         completed=8,

@@ -345,7 +345,11 @@ def test_explicit_direction_makes_any_field_gateable() -> None:
         (
             {
                 "performance": {
-                    "c1": scenario(settings=scenario().settings.model_copy(update={"concurrency": 4}))
+                    "c1": scenario(
+                        settings=scenario().settings.model_copy(
+                            update={"load": scenario().settings.load.model_copy(update={"concurrency": 4})}
+                        )
+                    )
                 }
             },
             "c1 concurrency",

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from harness.loadgen.client import LoadSpec, SseChunks, run_load
+from harness.loadgen.client import LoadShape, LoadSpec, SseChunks, run_load
 from harness.loadgen.metrics import aggregate
 
 Script = list[tuple[float, bytes]] | int
@@ -107,9 +107,11 @@ def spec(n: int = 1, concurrency: int | None = 1, **kw: Any) -> LoadSpec:
         concurrency=concurrency,
         request_rate=None,
         warmup_requests=0,
-        seed=0,
+        client_workers=1,
     )
-    return LoadSpec(**(base | kw))
+    fields = base | kw
+    seed = fields.pop("seed", 0)
+    return LoadSpec(load=LoadShape(**fields), seed=seed)
 
 
 def test_empty_text_chunks_count_for_ttft_itl_and_end(serve: Callable[..., FakeServer]) -> None:

@@ -13,7 +13,7 @@ def suite(scenario: str) -> str:
 
 def test_ramp_up_replaces_the_rate() -> None:
     spec = parse_suite(suite(", ramp_up_strategy: exponential, ramp_up_start_rps: 1, ramp_up_end_rps: 8"))
-    s = spec.performance.scenarios[0]
+    s = spec.performance.scenarios[0].load
     assert s.ramp_up_strategy == "exponential" and s.request_rate is None and s.concurrency is None
     assert s.burstiness == 1.0 and s.temperature == 0.0 and s.top_p is None
     assert s.request_timeout_s == 6 * 3600 and spec.engine.watchdog_timeout_s == 60

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from harness.loadgen.arrivals import arrival_offsets_s
-from harness.loadgen.client import LoadSpec, run_load
+from harness.loadgen.client import LoadShape, LoadSpec, run_load
 from harness.loadgen.lag import ClientHealth, WorkerHealth, summarize, workers_needed
 from harness.loadgen.workers import deal, merged_offsets, split_concurrency
 from harness.run.scenario import client_timing
@@ -75,7 +75,18 @@ def truth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]
 
 def test_workers_send_on_the_one_schedule_and_merge_one_table(truth: tuple[str, Path]) -> None:
     url, truth_dir = truth
-    spec = LoadSpec(8, 6, 24, None, 40.0, 0, seed=5, client_workers=3)
+    spec = LoadSpec(
+        load=LoadShape(
+            input_tokens=8,
+            output_tokens=6,
+            num_requests=24,
+            concurrency=None,
+            request_rate=40.0,
+            warmup_requests=0,
+            client_workers=3,
+        ),
+        seed=5,
+    )
     res = run_load(spec, url, "truth", list(range(100, 200)))
     assert res.health is not None and res.health.workers == 3 and res.health.workers_reason == "set: 3"
     assert [r.index for r in res.requests] == list(range(24))
@@ -99,7 +110,18 @@ def test_a_starved_client_is_flagged_client_bound(truth: tuple[str, Path]) -> No
         while time.perf_counter() - t < 0.05:
             pass
 
-    spec = LoadSpec(8, 20, 16, 4, None, 0, seed=6, client_workers=1)
+    spec = LoadSpec(
+        load=LoadShape(
+            input_tokens=8,
+            output_tokens=20,
+            num_requests=16,
+            concurrency=4,
+            request_rate=None,
+            warmup_requests=0,
+            client_workers=1,
+        ),
+        seed=6,
+    )
     res = run_load(spec, url, "truth", list(range(100, 200)), on_done=hog)
     h = res.health
     assert h is not None and h.lag_max_ms is not None and h.lag_max_ms > 20
@@ -138,7 +160,16 @@ def test_one_loop_runs_on_uvloop_and_says_so(truth: tuple[str, Path]) -> None:
     pytest.importorskip("uvloop")
     url, _ = truth
     for want, loop in ((True, "uvloop"), (False, "asyncio")):
-        spec = LoadSpec(8, 6, 8, 4, None, 2, seed=7, client_workers=1, client_uvloop=want)
+        shape = LoadShape(
+            input_tokens=8,
+            output_tokens=6,
+            num_requests=8,
+            concurrency=4,
+            request_rate=None,
+            warmup_requests=2,
+            client_workers=1,
+        )
+        spec = LoadSpec(load=shape, seed=7, client_uvloop=want)
         res = run_load(spec, url, "truth", list(range(100, 200)))
         assert res.health is not None and res.health.event_loop == loop and res.health.workers == 1
         assert all(r.ok and len(r.chunk_s) == 6 for r in res.requests)

@@ -104,10 +104,21 @@ def test_each_scenario_has_its_own_seed() -> None:
 
 
 def test_equivalent_vllm_bench_command() -> None:
-    from harness.loadgen.client import LoadSpec
+    from harness.loadgen.client import LoadShape, LoadSpec
     from harness.loadgen.peer_command import vllm_bench_command
 
-    closed = LoadSpec(128, 64, 32, 4, None, 1, seed=99)
+    closed = LoadSpec(
+        load=LoadShape(
+            input_tokens=128,
+            output_tokens=64,
+            num_requests=32,
+            concurrency=4,
+            request_rate=None,
+            warmup_requests=1,
+            client_workers=1,
+        ),
+        seed=99,
+    )
     cmd = vllm_bench_command(closed, "http://127.0.0.1:8000/", "smol", "/models/smol")
     assert cmd.startswith("vllm bench serve --backend openai --base-url http://127.0.0.1:8000 ")
     for part in (
@@ -118,8 +129,24 @@ def test_equivalent_vllm_bench_command() -> None:
         "--num-warmups 1",
     ):
         assert part in cmd
-    ramp = LoadSpec(8, 8, 10, None, None, 0, seed=1, ramp_up_strategy="linear", ramp_up_start_rps=1,
-                    ramp_up_end_rps=5, temperature=0.7, top_p=0.9, burstiness=0.5)  # fmt: skip
+    ramp = LoadSpec(
+        load=LoadShape(
+            input_tokens=8,
+            output_tokens=8,
+            num_requests=10,
+            concurrency=None,
+            request_rate=None,
+            warmup_requests=0,
+            ramp_up_strategy="linear",
+            ramp_up_start_rps=1,
+            ramp_up_end_rps=5,
+            temperature=0.7,
+            top_p=0.9,
+            burstiness=0.5,
+            client_workers=1,
+        ),
+        seed=1,
+    )
     cmd = vllm_bench_command(ramp, "http://h:1", "smol", None)
     assert "--ramp-up-strategy linear --ramp-up-start-rps 1 --ramp-up-end-rps 5" in cmd
     assert "--request-rate" not in cmd and "--max-concurrency" not in cmd and "--num-warmups" not in cmd

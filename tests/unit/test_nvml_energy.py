@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 import pyarrow.parquet as pq
 import pytest
 
+from harness.record.load import LoadShape
 from harness.record.run_record import (
     Environment,
     ModelInfo,
@@ -440,12 +441,14 @@ def test_without_a_gpu_every_gpu_figure_is_null_with_its_reason(tmp_path) -> Non
     assert not (tmp_path / "telemetry").exists()
 
     settings = ScenarioSettings(
-        input_tokens=8,
-        output_tokens=100,
-        num_requests=5,
-        concurrency=2,
-        request_rate=None,
-        warmup_requests=0,
+        load=LoadShape(
+            input_tokens=8,
+            output_tokens=100,
+            num_requests=5,
+            concurrency=2,
+            request_rate=None,
+            warmup_requests=0,
+        ),
         seed=0,
     )
     aggregates: dict = dict.fromkeys(

@@ -1,4 +1,4 @@
-"""The record as a contract: strict writing, tolerant reading, v1 -> v2 migration, the committed schema."""
+"""The record as a contract: strict writing, tolerant reading, migrations from v1 on, the committed schema."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 V1_FILES = sorted(DATA.glob("record_v1_*.json"))
 V2_FILES = sorted(DATA.glob("record_v2_*.json"))
+V3_FILES = sorted(DATA.glob("record_v3_*.json"))
 
 
 def _kept(old: Any, new: Any) -> Any:
@@ -39,6 +40,12 @@ def _kept(old: Any, new: Any) -> Any:
 
 def _v1(name: str) -> dict[str, Any]:
     return json.loads((DATA / name).read_text())
+
+
+def _flat_settings(scenario: dict[str, Any]) -> dict[str, Any]:
+    """A scenario's JSON data with `settings.load` folded into `settings`, as v1 to v3 kept it."""
+    settings = dict(scenario["settings"])
+    return {**scenario, "settings": {**settings.pop("load"), **settings}}
 
 
 def test_the_v1_fixtures_are_v1() -> None:
@@ -56,12 +63,12 @@ def test_a_v1_record_reads_through_v2_and_v3_with_nothing_lost(path: Path, tmp_p
     shutil.copy(path, run_dir / "record.json")
 
     rec = read_record(run_dir)
-    assert rec.schema_version == SCHEMA_VERSION == 3
+    assert rec.schema_version == SCHEMA_VERSION == 4
     # Scenarios and tasks: same names in the same order, every figure kept.
     assert list(rec.performance) == list(v1["performance"]) == [s.name for s in rec.scenarios]
     assert list(rec.accuracy) == list(v1["accuracy"]) == [t.name for t in rec.tasks]
     for name, old in v1["performance"].items():
-        new = rec.performance[name].model_dump(mode="json")
+        new = _flat_settings(rec.performance[name].model_dump(mode="json"))
         old_energy = old.get("energy")
         if old_energy is not None:  # v1's energy covered the whole window: it lives on as `gross`
             gross = new["energy"]["gross"]
@@ -94,6 +101,31 @@ def test_a_v1_record_reads_through_v2_and_v3_with_nothing_lost(path: Path, tmp_p
         assert _kept(v1[key], dumped[key]) == v1[key], key
     # The file itself is never rewritten.
     assert json.loads((run_dir / "record.json").read_text()) == v1
+
+
+def test_a_v3_record_reads_with_its_load_under_settings_load(tmp_path: Path) -> None:
+    v3 = _v1("record_v3_cpu.json")
+    assert v3["schema_version"] == 3
+    run_dir = tmp_path / "runs" / v3["run_id"]
+    run_dir.mkdir(parents=True)
+    shutil.copy(DATA / "record_v3_cpu.json", run_dir / "record.json")
+    rec = read_record(run_dir)
+    assert rec.schema_version == SCHEMA_VERSION == 4
+    assert [s.name for s in rec.scenarios] == [s["name"] for s in v3["scenarios"]]
+    for old, new in zip(v3["scenarios"], rec.scenarios, strict=True):
+        # Every v3 figure kept, the load's under `settings.load` and the seeds beside it.
+        assert _kept(old, _flat_settings(new.model_dump(mode="json"))) == old
+    ramp = rec.performance["ramp-128-32"].settings
+    assert (ramp.load.ramp_up_strategy, ramp.load.ramp_up_start_rps, ramp.load.ramp_up_end_rps) == (
+        "linear",
+        1,
+        4,
+    )
+    assert (ramp.load.temperature, ramp.load.top_p, ramp.load.client_workers) == (0.7, 0.9, 1)
+    assert (ramp.seed, ramp.scenario_seed) == (1234, 777)
+    imported = rec.performance["imported"].settings.load
+    assert imported.temperature is None and imported.request_timeout_s is None  # not stated stays so
+    assert json.loads((run_dir / "record.json").read_text()) == v3  # never rewritten
 
 
 def test_the_gpu_v1_record_keeps_its_typed_parts() -> None:
@@ -136,7 +168,7 @@ def test_v1_with_unknown_fields_reads_too() -> None:
     v1["performance"][first]["new_figure_ms"] = 3.0
     v1["analytics"]["roofline"]["new_ceiling"] = 1.0
     rec = parse_record(json.dumps(v1))
-    assert rec.performance[first].settings.concurrency == 1
+    assert rec.performance[first].settings.load.concurrency == 1
 
 
 def test_writing_is_strict() -> None:
@@ -156,7 +188,7 @@ def test_a_newer_schema_version_is_refused_with_the_remedy(tmp_path: Path) -> No
     data = json.loads(make_record().model_dump_json())
     data["schema_version"] = SCHEMA_VERSION + 1
     with pytest.raises(
-        RecordVersionError, match=r"schema v4 is newer than this harness reads \(v3\).*upgrade"
+        RecordVersionError, match=r"schema v5 is newer than this harness reads \(v4\).*upgrade"
     ):
         parse_record(json.dumps(data))
     run_dir = tmp_path / "runs" / "future"
@@ -183,11 +215,11 @@ def test_not_a_record(text: str, match: str) -> None:
         parse_record(text)
 
 
-def test_v3_round_trip(tmp_path: Path) -> None:
+def test_v4_round_trip(tmp_path: Path) -> None:
     rec = make_record()
     write_record(tmp_path, rec)
     stored = json.loads((tmp_path / "record.json").read_text())
-    assert stored["schema_version"] == 3
+    assert stored["schema_version"] == 4
     assert [s["name"] for s in stored["scenarios"]] == ["c1"] and "performance" not in stored
     assert read_record(tmp_path) == rec
 
@@ -227,16 +259,20 @@ def test_the_gate_reads_stored_gates_as_data() -> None:
 
 
 def test_records_validate_against_the_committed_schemas() -> None:
-    """Outside Python: what harness writes is what the schema says, for v3 and for the v1 and v2 files."""
+    """Outside Python: what harness writes is what the schema says, for v4 and for the v1 to v3 files."""
     import jsonschema
 
-    v3 = json.loads((ROOT / "schema" / "run_record.v3.json").read_text())
+    v4 = json.loads((ROOT / "schema" / "run_record.v4.json").read_text())
     for rec in (
         make_record(performance={"c1": scenario(energy_j=10.0)}),
         parse_record((DATA / "record_v1_gpu.json").read_bytes()),
         parse_record((DATA / "record_v2_gpu.json").read_bytes()),
+        parse_record((DATA / "record_v3_cpu.json").read_bytes()),
     ):
-        jsonschema.validate(json.loads(rec.model_dump_json()), v3)
+        jsonschema.validate(json.loads(rec.model_dump_json()), v4)
+    v3 = json.loads((ROOT / "schema" / "run_record.v3.json").read_text())
+    for path in V3_FILES:
+        jsonschema.validate(json.loads(path.read_text()), v3)
     v1 = json.loads((ROOT / "schema" / "run_record.v1.json").read_text())
     for path in V1_FILES:
         jsonschema.validate(json.loads(path.read_text()), v1)
@@ -247,6 +283,8 @@ def test_records_validate_against_the_committed_schemas() -> None:
         jsonschema.validate(json.loads((DATA / "record_v1_cpu.json").read_text()), v3)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(json.loads((DATA / "record_v2_gpu.json").read_text()), v3)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(json.loads((DATA / "record_v3_cpu.json").read_text()), v4)
 
 
 def test_the_optional_source_of_an_imported_run_is_additive() -> None:

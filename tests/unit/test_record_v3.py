@@ -38,7 +38,7 @@ def _count(node: Any, value: float) -> int:
 
 def test_the_v2_fixtures_are_v2_and_hold_every_energy_window() -> None:
     v2 = _v2("record_v2_gpu.json")
-    assert v2["schema_version"] == 2 and SCHEMA_VERSION == 3
+    assert v2["schema_version"] == 2 and SCHEMA_VERSION == 4
     c2 = v2["scenarios"][0]["energy"]
     assert c2["energy_j"] == c2["measured"]["energy_j"] is not None  # the v2 flat copy
     assert c2["steady_state"]["energy_j"] == c2["steady_state"]["value"]["energy_j"] is not None
@@ -49,7 +49,7 @@ def test_the_v2_fixtures_are_v2_and_hold_every_energy_window() -> None:
 def test_a_v2_record_loads_with_the_same_energy_figures(name: str) -> None:
     v2 = _v2(name)
     rec = parse_record((DATA / name).read_bytes())
-    assert rec.schema_version == 3
+    assert rec.schema_version == SCHEMA_VERSION
     for old, new in zip(v2["scenarios"], rec.scenarios, strict=True):
         energy = old.get("energy")
         if energy is None:
@@ -132,4 +132,4 @@ def test_the_v2_to_v3_step_leaves_its_input_alone() -> None:
     v2 = _v2("record_v2_gpu.json")
     before = json.dumps(v2)
     v3 = migrate(v2)
-    assert json.dumps(v2) == before and v3["schema_version"] == 3
+    assert json.dumps(v2) == before and v3["schema_version"] == SCHEMA_VERSION

@@ -46,7 +46,10 @@ def test_load_runs_has_one_row_per_run_and_scenario(results: tuple[Path, list[Ru
             row = rows[rows.scenario == s.name].iloc[0]
             assert row.output_throughput == pytest.approx(s.output_throughput)
             assert row.p99_ttft_ms == pytest.approx(s.p99_ttft_ms)
-            assert row.concurrency == s.settings.concurrency and row.input_tokens == s.settings.input_tokens
+            assert (
+                row.concurrency == s.settings.load.concurrency
+                and row.input_tokens == s.settings.load.input_tokens
+            )
             assert row["model"] == rec.model.preset and row.suite == rec.suite.name
             gpu_energy = s.resources.gpu.energy_j if s.resources and s.resources.gpu else None
             assert (
@@ -232,7 +235,7 @@ def test_record_json_is_tidy_for_json_normalize(tmp_path: Path) -> None:
     data = json.loads(rec.model_dump_json())
     table = pd.json_normalize(data, record_path="scenarios", meta=["run_id", ["model", "preset"]])
     assert table.name.tolist() == [s.name for s in rec.scenarios]
-    assert {"settings.concurrency", "output_throughput", "run_id", "model.preset"} <= set(table.columns)
+    assert {"settings.load.concurrency", "output_throughput", "run_id", "model.preset"} <= set(table.columns)
 
 
 def test_the_variant_column_names_the_technique(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

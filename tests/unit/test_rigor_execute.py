@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from harness.loadgen.metrics import RequestTiming, aggregate
+from harness.record.load import LoadShape
 from harness.record.run_record import EnergyValue, ScenarioEnergy, ScenarioResult, ScenarioSettings
 from harness.rigor.execute import run_points
-from harness.run.workload import WORKLOAD_FIELDS
-from harness.spec.expand import RIGOR_FIELDS, expand_scenarios
-from harness.spec.suite import PerfScenario, parse_suite
+from harness.spec.expand import expand_scenarios
+from harness.spec.scenario import ScenarioPoint
+from harness.spec.suite import parse_suite
 
 SLOTS = 4  # the synthetic server decodes 4 requests at once
 TTFT_S, TPOT_S = 0.05, 0.01
@@ -28,19 +29,19 @@ class FakeServer:
     def service_s(self, out: int) -> float:
         return (TTFT_S + TPOT_S * (out - 1)) * self.slowdown
 
-    def run_one(self, s: PerfScenario, repeat: int) -> ScenarioResult:
+    def run_one(self, s: ScenarioPoint, repeat: int) -> ScenarioResult:
         self.calls.append((s.name, repeat))
-        n, out = s.num_requests, s.output_tokens
+        n, out = s.load.num_requests, s.load.output_tokens
         service = self.service_s(out) * (1.0 + 0.01 * repeat)  # repeats differ a little
         rows = []
-        if s.request_rate is None:
-            c = int(s.concurrency or 1)
+        if s.load.request_rate is None:
+            c = int(s.load.concurrency or 1)
             lat = service * max(1.0, c / SLOTS)
             for i in range(n):
                 send = (i // c) * lat + (i % c) * 1e-4
                 rows.append(self._row(i, send, lat - service + TTFT_S, send + lat, out))
         else:
-            rate = float(s.request_rate)
+            rate = float(s.load.request_rate)
             # Spread-out arrivals batch worse than a saturated closed loop: the open loop
             # sustains 60 % of what the throughput point measures.
             capacity = 0.6 * SLOTS / service
@@ -52,7 +53,7 @@ class FakeServer:
         self.rows[s.name] = rows
         agg = aggregate(rows)
         agg.pop("errors")
-        settings = ScenarioSettings(**s.model_dump(exclude={"name", *RIGOR_FIELDS, *WORKLOAD_FIELDS}), seed=1)
+        settings = ScenarioSettings(load=s.load, seed=1)
         energy = ScenarioEnergy()  # an energy section with no window measured
         return ScenarioResult(
             name=s.name,
@@ -126,7 +127,9 @@ def test_sweep_runs_sync_throughput_then_rates_and_stops_at_oversaturation() -> 
     )
     names = list(res)
     assert names[:2] == ["sw@sync", "sw@throughput"]
-    assert res["sw@sync"].settings.concurrency == 1 and res["sw@throughput"].settings.concurrency == 40
+    assert (
+        res["sw@sync"].settings.load.concurrency == 1 and res["sw@throughput"].settings.load.concurrency == 40
+    )
     assert res["sw@throughput"].valid and res["sw@sync"].valid
     last = res[names[-1]]
     assert last.rigor is not None and last.rigor.sweep is not None
@@ -135,7 +138,7 @@ def test_sweep_runs_sync_throughput_then_rates_and_stops_at_oversaturation() -> 
     assert last.rigor.sweep.stopped_early and len(names) < 8
     assert last.valid is False and "over-saturated" in last.validity_reasons[-1]
     # Rate points arrive at constant gaps by default (GuideLLM's sweep), recorded as such.
-    assert last.rigor.sweep.arrivals == "constant" and res[names[2]].settings.burstiness == 1e12
+    assert last.rigor.sweep.arrivals == "constant" and res[names[2]].settings.load.burstiness == 1e12
 
 
 def test_capacity_search_brackets_the_synthetic_capacity() -> None:
@@ -179,7 +182,9 @@ def test_energy_of_repeats_is_pooled_per_token() -> None:
     from harness.rigor.execute import combine_energy
 
     server = FakeServer()
-    s = PerfScenario(name="e", input_tokens=16, output_tokens=11, num_requests=4, concurrency=1)
+    s = ScenarioPoint(
+        name="e", load=LoadShape(input_tokens=16, output_tokens=11, num_requests=4, concurrency=1)
+    )
     parts = []
     for joules in (100.0, 300.0):
         r = server.run_one(s, 1)
@@ -263,7 +268,9 @@ def test_steady_state_energy_survives_repeats() -> None:
     from harness.rigor.execute import combine_energy
 
     server = FakeServer()
-    s = PerfScenario(name="e", input_tokens=16, output_tokens=11, num_requests=4, concurrency=1)
+    s = ScenarioPoint(
+        name="e", load=LoadShape(input_tokens=16, output_tokens=11, num_requests=4, concurrency=1)
+    )
     parts = []
     for joules, steady_j, steady_tokens in ((100.0, 60.0, 30.0), (300.0, 90.0, 30.0)):
         r = server.run_one(s, 1)

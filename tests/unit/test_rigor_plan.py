@@ -54,12 +54,12 @@ def test_sweep_expansion_names_and_defaults() -> None:
         "sweep",
         "cap",
     ]
-    assert [p.concurrency for p in points[:3]] == [1, 4, 16]
-    assert points[3].request_rate == 0.5 and points[3].concurrency is None
-    assert points[0].repeats == 3 and points[3].repeats == 1
-    assert points[0].slo == SloSpec(ttft_ms=500, tpot_ms=50)
-    assert points[3].slo is not None and points[3].slo.preset == "mlperf-llama3.1-8b"
-    assert (points[3].slo.ttft_ms, points[3].slo.tpot_ms) == (2000, 100)
+    assert [p.load.concurrency for p in points[:3]] == [1, 4, 16]
+    assert points[3].load.request_rate == 0.5 and points[3].load.concurrency is None
+    assert points[0].rigor.repeats == 3 and points[3].rigor.repeats == 1
+    assert points[0].rigor.slo == SloSpec(ttft_ms=500, tpot_ms=50)
+    assert points[3].rigor.slo is not None and points[3].rigor.slo.preset == "mlperf-llama3.1-8b"
+    assert (points[3].rigor.slo.ttft_ms, points[3].rigor.slo.tpot_ms) == (2000, 100)
     assert base_name("chat@c16") == "chat" and point_name("x", request_rate=1.25) == "x@r1.25"
 
 

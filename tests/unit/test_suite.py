@@ -37,9 +37,11 @@ def test_shipped_suites_validate() -> None:
         "winogrande": 5,
         "gsm8k": 5,
     }
-    conc = sorted(s.concurrency or 0 for s in standard.spec.performance.scenarios)
+    conc = sorted(s.load.concurrency or 0 for s in standard.spec.performance.scenarios)
     assert conc == [1, 64]
-    assert all((s.input_tokens, s.output_tokens) == (512, 128) for s in standard.spec.performance.scenarios)
+    assert all(
+        (s.load.input_tokens, s.load.output_tokens) == (512, 128) for s in standard.spec.performance.scenarios
+    )
 
 
 def test_string_tasks_are_accepted() -> None:

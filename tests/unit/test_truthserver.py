@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.loadgen.client import LoadSpec, run_load
+from harness.loadgen.client import LoadShape, LoadSpec, run_load
 from tests.truthserver import Timing, read_truth
 from tests.unit.test_loadgen_workers import truth  # noqa: F401 - the shared server fixture
 
@@ -24,7 +24,23 @@ def test_schedule_is_seeded_per_request_and_never_below_its_minimum() -> None:
 
 def test_recorded_send_times_match_the_schedule(truth: tuple[str, Path]) -> None:  # noqa: F811
     url, truth_dir = truth
-    res = run_load(LoadSpec(8, 30, 8, 4, None, 0, seed=9, client_workers=1), url, "truth", list(range(50)))
+    res = run_load(
+        LoadSpec(
+            load=LoadShape(
+                input_tokens=8,
+                output_tokens=30,
+                num_requests=8,
+                concurrency=4,
+                request_rate=None,
+                warmup_requests=0,
+                client_workers=1,
+            ),
+            seed=9,
+        ),
+        url,
+        "truth",
+        list(range(50)),
+    )
     assert all(r.ok and r.output_tokens == 30 for r in res.requests)
     assert res.first_send_s is not None
     rows = [r for r in read_truth(truth_dir) if r["recv_s"] >= res.first_send_s]

@@ -173,7 +173,7 @@ def _record() -> RunRecord:
         probe = InvarianceProbe(
             prompts=4, output_tokens=8, identical=4 - bool(worse), identical_share=(4 - bool(worse)) / 4,
             first_divergence=[None, None, None, 3 if worse else None], min_first_divergence=3 if worse else None,
-            tokens_compared="token_ids", load_concurrency=s.settings.concurrency,
+            tokens_compared="token_ids", load_concurrency=s.settings.load.concurrency,
         )  # fmt: skip
         out.append(s.model_copy(update={"accuracy_under_load": acc, "invariance": probe}))
     return rec.model_copy(update={"scenarios": out})

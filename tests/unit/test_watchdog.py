@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.engine.watchdog import EngineHungError, EngineWatchdog
-from harness.loadgen.client import LoadSpec, run_load
+from harness.loadgen.client import LoadShape, LoadSpec, run_load
 from harness.loadgen.metrics import aggregate
 from harness.model.weights import ResolvedModel
 from harness.planning.plan import plan_runs
@@ -92,7 +92,19 @@ def test_sigstop_mid_scenario_ends_it_with_what_was_measured(
     dog = EngineWatchdog(url, timeout_s=1.5, poll_s=0.2, process_state=lambda: "stopped")
     dog.start()
     # 12 requests of 10 tokens (0.5 s each), two at a time; the engine freezes after the second ends.
-    spec = LoadSpec(4, 10, 12, 2, None, 0, seed=0, request_timeout_s=3600)
+    spec = LoadSpec(
+        load=LoadShape(
+            input_tokens=4,
+            output_tokens=10,
+            num_requests=12,
+            concurrency=2,
+            request_rate=None,
+            warmup_requests=0,
+            request_timeout_s=3600,
+            client_workers=1,
+        ),
+        seed=0,
+    )
     done: list[float] = []
 
     def on_done() -> None:
@@ -196,5 +208,7 @@ def test_run_fails_with_the_cause_and_keeps_what_was_measured(
     assert 2 <= perf["frozen"].completed < 12 and perf["frozen"].failed == 12 - perf["frozen"].completed
     assert "never" not in perf
     settings = perf["first"].settings
-    assert settings.temperature == 0.0 and settings.scenario_seed != perf["frozen"].settings.scenario_seed
+    assert (
+        settings.load.temperature == 0.0 and settings.scenario_seed != perf["frozen"].settings.scenario_seed
+    )
     assert settings.vllm_bench_command is not None and "--temperature 0" in settings.vllm_bench_command

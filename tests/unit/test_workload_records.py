@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from harness.loadgen.metrics import RequestTiming
-from harness.run.workload import has_workload, turn_stats, workload_info
-from harness.spec.suite import PerfScenario
+from harness.run.workload import turn_stats, workload_info
+from harness.spec.expand import expand_scenarios
+from harness.spec.scenario import ScenarioPoint
+from harness.spec.suite import PerformanceSpec, PerfScenario
 from harness.workloads.build import Session, WorkItem, Workload
 
 
@@ -35,7 +37,7 @@ def test_turn_stats_group_by_turn_position() -> None:
     assert stats[2].cached_tokens_frac is None and stats[2].median_ttft_ms == pytest.approx(60.0)
 
 
-def scenario(**kw: object) -> PerfScenario:
+def scenario(**kw: object) -> ScenarioPoint:
     base: dict[str, object] = {
         "name": "s",
         "input_tokens": 8,
@@ -43,11 +45,12 @@ def scenario(**kw: object) -> PerfScenario:
         "num_requests": 2,
         "concurrency": 1,
     }
-    return PerfScenario.model_validate({**base, **kw})
+    (point,) = expand_scenarios(PerformanceSpec(scenarios=[PerfScenario.model_validate({**base, **kw})]))
+    return point
 
 
 def test_default_random_load_has_no_workload_section() -> None:
-    assert not has_workload(scenario())
+    assert scenario().workload.is_default
     assert workload_info(scenario(), None, [], None) is None
 
 
@@ -81,7 +84,7 @@ def test_dataset_workload_records_the_files_checksum() -> None:
 
 
 def test_trace_scenarios_need_no_load_shape_but_refuse_a_rate() -> None:
-    assert scenario(concurrency=None, trace={"path": "builtin:trace-mini"}).trace is not None
+    assert scenario(concurrency=None, trace={"path": "builtin:trace-mini"}).workload.trace is not None
     with pytest.raises(ValueError, match="send times from the trace"):
         scenario(trace={"path": "builtin:trace-mini"}, request_rate=2.0)
     with pytest.raises(ValueError, match="do not combine"):
