@@ -231,6 +231,9 @@ def test_each_family_runs_on_a_harness_started_engine(name: str, family_runs: Fa
     memory = rec.resources.memory
     assert memory is not None and memory.kv_cache_source == "engine log", memory
     assert memory.kv_cache_capacity_tokens and memory.kv_cache_capacity_tokens > 0
-    kv = rec.resources.phases["scenario:c2"].kv_cache
+    # A scenario's window is stored once, on the scenario (schema v3), not also in resources.phases.
+    c2 = rec.performance["c2"].resources
+    assert c2 is not None and "scenario:c2" not in rec.resources.phases
+    kv = c2.kv_cache
     assert kv is not None and kv.polls > 0 and kv.peak_usage_frac is not None, kv
     assert not family_runs.leftovers, f"engine processes left behind: {family_runs.leftovers}"
