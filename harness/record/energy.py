@@ -150,8 +150,9 @@ def scenario_energy_value(scenario: Any, window: ScenarioWindow = "measured") ->
         window: ``'measured'`` (the default: the headline every reader compares), ``'scenario_window'``
             (gross, warm-up included) or ``'steady_state'`` (ML.ENERGY's).
 
-    Each window's value is stored once (``energy.measured``, ``energy.gross``,
-    ``energy.steady_state``; schema v3). For the headline, a record with no measured interval
+    Each window's value is stored once: ``energy.measured`` and ``energy.steady_state``, and the
+    gross window as the scenario's own meter reading (``resources``), from which it is derived
+    (:func:`window_value`; records before schema v4 may still carry a stored ``energy.gross``). For the headline, a record with no measured interval
     (a migrated v1 record, or one without a per-request timeline) gives its whole window,
     labelled ``window='scenario_window'``, so a reader never compares a gross figure with a
     measured-interval one unawares; a record without an energy section gives its resources'
@@ -170,17 +171,30 @@ def scenario_energy_value(scenario: Any, window: ScenarioWindow = "measured") ->
     resources = getattr(scenario, "resources", None)
     if resources is None:
         return None
+    return window_value(
+        resources, getattr(scenario, "total_output_tokens", None), getattr(scenario, "completed", None)
+    )
+
+
+def window_value(resources: Any, output_tokens: float | None, requests: int | None) -> EnergyValue:
+    """The whole scenario window's energy (gross: warm-up and prompt building included), derived from
+    the window's one meter reading (a ``PhaseResources``): stored once there, never copied."""
     gpu = getattr(resources, "gpu", None)
-    reason = getattr(getattr(resources, "energy", None), "reason", None)
+    energy_j = getattr(resources, "energy_j", None)
+    unmeasured = getattr(resources, "energy", None) or getattr(gpu, "energy", None)
+    reason = getattr(unmeasured, "reason", None)
+    if energy_j is None and reason is None:
+        reason = "no GPU telemetry for this phase"
     return EnergyValue.derive(
         "scenario_window",
-        getattr(resources, "energy_j", None),
+        energy_j,
         getattr(gpu, "duration_s", None) or getattr(resources, "duration_s", None),
         reason=reason,
         source=getattr(gpu, "energy_source", None),
+        low_confidence_reason=getattr(gpu, "low_confidence_reason", None),
         idle_power_w=getattr(gpu, "idle_power_w", None),
-        output_tokens=getattr(scenario, "total_output_tokens", None),
-        requests=getattr(scenario, "completed", None),
+        output_tokens=output_tokens,
+        requests=requests,
     )
 
 

@@ -130,7 +130,11 @@ class ScenarioEnergy(Frozen):
         ),
     )
     gross: EnergyValue | None = Field(
-        default=None, description="The whole scenario window, including warm-up and prompt building."
+        default=None,
+        description="The whole scenario window, including warm-up and prompt building. Since schema "
+        "v4 it is derived from the scenario's resources (its one meter reading) by "
+        "scenario_energy_value(s, 'scenario_window') and stored only for a point pooled over "
+        "repeats, whose pooled resources lack the repeats' GPU source and idle power.",
     )
     steady_state: EnergyValue | None = Field(
         default=None,

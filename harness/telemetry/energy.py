@@ -13,14 +13,15 @@ The pieces of GPU energy live apart (issue 15):
 
 A scenario's headline energy is that of its **measured interval**, from the first measured send
 to the last measured completion, over the output tokens of the measured requests: the window the
-tokens come from. The whole scenario window (warm-up and prompt building included) stays in the
-record as ``gross``. Prefill energy is charged to the output tokens, as ML.ENERGY does.
+tokens come from. The whole scenario window (warm-up and prompt building included) is the
+scenario's own meter reading (its ``resources``); readers derive ``gross`` from it. Prefill energy is charged to the output tokens, as ML.ENERGY does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from harness.record.energy import window_value
 from harness.record.run_record import (
     AccuracyEnergy,
     EnergyValue,
@@ -119,14 +120,7 @@ def scenario_energy(
         measured_reason: why ``measured`` is missing, where it is.
         completed: measured requests completed (for J/request).
     """
-    gross_result = _phase_result(phase)
-    gross = energy_value(
-        "scenario_window",
-        gross_result,
-        duration_s=phase.gpu.duration_s if phase.gpu is not None else phase.duration_s,
-        output_tokens=output_tokens,
-        requests=completed,
-    )
+    gross = window_value(phase, output_tokens, completed)  # not stored: derived from `phase` by readers
     if measured is not None:
         span, result = measured
         head = energy_value("measured", result, span, output_tokens=output_tokens, requests=completed)
@@ -142,7 +136,6 @@ def scenario_energy(
         )
     return ScenarioEnergy(
         measured=head,
-        gross=gross,
         steady_state=steady_state,
         steady_state_reason=steady_state_reason,
     )

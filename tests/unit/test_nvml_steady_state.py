@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness.record.energy import window_value
 from harness.record.run_record import GpuPhaseTelemetry, PhaseResources, Unmeasured
 from harness.telemetry.energy import (
     SteadySpan,
@@ -124,14 +125,13 @@ def test_scenario_energy_headline_is_the_measured_interval_and_gross_is_kept() -
         SteadySpan(0.0, 10.0, 1500.0, 15),
         WindowEnergy(3000.0, None, gpu_window(3000.0, idle_w=100.0)),
     )
-    e = scenario_energy(
-        phase(gpu_window(3600.0, duration_s=12.0, idle_w=100.0)),
-        output_tokens=1500,
-        measured=measured,
-        completed=15,
-    )
-    assert e.gross is not None and e.gross.energy_j == 3600.0 and e.gross.window == "scenario_window"
-    assert "warm-up" in (e.gross.window_note or "")
+    window = phase(gpu_window(3600.0, duration_s=12.0, idle_w=100.0))
+    e = scenario_energy(window, output_tokens=1500, measured=measured, completed=15)
+    # The whole window is stored once, as the scenario's meter reading; readers derive it (schema v4).
+    assert e.gross is None
+    gross = window_value(window, 1500, 15)
+    assert gross.energy_j == 3600.0 and gross.window == "scenario_window"
+    assert "warm-up" in (gross.window_note or "")
     assert e.measured is not None and e.measured.energy_per_request_j == 200.0
     assert "prefill energy is charged to the output tokens" in (e.measured.window_note or "")
     head = e.measured  # schema v3: the headline is stored once, as this value
