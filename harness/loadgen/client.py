@@ -109,6 +109,7 @@ async def _run(
     on_done: Callable[[], None] | None,
     marks: dict[str, Any],
     abort: Callable[[], str | None] | None,
+    on_dispatch: Callable[[], None] | None = None,
 ) -> list[RequestTiming]:
     limit = spec.load.concurrency or 0
     conn = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, keepalive_timeout=60, force_close=False)
@@ -127,6 +128,8 @@ async def _run(
         await _abortable(asyncio.gather(*(warm_one(i, p) for i, p in enumerate(warm))), abort, marks)
         if marks.get("aborted"):
             return []
+        if on_dispatch is not None:
+            on_dispatch()  # the warm-up is over; the measured dispatch starts after this returns
         sem = asyncio.Semaphore(spec.load.concurrency) if spec.load.concurrency else None
         timings = [RequestTiming(i, math.nan, w.input_tokens) for i, w in enumerate(measured)]
 
@@ -197,9 +200,13 @@ def run_load(
     count_tokens: Callable[[str], int] | None = None,
     abort: Callable[[], str | None] | None = None,
     items: Sequence[WorkItem] | None = None,
+    on_dispatch: Callable[[], None] | None = None,
 ) -> LoadResult:
     """Run one scenario; blocks until every request has finished or failed, or ``abort()``
     (polled five times a second) returns a reason to stop.
+
+    ``on_dispatch`` is called once, after the warm-up and before the first measured send (the
+    runner polls the engine's /metrics there, so the server window's counters exclude the warm-up).
 
     ``count_tokens`` counts a response's tokens where the server sent no usage (vLLM counts with
     the tokenizer); without it such a response counts as its number of chunks. ``items`` are the
@@ -218,10 +225,15 @@ def run_load(
     loop = event_loop_for(spec.client_uvloop)
     if spec.load.client_workers == 1:
         return drive(
-            lambda marks: _run(spec, client, work, on_done, marks, abort), count_tokens, "set: 1", loop
+            lambda marks: _run(spec, client, work, on_done, marks, abort, on_dispatch),
+            count_tokens,
+            "set: 1",
+            loop,
         )
     warm, measured = work[: spec.load.warmup_requests], work[spec.load.warmup_requests :]
     warm_cpu_s, chunks, stream_s = _warm_up(spec, client, warm, abort, loop)
+    if on_dispatch is not None:
+        on_dispatch()
     traced = [w.at_s for w in measured]
     offsets = [t for t in traced if t is not None] if all(t is not None for t in traced) else spec.offsets_s()
     if spec.load.client_workers is not None:

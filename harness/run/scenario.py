@@ -114,6 +114,7 @@ def run_scenario(
                     count_tokens=count_tokens,
                     abort=abort,
                     items=workload.items if workload is not None else None,
+                    on_dispatch=_poll_at_dispatch(poller),
                 )
     finally:
         phase = telemetry.end_window(window)
@@ -166,6 +167,18 @@ def run_scenario(
         validity_reasons=[client_bound] if client_bound else [],
         **agg,
     )
+
+
+def _poll_at_dispatch(poller: MetricsPoller | None) -> Callable[[], None] | None:
+    """A poll of /metrics as the measured dispatch starts, so the server window's counters start
+    after the warm-up, not at the last background poll before it (up to a poll interval earlier)."""
+    if poller is None:
+        return None
+
+    def poll() -> None:
+        poller.poll_once()
+
+    return poll
 
 
 def hit_alignment(memory: EngineMemory | None) -> int | None:

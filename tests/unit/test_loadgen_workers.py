@@ -188,3 +188,35 @@ def test_the_lag_probe_knows_its_own_cpu() -> None:
 
     during, after = asyncio.run(go())
     assert 0.0 < during <= after < 0.2  # it costs something, and less than the wall time
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_on_dispatch_runs_once_between_the_warm_up_and_the_measured_requests(
+    truth: tuple[str, Path], workers: int
+) -> None:
+    url, truth_dir = truth
+    calls: list[float] = []
+    start = time.monotonic()
+    shape = LoadShape(
+        input_tokens=8,
+        output_tokens=4,
+        num_requests=6,
+        concurrency=2,
+        request_rate=None,
+        warmup_requests=3,
+        client_workers=workers,
+    )
+    res = run_load(
+        LoadSpec(load=shape, seed=11),
+        url,
+        "truth",
+        list(range(100, 200)),
+        on_dispatch=lambda: calls.append(time.monotonic()),
+    )
+    assert all(r.ok for r in res.requests) and len(res.requests) == 6
+    assert len(calls) == 1
+    rows = [r for r in read_truth(truth_dir) if r["recv_s"] >= start]
+    assert len(rows) == 9
+    warm, measured = rows[:3], rows[3:]
+    assert all(r["recv_s"] < calls[0] for r in warm), (calls, warm)  # the warm-up was already sent...
+    assert all(r["recv_s"] > calls[0] for r in measured), (calls, measured)  # ...and nothing measured yet
