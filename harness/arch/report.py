@@ -67,7 +67,13 @@ def load_config(preset: ModelPreset) -> tuple[dict[str, Any], str]:
     if (built / checkpoints.MARKER).is_file():
         return json.loads((built / "config.json").read_text()), str(built / "config.json")
     if preset.name in checkpoints.TINY_MODELS:
-        return checkpoints.tiny_config(preset.name).to_dict(), f"transformers config of {preset.name}"
+        cfg = checkpoints.tiny_config(preset.name).to_dict()
+        # the build saves float32 weights, so its config.json says float32; say it here too, or the
+        # figures of an unbuilt tiny model would follow the bfloat16 default
+        for key in ("torch_dtype", "dtype"):
+            if cfg.get(key) is None:
+                cfg[key] = checkpoints.TINY_DTYPE
+        return cfg, f"transformers config of {preset.name}"
     path = checkpoints.ensure_checkpoint(preset.name) / "config.json"
     return json.loads(path.read_text()), str(path)
 

@@ -52,6 +52,9 @@ _TINY_COMMON: dict[str, Any] = dict(
 )
 
 
+# The dtype the tiny checkpoints are built in (and their config.json says).
+TINY_DTYPE = "float32"
+
 # tiny-mistral's sliding window in tokens: a quarter of its 2048-token context, as Mistral 7B's
 # 4096-token window is shorter than the context it serves.
 TINY_MISTRAL_WINDOW = 512
@@ -287,7 +290,7 @@ def _build_tiny(name: str, out: Path) -> str:
 
     config = tiny_config(name)
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, TINY_DTYPE))
     model.save_pretrained(out, safe_serialization=True)
     add_bos = FAMILY_ADDS_BOS[name]
     _mistral_v1_tokenizer(out, add_bos=add_bos, has_bos=name != "tiny-qwen")
