@@ -10,7 +10,8 @@ the server did. Per load and client it prints:
 * ITL p50 / p99 error: the client's percentile minus the true one (ms);
 * bunched: share of the client's ITLs below half the schedule's smallest gap (the truth's own
   share is printed as the ``truth`` row: a server that fell behind bunches too);
-* TTFT error, mean and p99: the client's minus the server's (request read to first chunk sent).
+* TTFT error, mean and p99: the client's minus the server's (request arrived, by the kernel's
+  receive timestamp, to first chunk sent).
   Distribution-level, not per request: ``vllm bench serve`` keeps no request ids;
 * client CPU µs per token: CPU of the client's process(es) while its benchmark function ran,
   over the tokens received; imports and worker start-up excluded (the harness workers' own
@@ -63,7 +64,7 @@ def child_harness(cfg: dict[str, Any]) -> dict[str, Any]:
         warmup_requests=cfg["warmup"],
         client_workers=cfg["workers"],
     )
-    spec = LoadSpec(load=load, seed=cfg["seed"], client_uvloop=cfg["uvloop"])
+    spec = LoadSpec(load=load, seed=cfg["seed"], client_uvloop=cfg["uvloop"], client_http=cfg["http"])
     ids = list(range(1000, 5000))
     t0, cpu0, ch0 = time.monotonic(), time.process_time(), _children_cpu()
     res = run_load(spec, cfg["url"], "truth", ids)
@@ -279,8 +280,16 @@ def truth_rows(truth_dir: Path, window: list[float], n: int) -> list[dict[str, A
     return rows[-n:]
 
 
+def arrived(r: dict[str, Any]) -> float:
+    """When the request reached the server: the kernel's receive stamp, else the server's read."""
+    a = r.get("arrival_s")
+    return float(a) if a is not None else float(r["recv_s"])
+
+
 def compare(run: dict[str, Any], truth: list[dict[str, Any]], min_gap_ms: float) -> dict[str, Any]:
-    true_ttft = np.array([1000 * (r["sent_s"][0] - r["recv_s"]) for r in truth])
+    # The true TTFT runs from the request's arrival at the server (kernel receive time) to its
+    # first chunk leaving: the server's own read delay is the server's, as in a real server.
+    true_ttft = np.array([1000 * (r["sent_s"][0] - arrived(r)) for r in truth])
     gaps_ms = np.array([1000 * g for r in truth for g in np.diff(r["sent_s"])])
     if run.get("itl_kind") == "request-mean":  # GuideLLM: one mean ITL per request
         true_itl = np.array(
@@ -289,7 +298,7 @@ def compare(run: dict[str, Any], truth: list[dict[str, Any]], min_gap_ms: float)
     else:
         true_itl = gaps_ms
     true_tok = sum(len(r["sent_s"]) for r in truth)
-    span = max(r["sent_s"][-1] for r in truth) - min(r["recv_s"] for r in truth)
+    span = max(r["sent_s"][-1] for r in truth) - min(arrived(r) for r in truth)
     ttft, itl = np.array(run["ttft_ms"]), np.array(run["itl_ms"])
     reported = run.get("reported_tok_s") or run["tokens"] / run["duration_s"]
     return {
@@ -303,12 +312,14 @@ def compare(run: dict[str, Any], truth: list[dict[str, Any]], min_gap_ms: float)
         "ttft_p99_err": float(np.percentile(ttft, 99) - np.percentile(true_ttft, 99)),
         "us_per_tok": 1e6 * run["cpu_s"] / run["tokens"] if run["tokens"] else float("nan"),
         "true_itl_p99": float(np.percentile(true_itl, 99)),
-        # mean(server read the request) - mean(client stamped the send): the send side's share of
-        # the TTFT error (same requests, same clock); the rest is the receive side's
-        "send_read_ms": 1000
-        * (float(np.mean([r["recv_s"] for r in truth])) - float(np.mean(run["send_abs_s"])))
+        # mean(request arrived at the server) - mean(client stamped the send): the send side's
+        # share of the TTFT error (same requests, same clock); the rest is the receive side's
+        "send_arrival_ms": 1000
+        * (float(np.mean([arrived(r) for r in truth])) - float(np.mean(run["send_abs_s"])))
         if run.get("send_abs_s")
         else None,
+        # the server's loop: arrival to read (part of the true TTFT, not of any client's error)
+        "server_read_lag_ms": 1000 * float(np.mean([r["recv_s"] - arrived(r) for r in truth])),
         "buffered": sum(r["buffered"] for r in truth),
     }
 
@@ -317,12 +328,14 @@ PEERS = ("guidellm", "aiperf")
 
 
 def harness_options(tool: str) -> dict[str, Any]:
-    """``harness1`` one loop, ``harness`` automatic, ``harnessN`` N workers; ``-uv``: on uvloop."""
+    """``harness1`` one loop, ``harness`` automatic, ``harnessN`` N workers; ``-uv``: on uvloop;
+    ``-aio``: aiohttp instead of the harness's own HTTP client (``harness1-uv-aio``)."""
     if not tool.startswith("harness"):
-        return {"workers": None, "uvloop": False}
-    name, uv = tool.removesuffix("-uv"), tool.endswith("-uv")
+        return {"workers": None, "uvloop": False, "http": "harness"}
+    name, aio = tool.removesuffix("-aio"), tool.endswith("-aio")
+    name, uv = name.removesuffix("-uv"), name.endswith("-uv")
     count = name.removeprefix("harness")
-    return {"workers": int(count) if count else None, "uvloop": uv}
+    return {"workers": int(count) if count else None, "uvloop": uv, "http": "aiohttp" if aio else "harness"}
 
 
 def report(
@@ -346,7 +359,8 @@ def report(
     lag = f"{run['lag_p99_ms']:.2f}" if run["lag_p99_ms"] is not None else "-"
     bunched = "n/a" if fig["bunched"] is None else f"{fig['bunched']:.2%}"
     wk = "-" if run["workers"] is None else str(run["workers"])
-    send = "" if fig["send_read_ms"] is None else f", send->read {fig['send_read_ms']:.3f} ms"
+    send = "" if fig["send_arrival_ms"] is None else f", send->arrival {fig['send_arrival_ms']:.3f} ms"
+    send += f", server read lag {fig['server_read_lag_ms']:.3f} ms"
     print(
         f"{c:>4} {tool:>11} {wk:>2} {fig['true_tok_s']:>10.0f} {fig['tok_s']:>8.0f} "
         f"{fig['itl_p50_err']:>11.3f} {fig['itl_p99_err']:>11.3f} {bunched:>8} "
@@ -384,7 +398,8 @@ def main() -> None:
         "--clients",
         default="harness1,harness,vllm",
         help="harness1 (one loop), harness (workers sized from the warm-up), harnessN (N workers), "
-        "any of them with -uv (on uvloop), vllm, guidellm, aiperf",
+        "any of them with -uv (on uvloop) and then -aio (aiohttp, not the own HTTP client), vllm, "
+        "guidellm, aiperf",
     )
     ap.add_argument(
         "--peers-bin", type=Path, default=Path("/work/peers/bin"), help="GuideLLM's and AIPerf's bin"

@@ -8,8 +8,11 @@ each chunk is handed to the kernel (``transport.write`` returned with nothing le
 buffer) the server notes ``time.monotonic()``; that clock is the host's ``CLOCK_MONOTONIC``, the
 same as ``time.perf_counter()`` in a client on this host, so a client's TTFT/ITL/E2EL can be
 compared with what the server really did. When the request ends one JSON line is appended to
-``<truth-dir>/truth-<pid>.jsonl``: ``recv_s`` (request fully read), ``sched_s`` and ``sent_s``
-(per chunk), ``buffered`` (chunks that did not leave at once: the client read too slowly),
+``<truth-dir>/truth-<pid>.jsonl``: ``arrival_s`` (when the kernel received the request's last
+bytes: the socket's ``SO_TIMESTAMPNS`` receive timestamp, put on the monotonic clock; null where
+the kernel gives none), ``recv_s`` (when the server's loop had read and parsed it: later than
+the arrival by the server's own loop lag, which a real server's TTFT includes too), ``sched_s``
+and ``sent_s`` (per chunk), ``buffered`` (chunks that did not leave at once: the client read too slowly),
 ``prompt_tokens``, ``max_tokens``, ``path``.
 
 What it models of vLLM's server: the SSE chunk shapes of ``/v1/completions`` and
@@ -19,7 +22,8 @@ HTTP/1.1 with chunked transfer encoding. What it does not: batching, queueing, r
 chunk's text is `` a``), errors, non-streaming bodies beyond a minimal answer.
 
 Cheap by construction: the HTTP parser is a few lines, chunk bytes are encoded once, each chunk
-is one ``loop.call_at`` callback; ``--processes N`` forks N copies sharing the port through
+is one ``loop.call_at`` callback, sockets are read with ``recvmsg`` (for the receive timestamp)
+and written with ``send`` from the loop's reader and writer callbacks, no transports; ``--processes N`` forks N copies sharing the port through
 ``SO_REUSEPORT``. Loopback only.
 
     python -m tests.truthserver --port 8199 --truth-dir /tmp/truth --ttft-ms 20 --itl-ms 10 --itl-jitter-ms 2
@@ -34,6 +38,7 @@ import os
 import random
 import signal
 import socket
+import struct
 import sys
 import time
 from dataclasses import dataclass, field
@@ -103,6 +108,93 @@ def _json_response(obj: Any, status: str = "200 OK") -> bytes:
     )
 
 
+# Linux (asm-generic/socket.h): ask for, and receive as SCM_TIMESTAMPNS, a struct timespec on
+# CLOCK_REALTIME per read; the socket module does not name it.
+SO_TIMESTAMPNS = 35
+
+
+class RawTransport:
+    """A non-blocking TCP socket driven by the loop's reader and writer callbacks: the parts of
+    an asyncio transport the protocol uses, plus the kernel's receive timestamp of each read."""
+
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop, proto: TruthProtocol) -> None:
+        self.sock, self.loop, self.proto = sock, loop, proto
+        self.fd = sock.fileno()
+        self.out = bytearray()
+        self.closed = False
+        self.stamps = True
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        except OSError:
+            self.stamps = False
+        proto.connection_made(self)
+        loop.add_reader(self.fd, self._readable)
+
+    def get_extra_info(self, name: str) -> Any:
+        return self.sock if name == "socket" else None
+
+    def _readable(self) -> None:
+        try:
+            data, anc, _, _ = self.sock.recvmsg(65536, 64)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data, anc = b"", []
+        if not data:
+            self.close()
+            return
+        arrival = None
+        for level, kind, raw in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
+                sec, nsec = struct.unpack("qq", raw[:16])
+                # CLOCK_REALTIME -> CLOCK_MONOTONIC, offset read now (NTP moves it by µs per s at most)
+                arrival = sec + nsec * 1e-9 - (time.time() - time.monotonic())
+        self.proto.arrival_s = arrival
+        self.proto.data_received(data)
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if self.out:
+            self.out += data
+            return
+        try:
+            n = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError:
+            self.close()
+            return
+        if n < len(data):
+            self.out += data[n:]
+            self.loop.add_writer(self.fd, self._writable)
+
+    def _writable(self) -> None:
+        try:
+            n = self.sock.send(self.out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close()
+            return
+        del self.out[:n]
+        if not self.out:
+            self.loop.remove_writer(self.fd)
+
+    def get_write_buffer_size(self) -> int:
+        return len(self.out)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.loop.remove_reader(self.fd)
+        if self.out:
+            self.loop.remove_writer(self.fd)
+        self.sock.close()
+        self.proto.connection_lost(None)
+
+
 @dataclass
 class Stream:
     """One streamed request in flight."""
@@ -110,6 +202,7 @@ class Stream:
     key: int
     path: str
     recv_s: float
+    arrival_s: float | None
     prompt_tokens: int
     max_tokens: int
     sched_s: list[float]
@@ -117,17 +210,17 @@ class Stream:
     buffered: int = 0
 
 
-class TruthProtocol(asyncio.Protocol):
+class TruthProtocol:
     def __init__(self, server: TruthServer) -> None:
         self.srv = server
         self.buf = b""
-        self.transport: asyncio.Transport | None = None
+        self.transport: RawTransport | None = None
         self.busy = False  # a streamed answer is going out; pipelined requests wait
         self.closed = False
+        self.arrival_s: float | None = None  # kernel receive time of the latest read
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's TCP transport is not an asyncio.Transport subclass, but has its methods
-        self.transport = transport  # type: ignore[assignment]
+    def connection_made(self, transport: RawTransport) -> None:
+        self.transport = transport
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -155,9 +248,9 @@ class TruthProtocol(asyncio.Protocol):
             body = self.buf[end + 4 : end + 4 + length]
             self.buf = self.buf[end + 4 + length :]
             method, path = (head[0].split(" ") + ["", ""])[:2]
-            self._handle(method, path.split("?")[0], body, time.monotonic())
+            self._handle(method, path.split("?")[0], body, time.monotonic(), self.arrival_s)
 
-    def _handle(self, method: str, path: str, body: bytes, recv_s: float) -> None:
+    def _handle(self, method: str, path: str, body: bytes, recv_s: float, arrival_s: float | None) -> None:
         assert self.transport is not None
         if method == "GET" and path in ("/health", "/ping"):
             self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
@@ -169,11 +262,11 @@ class TruthProtocol(asyncio.Protocol):
             except ValueError:
                 self.transport.write(_json_response({"error": "bad JSON"}, "400 Bad Request"))
                 return
-            self._stream(path, req, recv_s)
+            self._stream(path, req, recv_s, arrival_s)
         else:
             self.transport.write(_json_response({"error": f"no route {method} {path}"}, "404 Not Found"))
 
-    def _stream(self, path: str, req: dict[str, Any], recv_s: float) -> None:
+    def _stream(self, path: str, req: dict[str, Any], recv_s: float, arrival_s: float | None) -> None:
         assert self.transport is not None
         chat = path.endswith("chat/completions")
         n = int(req.get("max_tokens") or req.get("max_completion_tokens") or 16)
@@ -181,7 +274,7 @@ class TruthProtocol(asyncio.Protocol):
         prompt_tokens = len(prompt) if isinstance(prompt, list) else len(str(prompt).split())
         key = self.srv.next_key()
         sched = self.srv.timing.schedule_s(key, n, req.get("truth_ttft_ms"), req.get("truth_itl_ms"))
-        st = Stream(key, path, recv_s, prompt_tokens, n, [recv_s + s for s in sched])
+        st = Stream(key, path, recv_s, arrival_s, prompt_tokens, n, [recv_s + s for s in sched])
         if not req.get("stream"):
             self.busy = True
             loop = asyncio.get_running_loop()
@@ -292,6 +385,7 @@ class TruthServer:
             "pid": os.getpid(),
             "path": st.path,
             "recv_s": st.recv_s,
+            "arrival_s": st.arrival_s,
             "prompt_tokens": st.prompt_tokens,
             "max_tokens": st.max_tokens,
             "sched_s": st.sched_s,
@@ -324,12 +418,29 @@ def serve(args: argparse.Namespace, proc_index: int, sock: socket.socket | None 
         loop = asyncio.get_running_loop()
         server.sync_clock()
         s = sock or _listen(args.host, args.port)
-        srv = await loop.create_server(lambda: TruthProtocol(server), sock=s, backlog=4096)
+        conns: list[RawTransport] = []
+
+        def accept() -> None:
+            while True:
+                try:
+                    c, _ = s.accept()
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError:
+                    return
+                c.setblocking(False)
+                conns[:] = [t for t in conns if not t.closed]
+                conns.append(RawTransport(c, loop, TruthProtocol(server)))
+
+        loop.add_reader(s.fileno(), accept)
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        srv.close()
+        loop.remove_reader(s.fileno())
+        for t in conns:
+            t.close()
+        s.close()
 
     asyncio.run(main())
 

@@ -11,8 +11,10 @@ It reproduces ``vllm bench serve`` (vLLM 0.32, ``benchmarks/serve.py`` and
 * Chunks, success, TTFT, ITL, end time: see :mod:`harness.loadgen.metrics`.
 * Arrivals: :mod:`harness.loadgen.arrivals`; a closed loop is an infinite rate capped by the
   concurrency. ``duration`` runs from the start of dispatch to the end of the gather.
-* One aiohttp session whose connector holds at most ``concurrency`` connections; a per-request
-  timeout (default 6 h, as vLLM); any exception of one request becomes that request's error.
+* One HTTP session per loop: the load generator's own keep-alive client by default
+  (:mod:`harness.loadgen.wire`), or aiohttp as vLLM (``LoadSpec.client_http``), whose connector
+  holds at most ``concurrency`` connections; a per-request timeout (default 6 h, as vLLM); any
+  exception of one request becomes that request's error.
 * The garbage collector is frozen (after a full collection) during measurement, as vLLM does.
 
 The event loop runs in a thread of its own so that ``time.thread_time()`` (plus the lag
@@ -40,13 +42,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from harness.loadgen.arrivals import arrival_offsets_s
 from harness.loadgen.lag import ClientHealth, LagProbe, WorkerHealth, summarize, workers_needed
 from harness.loadgen.metrics import RequestTiming
 from harness.loadgen.prompts import make_prompts, token_counter, usable_token_ids
-from harness.loadgen.stream import SseChunks, StreamingClient
+from harness.loadgen.stream import SseChunks, StreamingClient, http_client_for, open_session, prewarm
 from harness.record.load import DEFAULT_REQUEST_TIMEOUT_S, LoadShape
 from harness.workloads.build import WorkItem
 
@@ -76,6 +76,9 @@ class LoadSpec:
     # Each loop on uvloop: None (default) when it is importable (the `loadgen` extra), True
     # always (an error without it), False never. See docs/timing.md for the figures.
     client_uvloop: bool | None = None
+    # The HTTP client: None (default) the harness's own (harness.loadgen.wire) for http:// URLs,
+    # else aiohttp; or "harness" / "aiohttp". See docs/timing.md for the figures.
+    client_http: str | None = None
 
     def offsets_s(self) -> list[float]:
         """Send offsets of the measured requests after the start of dispatch."""
@@ -111,10 +114,9 @@ async def _run(
     abort: Callable[[], str | None] | None,
     on_dispatch: Callable[[], None] | None = None,
 ) -> list[RequestTiming]:
+    http = http_client_for(client.base_url, spec.client_http)
     limit = spec.load.concurrency or 0
-    conn = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, keepalive_timeout=60, force_close=False)
-    timeout = aiohttp.ClientTimeout(total=spec.load.request_timeout_s)
-    async with aiohttp.ClientSession(timeout=timeout, connector=conn) as session:
+    async with open_session(http, client.base_url, limit, spec.load.request_timeout_s) as session:
         warm = work[: spec.load.warmup_requests]
         measured = work[spec.load.warmup_requests :]
         warm_sem = asyncio.Semaphore(spec.load.concurrency or 1)
@@ -128,6 +130,8 @@ async def _run(
         await _abortable(asyncio.gather(*(warm_one(i, p) for i, p in enumerate(warm))), abort, marks)
         if marks.get("aborted"):
             return []
+        # a closed loop's connections are open before the first measured send (harness client)
+        await prewarm(session, min(spec.load.concurrency or 0, len(measured)))
         if on_dispatch is not None:
             on_dispatch()  # the warm-up is over; the measured dispatch starts after this returns
         sem = asyncio.Semaphore(spec.load.concurrency) if spec.load.concurrency else None
@@ -223,12 +227,14 @@ def run_load(
     client = StreamingClient(base_url, model, temperature=spec.load.temperature, top_p=spec.load.top_p)
     work = list(items)
     loop = event_loop_for(spec.client_uvloop)
+    http = http_client_for(client.base_url, spec.client_http)
     if spec.load.client_workers == 1:
         return drive(
             lambda marks: _run(spec, client, work, on_done, marks, abort, on_dispatch),
             count_tokens,
             "set: 1",
             loop,
+            http,
         )
     warm, measured = work[: spec.load.warmup_requests], work[spec.load.warmup_requests :]
     warm_cpu_s, chunks, stream_s = _warm_up(spec, client, warm, abort, loop)
@@ -259,9 +265,15 @@ def run_load(
     rest = dataclasses.replace(spec, load=spec.load.model_copy(update={"warmup_requests": 0}))
     if n == 1:
         return drive(
-            lambda marks: _run(rest, client, measured, on_done, marks, abort), count_tokens, reason, loop
+            lambda marks: _run(rest, client, measured, on_done, marks, abort),
+            count_tokens,
+            reason,
+            loop,
+            http,
         )
-    return _run_on_workers(rest, client, measured, offsets, n, reason, on_done, count_tokens, abort, loop)
+    return _run_on_workers(
+        rest, client, measured, offsets, n, reason, on_done, count_tokens, abort, loop, http
+    )
 
 
 def _warm_up(
@@ -277,11 +289,9 @@ def _warm_up(
     rows = [RequestTiming(-1 - i, 0.0, w.input_tokens) for i, w in enumerate(warm)]
 
     async def go() -> None:
+        http = http_client_for(client.base_url, spec.client_http)
         limit = spec.load.concurrency or 0
-        conn = aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
-        async with aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=spec.load.request_timeout_s), connector=conn
-        ) as session:
+        async with open_session(http, client.base_url, limit, spec.load.request_timeout_s) as session:
             sem = asyncio.Semaphore(spec.load.concurrency or 1)
 
             async def one(r: RequestTiming, w: WorkItem) -> None:
@@ -311,6 +321,7 @@ def _run_on_workers(
     count_tokens: Callable[[str], int] | None,
     abort: Callable[[], str | None] | None,
     event_loop: str = "asyncio",
+    http: str = "harness",
 ) -> LoadResult:
     """The measured requests on ``n`` worker processes (:mod:`harness.loadgen.workers`)."""
     from harness.loadgen.workers import WorkerJob, deal, run_workers, split_concurrency
@@ -319,7 +330,7 @@ def _run_on_workers(
     jobs = [
         WorkerJob(
             worker=w,
-            url_base=client.url.removesuffix("/v1/completions"),
+            url_base=client.base_url,
             model=client.model,
             temperature=client.temperature,
             top_p=client.top_p,
@@ -329,6 +340,7 @@ def _run_on_workers(
             offsets_s=[float(offsets[i]) for i in idx],
             concurrency=shares[w],
             use_uvloop=event_loop == "uvloop",
+            http=http,
         )
         for w, idx in enumerate(deal(len(measured), n))
     ]
@@ -349,7 +361,7 @@ def _run_on_workers(
         first_send_s=out.origin_s,
         duration_s=out.end_s - out.origin_s,
         aborted=out.aborted,
-        health=summarize(out.health, reason, event_loop),
+        health=summarize(out.health, reason, event_loop, http_client=http),
     )
 
 
@@ -358,9 +370,11 @@ def drive(
     count_tokens: Callable[[str], int] | None,
     workers_reason: str = "set: 1",
     event_loop: str = "asyncio",
+    http_client: str = "harness",
 ) -> LoadResult:
     """Run a load coroutine on a thread of its own with the garbage collector frozen, on
-    ``event_loop`` (``asyncio`` or ``uvloop``).
+    ``event_loop`` (``asyncio`` or ``uvloop``); ``http_client`` is what the coroutine sends
+    with, for the record.
 
     The coroutine notes in ``marks`` when measurement starts (``cpu0``: the thread's CPU clock;
     ``origin``: the start of dispatch), the scenario's ``duration`` and an ``aborted`` reason.
@@ -411,6 +425,7 @@ def drive(
         [WorkerHealth(probe.lags_s, float(box["cpu"]), duration or float(box["wall"]))],
         workers_reason,
         event_loop,
+        http_client=http_client,
     )
     return LoadResult(
         requests=requests,

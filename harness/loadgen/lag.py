@@ -101,6 +101,7 @@ class ClientHealth:
     busy_share_max: float | None
     lag_limit_ms: float = CLIENT_LAG_LIMIT_MS
     busy_limit: float = CLIENT_BUSY_LIMIT
+    http_client: str = "harness"
 
     @property
     def timing_error_bound_ms(self) -> float | None:
@@ -124,6 +125,7 @@ def summarize(
     event_loop: str,
     lag_limit_ms: float = CLIENT_LAG_LIMIT_MS,
     busy_limit: float = CLIENT_BUSY_LIMIT,
+    http_client: str = "harness",
 ) -> ClientHealth:
     """Pool the workers' lag samples and take the busiest worker's share."""
     lags = np.asarray([x for w in workers for x in w.lags_s], dtype=float) * 1000.0
@@ -139,6 +141,7 @@ def summarize(
         busy_share_max=max(busy) if busy else None,
         lag_limit_ms=lag_limit_ms,
         busy_limit=busy_limit,
+        http_client=http_client,
     )
 
 

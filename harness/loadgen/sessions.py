@@ -19,10 +19,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import aiohttp
-
-from harness.loadgen.client import LoadResult, LoadSpec, StreamingClient, _abortable, drive
+from harness.loadgen.client import LoadResult, LoadSpec, StreamingClient, _abortable, drive, event_loop_for
 from harness.loadgen.metrics import RequestTiming
+from harness.loadgen.stream import http_client_for, open_session
 from harness.workloads.build import Session, render_turn
 
 
@@ -37,10 +36,9 @@ async def _run_sessions(
     abort: Callable[[], str | None] | None,
 ) -> list[RequestTiming]:
     limit = spec.load.concurrency or 0
-    conn = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, keepalive_timeout=60)
-    timeout = aiohttp.ClientTimeout(total=spec.load.request_timeout_s)
     rows: list[RequestTiming] = []
-    async with aiohttp.ClientSession(timeout=timeout, connector=conn) as http:
+    kind = http_client_for(client.base_url, spec.client_http)
+    async with open_session(kind, client.base_url, limit, spec.load.request_timeout_s) as http:
 
         async def converse(s: Session, measured: bool) -> None:
             history: list[tuple[str, str]] = []
@@ -120,4 +118,6 @@ def run_sessions(
             spec, client, sessions, think_time_s, count_tokens, on_done, marks, abort
         ),
         count_tokens,
+        event_loop=event_loop_for(spec.client_uvloop),
+        http_client=http_client_for(base_url, spec.client_http),
     )

@@ -79,6 +79,7 @@ class WorkerJob:
     offsets_s: list[float]
     concurrency: int | None
     use_uvloop: bool
+    http: str = "harness"  # harness.loadgen.stream.HTTP_CLIENTS
 
 
 def _worker_main(conn: Connection) -> None:
@@ -106,24 +107,19 @@ async def _worker_run(
 ) -> tuple[list[RequestTiming], float, list[float], bool]:
     """Warm the client's code path (one GET of /v1/models), report ready, wait for the origin
     (blocking: nothing else runs yet), then send this worker's requests on the schedule."""
-    import aiohttp
-
-    from harness.loadgen.stream import StreamingClient
+    from harness.loadgen.stream import StreamingClient, get_ok, open_session, prewarm
 
     client = StreamingClient(job.url_base, job.model, temperature=job.temperature, top_p=job.top_p)
-    limit = job.concurrency or 0
-    tcp = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, keepalive_timeout=60)
-    timeout = aiohttp.ClientTimeout(total=job.request_timeout_s)
     timings = [
         RequestTiming(i, math.nan, w.input_tokens) for i, w in zip(job.indices, job.items, strict=True)
     ]
     probe = LagProbe()
     sem = asyncio.Semaphore(job.concurrency) if job.concurrency else None
     aborted = False
-    async with aiohttp.ClientSession(timeout=timeout, connector=tcp) as session:
+    async with open_session(job.http, job.url_base, job.concurrency or 0, job.request_timeout_s) as session:
         with contextlib.suppress(Exception):  # a server without the route is still measured
-            async with session.get(f"{job.url_base}/v1/models") as resp:
-                await resp.read()
+            await get_ok(session, job.url_base, "/v1/models")
+        await prewarm(session, min(job.concurrency or 0, len(job.items)))
         gc.collect()
         gc.freeze()
         conn.send(("ready", None))

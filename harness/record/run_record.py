@@ -348,6 +348,11 @@ class ClientTiming(Frozen):
     workers: int = Field(description="Worker processes (event loops) that sent the measured requests.")
     workers_reason: str = Field(description="Why that many: set in the suite, or sized from the warm-up.")
     event_loop: str = Field(description="Event loop implementation: asyncio or uvloop.")
+    http_client: str = Field(
+        default="aiohttp",
+        description="HTTP client that sent the requests: harness (the load generator's own, "
+        "harness.loadgen.wire) or aiohttp (records before the own client: aiohttp).",
+    )
     lag_samples: int = Field(description="Event-loop lag samples taken (every 10 ms on each worker).")
     lag_p50_ms: float | None = Field(description="Median event-loop lag, ms (pooled over workers).")
     lag_p99_ms: float | None = Field(description="p99 event-loop lag, ms (pooled over workers).")

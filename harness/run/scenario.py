@@ -196,6 +196,7 @@ def client_timing(health: ClientHealth | None) -> ClientTiming | None:
         workers=health.workers,
         workers_reason=health.workers_reason,
         event_loop=health.event_loop,
+        http_client=health.http_client,
         lag_samples=health.lag_samples,
         lag_p50_ms=health.lag_p50_ms,
         lag_p99_ms=health.lag_p99_ms,
