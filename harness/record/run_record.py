@@ -353,7 +353,7 @@ class ClientTiming(Frozen):
         description="HTTP client that sent the requests: harness (the load generator's own, "
         "harness.loadgen.wire) or aiohttp (records before the own client: aiohttp).",
     )
-    lag_samples: int = Field(description="Event-loop lag samples taken (every 10 ms on each worker).")
+    lag_samples: int = Field(description="Event-loop lag samples taken (every 20 ms on each worker).")
     lag_p50_ms: float | None = Field(description="Median event-loop lag, ms (pooled over workers).")
     lag_p99_ms: float | None = Field(description="p99 event-loop lag, ms (pooled over workers).")
     lag_max_ms: float | None = Field(description="Largest event-loop lag, ms.")
