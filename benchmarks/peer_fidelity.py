@@ -5,7 +5,10 @@ then runs each workload with both tools, alternating, over several repeats: each
 fresh prompts (a new seed, shared by both tools so that their open-loop arrival schedules are
 identical), so no run hits another's prefix cache. Neither tool warms up inside a run (the
 server is warmed once at the start). Prints per-repeat figures and the pooled table with the
-harness/vLLM ratios and issue 9's tolerances (output tok/s ±3 %, the latencies ±5 %).
+harness/vLLM ratios, each ratio's 95 % interval from the repeats' scatter (Welch on log figures)
+and issue 9's tolerances (output tok/s ±3 %, the latencies ±5 %): ``yes`` when the interval lies
+inside the tolerance, ``NO`` when wholly outside, ``inconclusive`` when the repeats scatter too much
+for either (a single vLLM repeat on a loaded 2-core machine scatters by ±10 % or more).
 
     flock /tmp/harness-engine.lock .venv/bin/python benchmarks/peer_fidelity.py \\
         [--endpoint URL] [--num-requests 24] [--repeats 2]
@@ -79,10 +82,16 @@ def main() -> None:
     finally:
         if server is not None:
             server.stop()
-    print("\n" + table([(w, h, v) for w, h, v in report]))
+    print("\n" + table([(w, h, v) for w, h, v, _, _ in report], [(hr, vr) for _, _, _, hr, vr in report]))
     if args.json:
         args.json.write_text(
-            json.dumps([{"workload": w, "harness": h, "vllm": v} for w, h, v in report], indent=1)
+            json.dumps(
+                [
+                    {"workload": w, "harness": h, "vllm": v, "harness_repeats": hr, "vllm_repeats": vr}
+                    for w, h, v, hr, vr in report
+                ],
+                indent=1,
+            )
         )
 
 
@@ -92,7 +101,7 @@ def compare(
     tokenizer: str,
     workloads: list[tuple[str, int | None, float | None]],
     args: argparse.Namespace,
-) -> list[tuple[str, dict[str, float], dict[str, float]]]:
+) -> list[tuple[str, dict[str, float], dict[str, float], list[dict[str, float]], list[dict[str, float]]]]:
     token_ids = usable_token_ids(tokenizer)
     count = token_counter(tokenizer)
     # Warm the server once (compilation, allocator) so that neither tool pays for it in a run.
@@ -111,6 +120,7 @@ def compare(
     report = []
     for w_index, (name, concurrency, rate) in enumerate(workloads):
         runs: dict[str, list[Run]] = {"harness": [], "vllm": []}
+        figures: dict[str, list[dict[str, float]]] = {"harness": [], "vllm": []}
         for rep in range(args.repeats):
             seed = args.seed + 100 * w_index + rep
             load = LoadShape(
@@ -143,6 +153,7 @@ def compare(
                     run = run_from_harness(res.requests, agg["duration"])
                 runs[tool].append(run)
                 fig = pooled([run])
+                figures[tool].append(fig)
                 print(
                     f"{name:>18} rep {rep} {tool:>7}: "
                     + ", ".join(f"{k} {fig[k]:.2f}" for k, _ in COMPARED)
@@ -154,7 +165,7 @@ def compare(
             f"{name:>18} pooled ratios: " + ", ".join(f"{k} {x:.3f}" for k, x in ratios(h, v).items()),
             flush=True,
         )
-        report.append((name, h, v))
+        report.append((name, h, v, figures["harness"], figures["vllm"]))
     return report
 
 

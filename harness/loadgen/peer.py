@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness.loadgen.metrics import RequestTiming
+from harness.stats import CONFIDENCE, t_ppf
 
 # (figure, tolerance as a fraction) checked by benchmarks/peer_fidelity.py (issue 9)
 COMPARED: tuple[tuple[str, float], ...] = (
@@ -103,17 +104,67 @@ def ratios(harness: dict[str, float], vllm: dict[str, float]) -> dict[str, float
     return {k: harness[k] / vllm[k] if vllm[k] else float("nan") for k, _ in COMPARED}
 
 
-def table(rows: Sequence[tuple[str, dict[str, float], dict[str, float]]]) -> str:
-    """A Markdown table: workload, figure, vllm bench serve, harness, ratio, tolerance, verdict."""
+def ratio_interval(
+    harness_reps: Sequence[float], vllm_reps: Sequence[float], ratio: float, confidence: float = CONFIDENCE
+) -> tuple[float, float] | None:
+    """An interval for harness/vllm from the repeats' own scatter, centred on the pooled ratio.
+
+    Each tool's per-repeat figures are taken on a log scale and their means' standard errors
+    combined as in Welch's test (Welch-Satterthwaite degrees of freedom); the interval is
+    ``ratio * exp(±t * se)``. An approximation: the pooled ratio is not the ratio of the
+    repeats' means, but the scatter of repeats is what says how far a ratio can be trusted.
+    None when either tool has fewer than two positive figures (no noise estimate).
+    """
+    h = np.log([x for x in harness_reps if x > 0])
+    v = np.log([x for x in vllm_reps if x > 0])
+    if h.size < 2 or v.size < 2 or not ratio > 0:
+        return None
+    vh, vv = float(h.var(ddof=1)) / h.size, float(v.var(ddof=1)) / v.size
+    se2 = vh + vv
+    if se2 == 0.0:
+        return (ratio, ratio)
+    df = se2**2 / (vh**2 / (h.size - 1) + vv**2 / (v.size - 1))
+    half = t_ppf(0.5 + confidence / 2.0, df) * float(np.sqrt(se2))
+    return (ratio * float(np.exp(-half)), ratio * float(np.exp(half)))
+
+
+def within(ratio: float, interval: tuple[float, float] | None, tol: float) -> str:
+    """``yes`` when the interval lies inside 1 ± tol, ``NO`` when it lies wholly outside,
+    ``inconclusive`` when it straddles a bound (the repeats scatter more than the tolerance
+    allows a verdict on). Without an interval the point ratio alone decides."""
+    if not np.isfinite(ratio):
+        return "inconclusive"
+    if interval is None:
+        return "yes" if abs(ratio - 1.0) <= tol else "NO"
+    low, high = interval
+    if low >= 1.0 - tol and high <= 1.0 + tol:
+        return "yes"
+    if high < 1.0 - tol or low > 1.0 + tol:
+        return "NO"
+    return "inconclusive"
+
+
+def table(
+    rows: Sequence[tuple[str, dict[str, float], dict[str, float]]],
+    repeats: Sequence[tuple[Sequence[dict[str, float]], Sequence[dict[str, float]]]] | None = None,
+) -> str:
+    """A Markdown table: workload, figure, vllm bench serve, harness, ratio, its interval from
+    the repeats (``repeats[i]``: harness's and vllm's per-repeat figures of ``rows[i]``), the
+    tolerance and the verdict (:func:`within`)."""
     out = [
-        "| workload | figure | vllm bench serve | harness | harness/vllm | tolerance | within |",
-        "|---|---|---:|---:|---:|---:|:---:|",
+        "| workload | figure | vllm bench serve | harness | harness/vllm | 95 % interval | tolerance | within |",
+        "|---|---|---:|---:|---:|---:|---:|:---:|",
     ]
-    for workload, h, v in rows:
+    for i, (workload, h, v) in enumerate(rows):
         for key, tol in COMPARED:
             ratio = h[key] / v[key] if v[key] else float("nan")
-            ok = "yes" if abs(ratio - 1.0) <= tol else "NO"
+            interval = None
+            if repeats is not None:
+                h_reps, v_reps = repeats[i]
+                interval = ratio_interval([r[key] for r in h_reps], [r[key] for r in v_reps], ratio)
+            shown = "–" if interval is None else f"{interval[0]:.3f}–{interval[1]:.3f}"
             out.append(
-                f"| {workload} | {key} | {v[key]:.2f} | {h[key]:.2f} | {ratio:.3f} | ±{tol * 100:.0f} % | {ok} |"
+                f"| {workload} | {key} | {v[key]:.2f} | {h[key]:.2f} | {ratio:.3f} | {shown} "
+                f"| ±{tol * 100:.0f} % | {within(ratio, interval, tol)} |"
             )
     return "\n".join(out)
