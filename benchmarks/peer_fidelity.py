@@ -120,7 +120,6 @@ def compare(
     report = []
     for w_index, (name, concurrency, rate) in enumerate(workloads):
         runs: dict[str, list[Run]] = {"harness": [], "vllm": []}
-        figures: dict[str, list[dict[str, float]]] = {"harness": [], "vllm": []}
         for rep in range(args.repeats):
             seed = args.seed + 100 * w_index + rep
             load = LoadShape(
@@ -153,7 +152,6 @@ def compare(
                     run = run_from_harness(res.requests, agg["duration"])
                 runs[tool].append(run)
                 fig = pooled([run])
-                figures[tool].append(fig)
                 print(
                     f"{name:>18} rep {rep} {tool:>7}: "
                     + ", ".join(f"{k} {fig[k]:.2f}" for k, _ in COMPARED)
@@ -165,7 +163,9 @@ def compare(
             f"{name:>18} pooled ratios: " + ", ".join(f"{k} {x:.3f}" for k, x in ratios(h, v).items()),
             flush=True,
         )
-        report.append((name, h, v, figures["harness"], figures["vllm"]))
+        report.append(
+            (name, h, v, [pooled([r]) for r in runs["harness"]], [pooled([r]) for r in runs["vllm"]])
+        )
     return report
 
 

@@ -244,20 +244,26 @@ def welch_test(a: Sequence[float], b: Sequence[float]) -> TestResult:
     Needs at least two values on each side. Both sides constant: p = 1 when the means are
     equal, else 0 (the difference is certain).
     """
+    diff, se, df = welch_difference(a, b)
+    if se == 0.0:
+        return TestResult(
+            statistic=math.copysign(math.inf, diff) if diff else 0.0, p_value=float(diff == 0.0)
+        )
+    t = diff / se
+    return TestResult(statistic=t, p_value=min(1.0, 2.0 * t_sf(abs(t), df)), df=df)
+
+
+def welch_difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+    """mean(b) − mean(a), its standard error with unequal variances, and the Welch-Satterthwaite
+    degrees of freedom (NaN when the standard error is 0). At least two values on each side."""
     x = np.asarray([float(v) for v in a], dtype=float)
     y = np.asarray([float(v) for v in b], dtype=float)
     if x.size < 2 or y.size < 2:
         raise ValueError("Welch's test needs at least two values on each side")
     vx, vy = float(x.var(ddof=1)) / x.size, float(y.var(ddof=1)) / y.size
-    diff = float(y.mean() - x.mean())
     se2 = vx + vy
-    if se2 == 0.0:
-        return TestResult(
-            statistic=math.copysign(math.inf, diff) if diff else 0.0, p_value=float(diff == 0.0)
-        )
-    df = se2**2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1))
-    t = diff / math.sqrt(se2)
-    return TestResult(statistic=t, p_value=min(1.0, 2.0 * t_sf(abs(t), df)), df=float(df))
+    df = se2**2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1)) if se2 else math.nan
+    return float(y.mean() - x.mean()), math.sqrt(se2), float(df)
 
 
 def binom_two_sided_half(k: int, n: int) -> float:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness.loadgen.metrics import RequestTiming
-from harness.stats import CONFIDENCE, t_ppf
+from harness.stats import CONFIDENCE, t_ppf, welch_difference
 
 # (figure, tolerance as a fraction) checked by benchmarks/peer_fidelity.py (issue 9)
 COMPARED: tuple[tuple[str, float], ...] = (
@@ -115,16 +115,14 @@ def ratio_interval(
     repeats' means, but the scatter of repeats is what says how far a ratio can be trusted.
     None when either tool has fewer than two positive figures (no noise estimate).
     """
-    h = np.log([x for x in harness_reps if x > 0])
-    v = np.log([x for x in vllm_reps if x > 0])
-    if h.size < 2 or v.size < 2 or not ratio > 0:
+    h = [float(np.log(x)) for x in harness_reps if x > 0]
+    v = [float(np.log(x)) for x in vllm_reps if x > 0]
+    if len(h) < 2 or len(v) < 2 or not ratio > 0:
         return None
-    vh, vv = float(h.var(ddof=1)) / h.size, float(v.var(ddof=1)) / v.size
-    se2 = vh + vv
-    if se2 == 0.0:
+    _, se, df = welch_difference(v, h)
+    if se == 0.0:
         return (ratio, ratio)
-    df = se2**2 / (vh**2 / (h.size - 1) + vv**2 / (v.size - 1))
-    half = t_ppf(0.5 + confidence / 2.0, df) * float(np.sqrt(se2))
+    half = t_ppf(0.5 + confidence / 2.0, df) * se
     return (ratio * float(np.exp(-half)), ratio * float(np.exp(half)))
 
 
